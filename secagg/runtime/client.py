@@ -589,9 +589,31 @@ class FederationClient:
         try:
             return self._serve_session(idle_timeout, rounds)
         except NotConnected:
-            self._session_lost_at = time.monotonic()
-            self._quiet_sessions += 1
+            self._session_lost(time.monotonic())
             raise
+
+    def _session_lost(self, now: float) -> None:
+        """The session ended at ``now``: the idle timer stops until the next session, and
+        the time this branch spent waiting for a deadline it was told (its round's, or
+        that of a round it is not sampled for) is not counted as the server's silence.
+
+        Why: within one session that wait never counts (an honest server ends the round,
+        which restarts the timer), but a server that crashes mid-round never ends it, and
+        the branch came back to the restarted server with its timer used up by the
+        round's wait: it gave up while the restarted server waited for a quorum, within
+        ``quorum_wait_seconds``, below ``--idle`` (review, 2026-12-06). The deadline is
+        the one the message that moved the branch named, fixed then, so a server ending
+        every session still has the branch give up after it and ``--idle``."""
+        window = self._round_deadline
+        if window is None:
+            window = max(
+                (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
+                default=None,
+            )
+        if window is not None:
+            self._heard = max(self._heard, min(now, window))
+        self._session_lost_at = now
+        self._quiet_sessions += 1
 
     def _serve_session(self, idle_timeout: float | None, rounds: int | None) -> ClientStats:
         """:meth:`run`'s loop on the current session (the idle timer already set)."""
@@ -608,7 +630,7 @@ class FederationClient:
                 return self.stats
             left = None
             if idle_timeout is not None:
-                left = max(0.0, idle_timeout - (time.monotonic() - self._heard))
+                left = max(0.0, idle_timeout - (time.monotonic() - self._quiet_since()))
             wait = self._wait(left)
             payload = self._transport.receive(timeout=wait)
             if payload is not None:
@@ -629,6 +651,24 @@ class FederationClient:
                 extra += f", over {self._quiet_sessions + 1} sessions"
             self.stats.end_reason = f"the server {said} for {quiet:.0f} s {where}{extra}"
             return self.stats
+
+    def _quiet_since(self) -> float:
+        """When the idle timer began to count: the last message that moved something, or,
+        between rounds, the end (deadline plus the grace) of a round that runs without
+        this branch (a notice's, or its own round's once out of it), if that is later.
+
+        Why: no round's end comes to a branch out of the round, so its timer ran from the
+        notice (or the loss), inside the round: an honest server that ran the round to
+        its deadline and then waited for a quorum (within ``quorum_wait_seconds``, below
+        ``--idle``, as the option asks) lost the branch, where one in the round counts
+        from the round's end (review, 2026-12-06)."""
+        if self._round_deadline is not None:
+            return self._heard
+        until = max(
+            (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
+            default=None,
+        )
+        return self._heard if until is None else max(self._heard, until)
 
     def _progress(self) -> None:
         """A message moved the federation on for this branch: the idle timer restarts."""

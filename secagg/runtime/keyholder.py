@@ -253,9 +253,25 @@ class KeyHolderService:
         try:
             return self._serve_session(idle_timeout)
         except NotConnected:
-            self._session_lost_at = time.monotonic()
-            self._quiet_sessions += 1
+            self._session_lost(time.monotonic())
             raise
+
+    def _session_lost(self, now: float) -> None:
+        """The session ended at ``now``: the idle timer stops until the next session; the
+        first session lost after a request answered anew spends none of it.
+
+        Why: the timer is sized to cover the round's wait between its key request and its
+        decryption request (:func:`~secagg.runtime.launch.key_holder_idle`), and within one
+        session an honest server ends that wait with the next request. A server that died
+        late in the round never sends it: carried to the restarted server, the wait had
+        spent the timer, and the key holder gave up while the restarted server waited for
+        its parties and a quorum, each within its bound (review, 2026-12-06). Only the
+        first such session: later ones, with nothing answered, count, so a server that
+        ends every session still has the key holder give up (within two timers)."""
+        if self._quiet_sessions == 0 and self._last_answered is not None:
+            self._heard = now  # the round's wait so far is no silence
+        self._session_lost_at = now
+        self._quiet_sessions += 1
 
     def _serve_session(self, idle_timeout: float | None) -> int:
         """:meth:`run`'s loop on the current session (the idle timer already set)."""

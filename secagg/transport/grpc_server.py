@@ -367,8 +367,9 @@ class GrpcServerTransport:
     ``max_message_bytes``, at least 64 MiB); a session that exceeds it is ended with
     ``RESOURCE_EXHAUSTED`` and its unread messages are dropped, freeing the memory at
     once. So one branch can hold at most ``max_queued_bytes`` of server memory,
-    whatever it sends (review finding M2), however often it reconnects: a new session
-    drops what its name's earlier sessions left unread (:meth:`_drop_earlier_unread`).
+    whatever it sends (review finding M2), however often it reconnects: what its name's
+    earlier sessions left unread counts against a new session's budget
+    (:meth:`_adopt_earlier_unread`), and is still delivered.
     Likewise the bytes queued by :meth:`send` to one client behind the message being
     written may not exceed ``max_outbox_bytes`` (same default): a client that stops
     reading is disconnected rather than growing the server by one model a round (audit
@@ -698,9 +699,9 @@ class GrpcServerTransport:
         """The next complete message from any client, in arrival order; None on timeout,
         and at once when a session ends while this call waits. An end that comes while
         a call finds a message waiting is said (None) by the next call that finds none,
-        so the messages a session queued before its end come first (unless a new
-        session of its name opened meanwhile, which drops them: a message under a name
-        is never an earlier session's once a newer one is open). Ends before the call
+        so the messages a session queued before its end come first (also when a new
+        session of its name opened meanwhile: they count against its budget, and come
+        out under the name, as the runtime reads them). Ends before the call
         are not said: the caller that wants them looks at :meth:`connected`.
 
         Why the early None: a session's end is no message, so a server blocked here
@@ -879,17 +880,18 @@ class GrpcServerTransport:
                 self._finish(
                     old, SUPERSEDED_DETAIL, abort=(grpc.StatusCode.ABORTED, SUPERSEDED_DETAIL)
                 )
-            dropped = self._drop_earlier_unread(name)
+            adopted = self._adopt_earlier_unread(name, session)
             self._session_serial += 1
             session.id = self._session_serial
             self._sessions[name] = session
             self._publish(Connected(name, peer))
             self._sessions_changed()
         self._wake.set()  # the re-check timer may need to wake for this expiry
-        if dropped:
+        if adopted:
             logger.info(
-                "dropped %d unread message(s) of the earlier session(s) of %s: a new one opened",
-                dropped,
+                "%d unread message(s) of the earlier session(s) of %s count against the "
+                "budget of its new one",
+                adopted,
                 name,
             )
         logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
@@ -904,34 +906,40 @@ class GrpcServerTransport:
         ).start()
         return self._write(session, context)
 
-    def _drop_earlier_unread(self, name: str) -> int:
-        """Drop what ``name``'s ended sessions delivered and :meth:`receive` has not taken,
-        as a new session of ``name`` opens (lock held; the earlier sessions are all
-        finished, so none delivers more); return how many messages.
+    def _adopt_earlier_unread(self, name: str, session: _Session) -> int:
+        """Count what ``name``'s ended sessions delivered and :meth:`receive` has not taken
+        against the budget of ``session``, the new session of ``name`` opening (lock
+        held; the earlier sessions are all finished, so none delivers more); return how
+        many messages. They stay in the inbox, in arrival order, and are still delivered.
 
-        Why: :meth:`receive` returns a name, not a session, so those messages came out
-        while the new session was open, under its name, and the caller (whose
-        :meth:`session_id` already named the new session) took them for the new
-        session's: a superseded session's in particular (transport review, 2026-12-06).
-        And the bound of unread data is a session's, so a branch that filled its
-        budget, closed and reopened between rounds (the runtime's server reads only
-        inside one) made the server hold one budget per session it opened, against the
-        promise of one per branch (review finding M2): three sessions held three
-        budgets. A session's messages are still delivered after it ended while no new
-        session of its name has opened (a clean close after a last message)."""
+        Why count them: the bound of unread data was a session's, so a branch that
+        filled its budget, closed and reopened between rounds (the runtime's server reads
+        only inside one) made the server hold one budget per session it opened, against
+        the promise of one per branch (review finding M2): three sessions held three
+        budgets. Counted as the new session's, they leave it only the rest of the one
+        budget, and a session over it is ended with all of it dropped, as ever.
+
+        Why not drop them (a95f8af and f90239c did): the runtime reads by name, round and
+        phase, not by session (``FederationServer._receive``; an old session's last
+        messages legitimately arrive after a reconnect, and the in-process hub, which the
+        runtime's tests use in this transport's stead, delivers them), so an honest
+        branch whose upload was in the inbox as its link blipped lost it to its redial:
+        its round ran without it, or aborted below its quorum (review, 2026-12-06)."""
         kept: deque[tuple[_Session, bytes]] = deque()
-        dropped = 0
-        for item in self._inbox:
-            session = item[0]
-            if session.name != name:
-                kept.append(item)
+        adopted = 0
+        for earlier, payload in self._inbox:
+            if earlier.name != name or earlier is session:
+                kept.append((earlier, payload))
                 continue
-            dropped += 1
-            session.queued_messages = session.queued_bytes = 0
-        if dropped:
+            adopted += 1
+            earlier.queued_messages -= 1
+            earlier.queued_bytes -= len(payload)
+            session.queued_messages += 1
+            session.queued_bytes += len(payload)
+            kept.append((session, payload))
+        if adopted:
             self._inbox = kept
-            self._changed.notify_all()
-        return dropped
+        return adopted
 
     def _throttle(
         self,
@@ -1376,8 +1384,8 @@ class GrpcServerTransport:
 
         ``purge`` also drops its messages not read yet (a session ended for what it sent,
         or for who it no longer is): their memory is freed now, and none is delivered.
-        (Those of a session ended otherwise are dropped when a new session of its name
-        opens: :meth:`_drop_earlier_unread`.)
+        (Those of a session ended otherwise count against the budget of the next session
+        of its name: :meth:`_adopt_earlier_unread`.)
         """
         with self._changed:
             if session.finished:

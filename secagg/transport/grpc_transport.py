@@ -27,13 +27,14 @@ not wait for keepalive to notice its half-open old connection, and both
 sessions proved the same certificate identity anyway. Every session gets a new
 id (:meth:`GrpcServerTransport.session_id`), so the runtime can tell that a
 participant's session ended even when the participant is already back under the
-same name (reliability review D6). When a session opens, the messages its name's
-earlier sessions (the replaced one, or ones that ended before) delivered and
-:meth:`~GrpcServerTransport.receive` has not taken are dropped (their count logged,
-never their content): ``receive`` names no session, so they came out after the new
-session opened, under its name, and were taken for the new session's (transport
-review, 2026-12-06). Until then a session that ended (a clean close after a last
-message, a lost connection) keeps them for the caller.
+same name (reliability review D6). The messages a name's earlier sessions (the
+replaced one, or ones that ended before) delivered and
+:meth:`~GrpcServerTransport.receive` has not taken are still delivered, in arrival
+order, after a new session of the name opened: the runtime reads a party's payload by
+name, round and phase, not by session, so an upload in the inbox as its sender's link
+blipped is the round's (the in-process hub delivers it too). When the new session
+opens they count against its budget of unread data (below). Dropping them (2026-12-06,
+a95f8af) lost such an upload to the redial, and the round ran without the branch.
 
 Dial failures name their cause. When a client's dial times out, a call to a
 method no server serves (it opens no session) fetches the channel's last
@@ -129,9 +130,10 @@ the sender blocks with its data on its own side. The bytes a session holds unrea
 (delivered messages plus the message being reassembled) are also capped by
 ``max_queued_bytes``; a session over it is ended with ``RESOURCE_EXHAUSTED`` and its
 unread messages are dropped. The bound is the branch's: what its earlier sessions left
-unread is dropped when it opens a new one (above), so closing and reopening does not
-buy a new budget (before, a branch that filled its budget between rounds, when the
-runtime's server reads nothing, and reconnected held one budget per session it opened).
+unread counts against the budget of the new one it opens (above), so closing and
+reopening does not buy a new budget (before, a branch that filled its budget between
+rounds, when the runtime's server reads nothing, and reconnected held one budget per
+session it opened).
 :meth:`~GrpcServerTransport.queued_bytes` reports the figure. A message begun must
 also keep coming: one whose next frame has not arrived within ``partial_idle_timeout``
 (default 300 s; each frame restarts the clock) ends the session with

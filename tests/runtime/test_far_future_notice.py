@@ -193,3 +193,18 @@ def test_a_notice_of_the_longest_deadline_is_overruled_by_the_next_rounds_notice
     branch.handle(_notice(3, deadline=0.0))
     assert branch._wait(IDLE) <= max(IDLE, ROUND_GRACE_SECONDS) + 1
     assert branch.stats.refused_messages == 0
+
+
+def test_past_the_bound_a_replay_of_the_highest_is_taken_again_as_documented() -> None:
+    """docs/deployment.md: past MAX_NOTICES_KEPT rounds the highest is forgotten, so a
+    second notice of it is taken and counted again (the liveness side of the bound: a
+    bound that refused would let a server keep honest notices out). Pinned so the page
+    stays true; below the bound a replay is refused (the test above)."""
+    branch = _branch()
+    for number in range(1, MAX_NOTICES_KEPT + 2):
+        branch.handle(_notice(number))
+    taken = branch.stats.rounds_not_sampled
+    branch.handle(_notice(MAX_NOTICES_KEPT + 1))
+    assert branch.stats.rounds_not_sampled == taken + 1
+    assert branch.stats.refused_messages == 0
+    assert len(branch._notices_taken) == MAX_NOTICES_KEPT

@@ -8,11 +8,11 @@ between rounds a branch could fill its budget, close its session cleanly, open a
 one (ten at once, then one a second, the session rate) and fill that budget too: the
 server held one budget per session it opened, against the promise of one per branch
 (review finding M2: at the default 64 MiB, 640 MiB from the first burst, then 64 MiB
-more a second). Those messages also came out under the branch's name while its new
-session was open, as a superseded session's did. Now a new session of a name drops
-what its earlier sessions left unread (their count logged, never their content); what a
-session sent before it ended is still delivered while no new session of its name has
-opened (tests/transport/test_grpc_superseded_unread.py).
+more a second). Now what a name's earlier sessions left unread counts against the budget
+of its new session (and is still delivered: the runtime reads by name, round and phase,
+tests/runtime/test_grpc_upload_before_reconnect.py), so a new session of a branch whose
+budget is full is ended at its first message over it, everything unread dropped, as any
+session over its budget is.
 
 Plaintext clients on loopback, messages of 1000 bytes and a budget of four; every wait
 ends on its event, with a generous bound.
@@ -84,8 +84,20 @@ def test_reconnecting_does_not_hold_one_budget_per_session(
     try:
         other.send(b"b" * SIZE)  # another branch's message, unread throughout
         assert wait_until(lambda: server.queued_bytes("branch-b") == SIZE, BOUND)
-        for mark in range(SESSIONS):
-            _fill_and_close(server, mark)
+        _fill_and_close(server, 0)
+        # a new session: the first one's unread messages are its budget's, which is full
+        client = _client(server, "branch-a")
+        try:
+            assert server.queued_bytes("branch-a") == BUDGET
+            try:
+                client.send(bytes([1]) * SIZE)  # one more than the branch's budget
+            except ConnectionError:
+                pass  # the server ended the session as the send went out
+            assert wait_until(lambda: "branch-a" not in server.connected(), BOUND)
+        finally:
+            client.close()
+        assert server.queued_bytes("branch-a") == 0  # over its budget: all of it dropped
+        _fill_and_close(server, SESSIONS - 1)  # a session after that has the budget again
     finally:
         other.close()
     held = server.queued_bytes("branch-a")
@@ -95,11 +107,36 @@ def test_reconnecting_does_not_hold_one_budget_per_session(
     received = []
     while (item := server.receive(timeout=0)) is not None:
         received.append(item)
-    # what is left is the other branch's and the last session's, in arrival order:
-    # nothing of an earlier session under the name
+    # what is left is the other branch's and the last session's, in arrival order
     assert (
         received
         == [("branch-b", b"b" * SIZE)] + [("branch-a", bytes([SESSIONS - 1]) * SIZE)] * PER_SESSION
     )
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert any(f"dropped {PER_SESSION} unread message" in line for line in lines), lines
+    assert any(f"{PER_SESSION} unread message(s) of the earlier" in line for line in lines), lines
+    assert any("over its budget" in line for line in lines), lines
+
+
+def test_an_ended_sessions_unread_messages_come_out_after_a_reconnect(
+    server: GrpcServerTransport,
+) -> None:
+    """Within the budget, what an earlier session left unread is delivered after the new
+    session opened, before the new session's own, counted as the new session's."""
+    other = _client(server, "branch-b")  # the fixture's first name
+    try:
+        first = _client(server, "branch-a")
+        try:
+            first.send(b"old")
+            assert wait_until(lambda: server.queued_bytes("branch-a") == 3, BOUND)
+        finally:
+            first.close()
+        second = _client(server, "branch-a")
+        try:
+            assert server.queued_bytes("branch-a") == 3
+            second.send(b"new")
+            got = [server.receive(timeout=BOUND), server.receive(timeout=BOUND)]
+        finally:
+            second.close()
+    finally:
+        other.close()
+    assert got == [("branch-a", b"old"), ("branch-a", b"new")]
