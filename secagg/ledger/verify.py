@@ -93,6 +93,7 @@ from secagg.ledger.chain import (
     ChainRow,
     LedgerError,
     NotALedger,
+    OptionMistake,
     check_expected_head,
     read_chain,
 )
@@ -716,10 +717,11 @@ def _not_the_ledger_itself(path: str | Path, prior_ledger: str | Path) -> None:
     except OSError:  # a missing prior: read_chain names it
         same = False
     if same:
-        raise ConfigurationError(
-            f"--prior-ledger {prior_ledger} is the ledger itself ({path}): pass the ledger "
-            "that holds its earlier rounds"
+        reason = (
+            f"{prior_ledger} is the ledger itself ({path}): pass the ledger that holds its "
+            "earlier rounds"
         )
+        raise OptionMistake(f"--prior-ledger {reason}", option="--prior-ledger", reason=reason)
 
 
 def _other_federation(last: Any, first: Any, name: str) -> str | None:
@@ -962,7 +964,9 @@ def verify_ledger(
         try:
             prior = read_chain(prior_ledger, public_key, prior=True)
         except NotALedger as exc:  # the wrong file named: a usage mistake, as for the ledger
-            raise NotALedger(f"--prior-ledger {exc}") from None
+            raise OptionMistake(
+                f"--prior-ledger {exc}", option="--prior-ledger", reason=str(exc)
+            ) from None
         except (LedgerError, ValueError) as exc:
             # the prior is the file at fault: read this one alone, and fail naming the
             # prior (the CLI read "L cannot be read as a ledger: P is not ...")
