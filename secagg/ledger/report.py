@@ -740,7 +740,8 @@ def build_report(
     if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
         status += f"\n\n**NOT PRIVATE**: {_text(result.not_private_reasons()[-1])}."
     if result.ok:
-        # what the verdict rests on without a config (the recorded noise multipliers)
+        # what the verdict rests on: the recorded noise multipliers without a config,
+        # the branches' DP-SGD histories, who took part in a per-client ledger
         for line in result.ledgers_word():
             status += f"\n\nOn the ledger's word: {_text(line)}."
         status += _per_client_bound(result)

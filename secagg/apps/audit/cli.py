@@ -474,7 +474,8 @@ def verify(
         "rows_without_sampling_prior_ledger": result.without_sampling_prior,
         "notes": result.notes,
         # what the verdict took on the ledger's word (no --config: the recorded noise
-        # multipliers), one line each; [] when nothing was
+        # multipliers; a record-level ledger: the branches' DP-SGD histories, which no
+        # config holds), one line each; [] when nothing was
         "on_the_ledgers_word": result.ledgers_word(),
         # "inf" when infinite, as every --json figure (secagg.apps.json_output)
         "epsilon": last,
