@@ -97,6 +97,25 @@ class NotALedger(ConfigurationError):
     still fails (:class:`LedgerError`)."""
 
 
+class OptionMistake(ConfigurationError):
+    """An auditor's option names something the ledger cannot take: an ``--expect-head``
+    of 0 rows that is not this ledger's genesis, a ``--prior-ledger`` that is the ledger
+    itself or no ledger at all. A usage mistake, like any :class:`ConfigurationError`,
+    that knows its flag.
+
+    Why: ``secagg audit`` turned these into a bare usage line, and the line named the
+    flag in words of its own or not at all (``Error: the head '0:aa..' counts 0
+    rows ...``, ``Error: --prior-ledger P is not a privacy ledger``) where every other
+    flag reads ``Invalid value for '--flag': ...``. ``option`` is the flag, ``reason``
+    the message without it (the CLI names the flag as click names every one); the
+    library's message (``str``) is unchanged."""
+
+    def __init__(self, message: str, *, option: str, reason: str) -> None:
+        super().__init__(message)
+        self.option = option
+        self.reason = reason
+
+
 #: the tables every ledger holds (:data:`SCHEMA`; tests/ledger/test_unwritten_ledger_tables.py
 #: holds the two equal): a file with none of them is no ledger
 LEDGER_TABLES = frozenset({"ledger_meta", "ledger", "ledger_head"})
@@ -553,10 +572,11 @@ def check_expected_head(chain: ChainReport, expected: str) -> AnchorCheck:
     if found is None and hmac.compare_digest(genesis, digest):
         found = 0  # the head the ledger was born with: every ledger of this key holds it
     elif seq == 0:  # a head of 0 rows is the genesis hash, by construction
-        raise ConfigurationError(
+        reason = (
             f"the head {expected!r} counts 0 rows, so its hash must be this ledger's genesis "
             f"hash ({genesis[:16]}…): a mistyped token, or another ledger's"
         )
+        raise OptionMistake(reason, option="--expect-head", reason=reason)
     current = chain.head or "none"
     if found is not None and (seq is None or seq == found):
         return AnchorCheck(None, grown_by=total - found)

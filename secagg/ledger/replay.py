@@ -93,7 +93,16 @@ class EpsilonReplay:
             if problem is not None:
                 raise ReplayFailure(problem)
         row_delta = dp.get("delta")
-        for identity, report in dp.get("client_reports", {}).items():
+        reports = dp.get("client_reports", {})
+        if not isinstance(reports, dict):
+            # an aborted row's null: ``.items()`` on it crashed verify ("cannot be read
+            # as a ledger", no row named) and ``audit report`` (a traceback); the server
+            # writes an object, empty when no branch reported
+            raise ReplayFailure(
+                f"records dp.client_reports as {reports!r}, not the branches' reports (an "
+                "object, empty when none reported)"
+            )
+        for identity, report in reports.items():
             name = f"branch {identity[:12]}…"
             # a branch at a larger delta (a smaller epsilon) than the row prints, by any
             # amount, flatters; _same alone let it pass by 1e-9 (relative)

@@ -633,6 +633,28 @@ def _reading_guide(dp: dict[str, Any], *, plotted: bool = True) -> list[str]:
 _LISTED = 8
 
 
+def _per_client_bound(result: AuditResult) -> str:
+    """The paragraph of a per-client ledger: who took part is the server's word, and
+    the epsilon of every round charged to every client, which no rewriting of the rows'
+    identity hashes moves (``audit verify``'s ``per client:`` line); "" for any other.
+
+    Why: the claim is the most charged client's, from the hashes the rows list, and the
+    key holder writes them: a client in all 4 rounds re-signed as in 2 read as the
+    epsilon of 2 rounds. ``audit verify`` printed the bound beside it; the report, which
+    a compliance officer may read alone, did not (hostile review, 2026-12-06)."""
+    summary = result.per_client or {}
+    every = summary.get("every_round_epsilon")
+    if every is None:
+        return ""
+    return (
+        f"\n\nWho took part is the server's word: the rows charge {summary.get('clients')} "
+        "clients, each for the rounds it was in, and the epsilon spent is the most charged "
+        f"one's ({summary.get('most_rounds')} rounds); every client charged for every round "
+        f"spends epsilon {_eps(every)} {_at_delta(result.claim_delta())}, the figure no "
+        "rewriting of the identity hashes moves."
+    )
+
+
 def _numbers(numbers: list[Any]) -> str:
     """``1, 2, 3`` or, for many, ``1, 2, ..., 100000 (100000 in all)``. Why: the status
     of a 10^5-row ledger without DP named every round, a 600 kB paragraph that
@@ -718,9 +740,11 @@ def build_report(
     if result.ok and result.amplified:  # the claim rests on what the engine no longer credits
         status += f"\n\n**NOT PRIVATE**: {_text(result.not_private_reasons()[-1])}."
     if result.ok:
-        # what the verdict rests on without a config (the recorded noise multipliers)
+        # what the verdict rests on: the recorded noise multipliers without a config,
+        # the branches' DP-SGD histories, who took part in a per-client ledger
         for line in result.ledgers_word():
             status += f"\n\nOn the ledger's word: {_text(line)}."
+        status += _per_client_bound(result)
     for note in result.notes:
         status += f"\n\nNote: {_text(note)}."
     if result.rebuilt:

@@ -32,7 +32,7 @@ VERIFY_CASES = {
     "--first-round out of range": (["--first-round", "0"], "Invalid value for '--first-round'"),
     "a missing --pubkey": (["--pubkey", "{tmp}/nope.pem"], "Invalid value for '--pubkey'"),
     "a malformed --expect-head": (["--expect-head", "x"], "Invalid value for '--expect-head'"),
-    "a missing --config": (["--config", "{tmp}/nope.toml"], "Invalid value for --config"),
+    "a missing --config": (["--config", "{tmp}/nope.toml"], "Invalid value for '--config'"),
     "an unknown option": (["--no-such-option"], "No such option '--no-such-option'"),
 }
 

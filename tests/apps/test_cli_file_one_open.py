@@ -124,7 +124,7 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     "verify --config": (
         ["audit", "verify", "{ledger}", "--config", "{fifo}"],
         "given",
-        "Invalid value for --config: {fifo} is a named pipe, not a configuration file",
+        "Invalid value for '--config': {fifo} is a named pipe, not a configuration file",
     ),
     "client --state": (
         ["client", "--name", "b1", "--dimension", "4", "--certs", "{certs}", *_DIAL,

@@ -116,7 +116,8 @@ def test_a_prior_ledger_that_is_no_ledger_is_a_usage_error_naming_it(
         "audit", "verify", str(tail), "--pubkey", _pub(tmp_path, key), "--prior-ledger", str(prior)
     )
     assert status == 2 and out == "" and err.count("\n") == 1
-    assert err.startswith(f"Error: --prior-ledger {prior} is not a privacy ledger: it is "), err
+    said = f"Error: Invalid value for '--prior-ledger': {prior} is not a privacy ledger: it is "
+    assert err.startswith(said), err
     assert str(tail) not in err
 
 

@@ -165,7 +165,9 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
     try:
         federation, cohort_seeded = FederationConfig.load_for_audit(config)
     except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--config") from exc
+        # quoted, as click names every flag ("Invalid value for '--config'"): it read
+        # "Invalid value for --config" beside "Invalid value for '--config'" for a folder
+        raise click.BadParameter(str(exc), param_hint="'--config'") from exc
     dp = federation.dp
     return ExpectedPrivacy(
         delta=None if dp is None else dp.delta,
@@ -192,6 +194,23 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
             else {}
         ),
     )
+
+
+def _usage_error(exc: ConfigurationError) -> click.UsageError:
+    """The usage line of a mistake the ledger layer found once the command ran: one that
+    knows its flag (:class:`~secagg.ledger.chain.OptionMistake`: an ``--expect-head`` of
+    0 rows that is not the genesis, a ``--prior-ledger`` that is the ledger itself or no
+    ledger) names it as click names every flag, ``Invalid value for '--flag': ...``;
+    any other (no ledger at the path) is said as it is.
+
+    Why: those lines named the flag in words of their own (``Error: --prior-ledger P is
+    not a privacy ledger``, while a named pipe there read ``Invalid value for
+    '--prior-ledger'``) or not at all (``Error: the head '0:aa..' counts 0 rows ...``)."""
+    from secagg.ledger.chain import OptionMistake
+
+    if isinstance(exc, OptionMistake):
+        return click.BadParameter(exc.reason, param_hint=f"'{exc.option}'")
+    return click.UsageError(str(exc))
 
 
 def _is_number(value: Any) -> bool:
@@ -373,7 +392,7 @@ def verify(
     except ConfigurationError as exc:
         # a missing ledger, a --prior-ledger that is the ledger itself: with --json its
         # object is printed by the command's class, as for every usage error
-        raise click.UsageError(str(exc)) from exc
+        raise _usage_error(exc) from exc
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
@@ -455,7 +474,8 @@ def verify(
         "rows_without_sampling_prior_ledger": result.without_sampling_prior,
         "notes": result.notes,
         # what the verdict took on the ledger's word (no --config: the recorded noise
-        # multipliers), one line each; [] when nothing was
+        # multipliers; a record-level ledger: the branches' DP-SGD histories, which no
+        # config holds), one line each; [] when nothing was
         "on_the_ledgers_word": result.ledgers_word(),
         # "inf" when infinite, as every --json figure (secagg.apps.json_output)
         "epsilon": last,
@@ -719,7 +739,7 @@ def report(
             ledger, pubkey, expected, first_round=first_round, prior_ledger=prior_ledger
         )
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise _usage_error(exc) from exc
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
         click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
         sys.exit(EXIT_FAILED)
