@@ -2114,7 +2114,32 @@ class FederationServer:
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         self._writing = "state"
-        log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
+        self._log_head(result.number)
+
+    def _log_head(self, number: int) -> None:
+        """The DEBUG line with the ledger head after round ``number``'s row.
+
+        Why its own method: the head was read as an argument of ``log.debug`` (read at
+        any log level), after the round's row was appended and the write in progress
+        reset to the state, so a head read that raised stopped the server saying "the
+        server could not write its state" about a round the state and the ledger both
+        hold. The row is written; the head is read only when the line is shown, and a
+        failure to read it is a warning of its own (the next append meets any lasting
+        fault of the ledger, and that path records it)."""
+        assert self.ledger is not None
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        try:
+            head = self.ledger.anchor()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning(
+                "round %d: its ledger row is appended, but the ledger head could not be read "
+                "back: %s",
+                number,
+                " ".join(str(exc).split()) or type(exc).__name__,
+            )
+            return
+        log.debug("ledger head %s (auditors keep it: --expect-head)", head)
 
     def _carried_epsilon(self) -> float | None:
         """The cumulative epsilon a row that charges nothing carries: the accountant's,
