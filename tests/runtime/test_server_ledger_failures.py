@@ -143,3 +143,43 @@ def test_a_ledger_deleted_or_replaced_mid_run_is_noted_and_stops_the_server(
         f"ledger write failed: the ledger {path} was {damage}"
     )
     assert "released to no branch" in str(stopped.value)
+
+
+def test_a_ledger_replaced_by_its_own_copy_is_rebuilt_at_the_restart_with_the_cause(
+    tmp_path: Path,
+) -> None:
+    """What the one line promises: the ledger put back (here a copy of itself taken
+    after round 1, moved over the file while the server ran), the next start rebuilds
+    round 2's row from the state, saying why it was missing, and goes on."""
+    config = ledgered_config(tmp_path, rounds=3)
+    path = ledger_path(config)
+
+    def copy_moved_over_after_round_1(result: RoundResult, _model: np.ndarray) -> None:
+        if result.number == 1:
+            copy = tmp_path / "copy.ledger"
+            copy.write_bytes(path.read_bytes())
+            os.replace(copy, path)
+
+    state = open_server_state(config, init=True)
+    try:
+        with pytest.raises(LedgerError, match="round 2 could not be ledgered"):
+            ledgered_server(config, state, observer=copy_moved_over_after_round_1).run(
+                wait_for_clients=60
+            )
+    finally:
+        state.close()
+    again = open_server_state(config)
+    try:
+        results = ledgered_server(config, again).run(wait_for_clients=60)
+    finally:
+        again.close()
+    assert [(r.number, r.status) for r in results] == [(3, "complete")]
+    report = read_chain(path)
+    assert report.ok, report.failure
+    rows = {row.entry["round"]: row.entry for row in report.rows}
+    assert sorted(rows) == [1, 2, 3]
+    assert rows[2]["reconstructed"] is True
+    assert "was replaced by another file" in rows[2]["reconstruction"]["cause"]
+    assert stored_reports(config)[1]["ledger_row_rebuilt"].startswith(
+        f"ledger write failed: the ledger {path} was replaced"
+    )
