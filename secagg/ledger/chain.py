@@ -368,13 +368,36 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back when the
+        block or the COMMIT itself raises.
+
+        Why the COMMIT too: SQLite may keep a transaction open after a commit that
+        failed (``SQLITE_BUSY``, ``SQLITE_FULL``, ``SQLITE_IOERR``). Left open, the
+        writer's connection saw the failed row as its own (its head one row ahead of
+        the file's) and the next append failed at ``BEGIN IMMEDIATE`` ("cannot start a
+        transaction within a transaction"), or a later commit would have written a row
+        the server had been told was not written
+        (tests/ledger/test_ledger_commit_failure.py)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._roll_back()
             raise
-        self._db.execute("COMMIT")
+
+    def _roll_back(self) -> None:
+        """Roll back the writer's open transaction, if SQLite has not already done so.
+        A ROLLBACK that fails too is logged, not raised: the error that led here is
+        the one the caller must see."""
+        if not self._db.in_transaction:  # SQLite rolled it back itself
+            return
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error(
+                "ledger %s: the failed transaction could not be rolled back: %s", self.path, exc
+            )
 
     def _checkpoint(self) -> bool:
         """Copy the WAL into the main file and truncate it to zero bytes.

@@ -90,8 +90,9 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -282,7 +283,7 @@ class FederationServer:
         #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
         if ledger is not None:
-            entries = ledger.entries()
+            entries = self._ledger_entries()
             for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
             self._warn_if_renamed(entries)
@@ -423,7 +424,7 @@ class FederationServer:
         wanted = None if dp is None else (dp.unit, dp.mechanism)
         seen: dict[tuple[str, str] | None, list[int]] = {}
         ledgered: set[int] = set()
-        for entry in self.ledger.entries() if self.ledger is not None else []:
+        for entry in self._ledger_entries() if self.ledger is not None else []:
             number = entry.get("round")
             if not isinstance(number, int):
                 continue
@@ -870,7 +871,14 @@ class FederationServer:
         restart reports as it rebuilds the row. So does a row refused before its append
         (:class:`~secagg.ledger.entry.SamplingUnrecorded`): no row of it is written. An
         append that raised after writing its row (a sync or a commit reported failed)
-        records ``ledger_append_error`` instead: the ledger is read again to tell.
+        records ``ledger_append_error`` instead: the ledger is read again to tell (a
+        ledger that cannot be read again is taken to lack the row, and the note says
+        why). An append the ledger refused (:class:`~secagg.ledger.chain.LedgerError`:
+        its file deleted or replaced under the server) wrote nothing: noted missing, and
+        the server stops with a LedgerError naming the round. Its model is in the
+        state's checkpoint only: the observer never sees it, no branch hears the round's
+        end and no later round starts from it in this process; the next start rebuilds
+        the row from the state before any round runs (:meth:`_backfill_ledger`).
         """
         number = self.next_round
         # only the round in flight's reveal note is ever read (its abort, a failed write,
@@ -884,7 +892,7 @@ class FederationServer:
         self._writing = "state"
         try:
             result = self._round(number, participants)
-        except (sqlite3.Error, OSError, SamplingUnrecorded) as exc:
+        except (sqlite3.Error, OSError, SamplingUnrecorded, LedgerError) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             # name the write that failed: a full disk at the ledger append comes after
             # the state committed the round, and "could not write its state" sent the
@@ -899,8 +907,19 @@ class FederationServer:
             else:
                 log.error("round %d: the server could not write its state: %s", number, cause)
             reason = f"{self._writing} write failed: {cause}"
+            ledgering = self._writing == "ledger"
             try:
-                if self._writing == "ledger" and self._ledger_holds(number):
+                # a LedgerError is an append refused before it wrote anything (the file
+                # deleted or replaced: the path names another file now, whose rows say
+                # nothing of this writer's); any other may have written the row
+                held = False
+                if ledgering and not isinstance(exc, LedgerError):
+                    try:
+                        held = self._ledger_holds(number)
+                    except LedgerError as unread:
+                        log.error("round %d: %s", number, unread)
+                        reason += f"; {' '.join(str(unread).split())}"
+                if held:
                     # the append wrote the row before it raised (a sync or a commit
                     # reported failed): the row is there, and a "missing" note would
                     # stay wrong after the restart, which rebuilds nothing
@@ -910,7 +929,7 @@ class FederationServer:
                         number,
                     )
                     self.store.note_ledger_written(number, reason)
-                elif self._writing == "ledger":
+                elif ledgering:
                     # the state has finished the round (it cannot be aborted now): it
                     # records that the round's ledger row is missing and why, and the
                     # restart rebuilds the row from it (_backfill_ledger), or, finding
@@ -925,21 +944,42 @@ class FederationServer:
                 pass  # the round was finished already: a write after the ledger's failed
             except Exception as again:  # the first error is the one to raise
                 log.error("round %d: its failure could not be recorded either: %s", number, again)
+            if ledgering and isinstance(exc, LedgerError):
+                raise LedgerError(
+                    f"round {number} could not be ledgered: {cause}; its result stays in "
+                    "the state, released to no branch (the next start rebuilds its ledger "
+                    "row from the state, once the ledger file is in place)"
+                ) from exc
             raise
         self._bench_absentees(result)
         return result
 
     def _ledger_holds(self, number: int) -> bool:
         """Whether the ledger, read as an auditor reads it, holds a row of round
-        ``number`` (after its append raised). A ledger that cannot be read now is taken
-        to lack it: the restart reads it again (:meth:`_backfill_ledger`)."""
+        ``number`` (after its append raised). Raises :class:`LedgerError` (one line)
+        when the ledger cannot be read now, or holds a row that is not a JSON object:
+        the caller takes the row to be missing and says why; the restart reads the
+        ledger again (:meth:`_backfill_ledger`, which refuses such a row).
+
+        Why a row's shape is checked: a signed row that was a JSON list or a number
+        (written with the ledger key by something other than this server) ended the
+        look in an AttributeError, caught only by the last-resort handler, so the
+        round's note of its failed append was never stored."""
         assert self.ledger is not None
         try:
             entries = self.ledger.committed_entries()
         except (sqlite3.Error, OSError, ValueError) as exc:
-            log.error("round %d: the ledger could not be read again: %s", number, exc)
-            return False
-        return any(entry.get("round") == number for entry in entries)
+            raise LedgerError(
+                f"the ledger {self.ledger.path} could not be read again: {exc}"
+            ) from None
+        objects = ledger_objects(enumerate(entries, start=1), self.ledger.path)
+        return any(entry.get("round") == number for entry in objects)
+
+    def _ledger_entries(self) -> list[dict[str, Any]]:
+        """The ledger's entries as the writer reads them, every one a JSON object;
+        :class:`LedgerError` naming the first row that is not (:func:`ledger_objects`)."""
+        assert self.ledger is not None
+        return ledger_objects(enumerate(self.ledger.entries(), start=1), self.ledger.path)
 
     def _round(self, number: int, participants: list[str]) -> RoundResult:
         self.next_round += 1
@@ -2114,7 +2154,32 @@ class FederationServer:
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         self._writing = "state"
-        log.debug("ledger head %s (auditors keep it: --expect-head)", self.ledger.anchor())
+        self._log_head(result.number)
+
+    def _log_head(self, number: int) -> None:
+        """The DEBUG line with the ledger head after round ``number``'s row.
+
+        Why its own method: the head was read as an argument of ``log.debug`` (read at
+        any log level), after the round's row was appended and the write in progress
+        reset to the state, so a head read that raised stopped the server saying "the
+        server could not write its state" about a round the state and the ledger both
+        hold. The row is written; the head is read only when the line is shown, and a
+        failure to read it is a warning of its own (the next append meets any lasting
+        fault of the ledger, and that path records it)."""
+        assert self.ledger is not None
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        try:
+            head = self.ledger.anchor()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning(
+                "round %d: its ledger row is appended, but the ledger head could not be read "
+                "back: %s",
+                number,
+                " ".join(str(exc).split()) or type(exc).__name__,
+            )
+            return
+        log.debug("ledger head %s (auditors keep it: --expect-head)", head)
 
     def _carried_epsilon(self) -> float | None:
         """The cumulative epsilon a row that charges nothing carries: the accountant's,
@@ -2171,7 +2236,7 @@ class FederationServer:
         assert self.ledger is not None
         # each round's row (the last, should one repeat): whether it was rebuilt tells a
         # restart that stopped after its rebuild from an append that wrote and failed
-        recorded = {entry.get("round"): entry for entry in self.ledger.entries()}
+        recorded = {entry.get("round"): entry for entry in self._ledger_entries()}
         epsilon: float | None = None
         checked = False
         replay = _ChargeReplay(self.config)
@@ -2396,6 +2461,35 @@ def refuse_broken_chain(ledger: Ledger) -> None:
             "append to a damaged ledger; restore it from a backup (secagg audit verify "
             "shows the damage)"
         )
+    # a chain that verifies may still hold a row no server writes (signed with the key
+    # by something else): the start's reads of the rows took it for an object
+    ledger_objects(((row.seq, row.entry) for row in report.rows), ledger.path)
+
+
+def ledger_objects(rows: Iterable[tuple[int, Any]], path: Path) -> list[dict[str, Any]]:
+    """The entries of ``rows`` (``(row number, entry)`` pairs), every one a JSON
+    object; :class:`~secagg.ledger.chain.LedgerError` (one line) naming the first row
+    that is not.
+
+    Why: the server reads its ledger's rows back (at start, to rebuild a missing row,
+    after a failed append) as objects. A row that is valid JSON but a list, a number or
+    a string (no server writes one; signed with the ledger key by something else, its
+    chain verifies) ended those reads in ``AttributeError: 'list' object has no
+    attribute 'get'``: a traceback at start, and after a failed append no note of the
+    failure stored with its round."""
+    objects: list[dict[str, Any]] = []
+    for seq, entry in rows:
+        if not isinstance(entry, dict):
+            shown = repr(entry)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise LedgerError(
+                f"the ledger {path}: row {seq} is not a JSON object but "
+                f"{type(entry).__name__} {shown}: no server writes such a row; the server "
+                "does not continue this ledger: restore it from a backup (secagg audit "
+                "verify names the damage)"
+            )
+        objects.append(entry)
+    return objects
 
 
 def _round_span(numbers: list[int]) -> str:
@@ -2419,4 +2513,10 @@ class _StreamChoice:
         return pool[:k]
 
 
-__all__ = ["FederationServer", "RoundAborted", "RoundResult", "refuse_broken_chain"]
+__all__ = [
+    "FederationServer",
+    "RoundAborted",
+    "RoundResult",
+    "ledger_objects",
+    "refuse_broken_chain",
+]

@@ -159,13 +159,14 @@ def _special_file_in_hook(value: str, module: str) -> str | None:
     type=FiniteFloat(0.0, MAX_WAIT_SECONDS, min_open=True, allow_inf=True),
     default=900.0,
     show_default=True,
-    help="Give up when the server sends nothing this branch can take (a round start, a "
-    "notice, a round's end: messages it refuses do not count) this long between rounds "
-    "(inside a round the branch waits for the deadline the server announced, and after a "
-    "round the server ran without it, which it is told of, for that round's deadline). "
-    "Keep it above the server's "
-    "quorum_wait_seconds (600 by default), during which a lone connected branch hears "
-    "nothing; at most a week (604800); 'inf': never.",
+    help="Give up after this long connected without progress between rounds (a round "
+    "start, a notice or a round's end taken, a payload of its round answered; messages it "
+    "refuses or takes without an answer do not count). The timer counts across sessions "
+    "(the time without one is --give-up-after's). Inside its round the branch waits for "
+    "the deadline the server announced; out of a round (a notice that it runs without "
+    "this branch, or its session lost) the timer counts from that round's deadline plus "
+    "30 s. Keep it above the server's quorum_wait_seconds (600 by default), during which "
+    "a lone connected branch hears nothing; at most a week (604800); 'inf': never.",
 )
 @_redialling
 @_verbosity

@@ -1,0 +1,79 @@
+"""A small federation with a signed ledger, over the in-process transport: five
+branches, SecAgg+, started as ``secagg server`` starts one
+(:func:`~secagg.runtime.launch.open_server_state`, then
+:func:`~secagg.runtime.launch.build_server`). Shared by the tests of the server's
+ledger error paths."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secagg.aggregation.policy import BranchPolicy
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.launch import ServerState, build_server
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore
+from secagg.transport.inprocess import InProcessHub
+
+DIMENSION = 8
+NAMES = [f"branch-{i}" for i in range(5)]
+#: generous: the clients only wait this long when a test stops the server on purpose
+IDLE = 60.0
+
+
+def ledgered_config(tmp_path: Path, rounds: int) -> FederationConfig:
+    """A federation of :data:`NAMES`, every branch sampled, its state in ``tmp_path``."""
+    return FederationConfig.from_dict(
+        {
+            "federation": {
+                "name": "ledgered",
+                "clients": NAMES,
+                "dimension": DIMENSION,
+                "rounds": rounds,
+            },
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "deadlines": {"phase_seconds": 60.0},
+            "server": {"state": str(tmp_path / "state.sqlite")},
+        }
+    )
+
+
+def ledgered_server(
+    config: FederationConfig,
+    state: ServerState,
+    observer: Callable[[RoundResult, np.ndarray], None] | None = None,
+) -> FederationServer:
+    """The server on ``state``, its branches already running in threads."""
+    hub = InProcessHub()
+    for i, name in enumerate(NAMES):
+        target = np.full(DIMENSION, 0.01 * (i + 1))
+        client = FederationClient(
+            name, lambda m, t=target: t - m, hub.connect(name), policy=BranchPolicy()
+        )
+        threading.Thread(
+            target=client.run,
+            kwargs={"idle_timeout": IDLE, "rounds": config.rounds},
+            daemon=True,
+        ).start()
+    return build_server(config, hub, state.store, ledger=state.ledger, observer=observer)
+
+
+def ledger_path(config: FederationConfig) -> Path:
+    """Where the server keeps the ledger of ``config``'s state."""
+    return Path(config.server.state + ".ledger")
+
+
+def stored_reports(config: FederationConfig) -> list[dict[str, Any]]:
+    """Each round's report as the state holds it, read after the server closed it."""
+    store = ServerStore(config.server.state, create=False)
+    try:
+        return [row["report"] for row in store.rounds()]
+    finally:
+        store.close()
