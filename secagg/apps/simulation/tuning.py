@@ -31,7 +31,8 @@ from secagg.apps.simulation.seeding import _derived_seed
 
 #: the tuned non-private fits (the prior, the centralized baseline): learning rates and
 #: the most epochs tried, the epoch count chosen on a held-out fifth of the training rows
-#: (whole customers' rows: see :func:`customer_validation_split`)
+#: (or whole customers' rows, with ``tuning_validation = "customer"``: see
+#: :func:`customer_validation_split`)
 TUNING_LEARNING_RATES = (0.25, 1.0)
 
 
@@ -51,9 +52,9 @@ class TunedFit:
     learning_rate: float
     epochs: int
     validation_auprc: float  # -inf when nothing could be held out (see ``validation``)
-    #: how the choice was validated: whole customers held out, rows (the data names no
-    #: customer), or nothing (too few customers or frauds to hold any out: the first
-    #: start and learning rate at the most epochs, untuned)
+    #: how the choice was validated: whole customers held out, rows (``tuning_validation``
+    #: "row", or data naming no customer), or nothing (too few customers or frauds to
+    #: hold any out: scratch at the first learning rate for every epoch, untuned)
     validation: str
 
 
@@ -143,6 +144,8 @@ def fit_tuned(
     from secagg.apps.models.training import scores, train_plain
     from secagg.dp.parameter_vector import flat_parameters, load_flat_parameters
 
+    if customers is not None and customers.shape != y.shape:
+        raise ValueError(f"{customers.shape} customer ids for {y.shape} rows")
     by_customer = config.tuning_validation == "customer"
     held, validation = _held_out(config, y, label, customers if by_customer else None)
     epochs = min(TUNING_MAX_EPOCHS, config.epochs)
@@ -209,8 +212,6 @@ def _held_out(
     there is one customer): an AUPRC without a fraud is undefined."""
     seed = _derived_seed(config, label, "validation")
     if customers is not None:
-        if customers.shape != y.shape:
-            raise ValueError(f"{customers.shape} customer ids for {y.shape} rows")
         held = customer_validation_split(customers, TUNING_VALIDATION_SHARE, seed)
         unit = "customers"
         count = np.unique(customers).size

@@ -211,6 +211,7 @@ def test_too_few_fraud_customers_to_hold_one_out_is_said() -> None:
     assert "rows held out" in _tuned(customers, spread, validation="row").validation
 
 
-def test_customer_ids_of_other_rows_are_refused() -> None:
+@pytest.mark.parametrize("validation", ["customer", "row"])
+def test_customer_ids_of_other_rows_are_refused(validation: str) -> None:
     with pytest.raises(ValueError, match="customer ids for"):
-        _tuned(np.arange(119), np.ones(120, dtype=np.float32))
+        _tuned(np.arange(119), np.ones(120, dtype=np.float32), validation)
