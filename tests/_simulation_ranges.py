@@ -27,6 +27,7 @@ from secagg.apps.simulation.config import (
     SOURCES,
     STANDARDIZE,
     TRAINABLE,
+    TUNING_VALIDATIONS,
     UNITS,
     SimulationConfig,
 )
@@ -88,6 +89,7 @@ def ranges_violated(c: SimulationConfig) -> list[str]:
         "prior_delta": c.prior_delta is None
         or (_within(c.prior_delta, 0, 1) and c.prior_delta < 1),
         "trainable": c.trainable in TRAINABLE,
+        "tuning_validation": c.tuning_validation in TUNING_VALIDATIONS,
         "source": c.source in SOURCES,
         "path": c.path is None or not _blank(c.path),
         "max_rows_per_customer": _within(c.max_rows_per_customer, 1, CAPS["max_rows_per_customer"]),

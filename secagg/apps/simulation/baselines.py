@@ -25,7 +25,7 @@ from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.evaluation import _scores, evaluate, scored
 from secagg.apps.simulation.privacy import local_only_parameters, with_prior_cost
 from secagg.apps.simulation.progress import Progress
-from secagg.apps.simulation.tuning import fit_tuned
+from secagg.apps.simulation.tuning import fit_tuned, pooled_customers
 
 
 def _run_baselines(
@@ -112,7 +112,7 @@ def _run_baselines(
         }
     with_prior_cost(config, settings["local-only"])  # each branch starts from the prior
     # centralized, non-private: the upper bound, with its own tuning (start, learning
-    # rate, epochs chosen on held-out training rows)
+    # rate, epochs chosen on held-out training rows or customers: tuning_validation)
     progress("centralized", 0, 1, "")
     start = time.perf_counter()
     x = np.concatenate([b.x_train for b in branches])
@@ -120,7 +120,8 @@ def _run_baselines(
     starts: dict[str, np.ndarray | None] = {"scratch": None}
     if prior is not None:
         starts["prior"] = prior
-    fit = fit_tuned(config, x, y, starts, "centralized")
+    customers = pooled_customers([b.customers_train for b in branches])
+    fit = fit_tuned(config, x, y, starts, "centralized", customers=customers)
     model = fit.model
     central = evaluate(model, branches)
     central.update(
@@ -129,6 +130,7 @@ def _run_baselines(
             "learning_rate": fit.learning_rate,
             "epochs": fit.epochs,
             "validation_auprc": fit.validation_auprc,
+            "validation": fit.validation,
         },
         epsilon=math.inf,
         epsilon_unit=None,

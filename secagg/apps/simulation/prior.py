@@ -21,7 +21,7 @@ import numpy as np
 from secagg.apps.simulation import tuning
 from secagg.apps.simulation.config import SimulationConfig, key
 from secagg.apps.simulation.data import _public_reference
-from secagg.apps.simulation.tuning import TunedFit
+from secagg.apps.simulation.tuning import TunedFit, pooled_customers
 from secagg.errors import ConfigurationError
 
 #: public priors fitted in this process, by :func:`_fit_key`; the oldest goes first
@@ -49,17 +49,21 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     y = np.concatenate([b.y_train for b in reference])
     if stats is not None:
         x = stats.apply(x)
-    return _fitted_once(config, x, y)
+    return _fitted_once(config, x, y, pooled_customers([b.customers_train for b in reference]))
 
 
-def _fit_key(config: SimulationConfig, x: np.ndarray, y: np.ndarray) -> str:
-    """A digest of everything the public prior's fit depends on: its rows and labels
-    (shape, type and bytes), every setting :func:`~secagg.apps.simulation.tuning.fit_tuned`
-    reads, and torch's thread count (a sum over more threads rounds otherwise)."""
+def _fit_key(
+    config: SimulationConfig, x: np.ndarray, y: np.ndarray, customers: np.ndarray | None
+) -> str:
+    """A digest of everything the public prior's fit depends on: its rows, labels and
+    customers (shape, type and bytes; the held-out customers are drawn from them), every
+    setting :func:`~secagg.apps.simulation.tuning.fit_tuned` reads, and torch's thread
+    count (a sum over more threads rounds otherwise)."""
     import torch
 
     digest = hashlib.sha256()
-    for array in (x, y):
+    digest.update(b"rows" if customers is None else b"customers")
+    for array in (x, y) if customers is None else (x, y, customers):
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
         digest.update(memoryview(contiguous).cast("B"))
@@ -68,21 +72,26 @@ def _fit_key(config: SimulationConfig, x: np.ndarray, y: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _fitted_once(config: SimulationConfig, x: np.ndarray, y: np.ndarray) -> TunedFit:
-    """The public prior fitted on ``x``, ``y``, once per process for the same inputs.
+def _fitted_once(
+    config: SimulationConfig, x: np.ndarray, y: np.ndarray, customers: np.ndarray | None
+) -> TunedFit:
+    """The public prior fitted on ``x``, ``y`` (validated on whole ``customers``, or on
+    rows when None), once per process for the same inputs.
 
     Why: the fit is a deterministic function of its rows and settings (the same seed
     gives the same model bit for bit), and it is the costliest step before the baselines;
     a process that runs several simulations of one world (an experiment's settings, a
     test module) refitted it every time. Each caller gets its own copy of the model and
     of the vector: nothing it does reaches the next caller's prior."""
-    fit_key = _fit_key(config, x, y)
+    fit_key = _fit_key(config, x, y, customers)
     with _FITTED_LOCK:
         kept = _FITTED.get(fit_key)
         if kept is not None:
             _FITTED.move_to_end(fit_key)
     if kept is None:
-        kept = tuning.fit_tuned(config, x, y, {"scratch": None}, "public-prior")
+        kept = tuning.fit_tuned(
+            config, x, y, {"scratch": None}, "public-prior", customers=customers
+        )
         with _FITTED_LOCK:
             _FITTED[fit_key] = kept
             while len(_FITTED) > _FITTED_KEPT:

@@ -19,7 +19,8 @@ Theory of operation
    *local-only* (each branch trains alone from the same prior, for as many epochs and
    under the same privacy mechanism as in the federation) and *centralized
    non-private* (all training rows pooled, the upper bound no bank may build), which is
-   tuned on its own: start, learning rate and epochs chosen on held-out training rows.
+   tuned on its own: start, learning rate and epochs chosen on held-out training
+   rows, or whole customers with ``tuning_validation = "customer"``.
 4. **Federation**: the real runtime, not a shortcut. A
    :class:`~secagg.runtime.server.FederationServer` and one
    :class:`~secagg.runtime.client.FederationClient` thread per branch talk over

@@ -32,9 +32,11 @@ def fits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     ran: list[str] = []
     original = tuning.fit_tuned
 
-    def counting(config: SimulationConfig, x: Any, y: Any, starts: Any, label: str) -> Any:
+    def counting(
+        config: SimulationConfig, x: Any, y: Any, starts: Any, label: str, **kw: Any
+    ) -> Any:
         ran.append(label)
-        return original(config, x, y, starts, label)
+        return original(config, x, y, starts, label, **kw)
 
     monkeypatch.setattr(tuning, "fit_tuned", counting)
     prior.forget_fitted_priors()
@@ -42,9 +44,11 @@ def fits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     prior.forget_fitted_priors()
 
 
-def _public_prior(config: SimulationConfig, seed: int = 7) -> runner.TunedFit:
+def _public_prior(
+    config: SimulationConfig, seed: int = 7, customers: np.ndarray | None = None
+) -> runner.TunedFit:
     """The public prior of these rows, as :func:`~prior.prior_model` fits it."""
-    return prior._fitted_once(config, *_rows(seed))
+    return prior._fitted_once(config, *_rows(seed), customers)
 
 
 def test_the_same_inputs_are_fitted_once_and_give_the_fresh_fits_model(fits: list[str]) -> None:
@@ -69,6 +73,11 @@ def test_a_setting_the_fit_reads_fits_again(fits: list[str]) -> None:
     _public_prior(SMALL.with_changes(batch_size=128))  # the same rows, another batch size
     _public_prior(SMALL, seed=8)  # other rows
     assert fits == ["public-prior"] * 3
+    # the same rows of other customers: another held-out share, another fit
+    _public_prior(SMALL, customers=np.arange(400) // 4)
+    _public_prior(SMALL, customers=np.arange(400) // 5)
+    _public_prior(SMALL, customers=np.arange(400) // 5)
+    assert fits == ["public-prior"] * 5
 
 
 def test_a_caller_changing_its_prior_does_not_change_the_next_callers(fits: list[str]) -> None:

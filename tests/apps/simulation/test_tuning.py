@@ -24,7 +24,7 @@ def test_a_learning_rate_that_blows_up_is_never_chosen(monkeypatch: pytest.Monke
     x, y = _pooled(SMALL)
     monkeypatch.setattr(tuning, "TUNING_LEARNING_RATES", (1e6, 0.25))
     monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 3)
-    fit = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized")
+    fit = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized", customers=None)
     assert fit.learning_rate == 0.25
     assert np.all(np.isfinite(fit.vector))
     assert 1 <= fit.epochs <= 3 and 0 <= fit.validation_auprc <= 1
@@ -45,10 +45,10 @@ def test_the_tuning_chooses_on_held_out_training_rows_and_is_deterministic(
         return original(labels, scores)
 
     monkeypatch.setattr(metrics, "average_precision", spy)
-    a = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized")
+    a = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized", customers=None)
     # validated on about a fifth of the training rows, never on a test set
     assert seen and all(0.1 * y.size < n < 0.3 * y.size for n in seen)
-    b = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized")
+    b = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized", customers=None)
     assert np.array_equal(a.vector, b.vector)
     assert (a.start, a.learning_rate, a.epochs) == (b.start, b.learning_rate, b.epochs)
 
@@ -70,15 +70,21 @@ PINNED_VECTOR_SUM = -2.4891
 
 def test_the_tuned_fit_is_pinned() -> None:
     """What the tuning chose and trained before its held-out split was made once per fit
-    (it was copied per candidate and per epoch): the change moved no result."""
+    (it was copied per candidate and per epoch): the change moved no result. Without
+    customers (``customers=None``: data naming none) the held-out rows are still the
+    row draw they were before the tuning held out whole customers."""
     import torch
 
     x, y = _pooled(PINNED)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as run_simulation trains
     try:
-        prior = runner.fit_tuned(PINNED, x, y, {"scratch": None}, "public-prior").vector
-        fit = runner.fit_tuned(PINNED, x, y, {"scratch": None, "prior": prior}, "centralized")
+        prior = runner.fit_tuned(
+            PINNED, x, y, {"scratch": None}, "public-prior", customers=None
+        ).vector
+        fit = runner.fit_tuned(
+            PINNED, x, y, {"scratch": None, "prior": prior}, "centralized", customers=None
+        )
     finally:
         torch.set_num_threads(threads)
     assert (fit.start, fit.learning_rate, fit.epochs) == ("scratch", 1.0, 4)
@@ -109,7 +115,7 @@ def test_the_held_out_split_is_made_once_per_fit(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(training, "train_plain", train_spy)
     monkeypatch.setattr(training, "scores", scores_spy)
-    runner.fit_tuned(SMALL, x, y, {"scratch": None, "prior": None}, "centralized")
+    runner.fit_tuned(SMALL, x, y, {"scratch": None, "prior": None}, "centralized", customers=None)
     # 2 starts x 2 learning rates on one array, then the refit on all rows
     assert len(trained) == 5 and all(a is trained[0] for a in trained[:4])
     assert trained[4] is x
