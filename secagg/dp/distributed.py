@@ -245,6 +245,71 @@ def planned_honest_shares(
     )
 
 
+#: cohorts a block of :func:`honest_share_range` narrows to before it counts each one
+_COHORTS_A_LEAF = 32
+
+
+def honest_share_range(
+    smallest: int,
+    largest: int,
+    corrupt_fraction: float,
+    tolerated_dropout: float = 0.0,
+    *,
+    population: int | None = None,
+) -> tuple[int, int]:
+    """The fewest honest shares any cohort of ``smallest`` to ``largest`` clients keeps
+    once its tolerated dropouts are gone, and the most any keeps with none gone:
+    ``min`` of :func:`planned_honest_shares` with ``tolerated_dropout`` and ``max`` of it
+    without, over every cohort of the range, the same two counts.
+
+    Why not one call per cohort: at 2 * 10^8 clients a Poisson plan's range holds
+    50 000 cohorts, and the calls took 9 s of every plan. Both the assumed colluders and
+    the tolerated dropouts only grow with the cohort, so over a block ``[u, v]`` of
+    cohorts no count is below ``u`` less ``v``'s colluders and dropouts, and none above
+    ``v`` less ``u``'s colluders: a block whose bound cannot beat the best count found
+    is skipped, the others halved, and blocks of :data:`_COHORTS_A_LEAF` counted one by
+    one. The answer is the one-by-one count's (tests/dp/test_honest_share_range.py)."""
+    from secagg.protocol.graph_params import tolerated_dropouts
+
+    low = _count("smallest", smallest, 1)
+    high = _count("largest", largest, low)
+
+    def colluders(cohort: int) -> int:
+        return assumed_colluders(cohort, corrupt_fraction, population)
+
+    def fewest_of(cohort: int) -> int:
+        return planned_honest_shares(
+            cohort, corrupt_fraction, tolerated_dropout, population=population
+        )
+
+    def most_of(cohort: int) -> int:
+        return planned_honest_shares(cohort, corrupt_fraction, population=population)
+
+    fewest = fewest_of(low)
+    blocks = [(low, high)]
+    while blocks:
+        u, v = blocks.pop()
+        if v - u < _COHORTS_A_LEAF:
+            fewest = min(fewest, *(fewest_of(c) for c in range(u, v + 1)))
+            continue
+        if max(1, u - colluders(v) - tolerated_dropouts(v, tolerated_dropout)) >= fewest:
+            continue  # no cohort of the block keeps fewer
+        middle = (u + v) // 2
+        blocks += [(middle + 1, v), (u, middle)]  # the smaller cohorts first
+    most = most_of(high)
+    blocks = [(low, high)]
+    while blocks:
+        u, v = blocks.pop()
+        if v - u < _COHORTS_A_LEAF:
+            most = max(most, *(most_of(c) for c in range(u, v + 1)))
+            continue
+        if max(1, v - colluders(u)) <= most:
+            continue  # no cohort of the block keeps more
+        middle = (u + v) // 2
+        blocks += [(u, middle), (middle + 1, v)]  # the larger cohorts first
+    return fewest, most
+
+
 def calibrate_noise_multiplier(
     *,
     epsilon: float,
