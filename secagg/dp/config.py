@@ -449,7 +449,7 @@ class DPConfig:
         instead: the fewest cohort less the largest cohort's colluders and dropouts,
         and the largest cohort less the fewest's colluders (both counts only grow with
         the cohort), which covers every count between."""
-        from secagg.dp.distributed import assumed_colluders, planned_honest_shares
+        from secagg.dp.distributed import assumed_colluders, honest_share_range
         from secagg.protocol.graph_params import tolerated_dropouts
 
         smallest, largest = self._cohort_range()
@@ -460,12 +460,8 @@ class DPConfig:
             fewest -= tolerated_dropouts(largest, dropout)
             most = largest - assumed_colluders(smallest, corrupt, population)
             return max(1, fewest), max(1, most)
-        cohorts = range(smallest, largest + 1)
-        fewest = min(
-            planned_honest_shares(c, corrupt, dropout, population=population) for c in cohorts
-        )
-        most = max(planned_honest_shares(c, corrupt, population=population) for c in cohorts)
-        return fewest, most
+        # every cohort's counts, without a call for each (honest_share_range)
+        return honest_share_range(smallest, largest, corrupt, dropout, population=population)
 
     def planned_epsilon(self) -> float:
         """Epsilon after the planned rounds (client level, all planned noise present).

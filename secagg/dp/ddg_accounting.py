@@ -119,13 +119,72 @@ def _ddg_tau(local_stddev: float, noise_contributors: int) -> float:
     ``k >= 746 / (2 pi^2 sigma^2 - 746)`` on, so every later term is 0.0 and ``fsum``
     is the same float without them. Why: all ``n - 1`` terms were computed in Python,
     5.6 s per distinct share count at 10^7 clients, where at a local std of about 8.7
-    or more every one is 0.0 (tests/dp/test_ddg_tau_early_exit.py)."""
+    or more every one is 0.0 (tests/dp/test_ddg_tau_early_exit.py). Below that std none
+    underflows: past :data:`_TAU_TERMS_SUMMED` terms the tail is summed in closed form
+    (:func:`_ddg_tau_tail`, rounded up by a part in 10^14), as a plan of 2 * 10^8 clients
+    spent a minute here (tests/dp/test_plan_at_scale.py)."""
     two_pi2_s2 = 2 * math.pi**2 * local_stddev**2
     end = noise_contributors
     if two_pi2_s2 > _EXP_UNDERFLOWS:
         # the first k whose exponent is surely past the cut, +1 for the division's rounding
         end = min(end, math.floor(_EXP_UNDERFLOWS / (two_pi2_s2 - _EXP_UNDERFLOWS)) + 2)
-    return 10 * math.fsum(math.exp(-two_pi2_s2 * k / (k + 1)) for k in range(1, end))
+    # past a million terms: the first ones as below, the rest in closed form
+    head = max(_TAU_HEAD_TERMS, math.ceil(_TAU_TAIL_RATIO * two_pi2_s2))
+    if end - 1 <= _TAU_TERMS_SUMMED or head >= end:
+        return 10 * math.fsum(math.exp(-two_pi2_s2 * k / (k + 1)) for k in range(1, end))
+    terms = [math.exp(-two_pi2_s2 * k / (k + 1)) for k in range(1, head)]
+    terms.append(_ddg_tau_tail(two_pi2_s2, head, end))
+    return 10 * math.fsum(terms)
+
+
+#: the most terms :func:`_ddg_tau` sums one by one (about 0.3 s in Python); past it the
+#: terms from :data:`_TAU_HEAD_TERMS` on are summed in closed form (:func:`_ddg_tau_tail`)
+_TAU_TERMS_SUMMED = 2**20
+#: the fewest terms summed one by one before the closed-form tail, and how far past the
+#: exponent's scale ``c = 2 pi^2 sigma^2`` the tail starts (``c / j <= 1 / 100`` in it,
+#: where the series below converges fast)
+_TAU_HEAD_TERMS = 1000
+_TAU_TAIL_RATIO = 100
+#: the powers of ``c / j`` the tail's series sums (the rest is bounded and added)
+_TAU_SERIES_ORDERS = 10
+#: the tail's relative margin: its float error is a few units in 10^16 (the digamma and
+#: Hurwitz zeta differences, one exp and products), so this rounds it up, never down
+_TAU_TAIL_MARGIN = 1e-14
+
+
+def _ddg_tau_tail(c: float, head: int, end: int) -> float:
+    """``sum_{k=head}^{end-1} exp(-c k / (k + 1))``, rounded up, in closed form.
+
+    Why: ``tau`` sums ``n - 1`` terms, and at a local std below about 6 none underflows:
+    at 2 * 10^8 clients that was 60 s of Python per share count, and a plan evaluates two
+    counts for every noise multiplier it tries. With ``j = k + 1`` a term is
+    ``exp(-c) exp(c / j)``, and ``exp(c / j) = sum_m (c / j)^m / m!``, so the tail is
+    ``exp(-c)`` times ``(end - head) + sum_{m >= 1} c^m / m! Z_m`` with ``Z_1`` a
+    difference of digammas and ``Z_m`` one of Hurwitz zetas (the sums of ``j^-m`` over
+    ``head < j <= end``). ``c / j <= 1 / 100`` there (the caller's ``head``), so ten
+    orders leave a remainder below ``(c / j)^11 / 11!`` of each term, which is added as a
+    bound: the tail is never below the terms it stands for."""
+    from scipy.special import digamma, zeta
+
+    count = end - head  # the terms k = head .. end - 1, i.e. j = head + 1 .. end
+    series = math.fsum(
+        c**m
+        / math.factorial(m)
+        * (
+            float(digamma(end + 1) - digamma(head + 1))
+            if m == 1
+            else float(zeta(m, head + 1) - zeta(m, end + 1))
+        )
+        for m in range(1, _TAU_SERIES_ORDERS + 1)
+    )
+    ratio = c / (head + 1)  # the largest c / j of the tail
+    orders = _TAU_SERIES_ORDERS + 1
+    remainder = count * ratio**orders / math.factorial(orders) * math.exp(ratio)
+    total = count + series + remainder
+    # exp(-c) is a normal float below c = 708: one rounding; past it the tail is below
+    # 10^-290 and only its exponent matters
+    scaled = total * math.exp(-c) if c < 700 else math.exp(math.log(total) - c)
+    return scaled * (1 + _TAU_TAIL_MARGIN)
 
 
 def ddg_epsilon(

@@ -47,7 +47,11 @@ def expected_cohort(config: SimulationConfig) -> int:
 def honest_shares(config: SimulationConfig) -> int:
     """The noise shares the distributed mechanism counts on in a round
     (:func:`secagg.dp.distributed.planned_honest_shares` of the expected cohort, the
-    assumed colluders and the tolerated dropouts). Each branch's share is sized so that
+    assumed colluders and the tolerated dropouts). The colluders are the cohort's own
+    count at ``sample_rate`` 1 and the whole population's (up to all but one of the
+    cohort) below it: the server that draws the cohort can put every colluder it has
+    in it, so the count is never the cohort's share of them (docs/privacy.md, the
+    distributed row of the sampling table). Each branch's share is sized so that
     these alone carry the whole noise; further shares add noise, and the calibration
     covers them too (up to :func:`most_honest_shares`: the bound's ``tau`` term grows
     with the count, so more shares are not always cheaper)."""
