@@ -14,6 +14,7 @@ server never does); every wait has a generous bound.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,12 +36,18 @@ LOGGER = "secagg.transport.grpc_transport"
 
 
 @contextmanager
-def _served(frames: list[bytes]) -> Iterator[int]:
-    """A server whose one session sends ``frames`` and then ends its stream (OK)."""
+def _served(frames: list[bytes], connected: threading.Event) -> Iterator[int]:
+    """A server whose one session sends ``frames`` and then ends its stream (OK).
+
+    It ends the stream only once the client's ``connect()`` has returned: a stream
+    that ended before then fails the connect itself (on a busy machine the end can
+    overtake the client's wait for the session), which is not the end tested here.
+    """
 
     def session(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         context.send_initial_metadata(((IDENTITY_METADATA_KEY, b"branch-a"),))
         yield from frames
+        connected.wait(BOUND)
 
     server = grpc.server(ThreadPoolExecutor(4))
     handler = grpc.stream_stream_rpc_method_handler(
@@ -59,7 +66,8 @@ def _served(frames: list[bytes]) -> Iterator[int]:
 
 def _session_end(frames: list[bytes]) -> TransportClosed:
     """How a client's session ends after taking ``frames``: the whole message first."""
-    with _served(frames) as port:
+    connected = threading.Event()
+    with _served(frames, connected) as port:
         client = GrpcClientTransport(
             f"127.0.0.1:{port}",
             channel_credentials=None,
@@ -69,6 +77,7 @@ def _session_end(frames: list[bytes]) -> TransportClosed:
         )
         try:
             client.connect(timeout=BOUND)
+            connected.set()
             assert client.receive(timeout=BOUND) == b"whole"  # what came whole is kept
             with pytest.raises(TransportClosed) as ended:
                 client.receive(timeout=BOUND)
