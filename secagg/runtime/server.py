@@ -2312,10 +2312,10 @@ class FederationServer:
         cause = report.get("ledger_row_missing")
         if found.get("reconstructed"):
             log.warning(
-                "ledger: round %d%s: an earlier restart rebuilt its row and stopped before "
+                "ledger: round %d%s an earlier restart rebuilt its row and stopped before "
                 "it recorded so",
                 number,
-                f" was recorded missing ({cause})" if cause else "",
+                f" was recorded missing ({cause});" if cause else ":",
             )
             self.store.note_ledger_rebuilt(number)
             return
