@@ -415,9 +415,15 @@ def _rounds_covered(result: AuditResult, own: int) -> str:
     return f" (of {own + result.prior_rows} rows: {own} of this ledger after {where})"
 
 
-def _cap(result: AuditResult, budget: float | None, spent: Any) -> str:
+def _cap(result: AuditResult, budget: float | None, spent: Any, *, configured: bool) -> str:
     """What the budget line says of ``spent`` against the config's ``budget``: within
-    it, above it, not comparable, or (no ``--config``) how to compare it."""
+    it, above it, not comparable, or, with no budget, why: no ``--config`` (how to
+    compare it) or a config (``configured``) whose ``[dp]`` sets none.
+
+    Why ``configured``: a config without ``epsilon_budget`` read "give `--config` to
+    compare it", asking the auditor for the flag they had given."""
+    if budget is None and configured:
+        return " (the config sets no epsilon_budget to compare it with)"
     if budget is None:
         return " (give `--config` to compare it with the federation's epsilon_budget)"
     spent_value = _as_float(spent)
@@ -783,7 +789,7 @@ def build_report(
             (r.seq, r.entry) for r in reversed(result.chain.rows) if r.entry is rows[-1]
         )
         spent = _spent(result, seq, last)
-        cap = _cap(result, budget, spent)
+        cap = _cap(result, budget, spent, configured=expected is not None)
         if record:
             names = sorted(
                 {
@@ -914,7 +920,7 @@ def build_report(
             f"- budget spent: epsilon = {_eps(result.prior_epsilon)} (the prior ledger's "
             f"{result.prior_rows} rows: this ledger has no round yet) "
             + _at_delta(result.claim_delta())
-            + _cap(result, budget, result.prior_epsilon),
+            + _cap(result, budget, result.prior_epsilon, configured=expected is not None),
         ]
     png = _plot(result, budget)  # None when no row claims a finite epsilon
     lines += ["", "## How to read this", "", *_reading_guide(dp, plotted=png is not None)]

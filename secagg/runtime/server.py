@@ -2249,8 +2249,9 @@ class FederationServer:
                 replay.add(charge)
             if row["number"] in recorded or row["status"] not in ("complete", "aborted"):
                 epsilon = charge.get("epsilon", epsilon) if charge is not None else epsilon
-                if row["number"] in recorded and report.get("ledger_row_missing"):
-                    self._reconcile_missing_note(row["number"], report, recorded[row["number"]])
+                found = recorded.get(row["number"])
+                if found is not None and _note_unreconciled(report, found):
+                    self._reconcile_missing_note(row["number"], report, found)
                 continue
             if not checked:  # a row is added only to a chain that verifies
                 refuse_broken_chain(self.ledger)
@@ -2299,20 +2300,22 @@ class FederationServer:
     def _reconcile_missing_note(
         self, number: int, report: dict[str, Any], found: dict[str, Any]
     ) -> None:
-        """Round ``number``'s state says its ledger row is missing, yet the ledger holds
-        ``found``: make the note say what happened. A row marked ``reconstructed`` was
-        rebuilt by an earlier restart that stopped before its note
-        (``ledger_row_rebuilt``); any other is the failed append's own, written before
-        it raised (a log the next open replayed: ``ledger_append_error``). Why: the
-        restart skipped a round whose row it found, and the note "missing" stayed for
-        good beside a row an auditor reads."""
-        cause = report["ledger_row_missing"]
+        """Round ``number``'s state says its ledger row is missing, or says nothing of a
+        row an earlier restart rebuilt, yet the ledger holds ``found``
+        (:func:`_note_unreconciled`): make the note say what happened. A row marked
+        ``reconstructed`` was rebuilt by an earlier restart that stopped before its note
+        (``ledger_row_rebuilt``, with the missing note's cause or "no cause recorded",
+        as that restart would have written); any other is the failed append's own,
+        written before it raised (a log the next open replayed: ``ledger_append_error``).
+        Why: the restart skipped a round whose row it found, and the note "missing"
+        (or no note) stayed for good beside a row an auditor reads."""
+        cause = report.get("ledger_row_missing")
         if found.get("reconstructed"):
             log.warning(
-                "ledger: round %d was recorded missing (%s); an earlier restart rebuilt its "
-                "row and stopped before it recorded so",
+                "ledger: round %d%s an earlier restart rebuilt its row and stopped before "
+                "it recorded so",
                 number,
-                cause,
+                f" was recorded missing ({cause});" if cause else ":",
             )
             self.store.note_ledger_rebuilt(number)
             return
@@ -2323,6 +2326,20 @@ class FederationServer:
             cause,
         )
         self.store.note_ledger_written(number)
+
+
+def _note_unreconciled(report: dict[str, Any], found: dict[str, Any]) -> bool:
+    """Whether a finished round's state ``report`` says something of its ledger row that
+    the row ``found`` in the ledger contradicts: a ``ledger_row_missing`` note, or a row
+    a restart rebuilt (``reconstructed``) with no ``ledger_row_rebuilt`` note.
+
+    Why the second: a restart that rebuilt the row of a round with no note (the server
+    stopped between the state's commit and the ledger's) and then stopped before its
+    own note left the round with none for good, since the next restart mended only a
+    round noted missing; the uncrashed restart records ``ledger_row_rebuilt``."""
+    if report.get("ledger_row_missing"):
+        return True
+    return bool(found.get("reconstructed")) and "ledger_row_rebuilt" not in report
 
 
 def _session_sender(transport: ServerEndpoint) -> Callable[[str, int, list[bytes]], None] | None:

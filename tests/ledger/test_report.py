@@ -218,6 +218,29 @@ def test_the_report_draws_and_states_the_configs_budget(tmp_path: Path) -> None:
     assert png is not None and png.startswith(b"\x89PNG")
 
 
+def test_a_config_without_a_budget_is_not_asked_for_again(tmp_path: Path) -> None:
+    """``--config`` given, its ``[dp]`` without ``epsilon_budget``: the budget line said
+    "(give `--config` to compare it with the federation's epsilon_budget)", telling the
+    auditor to pass the flag they had passed; it says the config sets no budget."""
+    path, key, _ = _central_ledger(tmp_path / "central.sqlite")
+    expected = ExpectedPrivacy(
+        delta=DELTA,
+        unit="client",
+        mechanism="central",
+        sampling_kind="poisson",
+        sample_rate=1.0,
+        population=3,
+        epsilon_budget=None,
+    )
+    line = next(s for s in build_report(path, key.public_key, expected)[0].splitlines()
+                if s.startswith("- budget spent"))  # fmt: skip
+    assert "give `--config`" not in line
+    assert "the config sets no epsilon_budget" in line
+    alone = next(s for s in build_report(path, key.public_key)[0].splitlines()
+                 if s.startswith("- budget spent"))  # fmt: skip
+    assert "give `--config` to compare it" in alone  # without one it still says how
+
+
 def _no_dp_ledger(path: Path) -> tuple[Path, LedgerKey]:
     """A federation without DP as the simulator wrote it before the fix (``--mechanism
     off``): a round aborted in advertise_keys, then a completed one; no DP block, no

@@ -138,3 +138,51 @@ def test_a_restart_after_a_crash_between_state_and_ledger_opens(
     finally:
         _die(state)
     assert _files(config) == ({1: "aborted", 2: "aborted", 3: "aborted"}, [1, 2, 3])
+
+
+def _report_of(config: FederationConfig, number: int) -> dict[str, Any]:
+    """Round ``number``'s report as the state holds it (opened as the next process
+    opens it, nothing recovered)."""
+    state = open_server_state(config)
+    try:
+        (row,) = [r for r in state.store.rounds() if r["number"] == number]
+        return dict(row["report"] or {})
+    finally:
+        state.close()
+
+
+@pytest.mark.parametrize("first", sorted(FIRST))
+def test_a_rebuilt_row_whose_note_a_crash_lost_is_noted_at_the_next_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """A restart rebuilds round 2's row (no ``ledger_row_missing`` note: the first
+    process died before the append, or inside the round) and dies before its state
+    records ``ledger_row_rebuilt``: the next restart finds the row marked
+    ``reconstructed`` and records the note, as a restart that did not crash does.
+
+    Why: the next restart mended only a round noted ``ledger_row_missing``; a round with
+    no note kept none for good, so the state told its operator nothing of a ledger row
+    an auditor reads as rebuilt, where the uncrashed restart recorded
+    ``ledger_row_rebuilt: no cause recorded``."""
+    config = _config(tmp_path)
+    state, server = _start(config)
+    assert server.run_round().status == "aborted"  # round 1: stored, then ledgered
+    with monkeypatch.context() as crashing:
+        if first == "running":
+            _crash_at(crashing, type(server.mechanism), "begin_round")
+        else:
+            _crash_at(crashing, *FIRST[first])
+        with pytest.raises(Crash):
+            server.run_round()
+    _die(state)
+    assert "ledger_row_missing" not in _report_of(config, 2)  # died before any note
+    with monkeypatch.context() as crashing:
+        _crash_at(crashing, ServerStore, "note_ledger_rebuilt")
+        with pytest.raises(Crash):
+            _start(config)  # rebuilt the row, died before the note
+    assert _files(config)[1] == [1, 2]
+    assert "ledger_row_rebuilt" not in _report_of(config, 2)
+    state, server = _start(config)
+    _die(state)
+    assert _report_of(config, 2).get("ledger_row_rebuilt") == "no cause recorded"
+    assert _files(config)[1] == [1, 2]  # noted, not rebuilt a second time
