@@ -47,9 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
 #: run with an unhandled exception in a thread or in a finalizer as an error, not a
 #: warning (helper 239, 2026-12-06, each package alone with ``-n 0``): a party's thread
 #: that died, or a socket or file left to a finalizer that raised, passed as a line in
-#: the warnings summary that no run reads. tests/apps and tests/integration are still to
-#: be checked; once they are, the two filters belong in pyproject.toml's filterwarnings
-#: for the whole suite.
+#: the warnings summary that no run reads. tests/apps is still to be checked (one run of
+#: it, on a machine under a load of 15, failed 8 tests that passed again in two runs of
+#: the files up to them; their errors were not seen); once it is, the two filters belong
+#: in pyproject.toml's filterwarnings for the whole suite.
 UNHANDLED_EXCEPTIONS_FAIL = frozenset(
     {
         "",
@@ -58,6 +59,7 @@ UNHANDLED_EXCEPTIONS_FAIL = frozenset(
         "dp",
         "encoding",
         "he",
+        "integration",
         "ledger",
         "protocol",
         "runtime",
