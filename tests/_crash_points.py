@@ -125,6 +125,10 @@ class Writes:
     seen: dict[str, list[Point]] = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)
     fired: list[tuple[str, int]] = field(default_factory=list)
+    #: the write each crash was played at, as this run saw it (compared with the write
+    #: the case claims to crash: the numbering is per role, and a run that wrote in
+    #: another order would crash another write than the one its case names)
+    hit: dict[tuple[str, int], Point] = field(default_factory=dict)
     #: the server's write count when each restarted server process began
     restarts: list[int] = field(default_factory=list)
     #: rounds whose revealed sum's charge the state committed (note_reveal)
@@ -144,6 +148,7 @@ class Writes:
             if crash is not None:
                 self.dead.add(role)
                 self.fired.append((role, number))
+                self.hit[(role, number)] = points[-1]
             return crash
 
     def revive(self, role: str) -> None:
@@ -395,6 +400,9 @@ class Processes:
         self._writes, self._seen, self._pin = writes, seen, pin
         self.threads: list[threading.Thread] = []
         self.failures: list[BaseException] = []
+        #: set by :meth:`stop` before it closes the sessions: from then on a party's lost
+        #: session is the dead server's, the one way a party here may stop early
+        self.stopping = False
 
     def start_all(self) -> None:
         for name in NAMES:
@@ -445,8 +453,19 @@ class Processes:
     def _run(self, name: str, role: str, process: FederationClient | KeyHolderService) -> None:
         try:
             process.run(idle_timeout=IDLE)
+            outcome = process.outcome if isinstance(process, KeyHolderService) else None
+            if isinstance(process, FederationClient):
+                outcome = process.stats.outcome
+            if outcome != "finished" and not self.stopping:
+                raise AssertionError(f"{name} stopped before the federation's end: {outcome}")
         except NotConnected:
-            return  # the server's process died: its connections closed
+            # only the server's process dying (stop) closes a party's session here: a
+            # session lost while the server ran is a party gone quietly, whose crash
+            # points would be reached by no one and whose rounds the others carried
+            if not self.stopping:
+                self.failures.append(
+                    AssertionError(f"{name} lost its session while the server ran")
+                )
         except Crash:
             self._hub.disconnect(name)  # the process died: its stream closes
             self._writes.revive(role)
@@ -459,6 +478,7 @@ class Processes:
 
     def stop(self, *, check: bool = True) -> None:
         """Close every session (what a dead server's closed streams do) and wait."""
+        self.stopping = True
         for name in [*NAMES, KEY_HOLDER]:
             self._hub.disconnect(name)
         self.join(check=check)
@@ -723,20 +743,29 @@ def run_case(
     crashes: dict[tuple[str, int], str],
     what: str,
     pin: bytes | None = None,
+    claimed: dict[tuple[str, int], Point] | None = None,
 ) -> Writes:
-    """One case: the federation with ``crashes``, run to its end and checked; its writes."""
+    """One case: the federation with ``crashes``, run to its end and checked; its writes.
+    ``claimed``: the write each crash is meant to hit (as an earlier run numbered it);
+    a crash played at another write fails the case, as one never reached does."""
     writes, seen = Writes(crashes=dict(crashes)), Observed()
     run_crashed(tmp_path, federation, writes, seen, pin)
     assert sorted(writes.fired) == sorted(crashes), f"{what}: the run never reached a write"
+    for key, point in (claimed or {}).items():
+        assert writes.hit[key] == point, (
+            f"{what}: the crash hit another write, {writes.hit[key]}: this run numbered "
+            "its writes otherwise"
+        )
     check_invariants(tmp_path, federation, writes, seen, what)
     return writes
 
 
-def describe(crashes: dict[tuple[str, int], str], points: dict[str, list[Point]]) -> str:
-    """The crashes of a case, for its failure's line."""
+def describe(crashes: dict[tuple[str, int], str], claimed: dict[tuple[str, int], Point]) -> str:
+    """The crashes of a case, each with the write it is meant to hit, for its failure's
+    line."""
     return ", then ".join(
         f"{role} crashed {variant} write {k}"
-        + (f" ({points[role][k]})" if k < len(points.get(role, [])) else "")
+        + (f" ({claimed[role, k]})" if (role, k) in claimed else "")
         for (role, k), variant in sorted(crashes.items())
     )
 
@@ -774,30 +803,41 @@ def enumerate_crashes(
     failures: list[str] = []
     ran = 0
 
-    def attempt(crashes: dict[tuple[str, int], str]) -> Writes | None:
+    def attempt(
+        crashes: dict[tuple[str, int], str], claimed: dict[tuple[str, int], Point]
+    ) -> Writes | None:
         nonlocal ran
         ran += 1
-        what = describe(crashes, points)
+        what = describe(crashes, claimed)
         folder = new_folder("crash")
         try:
-            return run_case(folder, federation, crashes, what, prepare(folder))
+            return run_case(folder, federation, crashes, what, prepare(folder), claimed)
         except AssertionError as exc:
             failures.append(str(exc).splitlines()[0])
         except Exception as exc:  # every case is reported together
             failures.append(f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())}")
         return None
 
-    nested: list[dict[tuple[str, int], str]] = []
+    # each case with the write each of its crashes is meant to hit: a single crash, the
+    # clean run's write of its number; a crash during a recovery, the write of its number
+    # in the run of the first crash (whose restart it recovers), not the clean run's
+    nested: list[tuple[dict[tuple[str, int], str], dict[tuple[str, int], Point]]] = []
     for role in roles:
         for k, point in enumerate(points[role]):
             for variant in VARIANTS[point.kind]:
-                crashes = {(role, k): variant}
-                writes = attempt(crashes)
+                crashes, claimed = {(role, k): variant}, {(role, k): point}
+                writes = attempt(crashes, claimed)
                 if writes is None or role != "server" or not crash_recoveries:
                     continue
                 for later in recovery_writes(writes):
-                    for again in VARIANTS[writes.seen["server"][later].kind]:
-                        nested.append({**crashes, ("server", later): again})
-    for crashes in nested:
-        attempt(crashes)
+                    recovering = writes.seen["server"][later]
+                    for again in VARIANTS[recovering.kind]:
+                        nested.append(
+                            (
+                                {**crashes, ("server", later): again},
+                                {**claimed, ("server", later): recovering},
+                            )
+                        )
+    for crashes, claimed in nested:
+        attempt(crashes, claimed)
     return points, ran, failures

@@ -43,11 +43,52 @@ def pytest_configure(config: pytest.Config) -> None:
     tempfile.tempdir = str(MEMORY_TEMP)
 
 
+#: the folders below tests/ (and "" for the files directly in it) whose every test has
+#: run with an unhandled exception in a thread or in a finalizer as an error, not a
+#: warning (helper 239, 2026-12-06, each package alone with ``-n 0``): a party's thread
+#: that died, or a socket or file left to a finalizer that raised, passed as a line in
+#: the warnings summary that no run reads. tests/apps is still to be checked (one run of
+#: it, on a machine under a load of 15, failed 8 tests that passed again in two runs of
+#: the files up to them; their errors were not seen); once it is, the two filters belong
+#: in pyproject.toml's filterwarnings for the whole suite.
+UNHANDLED_EXCEPTIONS_FAIL = frozenset(
+    {
+        "",
+        "aggregation",
+        "crypto",
+        "dp",
+        "encoding",
+        "he",
+        "integration",
+        "ledger",
+        "protocol",
+        "runtime",
+        "transport",
+    }
+)
+_UNHANDLED_AS_ERRORS = (
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+    pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
+)
+
+
+def _package(item: pytest.Item) -> str:
+    """The folder right below tests/ that holds ``item``'s file ("" for tests/ itself)."""
+    parts = Path(item.path).resolve().relative_to(Path(__file__).parent.resolve()).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
 @pytest.hookimpl(trylast=True)  # after tests/integration/conftest.py marks its tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On an xdist worker, the files longest first (:mod:`_schedule` says why): every
-    worker collects the same order, and xdist, told ``--no-loadscope-reorder`` in
-    pyproject.toml, hands the files out in it. In one process (``-n 0``) the order is
-    left alone: it buys nothing there, and a run reads in the files' own order."""
+    """An unhandled exception in a thread or a finalizer fails the tests of the folders
+    in :data:`UNHANDLED_EXCEPTIONS_FAIL`. On an xdist worker, the files longest first
+    (:mod:`_schedule` says why): every worker collects the same order, and xdist, told
+    ``--no-loadscope-reorder`` in pyproject.toml, hands the files out in it. In one
+    process (``-n 0``) the order is left alone: it buys nothing there, and a run reads in
+    the files' own order."""
+    for item in items:
+        if _package(item) in UNHANDLED_EXCEPTIONS_FAIL:
+            for mark in _UNHANDLED_AS_ERRORS:
+                item.add_marker(mark)
     if hasattr(config, "workerinput"):
         items[:] = longest_files_first(items)

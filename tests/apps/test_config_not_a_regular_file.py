@@ -9,46 +9,22 @@ regular file before opening it, naming the path and what it is.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from _fifo import in_thread, needs_fifos
+from click.testing import CliRunner
 
 from secagg.apps.cli import main
 from secagg.errors import ConfigurationError
 from secagg.runtime.config import read_toml
 
-#: generous: the refusal is a stat() call; a blocked open() never returns at all
-JOIN_SECONDS = 20.0
 
-
-def _read_in_thread(path: str) -> BaseException | dict[str, object] | None:
-    """read_toml(path) in a daemon thread, so a blocking open() fails the test, not hangs it."""
-    outcome: list[BaseException | dict[str, object]] = []
-
-    def run() -> None:
-        try:
-            outcome.append(read_toml(path))
-        except BaseException as exc:  # handed to the test to judge
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(JOIN_SECONDS)
-    if worker.is_alive():
-        # unblock the open() with a writer so the thread ends, then fail
-        with open(path, "wb"):
-            pass
-        pytest.fail(f"read_toml({path}) still blocked after {JOIN_SECONDS} s")
-    return outcome[0]
-
-
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@needs_fifos
 def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "federation.toml"
     os.mkfifo(fifo)
-    outcome = _read_in_thread(str(fifo))
+    outcome = in_thread(lambda: read_toml(str(fifo)), unblock=fifo)
     assert isinstance(outcome, ConfigurationError), outcome
     assert str(outcome) == f"{fifo} is a named pipe, not a configuration file"
 
@@ -68,22 +44,7 @@ def test_a_regular_file_still_reads(tmp_path: Path) -> None:
     assert read_toml(path) == {"federation": {"name": "pilot"}}
 
 
-def _invoke_in_thread(args: list[str], fifo: Path) -> Result:
-    """The command in a daemon thread: a blocking open() fails the test instead of hanging."""
-    outcome: list[Result] = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(CliRunner().invoke(main, args)), daemon=True
-    )
-    worker.start()
-    worker.join(JOIN_SECONDS)
-    if worker.is_alive():
-        with open(fifo, "wb"):  # a writer ends the blocked open(); every open() it makes
-            pass
-        pytest.fail(f"{args} still blocked after {JOIN_SECONDS} s")
-    return outcome[0]
-
-
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@needs_fifos
 @pytest.mark.parametrize(
     ("args", "party"),
     [
@@ -102,7 +63,7 @@ def _invoke_in_thread(args: list[str], fifo: Path) -> Result:
 def test_a_named_pipe_flag_is_one_line_exit_2(tmp_path: Path, args: list[str], party: str) -> None:
     fifo = tmp_path / "given.toml"
     os.mkfifo(fifo)
-    result = _invoke_in_thread([*args, str(fifo)], fifo)
+    result = in_thread(lambda: CliRunner().invoke(main, [*args, str(fifo)]), unblock=fifo)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(party), result.output

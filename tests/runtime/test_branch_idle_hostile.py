@@ -18,15 +18,17 @@ it while moving nothing, each one a server could repeat without end:
 
 Each of those now leaves the timer running: the branch gives up by ``--idle`` plus the
 round's deadline (plus the grace), as it does on silence. The branch's clock is a fake
-(``secagg.runtime.client.time``) moved by the scripted endpoint: no real waiting.
+(``secagg.runtime.client.time``) moved by the scripted endpoint (tests/_scripted_clock.py):
+no real waiting.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from _scripted_clock import IDLE, STEP, FakeClock, ScriptedEndpoint, fake_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,51 +48,14 @@ from secagg.runtime.wire import (
 )
 
 D = 4
-IDLE = 1.0
-STEP = 0.25  # fake seconds between two of the server's messages: well inside IDLE
 COPIES = 2000  # 500 fake seconds of them: far beyond IDLE plus the round's grace
 FEDERATION = "idle-hostile"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-class _Scripted:
-    """An endpoint on which ``script`` arrives ``STEP`` fake seconds apart; a receive
-    returns the next message if it arrives within the timeout, else None once the
-    timeout has passed on the clock."""
-
-    def __init__(self, clock: _Clock) -> None:
-        self._clock = clock
-        self.script: list[bytes] = []
-        self.sent: list[bytes] = []
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        arrival = self._clock.now + STEP
-        if self.script and (timeout is None or arrival <= self._clock.now + timeout):
-            self._clock.now = arrival
-            return self.script.pop(0)
-        assert timeout is not None, "a wait without end"
-        self._clock.now += timeout
-        return None
-
-    def send(self, payload: bytes) -> None:
-        self.sent.append(payload)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
-    monkeypatch.setattr(client_module, "time", SimpleNamespace(monotonic=fake.monotonic))
-    return fake
+def clock() -> Iterator[FakeClock]:
+    with fake_time(client_module) as fake:
+        yield fake
 
 
 def _notice(number: int) -> bytes:
@@ -98,11 +63,11 @@ def _notice(number: int) -> bytes:
 
 
 def test_the_lost_rounds_notice_is_taken_once_not_after_every_later_notice(
-    clock: _Clock,
+    clock: FakeClock,
 ) -> None:
     spec = encode_spec(get_backend("plain", value_bound=1.0).plan(3, D))
     start = RoundStart(1, 0, spec, np.zeros(D), None, False, 0.0, federation=FEDERATION)
-    first = _Scripted(clock)
+    first = ScriptedEndpoint(clock)
     branch = FederationClient(
         "b",
         lambda m: np.zeros_like(m),
@@ -110,10 +75,10 @@ def test_the_lost_rounds_notice_is_taken_once_not_after_every_later_notice(
         policy=BranchPolicy(allow_plain=True, federation=FEDERATION),
     )
     branch.handle(encode_message(start))
-    again = _Scripted(clock)
+    again = ScriptedEndpoint(clock)
     branch.reconnected(again)  # type: ignore[arg-type]  # round 1 is lost
     # the lost round's notice, the next round's, then both again and again
-    again.script = [_notice(1), _notice(2)] * (COPIES // 2)
+    again.feed([_notice(1), _notice(2)] * (COPIES // 2))
     began = clock.now
     stats = branch.run(idle_timeout=IDLE)
     assert stats.outcome == "idle"
@@ -125,13 +90,13 @@ def test_the_lost_rounds_notice_is_taken_once_not_after_every_later_notice(
     assert stats.refused_messages >= 1  # the replays are refused, as any replayed notice
 
 
-def test_an_abort_repeated_does_not_keep_a_branch_in_its_round(clock: _Clock) -> None:
+def test_an_abort_repeated_does_not_keep_a_branch_in_its_round(clock: FakeClock) -> None:
     backend = get_backend("secagg+", value_bound=1.0)
     spec = backend.plan(3, D)
     server = backend.server(spec)
     server.bind_round(round_context(1, FEDERATION))
     setup = next(o for o in server.start() if not isinstance(o, Announce) and o.party == 0)
-    endpoint = _Scripted(clock)
+    endpoint = ScriptedEndpoint(clock)
     branch = FederationClient(
         "b",
         lambda m: np.zeros_like(m),
@@ -145,7 +110,7 @@ def test_an_abort_repeated_does_not_keep_a_branch_in_its_round(clock: _Clock) ->
     branch.handle(encode_message(Relay(1, setup.payload)))
     assert len(endpoint.sent) == 1  # the premise: its session answered the setup
     aborted = next(o for o in server.abort("the round deadline passed") if o.party == 0)
-    endpoint.script = [encode_message(Relay(1, aborted.payload))] * COPIES
+    endpoint.feed([encode_message(Relay(1, aborted.payload))] * COPIES)
     began = clock.now
     stats = branch.run(idle_timeout=IDLE)
     assert stats.outcome == "idle"
@@ -156,13 +121,13 @@ def test_an_abort_repeated_does_not_keep_a_branch_in_its_round(clock: _Clock) ->
 
 
 def test_a_notice_of_a_round_does_not_make_the_branch_refuse_that_rounds_start(
-    clock: _Clock,
+    clock: FakeClock,
 ) -> None:
     """A server that says a round runs without a branch and then sends it that round's
     start (a start it could not send at first, resent; or a server changing its mind)
     has the branch take the round: the notice is a deadline to wait, not a refusal."""
     spec = encode_spec(get_backend("plain", value_bound=1.0).plan(3, D))
-    endpoint = _Scripted(clock)
+    endpoint = ScriptedEndpoint(clock)
     branch = FederationClient(
         "b",
         lambda m: np.full_like(m, 0.1),
@@ -196,12 +161,12 @@ def test_no_message_moves_a_branch_twice(picks: list[int]) -> None:
     branch = FederationClient(
         "b",
         lambda m: np.zeros_like(m),
-        _Scripted(_Clock()),  # type: ignore[arg-type]
+        ScriptedEndpoint(FakeClock()),  # type: ignore[arg-type]
         policy=BranchPolicy(allow_plain=True, federation=FEDERATION),
     )
     start = RoundStart(1, 0, spec, np.zeros(D), None, False, 0.0, federation=FEDERATION)
     branch.handle(encode_message(start))
-    branch.reconnected(_Scripted(_Clock()))  # type: ignore[arg-type]  # round 1 is lost
+    branch.reconnected(ScriptedEndpoint(FakeClock()))  # type: ignore[arg-type]  # round 1 is lost
     restarts: list[int] = []  # one entry per timer restart: the pool message that made it
     progress = branch._progress
 

@@ -12,15 +12,17 @@ session takes, and the federation's end. A message refused, or a late one droppe
 quietly, does not.
 
 The branch's clock is a fake (``secagg.runtime.client.time``) moved by the scripted
-endpoint: no real waiting, and the count of messages taken shows when it gave up.
+endpoint (tests/_scripted_clock.py): no real waiting, and the count of messages taken
+shows when it gave up.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from _scripted_clock import IDLE, STEP, FakeClock, ScriptedEndpoint, fake_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,57 +33,13 @@ from secagg.runtime.client import ROUND_GRACE_SECONDS, FederationClient
 from secagg.runtime.wire import NotSampled, Relay, RoundEnd, RoundStart, encode_message
 
 D = 4
-IDLE = 1.0
-STEP = 0.25  # the fake seconds between two messages: well inside the idle timer
 FEDERATION = "idle-progress"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-class _Scripted:
-    """A branch's endpoint on which ``script``'s messages arrive ``STEP`` fake seconds
-    apart (the first ``STEP`` after it is made); a receive returns the next one if it
-    arrives within the timeout (the clock moved to its arrival), else None once the
-    timeout has passed on the clock."""
-
-    def __init__(self, clock: _Clock, script: list[bytes]) -> None:
-        self._clock = clock
-        self._script = list(script)
-        self._next = clock.now + STEP
-        self.taken = 0
-        self.sent: list[bytes] = []
-
-    def feed(self, script: list[bytes]) -> None:
-        self._script, self._next = list(script), self._clock.now + STEP
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        if self._script and (timeout is None or self._next <= self._clock.now + timeout):
-            self._clock.now = max(self._clock.now, self._next)
-            self._next = self._clock.now + STEP
-            self.taken += 1
-            return self._script.pop(0)
-        assert timeout is not None, "a wait without end on a silent server"
-        self._clock.now += timeout
-        return None
-
-    def send(self, payload: bytes) -> None:
-        self.sent.append(payload)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
-    monkeypatch.setattr(client_module, "time", SimpleNamespace(monotonic=fake.monotonic))
-    return fake
+def clock() -> Iterator[FakeClock]:
+    with fake_time(client_module) as fake:
+        yield fake
 
 
 def _start(number: int, deadline: float = 0.0) -> bytes:
@@ -95,7 +53,7 @@ def _notice(number: int, deadline: float = 0.0) -> bytes:
     return encode_message(NotSampled(number, deadline, federation=FEDERATION))
 
 
-def _branch(endpoint: _Scripted, hook=None) -> FederationClient:  # type: ignore[no-untyped-def]
+def _branch(endpoint: ScriptedEndpoint, hook=None) -> FederationClient:  # type: ignore[no-untyped-def]
     return FederationClient(
         "b",
         hook or (lambda m: np.zeros_like(m)),
@@ -104,10 +62,12 @@ def _branch(endpoint: _Scripted, hook=None) -> FederationClient:  # type: ignore
     )
 
 
-def _after_round_one(clock: _Clock, junk: bytes, count: int) -> tuple[FederationClient, _Scripted]:
+def _after_round_one(
+    clock: FakeClock, junk: bytes, count: int
+) -> tuple[FederationClient, ScriptedEndpoint]:
     """A branch whose round 1 has ended (taken by handle, before run), then ``count``
     copies of ``junk`` on the wire."""
-    endpoint = _Scripted(clock, [junk] * count)
+    endpoint = ScriptedEndpoint(clock, [junk] * count)
     client = _branch(endpoint)
     client.handle(_start(1))
     client.handle(encode_message(RoundEnd(1, True)))
@@ -125,7 +85,7 @@ JUNK = {
 
 
 @pytest.mark.parametrize("kind", sorted(JUNK))
-def test_messages_the_branch_refuses_do_not_keep_it_waiting(clock: _Clock, kind: str) -> None:
+def test_messages_the_branch_refuses_do_not_keep_it_waiting(clock: FakeClock, kind: str) -> None:
     client, endpoint = _after_round_one(clock, JUNK[kind], 400)  # 100 fake seconds of it
     began = clock.now
     stats = client.run(idle_timeout=IDLE)
@@ -137,12 +97,12 @@ def test_messages_the_branch_refuses_do_not_keep_it_waiting(clock: _Clock, kind:
 
 
 def test_a_late_payload_of_a_round_the_branch_left_does_not_keep_it_waiting(
-    clock: _Clock,
+    clock: FakeClock,
 ) -> None:
     def failing(model: np.ndarray) -> np.ndarray:
         raise RuntimeError("no data today")
 
-    endpoint = _Scripted(clock, [encode_message(Relay(1, b"\x00" * 8))] * 400)
+    endpoint = ScriptedEndpoint(clock, [encode_message(Relay(1, b"\x00" * 8))] * 400)
     client = _branch(endpoint, failing)
     client.handle(_start(1))  # it leaves round 1: its late payloads are dropped quietly
     client.handle(encode_message(RoundEnd(1, False, "dropouts")))
@@ -151,16 +111,16 @@ def test_a_late_payload_of_a_round_the_branch_left_does_not_keep_it_waiting(
     assert clock.now - began <= IDLE + 2 * STEP
 
 
-def test_a_silent_server_is_still_called_silent(clock: _Clock) -> None:
+def test_a_silent_server_is_still_called_silent(clock: FakeClock) -> None:
     client, _ = _after_round_one(clock, b"", 0)
     stats = client.run(idle_timeout=IDLE)
     assert stats.outcome == "idle"
     assert stats.end_reason == "the server was silent for 1 s between rounds"
 
 
-def test_the_idle_timer_counts_from_the_rounds_end(clock: _Clock) -> None:
+def test_the_idle_timer_counts_from_the_rounds_end(clock: FakeClock) -> None:
     """A round's end is progress: the timer starts there, not at the run's start."""
-    endpoint = _Scripted(clock, [])
+    endpoint = ScriptedEndpoint(clock, [])
     client = _branch(endpoint)
     client.handle(_start(1, deadline=10.0))  # inside it, the deadline rules
     clock.now += 10.0 + ROUND_GRACE_SECONDS - STEP
@@ -179,10 +139,7 @@ def test_only_progress_restarts_the_timer(kinds: list[str]) -> None:
     took, or since the round it told of may have ended (a notice of deadline 0: its
     ROUND_GRACE_SECONDS), whichever is later (the round's end comes to no branch out
     of it: test_idle_clock_round_wait_restart.py)."""
-    clock = _Clock()
-    saved = client_module.time
-    client_module.time = SimpleNamespace(monotonic=clock.monotonic)  # type: ignore[assignment]
-    try:
+    with fake_time(client_module) as clock:
         script, number = [], 1
         for kind in kinds:
             number += kind == "notice"
@@ -200,5 +157,3 @@ def test_only_progress_restarts_the_timer(kinds: list[str]) -> None:
             if kind == "notice":
                 heard, until = arrival, arrival + ROUND_GRACE_SECONDS
         assert clock.now == max(heard, until) + IDLE
-    finally:
-        client_module.time = saved  # type: ignore[assignment]

@@ -12,14 +12,16 @@ again, and the federation's end. The branch has had the same rule since 2026-12-
 (tests/runtime/test_branch_idle_progress.py).
 
 The key holder's clock is a fake (``secagg.runtime.keyholder.time``) moved by the
-scripted endpoint: no real waiting, and the messages taken show when it gave up.
+scripted endpoint (tests/_scripted_clock.py): no real waiting, and the messages taken
+show when it gave up.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Iterator
 
 import pytest
+from _scripted_clock import IDLE, STEP, FakeClock, ScriptedEndpoint, fake_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,45 +30,7 @@ from secagg.errors import MalformedMessage
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.wire import FederationEnd, Relay, RoundEnd, encode_message
 
-IDLE = 1.0
-STEP = 0.25  # fake seconds between two of the server's messages: well inside IDLE
 COPIES = 400  # 100 fake seconds of them
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-class _Scripted:
-    """The key holder's endpoint: ``script`` arrives ``STEP`` fake seconds apart; a
-    receive returns the next message if it arrives within the timeout, else None once
-    the timeout has passed on the clock."""
-
-    def __init__(self, clock: _Clock, script: list[bytes]) -> None:
-        self._clock = clock
-        self.script = list(script)
-        self.taken = 0
-        self.sent: list[bytes] = []
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        arrival = self._clock.now + STEP
-        if self.script and (timeout is None or arrival <= self._clock.now + timeout):
-            self._clock.now = arrival
-            self.taken += 1
-            return self.script.pop(0)
-        assert timeout is not None, "a wait without end on a silent server"
-        self._clock.now += timeout
-        return None
-
-    def send(self, payload: bytes) -> None:
-        self.sent.append(payload)
-
-    def close(self) -> None:
-        pass
 
 
 class _Session:
@@ -96,13 +60,10 @@ def _relay(number: int, body: bytes) -> bytes:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
-    # raising=False: a key holder without a clock of its own (before) is tested as well
-    monkeypatch.setattr(
-        keyholder_module, "time", SimpleNamespace(monotonic=fake.monotonic), raising=False
-    )
-    return fake
+def clock() -> Iterator[FakeClock]:
+    # a key holder without a clock of its own (before) is tested as well: fake_time adds it
+    with fake_time(keyholder_module) as fake:
+        yield fake
 
 
 OPENED = [_relay(1, b"key")]
@@ -119,10 +80,10 @@ NO_PROGRESS = {
 
 @pytest.mark.parametrize("kind", sorted(NO_PROGRESS))
 def test_messages_that_move_nothing_do_not_keep_the_key_holder_waiting(
-    clock: _Clock, kind: str
+    clock: FakeClock, kind: str
 ) -> None:
     first, repeated = NO_PROGRESS[kind]
-    endpoint = _Scripted(clock, first + [repeated] * COPIES)
+    endpoint = ScriptedEndpoint(clock, first + [repeated] * COPIES)
     service = KeyHolderService("compliance", endpoint, _Session())  # type: ignore[arg-type]
     began = clock.now
     service.run(idle_timeout=IDLE)
@@ -134,17 +95,17 @@ def test_messages_that_move_nothing_do_not_keep_the_key_holder_waiting(
     assert service.end_reason.startswith("the server sent nothing this key holder could take")
 
 
-def test_a_silent_server_is_still_called_silent(clock: _Clock) -> None:
-    service = KeyHolderService("compliance", _Scripted(clock, []), _Session())  # type: ignore[arg-type]
+def test_a_silent_server_is_still_called_silent(clock: FakeClock) -> None:
+    service = KeyHolderService("compliance", ScriptedEndpoint(clock, []), _Session())  # type: ignore[arg-type]
     began = clock.now
     service.run(idle_timeout=IDLE)
     assert service.outcome == "idle" and clock.now - began == pytest.approx(IDLE)
     assert service.end_reason == "the server was silent for 1 s"
 
 
-def test_the_federations_end_ends_it_whatever_came_before(clock: _Clock) -> None:
+def test_the_federations_end_ends_it_whatever_came_before(clock: FakeClock) -> None:
     script = [b"junk"] * 3 + [encode_message(FederationEnd(4, True, ""))]
-    service = KeyHolderService("compliance", _Scripted(clock, script), _Session())  # type: ignore[arg-type]
+    service = KeyHolderService("compliance", ScriptedEndpoint(clock, script), _Session())  # type: ignore[arg-type]
     service.run(idle_timeout=IDLE)
     assert service.outcome == "finished"
 
@@ -155,16 +116,13 @@ def test_only_a_request_answered_anew_restarts_the_timer(kinds: list[str]) -> No
     """Whatever mix of new requests (the next round's key request), the same request
     again and junk the server sends, STEP apart, the key holder gives up exactly when
     IDLE has passed since the last new request it answered (or since it started)."""
-    clock = _Clock()
-    saved = getattr(keyholder_module, "time", None)
-    keyholder_module.time = SimpleNamespace(monotonic=clock.monotonic)  # type: ignore[attr-defined]
-    try:
+    with fake_time(keyholder_module) as clock:
         script, number = [], 0
         for kind in kinds:
             if kind == "new" or (kind == "again" and number == 0):
                 number += 1
             script.append(_relay(number, b"key") if kind != "junk" else b"junk")
-        endpoint = _Scripted(clock, script)
+        endpoint = ScriptedEndpoint(clock, script)
         service = KeyHolderService("compliance", endpoint, _Session())  # type: ignore[arg-type]
         began = clock.now
         service.run(idle_timeout=IDLE)
@@ -178,8 +136,3 @@ def test_only_a_request_answered_anew_restarts_the_timer(kinds: list[str]) -> No
             if message != b"junk" and message != last:
                 heard, last = arrival, message
         assert clock.now == pytest.approx(heard + IDLE)
-    finally:
-        if saved is None:
-            del keyholder_module.time  # type: ignore[attr-defined]
-        else:
-            keyholder_module.time = saved  # type: ignore[attr-defined]

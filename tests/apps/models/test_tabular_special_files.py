@@ -4,49 +4,27 @@ Why: the loader ``open()``-ed the path, so a named pipe (``secagg simulate --dat
 given one by mistake, or a file swapped for one) blocked forever waiting for a writer,
 and ``/dev/null`` read as an empty file ("is empty") rather than as what it is
 (hostile CLI review, 2026-12-06). The path is now opened once, non-blocking, and its
-kind taken from that descriptor; the wait below is bounded, so a blocked open fails the
-test instead of hanging it.
+kind taken from that descriptor; the wait (tests/_fifo.py) is bounded, so a blocked open
+fails the test instead of hanging it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
+from _fifo import in_thread, needs_fifos
 
 from secagg.apps.models.tabular import load_creditcard_csv, load_labelled_csv
 from secagg.errors import ConfigurationError
 
-#: generous: the refusal is an open() and an fstat(); a blocked open() never returns
-JOIN_SECONDS = 30.0
 
-
-def _load_in_thread(path: Path) -> object:
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(load_creditcard_csv(path))
-        except BaseException as exc:  # handed to the test to judge
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(JOIN_SECONDS)
-    if worker.is_alive():
-        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a writer ends the open()
-        worker.join(JOIN_SECONDS)
-        pytest.fail(f"loading {path} still blocked after {JOIN_SECONDS} s")
-    return outcome[0]
-
-
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@needs_fifos
 def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "customers.csv"
     os.mkfifo(fifo)
-    outcome = _load_in_thread(fifo)
+    outcome = in_thread(lambda: load_creditcard_csv(fifo), unblock=fifo)
     assert isinstance(outcome, ConfigurationError), outcome
     assert str(outcome) == f"{fifo} is a named pipe, not a CSV file"
 
