@@ -673,7 +673,7 @@ def _apart(
     return text, limit
 
 
-#: the number settings a larger value of makes a policy stricter (a Fraction that is no
+#: the number settings a larger value of makes a policy stricter (a number that is no
 #: float is rounded up to one for these, down for the others: never a weaker policy)
 STRICTER_WHEN_LARGER = (
     "min_noise_multiplier",
@@ -692,14 +692,24 @@ def _as_float(value: numbers.Real, *, up: bool) -> float:
     np.float32(0.3)`` or ``Fraction(1, 10)`` built a policy whose every masking round
     then raised a ConfigurationError from the protocol's own policy (which takes ints
     and floats only), and ``min_noise_multiplier = Fraction(1, 2)`` a bare TypeError
-    where a refusal formats it (hostile policy review, 2026-12-06)."""
+    where a refusal formats it (hostile policy review, 2026-12-06).
+
+    Any real type, not the rationals only: ``np.longdouble`` is a Real that is no
+    Rational, and ``float()`` rounds it to nearest, so ``min_noise_multiplier = 1 +
+    2^-63`` was held as 1.0 and took a round of z = 1 (second review, 2026-12-06). Such
+    a type is compared with the float by its own (exact) comparison."""
     number = float(value)
+    if not math.isfinite(number):
+        return number  # refused by the range checks, which name the key
     if isinstance(value, numbers.Rational):
         exact, held = Fraction(value.numerator, value.denominator), Fraction(number)
-        if up and held < exact:
-            number = math.nextafter(number, math.inf)
-        elif not up and held > exact:
-            number = math.nextafter(number, -math.inf)
+        below, above = held < exact, held > exact
+    else:
+        below, above = bool(number < value), bool(number > value)
+    if up and below:
+        number = math.nextafter(number, math.inf)
+    elif not up and above:
+        number = math.nextafter(number, -math.inf)
     return number
 
 

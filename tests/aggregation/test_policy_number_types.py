@@ -87,3 +87,51 @@ def test_a_fraction_is_held_on_the_policys_safe_side(
     else:
         assert held <= value
     _decides(policy)
+
+
+#: numpy's extended float, where the platform has one finer than float64 (x86's 80 bits)
+EXTENDED = np.longdouble
+HAS_EXTENDED = np.finfo(EXTENDED).eps < np.finfo(np.float64).eps
+
+
+@pytest.mark.skipif(not HAS_EXTENDED, reason="np.longdouble is float64 on this platform")
+@pytest.mark.parametrize(
+    "key",
+    [*STRICTER_WHEN_LARGER, "max_clip", "epsilon_budget", "delta"],
+)
+def test_an_extended_float_is_held_on_the_policys_safe_side(key: str) -> None:
+    """An ``np.longdouble`` one of its own units past a float, on the weak side, is held
+    at the next float on the strict side (second review, 2026-12-06).
+
+    Why: the safe-side rounding of 7459c06 looked at ``numbers.Rational`` values only,
+    and a longdouble is a Real that is not Rational: ``float()`` rounds it to nearest,
+    so ``min_noise_multiplier = 1 + 2^-63`` was held as 1.0 and ``max_clip = 1 - 2^-64``
+    as 1.0, a weaker policy than the one given (before 7459c06 the value was kept and
+    compared exactly: a round of z = 1 or clip 1 was refused)."""
+    one = EXTENDED(1) if key not in ("corrupt_fraction", "dropout_fraction") else EXTENDED(0.25)
+    unit = np.spacing(one)
+    value = one + unit if key in STRICTER_WHEN_LARGER else one - unit
+    extra = {"delta": 1e-6} if key == "epsilon_budget" else {}
+    if key == "delta":
+        value, extra = EXTENDED(1e-6) - np.spacing(EXTENDED(1e-6)), {"epsilon_budget": 1.0}
+    policy = BranchPolicy(**{key: value}, **extra)
+    held = getattr(policy, key)
+    assert type(held) is float
+    if key in STRICTER_WHEN_LARGER:
+        assert EXTENDED(held) >= value, (held, value)
+    else:
+        assert EXTENDED(held) <= value, (held, value)
+
+
+@pytest.mark.skipif(not HAS_EXTENDED, reason="np.longdouble is float64 on this platform")
+def test_a_round_at_the_float_next_to_an_extended_bound_is_refused() -> None:
+    """The rounds the weaker policy took: a noise multiplier of 1 against a floor of
+    ``1 + 2^-63``, a clip of 1 against a cap of ``1 - 2^-64``."""
+    floor = EXTENDED(1) + np.spacing(EXTENDED(1))
+    with pytest.raises(PolicyRefused, match="min_noise_multiplier"):
+        BranchPolicy(min_noise_multiplier=floor).check_noise_share(
+            noise_multiplier=1.0, clip=1.0, expected_clients=10, num_clients=10
+        )
+    cap = EXTENDED(1) - np.spacing(EXTENDED(1)) / 2
+    with pytest.raises(PolicyRefused, match="max_clip"):
+        BranchPolicy(max_clip=cap).check_clip(1.0)
