@@ -14,6 +14,16 @@ from secagg.apps.commands.common import _os_error
 from secagg.errors import ConfigurationError
 from secagg.transport.certs import MissingCertificate, load_ca_certificate
 
+#: ``--dir`` of every ``certs`` subcommand: one spelling, so the three cannot drift apart.
+_ca_folder_option = click.option(
+    "--dir",
+    "directory",
+    default="certs",
+    show_default=True,
+    type=NonEmptyPath(),
+    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
+)
+
 
 @click.group()
 def certs() -> None:
@@ -36,14 +46,7 @@ def _server_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @certs.command("init")
-@click.option(
-    "--dir",
-    "directory",
-    default="certs",
-    show_default=True,
-    type=NonEmptyPath(),
-    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
-)
+@_ca_folder_option
 @click.option(
     "--server-name",
     "server_names",
@@ -80,14 +83,7 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
 
 @certs.command("issue")
 @click.argument("name")
-@click.option(
-    "--dir",
-    "directory",
-    default="certs",
-    show_default=True,
-    type=NonEmptyPath(),
-    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
-)
+@_ca_folder_option
 @click.option("--force", is_flag=True, help="Re-issue an existing or revoked name.")
 def certs_issue(name: str, directory: str, force: bool) -> None:
     """Issue the certificate and key of branch NAME."""
@@ -109,14 +105,7 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
 
 @certs.command("revoke")
 @click.argument("name")
-@click.option(
-    "--dir",
-    "directory",
-    default="certs",
-    show_default=True,
-    type=NonEmptyPath(),
-    help="The CA's folder (ca.pem, its key, server and clients/ certificates).",
-)
+@_ca_folder_option
 @click.option(
     "--force",
     is_flag=True,
