@@ -71,6 +71,34 @@ class ScriptedEndpoint:
         pass
 
 
+class PacedEndpoint:
+    """A party's endpoint on which each of ``script``'s messages arrives ``step`` fake
+    seconds after the party asks for it, if its wait is that long (else the wait passes
+    on the clock and None comes back). Unlike :class:`ScriptedEndpoint` the pace counts
+    from each receive, not from the last arrival: a server that sends one notice per
+    round, a round every ``step``, whatever the party did in between
+    (test_far_future_notice.py, test_endless_unsampled_rounds.py)."""
+
+    def __init__(self, clock: FakeClock, script: Iterable[bytes], step: float) -> None:
+        self._clock = clock
+        self._step = step
+        self.script = list(script)
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        assert timeout is not None, "a wait without end"
+        if self.script and self._step <= timeout:
+            self._clock.now += self._step
+            return self.script.pop(0)
+        self._clock.now += timeout
+        return None
+
+    def send(self, payload: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def fake_time(module: ModuleType) -> Iterator[FakeClock]:
     """A fresh :class:`FakeClock` as ``module.time`` (its ``monotonic`` only) until the

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _scripted_clock import FakeClock, PacedEndpoint
 
 import secagg.runtime.client as client_module
 from secagg.aggregation.policy import BranchPolicy
@@ -30,46 +31,18 @@ STEP = 30.0  # fake seconds between two rounds' notices: inside IDLE
 ROUNDS = 2000  # 60 000 fake seconds: a thousand idle timers
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-class _Scripted:
-    def __init__(self, clock: _Clock, script: list[bytes]) -> None:
-        self._clock = clock
-        self.script = list(script)
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        assert timeout is not None, "a wait without end"
-        if self.script and STEP <= timeout:
-            self._clock.now += STEP
-            return self.script.pop(0)
-        self._clock.now += timeout
-        return None
-
-    def send(self, payload: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
     monkeypatch.setattr(client_module, "time", SimpleNamespace(monotonic=fake.monotonic))
     return fake
 
 
-def _branch(script: list[bytes], clock: _Clock) -> FederationClient:
+def _branch(script: list[bytes], clock: FakeClock) -> FederationClient:
     return FederationClient(
         "b",
         lambda model: np.zeros_like(model),
-        _Scripted(clock, script),  # type: ignore[arg-type]
+        PacedEndpoint(clock, script, STEP),  # type: ignore[arg-type]
         policy=BranchPolicy(allow_plain=True, federation=FEDERATION),
     )
 
@@ -78,7 +51,7 @@ def _notice(number: int) -> bytes:
     return encode_message(NotSampled(number, 0.0, federation=FEDERATION))
 
 
-def test_a_branch_left_out_of_every_round_waits_and_counts_them(clock: _Clock) -> None:
+def test_a_branch_left_out_of_every_round_waits_and_counts_them(clock: FakeClock) -> None:
     script = [_notice(n) for n in range(1, ROUNDS + 1)]
     script.append(encode_message(FederationEnd(ROUNDS, True)))
     stats = _branch(script, clock).run(idle_timeout=IDLE)
@@ -86,7 +59,7 @@ def test_a_branch_left_out_of_every_round_waits_and_counts_them(clock: _Clock) -
     assert stats.rounds_not_sampled == ROUNDS and stats.rounds_started == 0
 
 
-def test_the_same_rounds_notices_again_do_not_keep_it(clock: _Clock) -> None:
+def test_the_same_rounds_notices_again_do_not_keep_it(clock: FakeClock) -> None:
     """Endless *new* rounds keep it; the old rounds' notices again do not: each is
     refused, the idle timer runs, and the branch gives up."""
     script = [_notice(n) for n in range(1, 11)] * (ROUNDS // 10)

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _scripted_clock import FakeClock, PacedEndpoint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,36 +44,6 @@ FEDERATION = "far-future"
 FAR = 2**32 - 1  # the largest round number a message carries (u32)
 IDLE = 60.0
 STEP = 30.0  # fake seconds between two honest notices: inside IDLE
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-class _Scripted:
-    """An endpoint on which ``script`` arrives ``STEP`` fake seconds apart."""
-
-    def __init__(self, clock: _Clock, script: list[bytes]) -> None:
-        self._clock = clock
-        self.script = list(script)
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        assert timeout is not None, "a wait without end"
-        if self.script and STEP <= timeout:
-            self._clock.now += STEP
-            return self.script.pop(0)
-        self._clock.now += timeout
-        return None
-
-    def send(self, payload: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _branch(transport: object = None) -> FederationClient:
@@ -112,11 +83,11 @@ def test_a_branch_left_out_after_a_far_future_notice_stays_to_the_end(
 ) -> None:
     """Ten honest notices, one every STEP (inside the idle timer), then the end: the
     branch sees the federation through instead of giving up after the bogus notice."""
-    clock = _Clock()
+    clock = FakeClock()
     monkeypatch.setattr(client_module, "time", SimpleNamespace(monotonic=clock.monotonic))
     honest = [_notice(n) for n in range(2, 12)]
     script = [_notice(FAR), *honest, encode_message(FederationEnd(11, True))]
-    stats = _branch(_Scripted(clock, script)).run(idle_timeout=IDLE)
+    stats = _branch(PacedEndpoint(clock, script, STEP)).run(idle_timeout=IDLE)
     assert stats.outcome == "finished", stats.end_reason
     assert stats.rounds_not_sampled == 11 and stats.refused_messages == 0
 
