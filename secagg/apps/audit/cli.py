@@ -475,7 +475,8 @@ def verify(
         "notes": result.notes,
         # what the verdict took on the ledger's word (no --config: the recorded noise
         # multipliers; a record-level ledger: the branches' DP-SGD histories, which no
-        # config holds), one line each; [] when nothing was
+        # config holds), one line each; [] when nothing was, and for a FAILED ledger
+        # (no verdict rests on it: AuditResult.ledgers_word)
         "on_the_ledgers_word": result.ledgers_word(),
         # "inf" when infinite, as every --json figure (secagg.apps.json_output)
         "epsilon": last,
