@@ -807,12 +807,13 @@ class _AuditedBackend(click.Choice):
 @audit.command(
     "empirical",
     cls=_JsonUsageErrors,
-    json_error=lambda message, params: _empirical_usage_json(message),
+    json_error=lambda message, params: _empirical_error_json(message, EXIT_USAGE),
     epilog="""\b
 Exit status:
   0  consistent: the empirical lower bound does not exceed the claimed epsilon
   1  FAIL: the run leaks more than it claims (lower bound above the claim), or
-     the held-out canaries do not follow the null distribution
+     the held-out canaries do not follow the null distribution; FAILED: the
+     audited federation did not complete its rounds (no bound)
   2  usage error""",
 )
 @click.option(
@@ -902,7 +903,7 @@ def empirical(
     """
     import warnings
 
-    from secagg.apps.audit.empirical import run_canary_audit
+    from secagg.apps.audit.empirical import AuditedFederationIncomplete, run_canary_audit
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     # 2 x canaries unit directions of the fraud MLP's 2 081 parameters, each drawn as
@@ -924,6 +925,16 @@ def empirical(
             backend=backend,
             claimed_epsilon=claimed_epsilon,
         )
+    except AuditedFederationIncomplete as exc:
+        # a failed run, not a mistake in an option: it read "Error: the audited federation
+        # did not complete: ...", exit 2, a usage error naming no flag (review of the
+        # audit command's edges, 2026-12-06); verify's unreadable ledger is said alike
+        message = f"{exc}: no release, so no bound"
+        if as_json:
+            click.echo(dumps(_empirical_error_json(message, EXIT_FAILED)))
+        else:
+            click.echo(f"FAILED: {message}", err=True)
+        sys.exit(EXIT_FAILED)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except MemoryError:  # below the machine's memory, but more than it had free
@@ -933,7 +944,7 @@ def empirical(
     # infinities as "inf", NaN as null (secagg.apps.json_output): this converted a
     # top-level +inf only, and a -inf or a NaN went out as bare -Infinity / NaN
     payload = audit_result.as_dict()
-    # the keys a usage error's object has too (_empirical_usage_json): null there, set here
+    # the keys a usage error's object has too (_empirical_error_json): null there, set here
     payload |= {"error": None, "exit_status": 0 if audit_result.consistent else EXIT_FAILED}
     if as_json:
         click.echo(dumps(payload))
@@ -945,15 +956,16 @@ def empirical(
         sys.exit(EXIT_FAILED)
 
 
-def _empirical_usage_json(message: str) -> dict[str, Any]:
-    """``empirical --json``'s object for a usage error: every key of a result's object,
-    null, with the message in ``"error"`` and ``"exit_status": 2``."""
+def _empirical_error_json(message: str, status: int) -> dict[str, Any]:
+    """``empirical --json``'s object when there is no result: every key of a result's
+    object, null, with the message in ``"error"`` and ``"exit_status"`` 2 for a usage
+    error, 1 for an audited federation that did not complete."""
     from dataclasses import fields
 
     from secagg.apps.audit.empirical import EmpiricalAudit
 
     payload: dict[str, Any] = dict.fromkeys(field.name for field in fields(EmpiricalAudit))
-    return payload | {"error": message, "exit_status": EXIT_USAGE}
+    return payload | {"error": message, "exit_status": status}
 
 
 #: the parameters of the model ``audit empirical`` federates (the fraud MLP, d = 2 081;
