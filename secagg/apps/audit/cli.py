@@ -60,15 +60,39 @@ class _JsonUsageErrors(click.Command):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
-        # parsing failed: the options are not known yet, so "--json" is looked for among
-        # the words given (before a "--", after which every word is an argument)
-        words = args[: args.index("--")] if "--" in args else list(args)  # parsing eats args
+        words = list(args)  # parsing eats args
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            if "--json" in words:
+            if self._json_flag_among(words):
                 self._echo(exc, {})
             raise
+
+    def _json_flag_among(self, words: list[str]) -> bool:
+        """Whether ``--json`` stands among ``words`` as the flag, read as click reads
+        them: not after a ``--`` (every word there is an argument), and not as the value
+        of an option that takes one (``--pubkey --json``: the key's path is "--json").
+
+        Why: parsing failed, so the options are not known; every "--json" word counted,
+        and ``verify --pubkey --json L`` printed a JSON object beside ``Invalid value for
+        '--pubkey': no public key file at --json`` while ``verify --config --json L``,
+        refused once the command ran (by then ``--json`` is known not to be given), printed
+        the line alone: the same mistake, two outputs (review of the audit command's
+        edges, 2026-12-06). Now JSON is printed exactly when click took ``--json`` as the
+        flag, whichever check finds the error."""
+        flag = next(p for p in self.params if p.name == "as_json")
+        values = {
+            name: option.nargs
+            for option in self.params
+            if isinstance(option, click.Option) and not option.is_flag and not option.count
+            for name in option.opts
+        }
+        index = 0
+        while index < len(words) and words[index] != "--":
+            if words[index] in flag.opts:
+                return True
+            index += 1 + values.get(words[index], 0)  # an option's value is no flag
+        return False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
