@@ -81,3 +81,24 @@ def test_the_library_raises_its_own_type_not_a_configuration_error() -> None:
         )
     assert not isinstance(caught.value, ConfigurationError)
     assert caught.value.reason == "fewer than 2 clients sampled or connected"
+
+
+def test_a_federation_stopped_before_any_round_says_the_servers_reason() -> None:
+    """No round ran, so no aborted round has a reason: the server's stop reason is said
+    (it read "too few rounds")."""
+
+    def no_quorum(server: Any) -> None:
+        server._await_quorum = lambda timeout: "test: the quorum never formed"
+
+    with pytest.raises(empirical.AuditedFederationIncomplete) as caught:
+        empirical.run_canary_audit(
+            noise_multiplier=1.0,
+            rounds=1,
+            canaries=2,
+            branches=2,
+            branch_model="linear",
+            dimension=8,
+            tamper=no_quorum,
+        )
+    assert caught.value.reason.startswith("no quorum within"), caught.value.reason
+    assert caught.value.reason.endswith("test: the quorum never formed")
