@@ -342,7 +342,16 @@ class AuditResult:
         with ``--config`` or without: its epsilon is replayed from the (noise multiplier,
         sample rate, steps) each branch reported, which the key holder writes into the
         rows, and one re-signed with every branch at z = 5 for a run at z = 1 VERIFIED
-        at epsilon 0.1424 for 1.4514, nothing saying where those histories came from."""
+        at epsilon 0.1424 for 1.4514, nothing saying where those histories came from.
+
+        [] for a FAILED ledger (:attr:`ok` false): no verdict rests on anything there, and
+        ``--json``'s ``on_the_ledgers_word`` read "replayed as recorded" beside ``"verdict":
+        "FAILED"`` for rows whose claims had just failed their replay, as if the verdict
+        had vouched for them on trust (review of the audit command's edges, 2026-12-06).
+        The text output and ``audit report`` printed these lines for a verified ledger
+        only; now every consumer has the same rule from here."""
+        if not self.ok:
+            return []
         said: list[str] = []
         if self.noise_multiplier_rows and self.config_noise_multiplier is None:
             rows = self.noise_multiplier_rows

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from secagg.apps.audit.cli import VERIFY_JSON_KEYS
+from secagg.apps.audit.cli import VERIFY_JSON_KEYS, empirical, verify
 from secagg.apps.cli import main
 
 
@@ -101,3 +102,46 @@ def test_empirical_json_usage_error_is_one_object(options: list[str], words: str
     assert all(payload[key] is None for key in result_keys)
     assert payload["exit_status"] == 2 and payload["error"].startswith(words), payload
     assert result.stderr.splitlines() == [f"Error: {payload['error']}"]
+
+
+def _value_options(command: click.Command) -> list[str]:
+    """Every option of ``command`` that takes a value, by its long name."""
+    return [
+        next(name for name in option.opts if name.startswith("--"))
+        for option in command.params
+        if isinstance(option, click.Option) and not option.is_flag and not option.count
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("verify", option) for option in _value_options(verify)]
+    + [("empirical", option) for option in _value_options(empirical)],
+)
+def test_a_json_word_taken_as_an_options_value_is_not_the_flag(
+    tmp_path: Path, command: str, option: str
+) -> None:
+    """``verify --pubkey --json L``: click reads "--json" as the key's path, so --json is
+    not given, and the refusal is the one plain line, as ``verify --config --json L``'s
+    always was (refused once the command ran). Until 2026-12-06 a refusal found while
+    parsing printed a JSON object too, because the word "--json" was among the words."""
+    ledger = [_ledger_path(tmp_path)] if command == "verify" else []
+    result = CliRunner().invoke(main, ["audit", command, option, "--json", *ledger])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: Invalid value for '") and f"'{option}'" in line, line
+    assert "--json" in line  # the value it was refused for
+
+
+def test_the_flag_after_an_options_value_is_still_the_flag(tmp_path: Path) -> None:
+    """The value is skipped, not the rest: ``--pubkey P --json`` and ``--pubkey --json
+    --json`` (the first the path, the second the flag) print the object."""
+    ledger = _ledger_path(tmp_path)
+    for options in (
+        ["--pubkey", f"{tmp_path}/nope.pem", "--json"],
+        ["--pubkey", "--json", "--json"],
+    ):
+        result = CliRunner().invoke(main, ["audit", "verify", ledger, *options])
+        assert result.exit_code == 2
+        assert json.loads(result.stdout)["error"].startswith("Invalid value for '--pubkey'")

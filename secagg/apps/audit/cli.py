@@ -60,15 +60,39 @@ class _JsonUsageErrors(click.Command):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
-        # parsing failed: the options are not known yet, so "--json" is looked for among
-        # the words given (before a "--", after which every word is an argument)
-        words = args[: args.index("--")] if "--" in args else list(args)  # parsing eats args
+        words = list(args)  # parsing eats args
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            if "--json" in words:
+            if self._json_flag_among(words):
                 self._echo(exc, {})
             raise
+
+    def _json_flag_among(self, words: list[str]) -> bool:
+        """Whether ``--json`` stands among ``words`` as the flag, read as click reads
+        them: not after a ``--`` (every word there is an argument), and not as the value
+        of an option that takes one (``--pubkey --json``: the key's path is "--json").
+
+        Why: parsing failed, so the options are not known; every "--json" word counted,
+        and ``verify --pubkey --json L`` printed a JSON object beside ``Invalid value for
+        '--pubkey': no public key file at --json`` while ``verify --config --json L``,
+        refused once the command ran (by then ``--json`` is known not to be given), printed
+        the line alone: the same mistake, two outputs (review of the audit command's
+        edges, 2026-12-06). Now JSON is printed exactly when click took ``--json`` as the
+        flag, whichever check finds the error."""
+        flag = next(p for p in self.params if p.name == "as_json")
+        values = {
+            name: option.nargs
+            for option in self.params
+            if isinstance(option, click.Option) and not option.is_flag and not option.count
+            for name in option.opts
+        }
+        index = 0
+        while index < len(words) and words[index] != "--":
+            if words[index] in flag.opts:
+                return True
+            index += 1 + values.get(words[index], 0)  # an option's value is no flag
+        return False
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -475,7 +499,8 @@ def verify(
         "notes": result.notes,
         # what the verdict took on the ledger's word (no --config: the recorded noise
         # multipliers; a record-level ledger: the branches' DP-SGD histories, which no
-        # config holds), one line each; [] when nothing was
+        # config holds), one line each; [] when nothing was, and for a FAILED ledger
+        # (no verdict rests on it: AuditResult.ledgers_word)
         "on_the_ledgers_word": result.ledgers_word(),
         # "inf" when infinite, as every --json figure (secagg.apps.json_output)
         "epsilon": last,
@@ -806,12 +831,13 @@ class _AuditedBackend(click.Choice):
 @audit.command(
     "empirical",
     cls=_JsonUsageErrors,
-    json_error=lambda message, params: _empirical_usage_json(message),
+    json_error=lambda message, params: _empirical_error_json(message, EXIT_USAGE),
     epilog="""\b
 Exit status:
   0  consistent: the empirical lower bound does not exceed the claimed epsilon
   1  FAIL: the run leaks more than it claims (lower bound above the claim), or
-     the held-out canaries do not follow the null distribution
+     the held-out canaries do not follow the null distribution; FAILED: the
+     audited federation did not complete its rounds (no bound)
   2  usage error""",
 )
 @click.option(
@@ -901,7 +927,7 @@ def empirical(
     """
     import warnings
 
-    from secagg.apps.audit.empirical import run_canary_audit
+    from secagg.apps.audit.empirical import AuditedFederationIncomplete, run_canary_audit
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     # 2 x canaries unit directions of the fraud MLP's 2 081 parameters, each drawn as
@@ -923,6 +949,16 @@ def empirical(
             backend=backend,
             claimed_epsilon=claimed_epsilon,
         )
+    except AuditedFederationIncomplete as exc:
+        # a failed run, not a mistake in an option: it read "Error: the audited federation
+        # did not complete: ...", exit 2, a usage error naming no flag (review of the
+        # audit command's edges, 2026-12-06); verify's unreadable ledger is said alike
+        message = f"{exc}: no release, so no bound"
+        if as_json:
+            click.echo(dumps(_empirical_error_json(message, EXIT_FAILED)))
+        else:
+            click.echo(f"FAILED: {message}", err=True)
+        sys.exit(EXIT_FAILED)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except MemoryError:  # below the machine's memory, but more than it had free
@@ -932,7 +968,7 @@ def empirical(
     # infinities as "inf", NaN as null (secagg.apps.json_output): this converted a
     # top-level +inf only, and a -inf or a NaN went out as bare -Infinity / NaN
     payload = audit_result.as_dict()
-    # the keys a usage error's object has too (_empirical_usage_json): null there, set here
+    # the keys a usage error's object has too (_empirical_error_json): null there, set here
     payload |= {"error": None, "exit_status": 0 if audit_result.consistent else EXIT_FAILED}
     if as_json:
         click.echo(dumps(payload))
@@ -944,15 +980,16 @@ def empirical(
         sys.exit(EXIT_FAILED)
 
 
-def _empirical_usage_json(message: str) -> dict[str, Any]:
-    """``empirical --json``'s object for a usage error: every key of a result's object,
-    null, with the message in ``"error"`` and ``"exit_status": 2``."""
+def _empirical_error_json(message: str, status: int) -> dict[str, Any]:
+    """``empirical --json``'s object when there is no result: every key of a result's
+    object, null, with the message in ``"error"`` and ``"exit_status"`` 2 for a usage
+    error, 1 for an audited federation that did not complete."""
     from dataclasses import fields
 
     from secagg.apps.audit.empirical import EmpiricalAudit
 
     payload: dict[str, Any] = dict.fromkeys(field.name for field in fields(EmpiricalAudit))
-    return payload | {"error": message, "exit_status": EXIT_USAGE}
+    return payload | {"error": message, "exit_status": status}
 
 
 #: the parameters of the model ``audit empirical`` federates (the fraud MLP, d = 2 081;

@@ -50,15 +50,34 @@ from secagg.apps.audit.bound import (
 )
 from secagg.crypto.stream import KeyedStream
 from secagg.dp.noise import gaussian
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, SecAggError
 
-__all__ = ["EmpiricalAudit", "estimate_from_cosines", "gdp_epsilon", "run_canary_audit"]
+__all__ = [
+    "AuditedFederationIncomplete",
+    "EmpiricalAudit",
+    "estimate_from_cosines",
+    "gdp_epsilon",
+    "run_canary_audit",
+]
 
 #: the held-out cosines are checked against the exact null; below this p-value the
 #: directions were not independent of the release and the bound's FPR is void
 NULL_CHECK_P = 1e-3
 
 TrainingHook = Callable[[np.ndarray], np.ndarray]
+
+
+class AuditedFederationIncomplete(SecAggError):
+    """The audited federation stopped before its rounds completed: no release, no bound.
+
+    Why its own type: it was a :class:`~secagg.errors.ConfigurationError`, which the CLI
+    turns into a usage error (exit 2, ``Error: ...``) although no option was wrong: a run
+    that fails is a failed audit (exit 1), as a leak above the claim is (review of the
+    audit command's edges, 2026-12-06). ``reason``: the first aborted round's, one line."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = " ".join(reason.split()) or "no reason recorded"
+        super().__init__(f"the audited federation did not complete: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -242,8 +261,10 @@ def _federate(
             thread.join(timeout=5)
     incomplete = [r for r in results if r.status != "complete"]
     if incomplete or len(results) < rounds:
-        reason = incomplete[0].reason if incomplete else "too few rounds"
-        raise ConfigurationError(f"the audited federation did not complete: {reason}")
+        reason = incomplete[0].reason if incomplete else None
+        if not reason:  # the server's own word on why it stopped, rather than a count
+            reason = server.stop_reason or f"{len(results)} of {rounds} rounds ran"
+        raise AuditedFederationIncomplete(reason)
     epsilon = results[-1].epsilon
     return server.model - start, math.inf if epsilon is None else float(epsilon)
 
@@ -273,6 +294,9 @@ def run_canary_audit(
     defaults to the runtime accountant's epsilon after the run. ``tamper(server)``
     is called on the :class:`FederationServer` before it runs: tests use it to make
     a server that forgets its noise, which the audit must catch.
+
+    Raises :class:`AuditedFederationIncomplete` when the federation stops before its
+    rounds complete, :class:`~secagg.errors.ConfigurationError` for bad arguments.
     """
     if noise_multiplier < 0 or rounds < 1 or canaries < 2 or clip <= 0 or branches < 1:
         raise ConfigurationError(
