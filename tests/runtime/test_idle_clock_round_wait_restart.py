@@ -17,15 +17,17 @@ branch (a round start, a notice taken), fixed when they are taken, so a server t
 cycles sessions still has the branch give up after the window and ``--idle`` of
 connected time (checked below too).
 
-Every clock is a fake (``time`` of the client and redial modules): no real waiting.
+Every clock is a fake (``time`` of the client and redial modules, tests/_session_clock.py):
+no real waiting.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from _session_clock import SessionClock, SessionDialer, SessionPlan, session_time
 
 import secagg.runtime.client as client_module
 import secagg.runtime.redial as redial_module
@@ -33,7 +35,6 @@ from secagg.aggregation import encode_spec, get_backend
 from secagg.aggregation.policy import BranchPolicy
 from secagg.runtime.client import ROUND_GRACE_SECONDS, BranchGaveUp, FederationClient
 from secagg.runtime.wire import FederationEnd, NotSampled, RoundStart, encode_message
-from secagg.transport.base import NotConnected
 
 IDLE = 900.0  # secagg client --idle's default
 DEADLINE = 600.0  # deadlines.round_seconds' default: what the round start names
@@ -44,85 +45,10 @@ FEDERATION = "restart-mid-round"
 D = 4
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
-    fake_time = SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep)
-    for module in (client_module, redial_module):
-        monkeypatch.setattr(module, "time", fake_time)
-    return fake
-
-
-class _ScriptedSession:
-    """A session on which each ``(delay, payload)`` arrives ``delay`` fake seconds after
-    the one before (the first after the session opened); the server ends it
-    ``ends_after`` fake seconds after it opened (None: never)."""
-
-    def __init__(
-        self, clock: _Clock, script: list[tuple[float, bytes]], ends_after: float | None
-    ) -> None:
-        self._clock = clock
-        self._script = list(script)
-        self._ends = None if ends_after is None else clock.now + ends_after
-        self._due = clock.now + (self._script[0][0] if self._script else 0.0)
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        assert timeout is not None, "a wait without end"
-        horizon = self._clock.now + timeout
-        if (
-            self._ends is not None
-            and self._ends <= horizon
-            and (not self._script or self._ends < self._due)
-        ):
-            self._clock.now = max(self._clock.now, self._ends)
-            raise NotConnected("the server process died")
-        if self._script and self._due <= horizon:
-            self._clock.now = max(self._clock.now, self._due)
-            _, payload = self._script.pop(0)
-            if self._script:
-                self._due = self._clock.now + self._script[0][0]
-            return payload
-        self._clock.now = horizon
-        return None
-
-    def send(self, payload: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Dialer:
-    """The i-th dial gets ``sessions[i]`` (built when dialled, after ``downtime``)."""
-
-    def __init__(
-        self,
-        clock: _Clock,
-        sessions: list[tuple[list[tuple[float, bytes]], float | None]],
-        downtime: float = DOWNTIME,
-    ) -> None:
-        self._clock, self._sessions, self._downtime = clock, list(sessions), downtime
-        self.dialled = 0
-
-    def __call__(self, timeout: float) -> _ScriptedSession:
-        if not self._sessions:
-            raise NotConnected("no server any more")
-        if self.dialled:
-            self._clock.now += self._downtime
-        self.dialled += 1
-        script, ends_after = self._sessions.pop(0)
-        return _ScriptedSession(self._clock, script, ends_after)
+def clock() -> Iterator[SessionClock]:
+    with session_time(client_module, redial_module) as fake:
+        yield fake
 
 
 def _start(number: int) -> bytes:
@@ -151,26 +77,26 @@ def _branch() -> FederationClient:
 
 @pytest.mark.parametrize("waiting_in", ["its own round", "a round it is not sampled for"])
 def test_a_branch_waiting_for_a_deadline_rides_out_the_servers_restart(
-    clock: _Clock, waiting_in: str
+    clock: SessionClock, waiting_in: str
 ) -> None:
     """Round 1 (its start or its notice) at once, then nothing for CRASH_AT s: the
     server dies; it is back after DOWNTIME, waits QUORUM_WAIT (< IDLE) for a quorum,
     then tells the branch of round 2 and ends the federation."""
     first = _start(1) if waiting_in == "its own round" else _notice(1)
     restarted = [(QUORUM_WAIT, _notice(2)), (0.0, _end(2))]
-    dial = _Dialer(clock, [([(0.0, first)], CRASH_AT), (restarted, None)])
+    dial = SessionDialer(clock, [([(0.0, first)], CRASH_AT), (restarted, None)], DOWNTIME)
     stats = _branch().serve(dial, idle_timeout=IDLE, give_up_after=2 * DOWNTIME)
     assert stats.outcome == "finished", stats.end_reason
     assert stats.rounds_not_sampled == (1 if waiting_in == "its own round" else 2)
 
 
-def test_a_server_cycling_sessions_inside_a_round_still_is_given_up(clock: _Clock) -> None:
+def test_a_server_cycling_sessions_inside_a_round_still_is_given_up(clock: SessionClock) -> None:
     """The guard: a round start, then a session ended every 60 s with nothing on it.
     The branch waits the round's deadline (plus the grace) and then ``IDLE`` of connected
     time, not one idle timer a session: the window is the round start's, fixed."""
-    sessions: list[tuple[list[tuple[float, bytes]], float | None]] = [([(0.0, _start(1))], 60.0)]
+    sessions: list[SessionPlan] = [([(0.0, _start(1))], 60.0)]
     sessions += [([], 60.0)] * 200
-    dial = _Dialer(clock, sessions)
+    dial = SessionDialer(clock, sessions, DOWNTIME)
     began = clock.now
     with pytest.raises(BranchGaveUp):
         _branch().serve(dial, idle_timeout=IDLE, give_up_after=2 * DOWNTIME)
@@ -181,7 +107,7 @@ def test_a_server_cycling_sessions_inside_a_round_still_is_given_up(clock: _Cloc
 
 @pytest.mark.parametrize("left_out", ["not sampled", "its session lost"])
 def test_a_branch_out_of_a_round_gives_the_server_its_idle_timer_after_the_deadline(
-    clock: _Clock, left_out: str
+    clock: SessionClock, left_out: str
 ) -> None:
     """One session, an honest server: round 1 runs without the branch (it is told so,
     or its session was lost inside the round); the round takes its whole deadline, and
@@ -197,6 +123,6 @@ def test_a_branch_out_of_a_round_gives_the_server_its_idle_timer_after_the_deadl
     else:  # its round start, its session lost after 1 s, back 1 s later
         later = [(DEADLINE + QUORUM_WAIT - 2.0, _notice(2)), (0.0, _end(2))]
         sessions = [([(0.0, _start(1))], 1.0), (later, None)]
-    dial = _Dialer(clock, sessions, downtime=1.0)
+    dial = SessionDialer(clock, sessions, downtime=1.0)
     stats = _branch().serve(dial, idle_timeout=IDLE, give_up_after=2 * DOWNTIME)
     assert stats.outcome == "finished", stats.end_reason

@@ -12,22 +12,29 @@ window's alone, so an honest server's restart (a long outage, then a prompt roun
 still ridden out.
 
 Every clock is a fake (``time`` of the client, key holder and redial modules), moved by
-the scripted sessions and the redial pauses: no real waiting.
+the scripted sessions and the redial pauses (tests/_session_clock.py): no real waiting.
 """
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from _session_clock import (
+    AnswersKeyRequests,
+    ScriptedSession,
+    SessionClock,
+    SessionDialer,
+    at_once,
+    session_time,
+)
 
 import secagg.runtime.client as client_module
 import secagg.runtime.keyholder as keyholder_module
 import secagg.runtime.redial as redial_module
 from secagg.aggregation.policy import BranchPolicy
-from secagg.errors import MalformedMessage
 from secagg.runtime.client import ROUND_GRACE_SECONDS, BranchGaveUp, FederationClient
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.redial import STABLE_SESSION_SECONDS
@@ -43,78 +50,23 @@ MAX_SESSIONS = 200
 FEDERATION = "cycling"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-
-class _KeptWaiting(AssertionError):
-    """The party was still dialling after :data:`MAX_SESSIONS` sessions."""
-
-
-class _CyclingSession:
-    """A session on which ``script`` arrives at once, then nothing; the server ends it
-    ``SESSION`` fake seconds after it opened (``lasts``: None, never)."""
-
-    def __init__(self, clock: _Clock, script: list[bytes], lasts: float | None) -> None:
-        self._clock = clock
-        self._script = list(script)
-        self._ends = None if lasts is None else clock.now + lasts
-
-    def receive(self, timeout: float | None) -> bytes | None:
-        if self._script:
-            return self._script.pop(0)
-        assert timeout is not None, "a wait without end"
-        if self._ends is not None and self._ends <= self._clock.now + timeout:
-            self._clock.now = max(self._clock.now, self._ends)
-            raise NotConnected("the server ended the session")
-        self._clock.now += timeout
-        return None
-
-    def send(self, payload: bytes) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Dialer:
-    """Hands out sessions: ``scripts[i]`` (and ``lives[i]``) for the i-th, the last one
-    again after them; ``downtime`` fake seconds pass before each dial after the first."""
-
-    def __init__(
-        self,
-        clock: _Clock,
-        scripts: list[list[bytes]],
-        lives: list[float | None],
-        downtime: float = 0.0,
-    ) -> None:
-        self._clock, self._scripts, self._lives, self._downtime = clock, scripts, lives, downtime
-        self.dialled = 0
-
-    def __call__(self, timeout: float) -> _CyclingSession:
-        if self.dialled >= MAX_SESSIONS:
-            raise _KeptWaiting(f"still dialling after {self.dialled} sessions")
-        if self.dialled:
-            self._clock.now += self._downtime
-        index = min(self.dialled, len(self._scripts) - 1)
-        self.dialled += 1
-        return _CyclingSession(self._clock, self._scripts[index], self._lives[index])
+def _dialer(
+    clock: SessionClock,
+    scripts: list[list[bytes]],
+    lives: list[float | None],
+    downtime: float = 0.0,
+) -> SessionDialer:
+    """Hands out sessions: ``scripts[i]`` (arriving at once, and ``lives[i]``) for the
+    i-th, the last one again after them; ``downtime`` fake seconds pass before each dial
+    after the first; a dial after :data:`MAX_SESSIONS` fails the test."""
+    plans = [(at_once(script), life) for script, life in zip(scripts, lives, strict=True)]
+    return SessionDialer(clock, plans, downtime, repeat_last=True, most=MAX_SESSIONS)
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
-    fake_time = SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep)
-    for module in (client_module, keyholder_module, redial_module):
-        monkeypatch.setattr(module, "time", fake_time)
-    return fake
+def clock() -> Iterator[SessionClock]:
+    with session_time(client_module, keyholder_module, redial_module) as fake:
+        yield fake
 
 
 def _branch() -> FederationClient:
@@ -131,9 +83,9 @@ def _notice(number: int, deadline: float = 0.0) -> bytes:
 
 
 def test_a_branch_whose_sessions_the_server_keeps_ending_gives_up_by_its_idle_timer(
-    clock: _Clock,
+    clock: SessionClock,
 ) -> None:
-    dial = _Dialer(clock, [[]], [SESSION])
+    dial = _dialer(clock, [[]], [SESSION])
     began = clock.now
     with pytest.raises(BranchGaveUp) as gave_up:
         _branch().serve(dial, idle_timeout=IDLE, give_up_after=60.0)
@@ -146,20 +98,22 @@ def test_a_branch_whose_sessions_the_server_keeps_ending_gives_up_by_its_idle_ti
     assert f"over {dial.dialled} sessions" in message, message
 
 
-def test_a_branch_rides_out_an_honest_restart_longer_than_its_idle_timer(clock: _Clock) -> None:
+def test_a_branch_rides_out_an_honest_restart_longer_than_its_idle_timer(
+    clock: SessionClock,
+) -> None:
     """The time without a session is not the server's silence: a restart that took
     three idle timers, then a notice at once and the federation's end, is seen through."""
     honest = [[_notice(1, deadline=5.0)], [_notice(2), encode_message(FederationEnd(2, True))]]
-    dial = _Dialer(clock, honest, [SESSION, None], downtime=3 * IDLE)
+    dial = _dialer(clock, honest, [SESSION, None], downtime=3 * IDLE)
     stats = _branch().serve(dial, idle_timeout=IDLE, give_up_after=10 * IDLE)
     assert stats.outcome == "finished" and stats.rounds_not_sampled == 2
 
 
-def test_progress_on_any_session_restarts_the_timer(clock: _Clock) -> None:
+def test_progress_on_any_session_restarts_the_timer(clock: SessionClock) -> None:
     """A notice taken on the third session gives the branch a whole idle timer again,
     whatever the sessions before it used up."""
     scripts: list[list[bytes]] = [[], [], [_notice(1)], []]
-    dial = _Dialer(clock, scripts, [SESSION] * 4)
+    dial = _dialer(clock, scripts, [SESSION] * 4)
     with pytest.raises(BranchGaveUp):
         _branch().serve(dial, idle_timeout=IDLE, give_up_after=60.0)
     # from the notice: its round's wait (deadline 0 plus the grace), then the idle
@@ -169,26 +123,11 @@ def test_progress_on_any_session_restarts_the_timer(clock: _Clock) -> None:
     assert 2 + after <= dial.dialled <= 3 + after, dial.dialled
 
 
-class _Session:
-    """A helper session that answers ``b"key"`` (the key request of the round opened,
-    answered again from what it holds, as the CKKS key holder does) and refuses the rest."""
-
-    decryptions = 0
-
-    def handle(self, payload: bytes, *, round_number: int) -> bytes:
-        if payload == b"key":
-            return b"public key"
-        raise MalformedMessage("a key holder answers key requests only here")
-
-    def refusal(self, error: BaseException) -> bytes:
-        return b"refused"
-
-
 def test_a_key_holder_whose_sessions_the_server_keeps_ending_stops_by_its_idle_timer(
-    clock: _Clock,
+    clock: SessionClock,
 ) -> None:
-    dial = _Dialer(clock, [[]], [SESSION])
-    holder = KeyHolderService("kh", None, _Session())  # type: ignore[arg-type]
+    dial = _dialer(clock, [[]], [SESSION])
+    holder = KeyHolderService("kh", None, AnswersKeyRequests())  # type: ignore[arg-type]
     began = clock.now
     holder.serve(dial, idle_timeout=IDLE, give_up_after=60.0)
     assert holder.outcome == "idle"
@@ -198,21 +137,21 @@ def test_a_key_holder_whose_sessions_the_server_keeps_ending_stops_by_its_idle_t
 
 
 def test_a_key_holder_rides_out_an_honest_restart_longer_than_its_idle_timer(
-    clock: _Clock,
+    clock: SessionClock,
 ) -> None:
     honest = [[], [encode_message(FederationEnd(2, True))]]
-    dial = _Dialer(clock, honest, [SESSION, None], downtime=3 * IDLE)
-    holder = KeyHolderService("kh", None, _Session())  # type: ignore[arg-type]
+    dial = _dialer(clock, honest, [SESSION, None], downtime=3 * IDLE)
+    holder = KeyHolderService("kh", None, AnswersKeyRequests())  # type: ignore[arg-type]
     holder.serve(dial, idle_timeout=IDLE, give_up_after=10 * IDLE)
     assert holder.outcome == "finished"
 
 
-def test_the_same_request_on_every_new_session_is_no_progress(clock: _Clock) -> None:
+def test_the_same_request_on_every_new_session_is_no_progress(clock: SessionClock) -> None:
     """The key request of the round opened, sent again on each new session (as the
     server does after the key holder's session changed), is answered each time, but
     only the first answer restarts the timer: the round moved nowhere."""
-    dial = _Dialer(clock, [[encode_message(Relay(1, b"key"))]], [SESSION])
-    holder = KeyHolderService("kh", None, _Session())  # type: ignore[arg-type]
+    dial = _dialer(clock, [[encode_message(Relay(1, b"key"))]], [SESSION])
+    holder = KeyHolderService("kh", None, AnswersKeyRequests())  # type: ignore[arg-type]
     holder.serve(dial, idle_timeout=IDLE, give_up_after=60.0)
     assert holder.outcome == "idle"
     assert holder.answered == dial.dialled
@@ -223,7 +162,7 @@ class _LateRequestThenCut:
     """A session on which a key request arrives ``LATE`` fake seconds after it opened,
     and breaks under the key holder's reply (a network cut as the reply leaves)."""
 
-    def __init__(self, clock: _Clock) -> None:
+    def __init__(self, clock: SessionClock) -> None:
         self._clock = clock
         self._sent = False
 
@@ -243,7 +182,7 @@ class _LateRequestThenCut:
 LATE = IDLE - 5.0  # the request comes with 5 s of the idle timer left
 
 
-def test_a_request_answered_as_the_session_broke_is_progress(clock: _Clock) -> None:
+def test_a_request_answered_as_the_session_broke_is_progress(clock: SessionClock) -> None:
     """The key holder answered a new request and the session broke under the reply:
     the answer was progress (the round moved: its key made, or its sum decrypted and
     counted), so the timer restarts from it. Before, the timer restarted only after
@@ -254,9 +193,9 @@ def test_a_request_answered_as_the_session_broke_is_progress(clock: _Clock) -> N
     def dial(timeout: float) -> object:
         if sessions:
             return sessions.pop(0)
-        return _CyclingSession(clock, [], None)  # the server, back, quiet after that
+        return ScriptedSession(clock, [], None)  # the server, back, quiet after that
 
-    holder = KeyHolderService("kh", None, _Session())  # type: ignore[arg-type]
+    holder = KeyHolderService("kh", None, AnswersKeyRequests())  # type: ignore[arg-type]
     holder.serve(dial, idle_timeout=IDLE, give_up_after=60.0)  # type: ignore[arg-type]
     assert holder.outcome == "idle" and holder.answered == 1
     # a whole idle timer after the answer, on the second session (its redial pause aside)
@@ -267,7 +206,7 @@ class _RefusesEveryReply:
     """A session on which ``script`` arrives one message per fake second, and whose
     transport refuses every reply (above its size limit): each request is a refused one."""
 
-    def __init__(self, clock: _Clock, script: list[bytes]) -> None:
+    def __init__(self, clock: SessionClock, script: list[bytes]) -> None:
         self._clock = clock
         self._script = list(script)
 
@@ -286,12 +225,12 @@ class _RefusesEveryReply:
         pass
 
 
-def test_requests_whose_replies_the_transport_refuses_are_no_progress(clock: _Clock) -> None:
+def test_requests_whose_replies_the_transport_refuses_are_no_progress(clock: SessionClock) -> None:
     """Two requests alternately, each answered but its reply refused by the transport
     (so counted refused): nothing moved, and the timer runs out (a guard of the order
     in which an answer counts: before its reply leaves only when the session breaks)."""
     script = [encode_message(Relay(r, b"key")) for r in (1, 2)] * 200
-    holder = KeyHolderService("kh", _RefusesEveryReply(clock, script), _Session())  # type: ignore[arg-type]
+    holder = KeyHolderService("kh", _RefusesEveryReply(clock, script), AnswersKeyRequests())  # type: ignore[arg-type]
     began = clock.now
     holder.run(idle_timeout=IDLE)
     assert holder.outcome == "idle" and holder.answered == 0
