@@ -68,7 +68,9 @@ of fewer is a normal outcome of sampling, not a failure), ``max_attempts``, or n
 quorum within ``quorum_wait``. :attr:`FederationServer.finished` and
 :attr:`FederationServer.stop_reason` say which, so the CLI exits non-zero when the
 federation did not finish; every connected party is then told by a
-:class:`~secagg.runtime.wire.FederationEnd`, so branches exit at once.
+:class:`~secagg.runtime.wire.FederationEnd`, so branches exit at once. So it is when
+a state or ledger write fails (the server then stops with that error): the end says
+the server stopped on it, never that the federation finished.
 
 Logs. Each round ends with exactly one line on the ``secagg.server`` logger: INFO
 for a complete round, WARNING for an aborted one, with the participants, the
@@ -373,6 +375,9 @@ class FederationServer:
         #: after run(): why it stopped before every configured round was complete
         #: (None when :attr:`finished`; the CLI prints it and exits non-zero)
         self.stop_reason: str | None = None
+        # the stop a failed state or ledger write in _run_round logged (the reason told
+        # the parties), or None: run() announces the end for that error only
+        self._stopped_on: str | None = None
 
     def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
         """Say so at start when the ledger's last row names another federation than the
@@ -545,22 +550,32 @@ class FederationServer:
 
         Afterwards :attr:`finished` says whether every round is complete and
         :attr:`stop_reason` why not; every connected party has been sent a
-        :class:`~secagg.runtime.wire.FederationEnd` saying the same.
+        :class:`~secagg.runtime.wire.FederationEnd` saying the same. A failed state or
+        ledger write raises its error as before, after a FederationEnd that says the
+        server stopped on it (:meth:`_announce_stop_on_error`); any other exception
+        announces nothing.
         """
         if quorum_wait is None:
             quorum_wait = self.config.server.quorum_wait_seconds
         self.stop_reason = None
+        self._stopped_on = None
         results: list[RoundResult] = []
         if self.completed_rounds() < self.config.rounds:
             began = self._clock()
             self._wait_for(set(self.config.parties), wait_for_clients)
-            self.stop_reason = self._run_rounds(
-                results,
-                max_consecutive_aborts,
-                max_attempts,
-                quorum_wait,
-                waited_for_parties=self._clock() - began,
-            )
+            try:
+                self.stop_reason = self._run_rounds(
+                    results,
+                    max_consecutive_aborts,
+                    max_attempts,
+                    quorum_wait,
+                    waited_for_parties=self._clock() - began,
+                )
+            except Exception:
+                if self._stopped_on is not None:  # a failure _run_round logged and noted
+                    self.stop_reason = self._stopped_on
+                    self._announce_stop_on_error()
+                raise
         done = self.completed_rounds()
         if done >= self.config.rounds:
             self.stop_reason = None
@@ -578,7 +593,7 @@ class FederationServer:
                 self.config.rounds,
                 self.stop_reason,
             )
-        self._announce_end()
+        self._announce_end(self.finished, self.stop_reason or "")
         return results
 
     def _run_rounds(
@@ -688,12 +703,35 @@ class FederationServer:
                 return None
         return missing
 
-    def _announce_end(self) -> None:
+    def _announce_end(self, finished: bool, reason: str) -> None:
         """Tell every connected party the federation is over (finished or stopped), so
         branches exit at once instead of redialling a server that is going away."""
-        end = FederationEnd(self.next_round - 1, self.finished, self.stop_reason or "")
+        end = FederationEnd(self.next_round - 1, finished, reason)
         for name in sorted(self.transport.connected()):
             self._send(name, end)
+
+    def _announce_stop_on_error(self) -> None:
+        """Tell every connected party the federation stopped, as :meth:`run` leaves on a
+        failed state or ledger write (:attr:`_stopped_on`, the reason, says which).
+
+        Why: the error left :meth:`run` before its end was announced, so every branch and
+        the key holder waited out its idle timer (``--idle``, minutes) for a server that
+        had logged why it stopped (review, 2026-12-06). Never ``finished``: even a last
+        round the state completed was released to nobody. Nothing here may replace the
+        error on its way out: a send that fails beyond what :meth:`_send` takes is
+        logged, and the parties are left to their idle timers as before. A crash the
+        server did not report (any other exception) announces nothing: the server cannot
+        say what stopped it, and its parties see their sessions end."""
+        assert self._stopped_on is not None
+        try:
+            self._announce_end(False, self._stopped_on)
+        except Exception as exc:
+            log.error(
+                "the federation's end could not be announced (%s: %s); the parties wait "
+                "out their idle timers",
+                type(exc).__name__,
+                exc,
+            )
 
     def _wait_for(self, names: set[str], timeout: float) -> None:
         """Wait up to ``timeout`` s for every one of ``names`` to connect, saying so once.
@@ -944,6 +982,12 @@ class FederationServer:
                 pass  # the round was finished already: a write after the ledger's failed
             except Exception as again:  # the first error is the one to raise
                 log.error("round %d: its failure could not be recorded either: %s", number, again)
+            # for the parties: which write, not its cause (the server's paths and disks
+            # are its own; its log has the cause)
+            self._stopped_on = (
+                f"the server stopped on an error in round {number}: its {self._writing} "
+                "write failed (the server's log has the cause)"
+            )
             if ledgering and isinstance(exc, LedgerError):
                 raise LedgerError(
                     f"round {number} could not be ledgered: {cause}; its result stays in "
