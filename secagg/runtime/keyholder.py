@@ -244,12 +244,10 @@ class KeyHolderService:
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session: dial first (serve)")
         self.outcome, self.end_reason = None, ""
-        now = time.monotonic()
-        if self._session_lost_at is None:
-            self._heard = now  # a first session (or one after a run that returned)
-        else:  # the quiet time connected so far counts; the time without a session not
-            self._heard = min(now, self._heard + (now - self._session_lost_at))
-            self._session_lost_at = None
+        self._heard = redial.idle_start_on_new_session(
+            self._heard, self._session_lost_at, time.monotonic()
+        )
+        self._session_lost_at = None
         try:
             return self._serve_session(idle_timeout)
         except NotConnected:

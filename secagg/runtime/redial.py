@@ -85,6 +85,19 @@ class Backoff:
         return base * _CSPRNG.uniform(1.0 - self._spread, 1.0 + self._spread)
 
 
+def idle_start_on_new_session(heard: float, session_lost_at: float | None, now: float) -> float:
+    """Where a party's idle timer starts when a session opens at ``now``.
+
+    A first session (``session_lost_at`` None) starts it at ``now``. After a lost
+    session the start moves on by the time spent without a session: the quiet time
+    connected so far still counts, so a server that keeps ending sessions cannot reset
+    the timer, and the time between sessions does not (it belongs to the redial
+    window). Branch and key holder share this one rule."""
+    if session_lost_at is None:
+        return now
+    return min(now, heard + (now - session_lost_at))
+
+
 def dial_budget(window_end: float, failed: int = 0) -> float:
     """How long the next dial may take after ``failed`` failed attempts of its window:
     :data:`FIRST_DIAL_SECONDS` doubled per failure, at most :data:`MAX_DIAL_SECONDS` and
