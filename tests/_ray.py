@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -39,8 +40,19 @@ def memory_monitor_off() -> Iterator[None]:
 def local_ray(num_cpus: int = 2) -> Iterator[Any]:
     """A local Ray instance for a test module's fixture, started as the engine starts
     its own (:func:`~secagg.runtime.ray_engine.ray_session`: again when the raylet misses
-    Ray's 30 s registration on a busy machine), with the memory monitor off."""
+    Ray's 30 s registration on a busy machine), with the memory monitor off.
+
+    The SIGTERM handler is put back after: ``ray.init`` installs its own
+    (``sys.exit(15)``), which the engine leaves in place of a default one and
+    ``ray.shutdown`` does not remove, so every later test of the run turned a SIGTERM
+    sent to pytest into a ``SystemExit`` failing whichever test ran, and the run went on
+    (tests/apps/conftest.py checks each module leaves the handlers as it found them)."""
     from secagg.runtime.ray_engine import ray_session
 
-    with memory_monitor_off(), ray_session(num_cpus=num_cpus) as ray:
-        yield ray
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with memory_monitor_off(), ray_session(num_cpus=num_cpus) as ray:
+            yield ray
+    finally:
+        if before is not None:  # None: not installed from Python, nothing to put back
+            signal.signal(signal.SIGTERM, before)

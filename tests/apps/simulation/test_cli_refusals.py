@@ -776,7 +776,11 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
 ) -> None:
     """Review of 2026-12-04: Ctrl-C or SIGTERM while the local-only baselines trained
     waited for the two trainings under way (the executor's ``with``) before the stop was
-    handled, so a service manager's SIGKILL came first and no ABORTED marker was written."""
+    handled, so a service manager's SIGKILL came first and no ABORTED marker was written.
+
+    The trainings left under way are released and their threads joined before the test
+    ends: they slept the whole ``hold`` (30 s) into the later tests, and whatever they
+    raised then was charged to another test, or to none."""
     import signal
     import threading
     import time
@@ -785,8 +789,10 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
     from secagg.apps.simulation import baselines, runner
 
     training = threading.Event()
+    release = threading.Event()  # ends the trainings under way once the test has seen
     finished: list[str] = []
     hold = 30.0  # a training's length: the old code raised only after it
+    threads_before = set(threading.enumerate())
 
     class _SlowTrainer:
         def __init__(self, config: object, branch: SimpleNamespace, *args: object) -> None:
@@ -794,7 +800,7 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
 
         def train(self, epochs: int) -> None:
             training.set()
-            time.sleep(hold)
+            release.wait(hold)
             finished.append(self.name)
 
     def interrupt() -> None:
@@ -808,9 +814,16 @@ def test_a_stop_during_the_local_only_baselines_does_not_wait_for_their_training
     branches = [SimpleNamespace(name=f"branch-{i}") for i in range(4)]
     threading.Thread(target=interrupt, daemon=True).start()
     start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        runner._run_baselines(SimulationConfig(), branches, lambda *a: None)  # type: ignore[arg-type]
-    assert time.monotonic() - start < hold and finished == []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner._run_baselines(SimulationConfig(), branches, lambda *a: None)  # type: ignore[arg-type]
+        assert time.monotonic() - start < hold and finished == []
+    finally:
+        release.set()
+        started = [t for t in threading.enumerate() if t not in threads_before]
+        for thread in started:  # the pool's workers and the interrupter
+            thread.join(120)  # generous: released, each ends at once
+        assert not any(t.is_alive() for t in started), started
 
 
 # --- 10: a raw-scale column is refused before training, not trained on as garbage ---------
