@@ -604,10 +604,7 @@ class FederationClient:
         every session still has the branch give up after it and ``--idle``."""
         window = self._round_deadline
         if window is None:
-            window = max(
-                (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
-                default=None,
-            )
+            window = self._out_of_round_end()
         if window is not None:
             self._heard = max(self._heard, min(now, window))
         self._session_lost_at = now
@@ -662,11 +659,18 @@ class FederationClient:
         from the round's end (review, 2026-12-06)."""
         if self._round_deadline is not None:
             return self._heard
-        until = max(
+        until = self._out_of_round_end()
+        return self._heard if until is None else max(self._heard, until)
+
+    def _out_of_round_end(self) -> float | None:
+        """The monotonic time until which a round that runs without this branch may last
+        (a notice's deadline, or its own round's once out of it, plus the grace): the
+        later of the two, or None when neither is set. The idle timer's start, the
+        receive's wait and a lost session's carried time all reckon with it."""
+        return max(
             (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
             default=None,
         )
-        return self._heard if until is None else max(self._heard, until)
 
     def _progress(self) -> None:
         """A message moved the federation on for this branch: the idle timer restarts."""
@@ -679,10 +683,7 @@ class FederationClient:
         rounds, after a round the server ran without this branch (:class:`NotSampled`),
         at least until that round's deadline (plus the grace) has passed."""
         if self._round_deadline is None:
-            until = max(
-                (t for t in (self._not_sampled_until, self._out_of_round_until) if t is not None),
-                default=None,
-            )
+            until = self._out_of_round_end()
             if until is None or idle_timeout is None:
                 return idle_timeout
             return max(until - time.monotonic(), idle_timeout)
