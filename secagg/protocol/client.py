@@ -35,7 +35,9 @@ In the active variant the client also refuses unless, for every owner whose shar
 it would reveal, at least ``threshold`` of that owner's holders signed the very
 survivor set it signed itself (per neighbourhood: ``threshold`` signers anywhere let a
 SecAgg+ server show each neighbourhood its own set and unmask one input). It signs and reveals for
-no survivor set that falls apart in the neighbour graph (partial sums).
+no survivor set that falls apart in the neighbour graph (partial sums), in the active
+variant not even once its policy's ``c`` colluding survivors are left out: their pair
+seeds are the server's, so colluders cannot be what holds the honest survivors together.
 
 The round's parameters come from the server, but the client does not take them
 on trust: its :class:`~secagg.protocol.config.ClientPolicy` (the default one if
@@ -705,6 +707,23 @@ class Client:
             raise PrivacyViolation(
                 "the survivors are not connected in the neighbour graph: unmasking them "
                 "would reveal partial sums; refused"
+            )
+        # A colluding survivor hands the server its pair seeds, so only edges between
+        # honest survivors hold the sum together. In the active variant the server
+        # picks whom to call dropped, and could leave survivors connected only through
+        # its colluders (n = 20: one in each of two runs of k/2, two arcs of 6 inputs
+        # summed alone): they must stay connected however our policy's c are left out.
+        # The passive variant trusts the server's list and seed (random placement);
+        # a policy that skips its parameter check (research: the caller picked k and
+        # t, possibly k <= c, where no round could pass) assumes no colluders here.
+        colluders = self.policy.colluders(setup.num_clients)
+        if not self.policy.check_parameters:
+            colluders = 0
+        if setup.active and not graph.connects_despite(survivors, colluders):
+            raise PrivacyViolation(
+                f"the survivors fall apart in the neighbour graph once {colluders} "
+                "colluding survivors (this client's policy) are left out: unmasking them "
+                "would reveal partial sums of honest inputs; refused"
             )
 
     def _on_consistency_request(self, msg: ConsistencyRequest) -> list[ClientMessage]:

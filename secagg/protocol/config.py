@@ -287,9 +287,11 @@ class ClientPolicy:
       the round (:meth:`refusing_key`): the one that, alone relaxed to 0, would
       have let it through; ``corrupt_fraction`` when no single one would.
 
-    ``check_parameters=False`` skips the minimum-threshold check (only): for
-    simulations in which the caller plays every role and picks k and t itself. A
-    deployed client never needs it.
+    ``check_parameters=False`` skips the checks sized for the policy's colluders: the
+    minimum threshold, and (active variant) leaving its colluders out of the survivors'
+    connectivity check (``NeighbourGraph.connects_despite``, which a caller-chosen
+    k <= c fails without any dropout). For simulations in which the caller plays every
+    role and picks k and t itself. A deployed client never needs it.
 
     ``keys``: the prefix of the config keys this policy was read from, put before
     every setting a refusal names (each is such a key) so a refusal names the key an

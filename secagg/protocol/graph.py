@@ -96,6 +96,19 @@ class NeighbourGraph:
             raise ConfigurationError(f"party {party} is not in a round of {self.num_clients}")
         return int(party)  # type: ignore[call-overload]
 
+    def _members(self, parties: Iterable[int]) -> np.ndarray:
+        """``parties`` as an int64 array of ids in the round, or ConfigurationError."""
+        listed = list(parties)
+        if not all(type(p) is int for p in listed):  # the usual case skips the slow check
+            listed = [self._check_party(p) for p in listed]
+        try:
+            members = np.fromiter(listed, dtype=np.int64, count=len(listed))
+        except OverflowError:
+            members = np.array([-1])  # beyond int64: out of range like any negative id
+        if members.size and (members.min() < 0 or members.max() >= self.num_clients):
+            raise ConfigurationError(f"parties must lie in 0..{self.num_clients - 1}")
+        return members
+
     def neighbours(self, party: int) -> frozenset[int]:
         """The parties that ``party`` masks with (excluding itself).
 
@@ -138,19 +151,80 @@ class NeighbourGraph:
         Every party an integer id in the round (numpy's too, not bool): numpy's
         conversion read 1.5 as party 1, True as 1 and "1" as 1, and answered for parties
         nobody named; 2^70 was a bare OverflowError."""
-        listed = list(parties)
-        if not all(type(p) is int for p in listed):  # the usual case skips the slow check
-            listed = [self._check_party(p) for p in listed]
-        try:
-            members = np.fromiter(listed, dtype=np.int64, count=len(listed))
-        except OverflowError:
-            members = np.array([-1])  # beyond int64: out of range like any negative id
-        if members.size and (members.min() < 0 or members.max() >= self.num_clients):
-            raise ConfigurationError(f"parties must lie in 0..{self.num_clients - 1}")
+        members = self._members(parties)
         if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:
             return True
-        places = np.unique(self._ring[1][members])
+        return self._places_connect(np.unique(self._ring[1][members]))
+
+    def _places_connect(self, places: np.ndarray) -> bool:
+        """Whether the parties at sorted ring ``places`` are connected (see :meth:`connects`)."""
         if places.size <= 1:
             return True
         gaps = np.diff(places, append=places[0] + self.num_clients)
         return int(np.count_nonzero(gaps > self.degree // 2)) <= 1
+
+    def connects_despite(self, parties: Iterable[int], colluders: int) -> bool:
+        """Whether ``parties`` stay connected however ``colluders`` of them are left out.
+
+        Why: a colluding survivor tells the server its pair seeds, so to the server the
+        survivors are connected only through edges between two *honest* ones. When the
+        survivors hang together only through colluders, the server sums each honest
+        piece alone. In the active variant the server chooses whom to call dropped, so it
+        can build that on purpose around wherever its colluders sit: at n = 20 (k = 8,
+        t = 6, c = 2) one colluder left in each of two runs of k/2 kept every check
+        passing and gave it the sums of two arcs of 6 inputs
+        (tests/protocol/test_colluder_bridges.py). With ``colluders = 0`` this is
+        :meth:`connects`.
+
+        On the ring, leaving out parties disconnects the rest when two disjoint windows
+        of k/2 consecutive positions hold no remaining party and remaining parties lie
+        on both arcs between the windows. So the fewest parties whose removal cuts the
+        rest is the least ``w(i) + w(j)`` over such pairs of windows, ``w`` counting the
+        parties in a window; the party next to a window on each arc must stay, so for
+        each first window the second starts in one range of positions, whose least
+        ``w`` a sparse table answers: O(n log n) in numpy for a ring of n."""
+        if isinstance(colluders, bool) or not isinstance(colluders, Integral) or colluders < 0:
+            raise ConfigurationError(f"colluders must be a count >= 0, not {colluders!r}")
+        members = self._members(parties)
+        if self.kind == GraphKind.COMPLETE or self.degree >= self.num_clients - 1:
+            return True  # every honest survivor joined to every other
+        n, half = self.num_clients, self.degree // 2
+        places = np.unique(self._ring[1][members])
+        if not self._places_connect(places):
+            return False
+        # a cut keeps a party on each arc: of two parties, none can be left out
+        if colluders == 0 or places.size <= 2:
+            return True
+        present = np.zeros(2 * n, dtype=np.int64)
+        present[places] = 1
+        present[places + n] = 1
+        counts = np.concatenate(([0], np.cumsum(np.concatenate((present, present[:half])))))
+        in_window = counts[half : half + 2 * n] - counts[: 2 * n]  # w(x), x in [0, 2n)
+        starts = np.arange(n)
+        unrolled = np.concatenate((places, places + n, places + 2 * n))
+        # the first and last party outside the window at i: on the two arcs
+        first = unrolled[np.searchsorted(unrolled, starts + half, side="left")]
+        last = unrolled[np.searchsorted(unrolled, starts + n - 1, side="right") - 1]
+        low, high = first + 1, last - half  # where the second window may start
+        usable = (first <= starts + n - 1) & (last >= starts + half) & (low <= high)
+        if not usable.any():
+            return True
+        low, high, own = low[usable], high[usable], in_window[starts[usable]]
+        least = _range_minima(in_window, low, high)
+        return not bool(np.any(own + least <= colluders))
+
+
+def _range_minima(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``min(values[low[q] : high[q] + 1])`` for every query q (``low <= high``), from a
+    sparse table of minima over power-of-two spans: O(len(values) log len(values))."""
+    table = [values]
+    while 2 ** len(table) <= len(values):
+        previous, span = table[-1], 2 ** (len(table) - 1)
+        table.append(np.minimum(previous[:-span], previous[span:]))
+    level = np.floor(np.log2(high - low + 1)).astype(np.int64)
+    least = np.empty(len(low), dtype=values.dtype)
+    for k in np.unique(level):
+        chosen = level == k
+        row = table[int(k)]
+        least[chosen] = np.minimum(row[low[chosen]], row[high[chosen] - 2 ** int(k) + 1])
+    return least

@@ -595,7 +595,10 @@ def complete_graph_threshold(
 #   know every pair seed, and the server rebuilds the self-mask of a survivor
 #   anyway). With t > c + 1, which 2t > k + 1 + c and k > c imply, a client's
 #   own "t of my holders survived" check also guarantees it an honest surviving
-#   neighbour, whose pair mask nobody can remove. The seed then cannot help the
+#   neighbour, whose pair mask nobody can remove. (Partial sums of several honest
+#   inputs are a connectivity matter: the clients check that the survivors stay
+#   connected with any c of them left out, NeighbourGraph.connects_despite, which
+#   holds wherever the colluders sit.) The seed then cannot help the
 #   server, so no seed-derivation protocol is needed (one would be hard anyway:
 #   a server that can drop contributors biases any coin flip that depends on
 #   them). The price: k grows like c, so at large n the active variant is far

@@ -327,6 +327,27 @@ class Server:
         self._colluders = graph_params.tolerated_colluders(
             config.num_clients, config.corrupt_fraction, config.min_colluders
         )
+        self._bridging_colluders = self._colluders_sized_for() if config.active else 0
+
+    def _colluders_sized_for(self) -> int:
+        """How many colluding survivors the active connectivity check leaves out: the
+        round's ``c`` when its k and t are sized for it (as ``RoundConfig.create``'s
+        defaults are, and every round a deployed client's policy accepts), else none.
+
+        Why not always ``c``: a caller-chosen k and t below that sizing is research,
+        whose in-memory clients skip the policy (``ClientPolicy(check_parameters=False)``)
+        and leave no colluders out either; with k <= c even a round without dropouts
+        falls apart once c are left out, so such a round could never run."""
+        c = self.config
+        minimum = graph_params.minimum_threshold(
+            c.num_clients,
+            c.degree,
+            semi_malicious=True,
+            corrupt_fraction=c.corrupt_fraction,
+            dropout_fraction=c.dropout_fraction,
+            min_colluders=c.min_colluders,
+        )
+        return self._colluders if minimum is not None and c.threshold >= minimum else 0
 
     # -- public API ------------------------------------------------------------
 
@@ -666,6 +687,17 @@ class Server:
             raise RoundAborted(
                 f"the {len(self._survivors)} survivors are not connected in the neighbour "
                 "graph (dropouts cut the ring): unmasking would reveal partial sums",
+                phase="masked_input",
+            )
+        # active: every client refuses survivors that only colluders hold together
+        # (Client._survivor_checks, its own policy's c); saying so here, with the c
+        # the round is sized for, beats a refusal from every client
+        leave_out = self._bridging_colluders
+        if leave_out and not self.graph.connects_despite(self._survivors, leave_out):
+            raise RoundAborted(
+                f"the {len(self._survivors)} survivors fall apart in the neighbour graph "
+                f"once {leave_out} colluding survivors are left out: unmasking would "
+                "reveal partial sums of honest inputs",
                 phase="masked_input",
             )
 
