@@ -635,9 +635,10 @@ class GrpcServerTransport:
     def send(self, name: str, payload: bytes) -> None:
         """Queue one message to ``name``; it is written in order with earlier ones.
 
-        Raises :class:`NotConnected` if ``name`` has no session and
-        :class:`MessageTooLarge` above ``max_message_bytes``. Queued is not
-        delivered: if the session ends first, the loss shows as a
+        Raises :class:`NotConnected` if ``name`` has no session, or its client has
+        half-closed it (the end of the stream is queued: nothing sent after it would
+        be written), and :class:`MessageTooLarge` above ``max_message_bytes``. Queued
+        is not delivered: if the session ends first, the loss shows as a
         :class:`Disconnected` event. A client that does not read cannot make the
         server hold its messages without end: when ``name``'s unsent bytes would
         exceed ``max_outbox_bytes``, its session is ended (logged, a
@@ -680,6 +681,12 @@ class GrpcServerTransport:
                 raise NotConnected(f"client {name!r} is not connected")
             if session_id is not None and session.id != session_id:
                 raise NotConnected(f"client {name!r} is on another session than {session_id}")
+            if session.half_closed:
+                # the end of the stream is queued (see _read): anything queued now would
+                # wait behind it and never be written, while the sender believed it sent
+                raise NotConnected(
+                    f"client {name!r} closed its session: nothing more is written to it"
+                )
             overrun = _outbox_overrun(self._max_outbox_bytes, session.outbox_bytes, len(data))
             if overrun is None:
                 session.outbox.put((session.next_id, data))
