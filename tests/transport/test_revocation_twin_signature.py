@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from _threads import BOUND
+from _twin_signature import flipped
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,38 +36,6 @@ from secagg.apps import devca
 from secagg.transport import certs
 from secagg.transport.base import NotAccepted
 from secagg.transport.grpc_transport import GrpcClientTransport, GrpcServerTransport
-
-#: the order of P-256, the development CA's curve (FIPS 186-4, D.1.2.3)
-P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-def _element(data: bytes, offset: int) -> tuple[int, int]:
-    """(value start, end) of the DER element at ``offset``."""
-    length, start = data[offset + 1], offset + 2
-    if length & 0x80:
-        size = length & 0x7F
-        length, start = int.from_bytes(data[start : start + size], "big"), start + size
-    return start, start + length
-
-
-def _header(tag: int, length: int) -> bytes:
-    if length < 0x80:
-        return bytes([tag, length])
-    size = (length.bit_length() + 7) // 8
-    return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big")
-
-
-def flipped(certificate: x509.Certificate) -> x509.Certificate:
-    """``certificate`` with its signature's ``s`` replaced by ``n - s``: what a holder of
-    the certificate (not of the CA's key) can make of it."""
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    body, _ = _element(der, 0)
-    _, signed_end = _element(der, body)
-    _, algorithm_end = _element(der, signed_end)
-    r, s = decode_dss_signature(certificate.signature)
-    signature = encode_dss_signature(r, P256_ORDER - s)
-    inner = der[body:algorithm_end] + _header(0x03, len(signature) + 1) + b"\x00" + signature
-    return x509.load_der_x509_certificate(_header(0x30, len(inner)) + inner)
 
 
 @pytest.fixture(scope="module")
