@@ -321,12 +321,24 @@ class _SessionRate:
 
 
 def _identity_key(auth: Mapping[str, Sequence[bytes]]) -> str | None:
-    """The key of a connection's rate bucket: the digest of the client certificate TLS
-    verified against the CA (cheap: no parsing, no revocation check), or None without one."""
+    """The key of a connection's rate bucket: the digest of the signed part of the client
+    certificate TLS verified against the CA (cheap: one parse, no revocation check), or
+    None without one.
+
+    Why the signed part, not the whole certificate: anyone holding an ECDSA certificate
+    can flip its signature (``s`` -> ``n - s``) and TLS takes it, so the digest of the
+    whole certificate gave one identity two buckets, twice the burst and the rate of new
+    sessions (transport review, 2026-12-07). A certificate that does not parse (TLS
+    verified it, so never expected) is keyed by its bytes."""
     values = list(auth.get(_PEER_CERT_KEY) or [])
     if len(values) != 1:
         return None
-    return "cert:" + hashlib.sha256(bytes(values[0])).hexdigest()
+    pem = bytes(values[0])
+    try:
+        signed = x509.load_pem_x509_certificate(pem).tbs_certificate_bytes
+    except ValueError:
+        signed = pem
+    return "cert:" + hashlib.sha256(signed).hexdigest()
 
 
 def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:

@@ -172,11 +172,12 @@ ended locally, the partial message dropped).
 
 Session churn. New sessions are rate-limited per identity: a token bucket per client
 certificate (``session_burst``, default 10, refilled at ``session_rate``, default 1 a
-second), checked on the certificate's digest before ``identify``, a thread or an event.
-An identity over it is refused with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL`
-(its client raises :class:`SessionThrottled` and redials after its back-off); its open
-session and every other identity are untouched. Before, one branch opening and closing
-sessions in a loop was admitted some 330 times a second.
+second), checked on the digest of the certificate's signed part (one bucket however its
+ECDSA signature is encoded) before ``identify``, a thread or an event. An identity over
+it is refused with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL` (its client raises
+:class:`SessionThrottled` and redials after its back-off); its open session and every
+other identity are untouched. Before, one branch opening and closing sessions in a loop
+was admitted some 330 times a second.
 
 Connections. Every connection holds a file descriptor from TCP accept on, before any
 certificate is seen, so they are bounded apart from sessions: one that has not finished
