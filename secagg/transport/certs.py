@@ -429,7 +429,8 @@ def _twin_encoding(certificate: x509.Certificate, order: int) -> bytes:
 def presented_fingerprints(
     certificate: x509.Certificate, issuer: x509.Certificate
 ) -> frozenset[str]:
-    """The fingerprints under which ``certificate``, signed by ``issuer``, can be presented:
+    """The fingerprints under which ``certificate``, signed by ``issuer`` (whose signature
+    on it has been verified: path validation ran first), can be presented:
     its own, and for an ECDSA signature that of its twin (the same signed part with
     ``s`` replaced by ``n - s``, which the issuer's key verifies as well).
 
