@@ -33,14 +33,15 @@ def _header(tag: int, length: int) -> bytes:
     return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big")
 
 
-def flipped(certificate: x509.Certificate) -> x509.Certificate:
-    """``certificate`` with its signature's ``s`` replaced by ``n - s``: what a holder of
-    the certificate (not of the CA's key) can make of it."""
+def flipped(certificate: x509.Certificate, order: int = P256_ORDER) -> x509.Certificate:
+    """``certificate`` with its signature's ``s`` replaced by ``n - s`` (``n``: ``order``,
+    the signing curve's): what a holder of the certificate (not of the CA's key) can make
+    of it."""
     der = certificate.public_bytes(serialization.Encoding.DER)
     body, _ = _element(der, 0)
     _, signed_end = _element(der, body)
     _, algorithm_end = _element(der, signed_end)
     r, s = decode_dss_signature(certificate.signature)
-    signature = encode_dss_signature(r, P256_ORDER - s)
+    signature = encode_dss_signature(r, order - s)
     inner = der[body:algorithm_end] + _header(0x03, len(signature) + 1) + b"\x00" + signature
     return x509.load_der_x509_certificate(_header(0x30, len(inner)) + inner)

@@ -142,3 +142,52 @@ def test_a_ca_on_a_curve_without_a_known_order_fails_closed() -> None:
     )
     with pytest.raises(certs.PeerRefused, match="secp256k1"):
         certs.presented_fingerprints(ca, ca)
+
+
+def _ca_on(curve: ec.EllipticCurve) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A CA whose key is on ``curve`` (a deployment's own PKI need not be P-256)."""
+    key = ec.generate_private_key(curve)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{curve.name} CA")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=10))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA384())
+    )
+    return certificate, key
+
+
+@pytest.mark.parametrize("curve", [ec.SECP384R1(), ec.SECP521R1()])
+def test_a_revoked_certificate_of_a_larger_curve_flipped_is_still_refused(
+    curve: ec.EllipticCurve,
+) -> None:
+    """The twin is rebuilt right for every curve (P-521's signature needs DER's long
+    lengths): the flipped certificate of a revoked fingerprint is refused."""
+    ca, ca_key = _ca_on(curve)
+    now = dt.datetime.now(dt.UTC)
+    leaf = devca._leaf_builder(
+        ca_cert=ca,
+        subject_cn="branch-a",
+        public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        sans=[x509.UniformResourceIdentifier(certs.client_uri("branch-a"))],
+        eku=x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+        not_before=now - dt.timedelta(minutes=5),
+        not_after=now + dt.timedelta(days=1),
+    ).sign(ca_key, hashes.SHA384())
+    twin = flipped(leaf, certs._CURVE_ORDERS[curve.name])
+    twin.verify_directly_issued_by(ca)
+    revoked = certs.RevocationList(fingerprints=frozenset({certs.fingerprint(leaf)}))
+    assert certs.identify_peer(twin, ca).name == "branch-a"  # valid, and not revoked yet
+    with pytest.raises(certs.PeerRefused, match="revoked"):
+        certs.identify_peer(twin, ca, revoked)
