@@ -46,6 +46,10 @@ audit and diff::
      "names": ["branch-07"],           # every certificate bearing this name is refused
      "fingerprints": ["3f1c...e9"]}    # these exact certificates are refused forever
 
+A fingerprint bars its certificate in either encoding of an ECDSA signature (``s`` or
+``n - s``, which anyone holding the certificate can flip: :func:`presented_fingerprints`),
+so a leaked key's certificate barred by ``secagg certs issue --force`` stays out.
+
 ``secagg certs init`` writes an empty list, so a CA directory always has one. The server
 (:class:`PeerVerifier`) refuses to start without it (:class:`MissingRevocationList`): a
 missing list would mean "nothing revoked", failing open, and a deleted or misplaced file
@@ -68,6 +72,7 @@ development CA (:mod:`secagg.apps.devca`).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -84,6 +89,10 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -128,6 +137,7 @@ __all__ = [
     "load_private_key_file",
     "load_revocations",
     "load_server_credentials",
+    "presented_fingerprints",
 ]
 
 logger = logging.getLogger(__name__)
@@ -365,6 +375,86 @@ def _as_certificate(cert: bytes | str | x509.Certificate) -> x509.Certificate:
 def fingerprint(cert_pem: bytes | str | x509.Certificate) -> str:
     """Lower-case hex SHA-256 of the DER certificate: the name of one exact certificate."""
     return _as_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
+
+
+#: the order of the group of each curve an ECDSA CA may sign with (the three that TLS in
+#: gRPC and the X.509 verifier take: P-256, P-384, P-521), by cryptography's curve name
+_CURVE_ORDERS: dict[str, int] = {
+    "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "secp384r1": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+    "secp521r1": int(
+        "1FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA"
+        "51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        16,
+    ),
+}
+
+
+def _der_element(data: bytes, offset: int) -> tuple[int, int]:
+    """Where the DER element at ``offset`` keeps its value and where it ends:
+    ``(value start, element end)``. Only for a certificate that parsed as DER."""
+    length, start = data[offset + 1], offset + 2
+    if length & 0x80:
+        size = length & 0x7F
+        length, start = int.from_bytes(data[start : start + size], "big"), start + size
+    return start, start + length
+
+
+def _der_header(tag: int, length: int) -> bytes:
+    """A DER tag and length (short form under 128 bytes, else the long form)."""
+    if length < 0x80:
+        return bytes([tag, length])
+    size = (length.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big")
+
+
+def _twin_encoding(certificate: x509.Certificate, order: int) -> bytes:
+    """``certificate`` with its ECDSA signature ``(r, s)`` replaced by ``(r, order - s)``:
+    the other signature the same signer's key verifies over the same signed part."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    body, _ = _der_element(der, 0)  # Certificate ::= SEQUENCE {
+    _, signed_end = _der_element(der, body)  #   tbsCertificate,
+    _, algorithm_end = _der_element(der, signed_end)  #   signatureAlgorithm, signatureValue }
+    r, s = decode_dss_signature(certificate.signature)
+    signature = encode_dss_signature(r, order - s)
+    value = _der_header(0x03, len(signature) + 1) + b"\x00" + signature  # BIT STRING
+    inner = der[body:algorithm_end] + value
+    return _der_header(0x30, len(inner)) + inner
+
+
+def presented_fingerprints(
+    certificate: x509.Certificate, issuer: x509.Certificate
+) -> frozenset[str]:
+    """The fingerprints under which ``certificate``, signed by ``issuer`` (whose signature
+    on it has been verified: path validation ran first), can be presented:
+    its own, and for an ECDSA signature that of its twin (the same signed part with
+    ``s`` replaced by ``n - s``, which the issuer's key verifies as well).
+
+    Why: ECDSA signatures are malleable, and anyone holding a certificate can flip its
+    ``s`` without the CA's key; TLS and the X.509 verifier accept the result, which has
+    another SHA-256 fingerprint. A certificate revoked by fingerprint (``secagg certs
+    issue --force`` bars the replaced one so, and lifts the name's bar) was admitted
+    again with its leaked key, flipped (transport review, 2026-12-07). Revocation now
+    looks at both. Raises :class:`PeerRefused` for an ECDSA issuer on a curve not
+    listed in :data:`_CURVE_ORDERS` (which TLS here does not take anyway): its twin
+    cannot be computed, so its revocation cannot be checked (fail closed)."""
+    fingerprints = {fingerprint(certificate)}
+    issuer_key = issuer.public_key()
+    if isinstance(issuer_key, ec.EllipticCurvePublicKey):
+        order = _CURVE_ORDERS.get(issuer_key.curve.name)
+        if order is None:
+            raise PeerRefused(
+                f"the CA signs on the curve {issuer_key.curve.name}, on which a revoked "
+                "certificate cannot be told from its twin (the same one, its signature flipped)",
+                fingerprint=fingerprint(certificate),
+            )
+        twin = _twin_encoding(certificate, order)
+        fingerprints.add(hashlib.sha256(twin).hexdigest())
+    return frozenset(fingerprints)
 
 
 def _unreadable(path: Path, what: str, exc: OSError) -> CertificateStoreError:
@@ -833,7 +923,7 @@ def _identify(
             "certificate SAN does not match its common name", name=name, fingerprint=fp
         )
 
-    if revoked.refuses(name, fp):
+    if any(revoked.refuses(name, each) for each in presented_fingerprints(cert, ca)):
         raise PeerRefused("certificate or name revoked", name=name, fingerprint=fp)
     if allowed is not None and name not in allowed:
         raise PeerRefused("unknown client name", name=name, fingerprint=fp)

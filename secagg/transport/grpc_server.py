@@ -321,12 +321,24 @@ class _SessionRate:
 
 
 def _identity_key(auth: Mapping[str, Sequence[bytes]]) -> str | None:
-    """The key of a connection's rate bucket: the digest of the client certificate TLS
-    verified against the CA (cheap: no parsing, no revocation check), or None without one."""
+    """The key of a connection's rate bucket: the digest of the signed part of the client
+    certificate TLS verified against the CA (cheap: one parse, no revocation check), or
+    None without one.
+
+    Why the signed part, not the whole certificate: anyone holding an ECDSA certificate
+    can flip its signature (``s`` -> ``n - s``) and TLS takes it, so the digest of the
+    whole certificate gave one identity two buckets, twice the burst and the rate of new
+    sessions (transport review, 2026-12-07). A certificate that does not parse (TLS
+    verified it, so never expected) is keyed by its bytes."""
     values = list(auth.get(_PEER_CERT_KEY) or [])
     if len(values) != 1:
         return None
-    return "cert:" + hashlib.sha256(bytes(values[0])).hexdigest()
+    pem = bytes(values[0])
+    try:
+        signed = x509.load_pem_x509_certificate(pem).tbs_certificate_bytes
+    except ValueError:
+        signed = pem
+    return "cert:" + hashlib.sha256(signed).hexdigest()
 
 
 def _common_name(auth: Mapping[str, Sequence[bytes]]) -> str:
@@ -635,9 +647,10 @@ class GrpcServerTransport:
     def send(self, name: str, payload: bytes) -> None:
         """Queue one message to ``name``; it is written in order with earlier ones.
 
-        Raises :class:`NotConnected` if ``name`` has no session and
-        :class:`MessageTooLarge` above ``max_message_bytes``. Queued is not
-        delivered: if the session ends first, the loss shows as a
+        Raises :class:`NotConnected` if ``name`` has no session, or its client has
+        half-closed it (the end of the stream is queued: nothing sent after it would
+        be written), and :class:`MessageTooLarge` above ``max_message_bytes``. Queued
+        is not delivered: if the session ends first, the loss shows as a
         :class:`Disconnected` event. A client that does not read cannot make the
         server hold its messages without end: when ``name``'s unsent bytes would
         exceed ``max_outbox_bytes``, its session is ended (logged, a
@@ -680,6 +693,12 @@ class GrpcServerTransport:
                 raise NotConnected(f"client {name!r} is not connected")
             if session_id is not None and session.id != session_id:
                 raise NotConnected(f"client {name!r} is on another session than {session_id}")
+            if session.half_closed:
+                # the end of the stream is queued (see _read): anything queued now would
+                # wait behind it and never be written, while the sender believed it sent
+                raise NotConnected(
+                    f"client {name!r} closed its session: nothing more is written to it"
+                )
             overrun = _outbox_overrun(self._max_outbox_bytes, session.outbox_bytes, len(data))
             if overrun is None:
                 session.outbox.put((session.next_id, data))

@@ -172,11 +172,12 @@ ended locally, the partial message dropped).
 
 Session churn. New sessions are rate-limited per identity: a token bucket per client
 certificate (``session_burst``, default 10, refilled at ``session_rate``, default 1 a
-second), checked on the certificate's digest before ``identify``, a thread or an event.
-An identity over it is refused with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL`
-(its client raises :class:`SessionThrottled` and redials after its back-off); its open
-session and every other identity are untouched. Before, one branch opening and closing
-sessions in a loop was admitted some 330 times a second.
+second), checked on the digest of the certificate's signed part (one bucket however its
+ECDSA signature is encoded) before ``identify``, a thread or an event. An identity over
+it is refused with ``RESOURCE_EXHAUSTED`` and :data:`THROTTLE_DETAIL` (its client raises
+:class:`SessionThrottled` and redials after its back-off); its open session and every
+other identity are untouched. Before, one branch opening and closing sessions in a loop
+was admitted some 330 times a second.
 
 Connections. Every connection holds a file descriptor from TCP accept on, before any
 certificate is seen, so they are bounded apart from sessions: one that has not finished
@@ -212,7 +213,9 @@ instead of waiting for a thread. A session the server ends with a status (supers
 identity refused, a limit broken) gives its call back even if its writer waits in flow
 control on a peer that reads nothing: the call is cancelled when the writer has not come
 back within ten seconds. A client's half-close is answered with the server's end of the
-stream (what is queued, then ``OK``), and the session's end is reported when the call
+stream (what is queued, then ``OK``; a ``send`` after the half-close was read raises
+:class:`~secagg.transport.base.NotConnected`, where it was queued behind that end and
+lost in silence), and the session's end is reported when the call
 has ended, by how it ended: "client closed the session" if the client took that end,
 "connection lost" if the call was cancelled (a killed process, a cut network), however
 late gRPC handles the drop; a client that half-closed in the middle of a message is

@@ -18,7 +18,7 @@ import pytest
 
 from secagg.apps import devca
 from secagg.errors import ConfigurationError
-from secagg.transport import certs, grpc_transport
+from secagg.transport import certs, grpc_server, grpc_transport
 from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import (
     IDENTITY_METADATA_KEY,
@@ -225,15 +225,34 @@ def test_outbox_event_and_stall_limits_are_checked(bad: dict[str, int]) -> None:
         )
 
 
+class _LeapClock:
+    """The server module's clock: real time plus ``leap`` seconds, which a test sets to
+    move every deadline computed before closer by that much (later ones are unmoved: both
+    ends of them read the same clock)."""
+
+    def __init__(self) -> None:
+        self.leap = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.leap
+
+
 def test_a_message_that_stops_mid_way_ends_its_session(
-    ca_dir: Path, channel_to: Callable[[GrpcServerTransport, str], grpc.Channel]
+    ca_dir: Path,
+    channel_to: Callable[[GrpcServerTransport, str], grpc.Channel],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A: a partial message was held for as long as its sender kept the connection.
     Now a message whose next frame does not come within ``partial_idle_timeout`` ends
-    the session (DEADLINE_EXCEEDED, Disconnected, its bytes freed); another is served."""
+    the session (DEADLINE_EXCEEDED, Disconnected, its bytes freed); another is served.
+
+    The stalled message's deadline is not waited out: once its frame is held, the
+    server's clock leaps past it (the test waited the 2 s before)."""
     chunk = 1024
+    clock = _LeapClock()
+    monkeypatch.setattr(grpc_server, "time", clock)
     # the honest message below must get each next frame within this too: 0.2 s was a
-    # race with the scheduler on a busy machine (the stall still ends 2 s after its frame)
+    # race with the scheduler on a busy machine
     server = _server(ca_dir, chunk_bytes=chunk, partial_idle_timeout=2.0)
     stop = threading.Event()
 
@@ -247,6 +266,9 @@ def test_a_message_that_stops_mid_way_ends_its_session(
         )
         stalled = stream(first_chunk_then_silence())
         assert _accepted(stalled)
+        _wait_for(lambda: server.queued_bytes("mallory") == chunk, "the first chunk held")
+        clock.leap = 3.0  # past the stalled message's deadline (set with its chunk)
+        server._wake.set()  # the server's timer looks again now
         assert stalled.exception(timeout=BOUND) is not None
         assert stalled.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         events = []

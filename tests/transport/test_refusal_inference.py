@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from _threads import BOUND
 
 from secagg.apps import devca
-from secagg.transport import certs
+from secagg.transport import certs, grpc_client
 from secagg.transport.base import NotAccepted, NotConnected
 from secagg.transport.grpc_transport import (
     CertificateRefusalInferred,
@@ -114,18 +116,47 @@ def _client(ca: Path, port: int) -> GrpcClientTransport:
     )
 
 
+class _DialClock:
+    """``grpc_client``'s clock: real time, moved past every dial's deadline once the
+    client has looked whether the server still listens after its two closes."""
+
+    def __init__(self) -> None:
+        self.looked: list[bool] = []  # what each look found
+
+    def monotonic(self) -> float:
+        return time.monotonic() + (2 * BOUND if self.looked else 0.0)
+
+    def watch(self, still_listening: Callable[..., bool]) -> Callable[..., bool]:
+        def watched(target: str, timeout: float = 2.0) -> bool:
+            listening = still_listening(target, timeout)
+            self.looked.append(listening)
+            return listening
+
+        return watched
+
+
 def test_a_server_that_stops_listening_after_two_closes_is_no_certificate_refusal(
-    ca: Path, foreign: Path
+    ca: Path, foreign: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: HandshakeFailed "the server refused this party's certificate", and the
-    branch stopped for good although the server had only gone away."""
+    branch stopped for good although the server had only gone away.
+
+    What follows the look is the dial going on until its own timeout (the server may
+    come back): the client's clock is moved past it as soon as the look is done, so
+    the dial ends there, as it would have ten seconds later (the test waited out a
+    10 s timeout before). A dial that inferred a refusal ends before that, or without
+    looking."""
+    clock = _DialClock()
+    monkeypatch.setattr(grpc_client, "time", clock)
+    monkeypatch.setattr(grpc_client, "_still_listening", clock.watch(grpc_client._still_listening))
     server = _refusing_server(ca)
     relay = Relay(server.port, stop_after=2)
     client = _client(foreign, relay.port)
     try:
         with pytest.raises(NotConnected) as caught:
-            client.connect(timeout=10.0)  # ends on its own timeout: a bound, not a race
+            client.connect(timeout=BOUND)
         assert not isinstance(caught.value, NotAccepted), caught.value
+        assert clock.looked == [False]  # looked once, and the server had gone
         assert relay.accepted == 2  # both dials reached the server
     finally:
         relay.close()
