@@ -227,6 +227,11 @@ class KeyHolder(_SecretRole):
             raise HEParameterError(f"{path}: not a TenSEAL context: {exc}") from None
         if not context.is_private():
             raise HEParameterError(f"{path} holds no secret key")
+        if not context.has_public_key():  # its fingerprint is the public key's
+            raise HEParameterError(
+                f"{path} holds no public key (the fingerprint the branches pin is the public "
+                "key's): save the key pair with KeyHolder.save, which writes both"
+            )
         try:
             check_matches(context, params)
         except HEParameterError as exc:
@@ -303,6 +308,8 @@ class SharedKeyClient(_SecretRole):
             raise InvalidContext(f"not a TenSEAL context: {exc}") from None
         if not context.is_private():
             raise InvalidContext("an EVERY_CLIENT context must hold the secret key")
+        if not context.has_public_key():  # its pin is the public key's, compared below
+            raise InvalidContext("an EVERY_CLIENT context must hold its public key too")
         try:
             check_matches(context, params)
         except HEParameterError as exc:
