@@ -82,3 +82,21 @@ def test_a_scaled_single_upload_passes_every_check_and_divides_the_noise_by_its_
     # the branch's update under sigma / 100, not sigma: measured spread about 0.01
     assert np.max(np.abs(error)) <= RANGE_TAIL_Z * SIGMA / SCALE
     assert 0.5 * SIGMA / SCALE < float(np.std(error)) < 1.5 * SIGMA / SCALE
+
+
+def test_the_published_context_carries_no_keys_to_rotate_or_relinearize() -> None:
+    """What the server cannot do: move one branch's coordinate into another slot (a
+    rotation needs Galois keys) or multiply two ciphertexts (relinearization keys). The
+    published context carries neither, so the scaling above (an integer, or an integer
+    polynomial) is what a server can apply; an automorphism without its key switch gives
+    a ciphertext under another key, which decrypts to noise: a crafted query, held to the
+    clamp's c B like any other (docs/backends.md)."""
+    import tenseal as ts
+
+    helper = KeyHolderSession()
+    backend = CKKSBackend()
+    (request,) = backend.server(backend.plan(CLIENTS, DIMENSION)).start()
+    helper.handle(request.payload, round_number=1)
+    published = ts.context_from(helper._holder.public_context_bytes)
+    assert published.has_public_key() and not published.has_secret_key()
+    assert not published.has_galois_keys() and not published.has_relin_keys()
