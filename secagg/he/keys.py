@@ -212,7 +212,9 @@ class KeyHolder(_SecretRole):
     def load(
         cls, path: str | Path, params: CKKSParameters, *, min_contributions: int | None = None
     ) -> KeyHolder:
-        """Read a key pair :meth:`save` wrote, for ``params`` (refused if made for others)."""
+        """Read a key pair :meth:`save` wrote, for ``params`` (refused if made for others,
+        if it lacks its public key or its secret key, or if its secret key does not decrypt
+        what its public key encrypts: :func:`key_pair_mismatch`)."""
         try:
             # one open, bounded: a named pipe here (or a file swapped for one after the
             # command line's check) blocked the key holder's start forever
