@@ -20,7 +20,10 @@ Two modes, chosen explicitly with :class:`KeyMode`:
     The key holder decrypts only aggregate envelopes, and refuses any that claim
     fewer than ``min_contributions`` summands. That refusal is a guard against
     honest mistakes, not against a malicious server: the server holds the public
-    key, so it can wrap a single client's ciphertext as an "aggregate of 100".
+    key, so it can wrap a single client's ciphertext as an "aggregate of 100", and
+    multiply it by an integer k first, which divides the key holder's noise on that
+    client's update by k, up to the plausible range (docs/backends.md;
+    tests/aggregation/test_ckks_scaled_upload.py).
     Privacy therefore assumes the server and the key holder do not collude, and
     that the key holder never sees an individual client's ciphertext.
 
