@@ -451,6 +451,19 @@ class HelperSession(abc.ABC):
         del error
         return None
 
+    def after_reply(self) -> None:
+        """Say what the helper has to say of its last answered request once that reply
+        has left (or could not be sent): called by whoever sends :meth:`handle`'s reply,
+        after sending it. Default: nothing. Never raises.
+
+        Why: whatever the helper does before its reply leaves is in the reply's timing.
+        The CKKS key holder wrote its warning that it clamped a sum (its own log, never
+        the server's) inside the decryption, only when it clamped, so the reply left
+        about 0.1 ms later exactly when the exact sum crossed the plausible box: the
+        un-noised bit the clamp is there to hide
+        (tests/aggregation/test_keyholder_clamp_notice_after_reply.py)."""
+        return None
+
 
 class AggregationBackend(abc.ABC):
     """A configured backend: plans rounds and builds both sides of each.

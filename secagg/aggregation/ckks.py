@@ -652,6 +652,9 @@ class KeyHolderSession(HelperSession):
         #: first opened round names, as a branch without a pin joins the federation its
         #: server names, and refuses any other from then on
         self._joins = self.policy.federation is None and self.policy.state_path is None
+        #: what each decryption since the last :meth:`after_reply` clamped (kept for every
+        #: decryption, said in the key holder's log once its reply has left, if any was)
+        self._clamp_notices: list[tuple[int, int, int, float, int, float]] = []
 
     def _check_federation(self, named: str, round_number: int, *, what: str) -> None:
         """Refuse a request of another federation than the one this key holder serves
@@ -777,6 +780,37 @@ class KeyHolderSession(HelperSession):
                 log.info("key holder: serves federation %r (its server's)", federation)
         _published_here(self._holder.fingerprint)  # what this process's clients trust
         return _helper_message(_KEY_PUBLIC, body.bytes())
+
+    def after_reply(self) -> None:
+        """Log, in the key holder's own log only, each sum clamped since the last call:
+        how many of its coordinates the exact sum had beyond the plausible range (the
+        server is told nothing of it: its reply is the noised sum, as any other).
+
+        Why after the reply: the warning was written inside the decryption, only when the
+        clamp moved a coordinate, so the reply left later (about 0.1 ms, a log line to
+        stderr; more behind a slow journal) exactly when the exact sum crossed the box,
+        the un-noised bit the clamp replaced the refusal to remove and whose passes run
+        the same whatever the values (:func:`~secagg.aggregation.keyholder_policy.
+        clamp_to_plausible`). The key holder's service calls this once it has sent the
+        reply (:class:`~secagg.runtime.keyholder.KeyHolderService`), the in-memory
+        driver once it has the reply; a caller of :meth:`handle` that never calls it
+        keeps the notices here, unsaid."""
+        notices, self._clamp_notices = self._clamp_notices, []
+        for round_number, clamped, dimension, reach, summands, bound in notices:
+            if not clamped:
+                continue
+            log.warning(
+                "key holder: round %d: %d of %d coordinates of the exact sum were beyond "
+                "%.6g, what %d values bounded by %g add up to (with the CKKS error); "
+                "released clamped to it, noised as planned: a branch sent an out-of-range "
+                "upload, or the server claimed fewer contributions than it summed",
+                round_number,
+                clamped,
+                dimension,
+                reach,
+                summands,
+                bound,
+            )
 
     def _refuse_another_design(self, asked: DesignPoint) -> NoReturn:
         """Refuse a key request of other CKKS parameters than the key this key holder
@@ -1006,20 +1040,11 @@ class KeyHolderSession(HelperSession):
             part += gaussian(std, len(part))
         self.record.commit(round_number)  # on disk before anything leaves
         self.openings.renew()  # a decryption spent: new rounds may be opened again
-        if clamped:
-            # the key holder's own log only: the reply is the noised sum, as any other
-            log.warning(
-                "key holder: round %d: %d of %d coordinates of the exact sum were beyond "
-                "%.6g, what %d values bounded by %g add up to (with the CKKS error); "
-                "released clamped to it, noised as planned: a branch sent an out-of-range "
-                "upload, or the server claimed fewer contributions than it summed",
-                round_number,
-                clamped,
-                dimension,
-                reach,
-                summands,
-                params.value_bound,
-            )
+        # kept, not logged: what the key holder does before its reply leaves must not
+        # depend on whether the sum was clamped (after_reply says it, once it has left)
+        self._clamp_notices.append(
+            (round_number, clamped, dimension, reach, summands, params.value_bound)
+        )
         # one copy of the sum into the reply (the header, the std, then float64 values)
         head = _HELPER_HEAD.pack(_HELPER_MAGIC, _HELPER_VERSION, _DECRYPTED)
         return b"".join((head, struct.pack("<d", std), np.asarray(noised, "<f8").data))

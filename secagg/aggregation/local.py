@@ -162,6 +162,7 @@ def run_local_round(
                     deliver(server.abort(f"the {backend.name} helper refused: {exc}"))
                     continue
                 inbox.append((HELPER, answer))
+                helper.after_reply()  # the reply is out: what the helper logs after it
             elif isinstance(event, ToParty):
                 party = event.party
                 if party not in clients or silent(party):

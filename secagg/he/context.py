@@ -56,7 +56,13 @@ def context_fingerprint(public_context: bytes) -> bytes:
 
 
 def serialize_public(context: ts.Context) -> bytes:
-    """The public context as published: parameters, scale and public key, no other key."""
+    """The public context as published: parameters, scale and public key, no other key.
+
+    Raises :class:`HEParameterError` for a context without a public key: TenSEAL 0.3.18
+    serializes the missing key by dereferencing it, and the process dies of SIGSEGV
+    (tests/he/test_context_without_public_key.py)."""
+    if not context.has_public_key():
+        raise HEParameterError("the context holds no public key to publish")
     return context.serialize(
         save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=False
     )

@@ -20,7 +20,10 @@ Two modes, chosen explicitly with :class:`KeyMode`:
     The key holder decrypts only aggregate envelopes, and refuses any that claim
     fewer than ``min_contributions`` summands. That refusal is a guard against
     honest mistakes, not against a malicious server: the server holds the public
-    key, so it can wrap a single client's ciphertext as an "aggregate of 100".
+    key, so it can wrap a single client's ciphertext as an "aggregate of 100", and
+    multiply it by an integer k first, which divides the key holder's noise on that
+    client's update by k, up to the plausible range (docs/backends.md;
+    tests/aggregation/test_ckks_scaled_upload.py).
     Privacy therefore assumes the server and the key holder do not collude, and
     that the key holder never sees an individual client's ciphertext.
 
@@ -87,6 +90,7 @@ from secagg.he.context import (
     serialize_public,
 )
 from secagg.he.errors import ContextMismatch, HEParameterError, InvalidContext
+from secagg.he.paired import round_trip_error
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -102,6 +106,7 @@ __all__ = [
     "PublicAggregationContext",
     "SharedKeyClient",
     "context_fingerprint",
+    "key_pair_mismatch",
 ]
 
 
@@ -111,6 +116,27 @@ _KEY_FILE_MAGIC = b"SAKH1\n"
 #: at most 881 bits of NTT primes of 17 bits or more: 51 of them) are 3 x 32768 x 51
 #: words of 8 bytes, 40 MiB before TenSEAL's compression; past this it is not a key file
 MAX_KEY_FILE_BYTES = 256 * 1024 * 1024
+
+
+def key_pair_mismatch(context: SecretContext) -> str | None:
+    """Why ``context``'s secret key is not the one its public key was made from, or None
+    when it is: a ciphertext of values across the bound, encrypted under the public key,
+    must decrypt with the secret key within the parameters' documented ``error_bound(1)``
+    (one encryption and one decryption; a wrong key gives noise about the data modulus
+    over the scale, far beyond it).
+
+    Why: the fingerprint every branch pins is the public key's, and nothing else tied the
+    secret key to it. A key file holding another pair's secret key (damaged, or mixed up)
+    loaded, every decryption was noise, and the key holder clamped it into the plausible
+    range and released it: a wrong sum every round, no error anywhere
+    (tests/he/test_key_pair_matches.py)."""
+    error, bound = round_trip_error(context), context.params.error_bound(1)
+    if error <= bound:
+        return None
+    return (
+        f"does not decrypt what its own public key encrypts (an error of {error:.3g} where "
+        f"its parameters give at most {bound:.3g})"
+    )
 
 
 class KeyMode(enum.Enum):
@@ -189,7 +215,9 @@ class KeyHolder(_SecretRole):
     def load(
         cls, path: str | Path, params: CKKSParameters, *, min_contributions: int | None = None
     ) -> KeyHolder:
-        """Read a key pair :meth:`save` wrote, for ``params`` (refused if made for others)."""
+        """Read a key pair :meth:`save` wrote, for ``params`` (refused if made for others,
+        if it lacks its public key or its secret key, or if its secret key does not decrypt
+        what its public key encrypts: :func:`key_pair_mismatch`)."""
         try:
             # one open, bounded: a named pipe here (or a file swapped for one after the
             # command line's check) blocked the key holder's start forever
@@ -204,6 +232,11 @@ class KeyHolder(_SecretRole):
             raise HEParameterError(f"{path}: not a TenSEAL context: {exc}") from None
         if not context.is_private():
             raise HEParameterError(f"{path} holds no secret key")
+        if not context.has_public_key():  # its fingerprint is the public key's
+            raise HEParameterError(
+                f"{path} holds no public key (the fingerprint the branches pin is the public "
+                "key's): save the key pair with KeyHolder.save, which writes both"
+            )
         try:
             check_matches(context, params)
         except HEParameterError as exc:
@@ -214,6 +247,13 @@ class KeyHolder(_SecretRole):
         holder = cls.__new__(cls)
         _SecretRole.__init__(holder, context, params, serialize_public(context), min_contributions)
         holder._mode = KeyMode.KEY_HOLDER
+        mismatch = key_pair_mismatch(holder)
+        if mismatch is not None:
+            raise ConfigurationError(
+                f"the key in {path} {mismatch}: its secret key is not the one its public key "
+                "(the fingerprint the branches pin) was made from; restore the file as saved, "
+                "or make a new key and have the branches pin its fingerprint"
+            )
         return holder
 
     def export_client_secret_context(self) -> bytes:
@@ -273,6 +313,8 @@ class SharedKeyClient(_SecretRole):
             raise InvalidContext(f"not a TenSEAL context: {exc}") from None
         if not context.is_private():
             raise InvalidContext("an EVERY_CLIENT context must hold the secret key")
+        if not context.has_public_key():  # its pin is the public key's, compared below
+            raise InvalidContext("an EVERY_CLIENT context must hold its public key too")
         try:
             check_matches(context, params)
         except HEParameterError as exc:
@@ -280,4 +322,8 @@ class SharedKeyClient(_SecretRole):
         public = serialize_public(context)
         if not hmac.compare_digest(context_fingerprint(public), pin):
             raise ContextMismatch("secret context does not belong to the pinned public context")
-        return cls(context, params, public, min_contributions)
+        client = cls(context, params, public, min_contributions)
+        mismatch = key_pair_mismatch(client)  # the pin vouches for the public key only
+        if mismatch is not None:
+            raise InvalidContext(f"the peer's every-client secret context {mismatch}")
+        return client

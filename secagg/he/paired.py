@@ -161,15 +161,32 @@ def encrypt_pairs(
         raise ValueError(
             f"a ciphertext carries 1 to {params.values_per_ciphertext} values, got {values.size}"
         )
+    return coefficients_from_seal(_saved(_encrypted(context, values)), layout)
+
+
+def _encrypted(context: BoundContext, values: np.ndarray) -> sealapi.Ciphertext:
+    """SEAL's ciphertext of ``values`` (two a slot) under the context's public key."""
+    params = context.params
     tools = SealTools.of(context)
-    seal_context = context._ts.seal_context().data
     plain = sealapi.Plaintext()
     tools._encoder.encode(_as_slots(values), params.scale, plain)
-    ciphertext = sealapi.Ciphertext(seal_context)
+    ciphertext = sealapi.Ciphertext(context._ts.seal_context().data)
     tools.encryptor().encrypt(plain, ciphertext)
     if ciphertext.size() != 2 or ciphertext.coeff_modulus_size() != params.data_primes:
         raise HEParameterError("SEAL did not encrypt at the context's data level")
-    return coefficients_from_seal(_saved(ciphertext), layout)
+    return ciphertext
+
+
+def round_trip_error(context: BoundContext) -> float:
+    """The largest error of a full ciphertext of values across [-value_bound, value_bound]
+    encrypted under the context's public key and decrypted with its secret key
+    (:class:`SecretKeyUnavailable` without one): within the parameters' ``error_bound(1)``
+    when the secret key is the public key's, about the data modulus over the scale (the
+    decryption is noise) when it is not. Why: see :func:`secagg.he.keys.check_key_pair`."""
+    params = context.params
+    probe = np.linspace(-params.value_bound, params.value_bound, params.values_per_ciphertext)
+    decrypted = decrypt_pairs(context, _encrypted(context, probe), probe.size)
+    return float(np.max(np.abs(decrypted - probe)))
 
 
 def decrypt_pairs(context: BoundContext, ciphertext: object, values: int) -> np.ndarray:
@@ -181,4 +198,11 @@ def decrypt_pairs(context: BoundContext, ciphertext: object, values: int) -> np.
     return slots.view(np.float64)[:values].copy()
 
 
-__all__ = ["VALUES_PER_SLOT", "SealTools", "decrypt_pairs", "encrypt_pairs", "slots_used"]
+__all__ = [
+    "VALUES_PER_SLOT",
+    "SealTools",
+    "decrypt_pairs",
+    "encrypt_pairs",
+    "round_trip_error",
+    "slots_used",
+]

@@ -302,6 +302,8 @@ class KeyHolderService:
                             if anew:
                                 self._progress(digest)
                             raise
+                        finally:
+                            self._after_reply()  # nothing the reply's timing may show
                     if self.end is not None:
                         return self.decryptions
                     # still answered once sent (a reply the transport refused is a refusal)
@@ -369,6 +371,20 @@ class KeyHolderService:
             give_up_after=give_up_after,
             reconnect=reconnect,
         )
+
+    def _after_reply(self) -> None:
+        """The session's say on the request just answered, now that its reply has left
+        (:meth:`~secagg.aggregation.base.HelperSession.after_reply`: the CKKS key holder's
+        warning that it clamped a sum, which written before the reply made the reply's
+        timing tell the server whether the sum was clamped). Never raises: a failure is
+        one log line, and the service goes on."""
+        say = getattr(self.session, "after_reply", None)
+        if say is None:
+            return
+        try:
+            say()
+        except Exception as exc:  # its own log lines only: never stop serving for them
+            log.error("%s: its notes on the last request failed: %r", self.name, exc)
 
     def _repeat(self, payload: bytes) -> bool:
         """Whether ``payload`` is the last decryption's request again, answered here with

@@ -79,6 +79,7 @@ def _round(honest: float) -> tuple[bytes, CKKSServer]:
         reply = holder.handle(decrypt.payload, round_number=1)
     except SecAggError as refusal:  # the bit this file is about: never again
         pytest.fail(f"the key holder refused the round ({type(refusal).__name__}: {refusal})")
+    holder.after_reply()  # the reply is out: the key holder logs a clamp only now
     server.handle(HELPER, reply)
     return reply, server
 

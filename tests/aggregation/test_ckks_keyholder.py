@@ -503,6 +503,7 @@ def test_a_crafted_sum_beyond_any_honest_one_leaves_clamped_and_spends_the_round
     request = Writer().u32(d).f64(0.0).blob(frame_chunks([chunk])).bytes() + federation_field("")
     with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
         std, total = _reply(helper.handle(_helper_message(_DECRYPT, request), round_number=1))
+        helper.after_reply()  # the clamp is logged once the reply has left
     # TenSEAL's vector fills the real part of each slot, the pairing reads two values a
     # slot: every other coordinate is the crafted value, the rest 0
     assert std == noise_floor(params)
@@ -606,6 +607,7 @@ def test_the_noise_asked_for_does_not_widen_what_a_sum_may_decrypt_to(
         least, most = int(np.sum(honest > 1e-4)), int(np.sum(honest > -1e-4))
         with caplog.at_level(logging.WARNING, logger="secagg.keyholder"):
             std, _ = _reply(helper.handle(decrypt.payload, round_number=number))
+            helper.after_reply()  # the clamp is logged once the reply has left
         found = re.search(rf"round 2: (\d+) of {D} coordinates of the exact sum", caplog.text)
         assert std == 100.0 and found and 0 < least <= int(found[1]) <= most
     assert helper.decryptions == 2 and helper.record.rounds == [2]

@@ -118,13 +118,16 @@ class _unwritable_directory:  # noqa: N801 - stands in for tempfile.TemporaryDir
         return None
 
 
-def test_no_file_descriptor_is_left_behind_by_1000_encryptions():
+def test_no_file_descriptor_is_left_behind_by_100_encryptions():
+    """The descriptor count is compared exactly, so one left behind by any of the 100
+    shows (1000 took 5.7 s of the suite for no more than that: a leak every call, or every
+    few calls, is caught as surely at 100)."""
     public = _holder().public_context()
     layout = ciphertext_layout(public)
     x = np.ones(7)
     encrypt_pairs(public, x, layout)  # build the cached SEAL tools first
     before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-    for _ in range(1000):
+    for _ in range(100):
         encrypt_pairs(public, x, layout)
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
