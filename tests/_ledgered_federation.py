@@ -52,6 +52,15 @@ def ledgered_server(
 ) -> FederationServer:
     """The server on ``state``, its branches already running in threads."""
     hub = InProcessHub()
+    start_branches(hub, config)
+    return build_server(config, hub, state.store, ledger=state.ledger, observer=observer)
+
+
+def start_branches(hub: InProcessHub, config: FederationConfig, *, until_end: bool = False) -> None:
+    """Connect the federation's branches to ``hub`` (or a subclass a test made), each
+    running toward its own constant target in a daemon thread: for ``config.rounds``
+    rounds, or, ``until_end``, until the server announces the federation's end (a test
+    whose rounds abort on purpose: an aborted round counts among a branch's rounds)."""
     for i, name in enumerate(NAMES):
         target = np.full(DIMENSION, 0.01 * (i + 1))
         client = FederationClient(
@@ -59,10 +68,9 @@ def ledgered_server(
         )
         threading.Thread(
             target=client.run,
-            kwargs={"idle_timeout": IDLE, "rounds": config.rounds},
+            kwargs={"idle_timeout": IDLE, "rounds": None if until_end else config.rounds},
             daemon=True,
         ).start()
-    return build_server(config, hub, state.store, ledger=state.ledger, observer=observer)
 
 
 def ledger_path(config: FederationConfig) -> Path:
