@@ -188,6 +188,16 @@ class BudgetExhausted(RoundAborted):
         super().__init__(reason, phase="release")
 
 
+class ServerStopped(SecAggError):
+    """This server stopped on an error in a round and runs no more rounds.
+
+    Why: the error leaves the server's memory (its round number, its accountant's
+    charges, its benched branches) ahead of or beside what its state and ledger hold, so
+    a round run from it could release a model no ledger row records, or charge and
+    number rounds the state does not know. A new server started on the state resumes
+    from what the files hold (rebuilding a missing ledger row first)."""
+
+
 class FederationServer:
     """Runs the configured federation's rounds over one transport."""
 
@@ -380,6 +390,8 @@ class FederationServer:
         # the stop a failed state or ledger write in _run_round logged (the reason told
         # the parties), or None: run() announces the end for that error only
         self._stopped_on: str | None = None
+        # the round an error left this server in (ServerStopped after it), or None
+        self._failed_round: int | None = None
 
     def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
         """Say so at start when the ledger's last row names another federation than the
@@ -555,8 +567,11 @@ class FederationServer:
         :class:`~secagg.runtime.wire.FederationEnd` saying the same. A failed state or
         ledger write raises its error as before, after a FederationEnd that says the
         server stopped on it (:meth:`_announce_stop_on_error`); any other exception
-        announces nothing.
+        announces nothing. After either, this server runs no more rounds: ``run`` and
+        :meth:`run_round` raise :class:`ServerStopped` (a new server on the state
+        resumes from it).
         """
+        self._refuse_after_failure()
         if quorum_wait is None:
             quorum_wait = self.config.server.quorum_wait_seconds
         self.stop_reason = None
@@ -896,7 +911,22 @@ class FederationServer:
 
     def run_round(self) -> RoundResult:
         """Sample a cohort among the connected clients and run one round with it."""
+        self._refuse_after_failure()
         return self._run_round(self.sample())
+
+    def _refuse_after_failure(self) -> None:
+        """Raise :class:`ServerStopped` once a round of this server ended in an error.
+
+        Why: a caller that caught the error (a full disk, a ledger append that failed)
+        and ran the same server again started the next round from memory the files no
+        longer matched: the next round's start carried a model whose round had no ledger
+        row, and its rows numbered and charged on from there (review, 2026-12-07)."""
+        if self._failed_round is not None:
+            raise ServerStopped(
+                f"this server stopped on an error in round {self._failed_round} and runs no "
+                "more rounds: start a new server on its state, which resumes from what the "
+                "state and the ledger hold"
+            )
 
     def _run_round(self, participants: list[str]) -> RoundResult:
         """One round, numbered next, with ``participants`` (already sampled).
@@ -916,9 +946,11 @@ class FederationServer:
         why). An append the ledger refused (:class:`~secagg.ledger.chain.LedgerError`:
         its file deleted or replaced under the server) wrote nothing: noted missing, and
         the server stops with a LedgerError naming the round. Its model is in the
-        state's checkpoint only: the observer never sees it, no branch hears the round's
-        end and no later round starts from it in this process; the next start rebuilds
-        the row from the state before any round runs (:meth:`_backfill_ledger`).
+        state's checkpoint only: the server never adopts it (:attr:`model` stays the
+        last one the ledger records), the observer never sees it, no branch hears the
+        round's end, and this server runs no later round (:class:`ServerStopped`, after
+        any error that stopped a round); the next start rebuilds the row from the state
+        before any round runs (:meth:`_backfill_ledger`).
 
         An OS error of the round outside those writes (the transport's receive failing)
         stops the server too, named as what it is, never as a write: logged, stored as
@@ -935,8 +967,11 @@ class FederationServer:
         self._missed = set()
         self._refusals = {}
         self._writing = None
+        self._refuse_after_failure()
+        ended = False
         try:
             result = self._round(number, participants)
+            ended = True
         except (sqlite3.Error, OSError, SamplingUnrecorded, LedgerError) as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             writing = self._writing
@@ -1015,6 +1050,9 @@ class FederationServer:
                     "row from the state, once the ledger file is in place)"
                 ) from exc
             raise
+        finally:
+            if not ended:  # whatever stopped the round: see _refuse_after_failure
+                self._failed_round = number
         self._bench_absentees(result)
         return result
 
@@ -1136,7 +1174,6 @@ class FederationServer:
                 release,
                 disputed,
             )
-        self.model, self._velocity = model, velocity
         names = tuple(participants[p] for p in report.contributed)
         stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
         if accused:
@@ -1144,12 +1181,18 @@ class FederationServer:
         if disputed:
             stored["disputed"] = disputed
         with self._write("state"):
-            self.store.complete_round(number, stored, self.model)
+            self.store.complete_round(number, stored, model)
         outcome = RoundResult(number, "complete", tuple(participants), names, None, release.epsilon)
         backend = {"name": report.backend, **report.details}
         if report.noise_stddev > 0:  # what the backend (the CKKS key holder) actually added
             backend["noise_stddev_added"] = report.noise_stddev
-        self._record(outcome, started, backend, report.dropouts, stored)
+        digest = hashlib.sha256(model_bytes(model)).hexdigest()
+        self._record(outcome, started, backend, report.dropouts, stored, model_digest=digest)
+        # adopted only once the state and the ledger both hold the round: a write that
+        # failed left the server holding the model of a round with no ledger row (or one
+        # its state records aborted), which a caller running it again released in the
+        # next round's start (review, 2026-12-07)
+        self.model, self._velocity = model, velocity
         self._log_round(outcome, started, report.dropouts)
         self._broadcast(participants, RoundEnd(number, True))
         return outcome

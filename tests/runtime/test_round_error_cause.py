@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from _ledgered_federation import (
     NAMES,
+    RecordingHub,
     ledger_path,
     ledgered_config,
     start_branches,
@@ -32,33 +33,10 @@ from secagg.ledger.chain import read_chain
 from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.runtime.wire import FederationEnd, RoundStart, decode_message
-from secagg.transport.inprocess import InProcessHub
+from secagg.runtime.wire import RoundStart, decode_message
 
 
-class _RecordingHub(InProcessHub):
-    """The in-process hub, recording every message the server sends (decoded)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, object]] = []
-
-    def send(self, name: str, payload: bytes) -> None:
-        self.sent.append((name, decode_message(payload)))
-        super().send(name, payload)
-
-    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
-        self.sent.append((name, decode_message(b"".join(parts))))
-        super().send_to_session(name, session, parts)
-
-    def round_started(self, number: int) -> bool:
-        return any(isinstance(m, RoundStart) and m.round == number for _, m in self.sent)
-
-    def ends(self) -> list[FederationEnd]:
-        return [m for _, m in self.sent if isinstance(m, FederationEnd)]
-
-
-class _ReceiveFailsInRound2(_RecordingHub):
+class _ReceiveFailsInRound2(RecordingHub):
     """A transport whose receive raises an OSError once round 2's start went out: an
     endpoint failing under the server, which is no write of its state or ledger."""
 
@@ -70,7 +48,7 @@ class _ReceiveFailsInRound2(_RecordingHub):
         return super().receive(timeout)
 
 
-class _SendTimesOutOnce(_RecordingHub):
+class _SendTimesOutOnce(RecordingHub):
     """A transport whose send to branch-0 of round 1's start raises a TimeoutError (an
     OSError, no ConnectionError), once."""
 
@@ -152,7 +130,7 @@ def test_a_send_that_raises_an_os_error_is_that_partys_failure(tmp_path: Path) -
     assert finished and server.stop_reason is None
 
 
-class _HolderSendTimesOutOnce(_RecordingHub):
+class _HolderSendTimesOutOnce(RecordingHub):
     """A transport whose first send of a request to the key holder raises TimeoutError."""
 
     def __init__(self, holder: str) -> None:
