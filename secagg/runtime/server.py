@@ -124,7 +124,7 @@ from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction, SamplingUnrecorded
 from secagg.runtime import outcome
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.store import ServerStore, StoreCorrupted
+from secagg.runtime.store import ServerStore, StateError, StoreCorrupted
 from secagg.runtime.wire import (
     MAX_DEADLINE_SECONDS,
     FederationEnd,
@@ -972,7 +972,9 @@ class FederationServer:
         try:
             result = self._round(number, participants)
             ended = True
-        except (sqlite3.Error, OSError, SamplingUnrecorded, LedgerError) as exc:
+        except (sqlite3.Error, OSError, StateError, SamplingUnrecorded, LedgerError) as exc:
+            # StateError: a state write the store refused (its file deleted or replaced
+            # under the server: StateLost), which went past this handler unannounced
             cause = " ".join(str(exc).split()) or type(exc).__name__
             writing = self._writing
             # name the write that failed: a full disk at the ledger append comes after

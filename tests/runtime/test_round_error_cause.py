@@ -16,9 +16,11 @@ is (:meth:`FederationServer._send`), never the round's.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _ledgered_federation import (
     NAMES,
@@ -28,11 +30,12 @@ from _ledgered_federation import (
     start_branches,
     stored_reports,
 )
+from _threads import BOUND
 
 from secagg.ledger.chain import read_chain
 from secagg.runtime.launch import build_server, open_server_state
-from secagg.runtime.server import FederationServer
-from secagg.runtime.store import ServerStore
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore, StateLost
 from secagg.runtime.wire import RoundStart, decode_message
 
 
@@ -180,3 +183,55 @@ def test_a_request_to_the_key_holder_that_raises_an_os_error_aborts_only_its_rou
     assert results[0].reason is not None
     assert f"could not send to the key holder {holder} in phase key" in results[0].reason
     assert "TimeoutError: send timed out" in results[0].reason
+
+
+@pytest.mark.parametrize("damage", ["deleted", "replaced"])
+def test_a_state_file_lost_mid_run_is_a_failed_state_write_told_to_the_parties(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The state file deleted (or another moved over it) after round 1: round 2's first
+    write is refused (:class:`~secagg.runtime.store.StateLost`) and the server stops
+    with it, as before. Before, that refusal went past the failed-write handler (it is
+    no sqlite3 or OS error): the server logged nothing of it and told no party (every
+    branch waited out its ``--idle``), where a ledger deleted the same way is announced.
+    Now it is a failed state write: logged, and every branch is told the server stopped
+    on its state write."""
+    config = ledgered_config(tmp_path, rounds=3)
+    path = Path(config.server.state)
+
+    def damage_after_round_1(result: RoundResult, _model: np.ndarray) -> None:
+        if result.number != 1:
+            return
+        if damage == "deleted":
+            path.unlink()
+        else:
+            other = tmp_path / "other.sqlite"
+            ServerStore(other).close()
+            os.replace(other, path)
+
+    hub = RecordingHub()
+    parties = start_branches(hub, config, until_end=True)
+    state = open_server_state(config, init=True)
+    try:
+        server = build_server(
+            config, hub, state.store, ledger=state.ledger, observer=damage_after_round_1
+        )
+        with caplog.at_level(logging.ERROR, logger="secagg.server"):
+            with pytest.raises(StateLost, match=f"was {damage}"):
+                server.run(wait_for_clients=60)
+    finally:
+        state.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(
+        line.startswith("round 2: the server could not write its state: the state ")
+        and f"was {damage}" in line
+        for line in lines
+    ), lines
+    told = {end.reason for end in hub.ends()}
+    assert told == {
+        "the server stopped on an error in round 2: its state write failed (the server's log "
+        "has the cause)"
+    }, told
+    for name, party in parties.items():  # each returns on the end, not on its --idle
+        assert party.done.wait(BOUND), name
+        assert party.error is None, (name, party.error)
