@@ -35,7 +35,9 @@ One round (:meth:`FederationServer.run_round`):
    accountant's epsilon. Then **FedAvg** (optionally with server momentum).
 5. **Record** the round ``complete`` with its checkpoint in one transaction (or
    ``aborted`` with the reason, leaving the model as it was), append its ledger
-   row, and tell the participants how it ended (a round aborted before its start went
+   row, and only then adopt the new model (a write that fails leaves the server with
+   the model its last row records, and stops it for good: :class:`ServerStopped`);
+   tell the participants how it ended (a round aborted before its start went
    out, such as a cohort of one, was never theirs: they are told nothing).
 
 Who is gone. A phase also closes before its deadline once every party it still
@@ -2671,6 +2673,7 @@ __all__ = [
     "FederationServer",
     "RoundAborted",
     "RoundResult",
+    "ServerStopped",
     "ledger_objects",
     "refuse_broken_chain",
 ]
