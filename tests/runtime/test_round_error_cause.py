@@ -37,6 +37,7 @@ from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.server import FederationServer, RoundResult
 from secagg.runtime.store import ServerStore, StateLost
 from secagg.runtime.wire import RoundStart, decode_message
+from secagg.transport.inprocess import InProcessHub
 
 
 class _ReceiveFailsInRound2(RecordingHub):
@@ -72,9 +73,10 @@ def test_a_transport_error_mid_round_is_not_called_a_state_write(
 ) -> None:
     """The transport's receive raises OSError(EIO) in round 2. Before: logged "could not
     write its state", round 2 stored aborted with "state write failed: [Errno 5] ...",
-    and the parties told "its state write failed". Now each names an error outside the
-    server's state and ledger writes, with its type; the error raised is the same, and
-    round 2 is still recorded aborted (its restart continues from round 1)."""
+    and the parties told "its state write failed", and the restart signed that reason
+    into round 2's rebuilt ledger row. Now each names an error outside the server's
+    state and ledger writes, with its type; the error raised is the same, and round 2 is
+    still recorded aborted (its restart continues from round 1)."""
     config = ledgered_config(tmp_path, rounds=3)
     hub = _ReceiveFailsInRound2()
     start_branches(hub, config)
@@ -107,6 +109,15 @@ def test_a_transport_error_mid_round_is_not_called_a_state_write(
     }, told
     assert server.stop_reason in told
     assert [row.entry["round"] for row in read_chain(ledger_path(config)).rows] == [1]
+    # the restart rebuilds round 2's signed row from the state: its reason is the true one
+    again = open_server_state(config)
+    try:
+        build_server(config, InProcessHub(), again.store, ledger=again.ledger)
+    finally:
+        again.close()
+    rows = {row.entry["round"]: row.entry for row in read_chain(ledger_path(config)).rows}
+    assert rows[2]["status"] == "aborted"
+    assert rows[2]["reason"] == round_2["reason"]
 
 
 def test_a_send_that_raises_an_os_error_is_that_partys_failure(tmp_path: Path) -> None:
