@@ -35,7 +35,9 @@ One round (:meth:`FederationServer.run_round`):
    accountant's epsilon. Then **FedAvg** (optionally with server momentum).
 5. **Record** the round ``complete`` with its checkpoint in one transaction (or
    ``aborted`` with the reason, leaving the model as it was), append its ledger
-   row, and tell the participants how it ended (a round aborted before its start went
+   row, and only then adopt the new model (a write that fails leaves the server with
+   the model its last row records, and stops it for good: :class:`ServerStopped`);
+   tell the participants how it ended (a round aborted before its start went
    out, such as a cohort of one, was never theirs: they are told nothing).
 
 Who is gone. A phase also closes before its deadline once every party it still
@@ -92,7 +94,8 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +126,7 @@ from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction, SamplingUnrecorded
 from secagg.runtime import outcome
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.store import ServerStore, StoreCorrupted
+from secagg.runtime.store import ServerStore, StateError, StoreCorrupted
 from secagg.runtime.wire import (
     MAX_DEADLINE_SECONDS,
     FederationEnd,
@@ -185,6 +188,16 @@ class BudgetExhausted(RoundAborted):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, phase="release")
+
+
+class ServerStopped(SecAggError):
+    """This server stopped on an error in a round and runs no more rounds.
+
+    Why: the error leaves the server's memory (its round number, its accountant's
+    charges, its benched branches) ahead of or beside what its state and ledger hold, so
+    a round run from it could release a model no ledger row records, or charge and
+    number rounds the state does not know. A new server started on the state resumes
+    from what the files hold (rebuilding a missing ledger row first)."""
 
 
 class FederationServer:
@@ -367,9 +380,10 @@ class FederationServer:
         self._cohorts: dict[int, frozenset[str]] = {}
         # (round, party) pairs whose one late payload has been taken as late (_late)
         self._answered_late: set[tuple[int, str]] = set()
-        # the write a round is at, for the line a failed write logs: "state" until the
-        # state has recorded the round, "ledger" while its ledger row is appended
-        self._writing = "state"
+        # the write in progress, for what a failed one logs, stores and tells the parties:
+        # "state" while a write of the state runs, "ledger" while the round's ledger row is
+        # made and appended, None between writes (an error then is no failed write)
+        self._writing: str | None = None
         self._misses: Counter[str] = Counter()
         self._benched_until: dict[str, int] = {}
         #: after run(): why it stopped before every configured round was complete
@@ -378,6 +392,8 @@ class FederationServer:
         # the stop a failed state or ledger write in _run_round logged (the reason told
         # the parties), or None: run() announces the end for that error only
         self._stopped_on: str | None = None
+        # the round an error left this server in (ServerStopped after it), or None
+        self._failed_round: int | None = None
 
     def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
         """Say so at start when the ledger's last row names another federation than the
@@ -553,8 +569,11 @@ class FederationServer:
         :class:`~secagg.runtime.wire.FederationEnd` saying the same. A failed state or
         ledger write raises its error as before, after a FederationEnd that says the
         server stopped on it (:meth:`_announce_stop_on_error`); any other exception
-        announces nothing.
+        announces nothing. After either, this server runs no more rounds: ``run`` and
+        :meth:`run_round` raise :class:`ServerStopped` (a new server on the state
+        resumes from it).
         """
+        self._refuse_after_failure()
         if quorum_wait is None:
             quorum_wait = self.config.server.quorum_wait_seconds
         self.stop_reason = None
@@ -894,7 +913,22 @@ class FederationServer:
 
     def run_round(self) -> RoundResult:
         """Sample a cohort among the connected clients and run one round with it."""
+        self._refuse_after_failure()
         return self._run_round(self.sample())
+
+    def _refuse_after_failure(self) -> None:
+        """Raise :class:`ServerStopped` once a round of this server ended in an error.
+
+        Why: a caller that caught the error (a full disk, a ledger append that failed)
+        and ran the same server again started the next round from memory the files no
+        longer matched: the next round's start carried a model whose round had no ledger
+        row, and its rows numbered and charged on from there (review, 2026-12-07)."""
+        if self._failed_round is not None:
+            raise ServerStopped(
+                f"this server stopped on an error in round {self._failed_round} and runs no "
+                "more rounds: start a new server on its state, which resumes from what the "
+                "state and the ledger hold"
+            )
 
     def _run_round(self, participants: list[str]) -> RoundResult:
         """One round, numbered next, with ``participants`` (already sampled).
@@ -914,9 +948,16 @@ class FederationServer:
         why). An append the ledger refused (:class:`~secagg.ledger.chain.LedgerError`:
         its file deleted or replaced under the server) wrote nothing: noted missing, and
         the server stops with a LedgerError naming the round. Its model is in the
-        state's checkpoint only: the observer never sees it, no branch hears the round's
-        end and no later round starts from it in this process; the next start rebuilds
-        the row from the state before any round runs (:meth:`_backfill_ledger`).
+        state's checkpoint only: the server never adopts it (:attr:`model` stays the
+        last one the ledger records), the observer never sees it, no branch hears the
+        round's end, and this server runs no later round (:class:`ServerStopped`, after
+        any error that stopped a round); the next start rebuilds the row from the state
+        before any round runs (:meth:`_backfill_ledger`).
+
+        An OS error of the round outside those writes (the transport's receive failing)
+        stops the server too, named as what it is, never as a write: logged, stored as
+        the round's abort reason and told to the parties (:meth:`_write` marks a write
+        only while it runs).
         """
         number = self.next_round
         # only the round in flight's reveal note is ever read (its abort, a failed write,
@@ -927,25 +968,40 @@ class FederationServer:
         self._revealed_participants.clear()
         self._missed = set()
         self._refusals = {}
-        self._writing = "state"
+        self._writing = None
+        self._refuse_after_failure()
+        ended = False
         try:
             result = self._round(number, participants)
-        except (sqlite3.Error, OSError, SamplingUnrecorded, LedgerError) as exc:
+            ended = True
+        except (sqlite3.Error, OSError, StateError, SamplingUnrecorded, LedgerError) as exc:
+            # StateError: a state write the store refused (its file deleted or replaced
+            # under the server: StateLost), which went past this handler unannounced
             cause = " ".join(str(exc).split()) or type(exc).__name__
+            writing = self._writing
             # name the write that failed: a full disk at the ledger append comes after
             # the state committed the round, and "could not write its state" sent the
-            # operator to the wrong file (and to doubt a round the state has)
-            if self._writing == "ledger":
+            # operator to the wrong file (and to doubt a round the state has); and an
+            # error that came from no write (the transport's receive, an OS random
+            # source) is named as such, never as a write of the state (review, 2026-12-07)
+            if writing == "ledger":
                 log.error(
                     "round %d: the server could not append the round's ledger row "
                     "(the state has recorded the round): %s",
                     number,
                     cause,
                 )
-            else:
+                reason = f"ledger write failed: {cause}"
+            elif writing == "state":
                 log.error("round %d: the server could not write its state: %s", number, cause)
-            reason = f"{self._writing} write failed: {cause}"
-            ledgering = self._writing == "ledger"
+                reason = f"state write failed: {cause}"
+            else:
+                reason = (
+                    "the server stopped on an error outside its state and ledger writes: "
+                    f"{type(exc).__name__}: {cause}"
+                )
+                log.error("round %d: %s", number, reason)
+            ledgering = writing == "ledger"
             try:
                 # a LedgerError is an append refused before it wrote anything (the file
                 # deleted or replaced: the path names another file now, whose rows say
@@ -985,8 +1041,11 @@ class FederationServer:
             # for the parties: which write, not its cause (the server's paths and disks
             # are its own; its log has the cause)
             self._stopped_on = (
-                f"the server stopped on an error in round {number}: its {self._writing} "
+                f"the server stopped on an error in round {number}: its {writing} "
                 "write failed (the server's log has the cause)"
+                if writing is not None
+                else f"the server stopped on an error in round {number} outside its state "
+                "and ledger writes (the server's log has the cause)"
             )
             if ledgering and isinstance(exc, LedgerError):
                 raise LedgerError(
@@ -995,8 +1054,24 @@ class FederationServer:
                     "row from the state, once the ledger file is in place)"
                 ) from exc
             raise
+        finally:
+            if not ended:  # whatever stopped the round: see _refuse_after_failure
+                self._failed_round = number
         self._bench_absentees(result)
         return result
+
+    @contextmanager
+    def _write(self, target: str) -> Iterator[None]:
+        """Mark a write of ``target`` ("state") in progress while the block runs: an error
+        it raises leaves the mark for :meth:`_run_round`, which names that write as the
+        one that failed; one that ends cleanly clears it.
+
+        Why: the mark stood at "state" for the whole round but its ledger append, so any
+        OSError of the round (a transport's, an OS random source's) was reported as a
+        failed state write to the log, the stored round and the parties."""
+        self._writing = target
+        yield
+        self._writing = None
 
     def _ledger_holds(self, number: int) -> bool:
         """Whether the ledger, read as an auditor reads it, holds a row of round
@@ -1030,7 +1105,8 @@ class FederationServer:
         self._announced = False
         started = time.time()  # the ledger's wall-clock start; the line's duration is:
         self._round_began = time.monotonic()  # a wall clock stepped back made it negative
-        self.store.begin_round(number, participants)
+        with self._write("state"):
+            self.store.begin_round(number, participants)
         self.mechanism.begin_round(participants)
         log.debug("round %d: %d participants", number, len(participants))
         if len(participants) < 2:
@@ -1102,19 +1178,25 @@ class FederationServer:
                 release,
                 disputed,
             )
-        self.model, self._velocity = model, velocity
         names = tuple(participants[p] for p in report.contributed)
         stored = {"contributed": list(names), "epsilon": release.epsilon, **release.store}
         if accused:
             stored["accused"] = accused
         if disputed:
             stored["disputed"] = disputed
-        self.store.complete_round(number, stored, self.model)
+        with self._write("state"):
+            self.store.complete_round(number, stored, model)
         outcome = RoundResult(number, "complete", tuple(participants), names, None, release.epsilon)
         backend = {"name": report.backend, **report.details}
         if report.noise_stddev > 0:  # what the backend (the CKKS key holder) actually added
             backend["noise_stddev_added"] = report.noise_stddev
-        self._record(outcome, started, backend, report.dropouts, stored)
+        digest = hashlib.sha256(model_bytes(model)).hexdigest()
+        self._record(outcome, started, backend, report.dropouts, stored, model_digest=digest)
+        # adopted only once the state and the ledger both hold the round: a write that
+        # failed left the server holding the model of a round with no ledger row (or one
+        # its state records aborted), which a caller running it again released in the
+        # next round's start (review, 2026-12-07)
+        self.model, self._velocity = model, velocity
         self._log_round(outcome, started, report.dropouts)
         self._broadcast(participants, RoundEnd(number, True))
         return outcome
@@ -1174,7 +1256,8 @@ class FederationServer:
             # which is the release; charged as a restart would charge it (review: an
             # abort in the same process dropped the note, and the charge with it)
             report["revealed"] = charge
-        self.store.abort_round(number, report)
+        with self._write("state"):
+            self.store.abort_round(number, report)
         epsilon = None
         if charge is not None:
             if released is None:  # a release has charged the accountant already
@@ -1435,7 +1518,8 @@ class FederationServer:
             contributors=contributors, participants=participants, noise_added=noise_added
         )
         if charge is not None:
-            self.store.note_reveal(number, charge)
+            with self._write("state"):
+                self.store.note_reveal(number, charge)
         self._revealed[number] = charge
         self._revealed_noise[number] = noise_added
         self._revealed_participants[number] = participants
@@ -1534,7 +1618,8 @@ class FederationServer:
             noted,
             shown(charge["epsilon"], 4, significant=True),
         )
-        self.store.note_reveal(number, charge)
+        with self._write("state"):
+            self.store.note_reveal(number, charge)
         self._revealed[number] = charge
         self._revealed_noise[number] = carried
 
@@ -1948,7 +2033,7 @@ class FederationServer:
                 raise NotConnected(f"the key holder {helper} has no open session")
             else:
                 self._send_to_session(helper, session_id, [payload])
-        except (ConnectionError, TransportError) as exc:
+        except (OSError, TransportError) as exc:  # an OS error beyond ConnectionError too
             now = self._session_id(helper)
             if (
                 isinstance(exc, NotConnected)
@@ -2012,16 +2097,17 @@ class FederationServer:
     ) -> None:
         """Send to one party; a failure is that party's, never the round's.
 
-        Gone, or a message the transport refuses (above its size limit, its outbox
-        full, its session ended): the party cannot answer what it never got, so it is
-        gone from the round in flight at once (:attr:`_unreached`, read by
+        Gone, or a message the transport refuses (above its size limit, its outbox full, its
+        session ended), or any other OS error of the send (a timeout; before 2026-12-07 it
+        stopped the server as a failed state write): the party cannot answer what it never
+        got, so it is gone from the round in flight at once (:attr:`_unreached`, read by
         :meth:`_gone`): the early-close rule closes the phase as soon as everyone else
-        answered, the party a dropout, and the round completes or aborts by its
-        threshold. Before 2026-12-06 the phase waited out its deadline for it (minutes,
-        in a deployment) although nothing could come. Letting the error out aborted the
-        whole round, which one branch could provoke every round by inflating what it
-        relays to a neighbour (runtime audit 2026-12-04). The round's helper is no such
-        party: its requests go through :meth:`_send_to_helper`.
+        answered, the party a dropout, and the round completes or aborts by its threshold.
+        Before 2026-12-06 the phase waited out its deadline for it (minutes, in a
+        deployment) although nothing could come. Letting the error out aborted the whole
+        round, which one branch could provoke every round by inflating what it relays to a
+        neighbour (runtime audit 2026-12-04). The round's helper is no such party: its
+        requests go through :meth:`_send_to_helper`.
 
         ``model``: a round start's model bytes, encoded once for every branch
         (:func:`~secagg.runtime.wire.round_start_model`). A transport that offers
@@ -2089,6 +2175,15 @@ class FederationServer:
             self._unreach(name)
         except TransportError as exc:
             log.warning("could not send %s to %s: %s", type(message).__name__, name, exc)
+            self._unreach(name)
+        except OSError as exc:  # a send's OS error (a timeout): that party's, as above
+            log.warning(
+                "could not send %s to %s: %s: %s",
+                type(message).__name__,
+                name,
+                type(exc).__name__,
+                exc,
+            )
             self._unreach(name)
 
     def _unreach(self, name: str) -> None:
@@ -2197,7 +2292,7 @@ class FederationServer:
             noise_seeded=self.noise_seeded and dp is not None,
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
-        self._writing = "state"
+        self._writing = None
         self._log_head(result.number)
 
     def _log_head(self, number: int) -> None:
@@ -2578,6 +2673,7 @@ __all__ = [
     "FederationServer",
     "RoundAborted",
     "RoundResult",
+    "ServerStopped",
     "ledger_objects",
     "refuse_broken_chain",
 ]
