@@ -15,9 +15,10 @@ a temporary file and an atomic rename, so that a crash never leaves half a key b
 a *development* CA: a production deployment keeps the CA key offline or in an HSM (or uses
 step-ca, cfssl, Vault) and the library only reads the result.
 
-``revoke(dir, name)`` adds the name and the fingerprint of the branch's current certificate.
-Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the name bar but keeps the
-old fingerprint barred: the branch gets back in with a fresh key, the leaked one stays out.
+``revoke(dir, name)`` adds the name and the branch's current certificate (its signed part
+and its fingerprint). Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the
+name bar but keeps the old certificate barred: the branch gets back in with a fresh key, the
+leaked one stays out.
 Both refuse a CA folder whose revocation list is missing (:class:`LostRevocationList`):
 ``init_ca`` writes one, so a missing list was lost, and a new one would re-admit every
 branch it barred.
@@ -476,8 +477,7 @@ def issue_client(
     if force and cert_path.exists():
         # The replaced certificate stays valid for the TLS layer until it expires, so bar it.
         with contextlib.suppress(CertificateStoreError):
-            old = fingerprint(load_certificate_file(cert_path, "old client certificate"))
-            revoked = RevocationList(revoked.names, revoked.fingerprints | {old})
+            revoked = revoked.barring(load_certificate_file(cert_path, "old client certificate"))
 
     now = _now()
     key = _new_key()
@@ -493,7 +493,7 @@ def issue_client(
     _write_key(key_path, key)
     _write_cert(cert_path, cert)
     if force:
-        updated = RevocationList(revoked.names - {name}, revoked.fingerprints)
+        updated = RevocationList(revoked.names - {name}, revoked.fingerprints, revoked.signed_parts)
         _save_revocations(layout, updated)
     fp = fingerprint(cert)
     logger.info("issued client certificate for %r (fingerprint %s)", name, fp)
@@ -553,7 +553,6 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
     # written into a folder no server can start from would pass for one in force
     load_ca_certificate(layout.ca_cert)
     current = _revocations(layout)
-    fps = set(current.fingerprints)
     cert_path = layout.client_cert(name)
     if not (force or cert_path.exists() or name in current.names):
         issued = sorted(issued_clients(layout.directory))
@@ -562,9 +561,9 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
             f"(issued: {', '.join(issued) or 'none'}); use --force to bar the name anyway "
             "(a certificate deleted here that may still be out there)"
         )
+    updated = RevocationList(current.names | {name}, current.fingerprints, current.signed_parts)
     if cert_path.exists():
-        fps.add(fingerprint(load_certificate_file(cert_path, "client certificate")))
-    updated = RevocationList(current.names | {name}, frozenset(fps))
+        updated = updated.barring(load_certificate_file(cert_path, "client certificate"))
     _save_revocations(layout, updated)
     logger.info("revoked client %r", name)
     return updated
