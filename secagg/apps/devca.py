@@ -587,12 +587,14 @@ def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
 
 
 def revoke(directory: Path | str, name: str, *, force: bool = False) -> RevocationList:
-    """Bar ``name`` and the fingerprint of its current certificate; idempotent.
+    """Bar ``name`` and its current certificate (signed part, fingerprint); idempotent.
 
     A name with no certificate on file that is not revoked already is refused
     (:class:`UnknownClient`, naming the names that have one): a typo must not look like a
     revocation. With ``force=True`` it is recorded anyway (the certificate may have been
-    deleted here but still be out there); then only the name is barred.
+    deleted here but still be out there); then only the name is barred. So for a
+    certificate file that does not read: refused in one line without ``force=True``,
+    the name alone barred with it.
     """
     check_client_name(name)
     layout = CaLayout(Path(directory))
@@ -613,7 +615,20 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
         )
     updated = RevocationList(current.names | {name}, current.fingerprints, current.signed_parts)
     if cert_path.exists():
-        updated = updated.barring(load_certificate_file(cert_path, "client certificate"))
+        try:
+            updated = updated.barring(load_certificate_file(cert_path, "client certificate"))
+        except CertificateStoreError as exc:
+            # Why: a corrupted certificate file made revoke fail, --force too, so a
+            # leaked key's name could not be barred until the file was moved away, in
+            # the middle of an incident (certificate review, 2026-12-07). The name's bar
+            # is what still bars that certificate; issue --force will not lift it
+            # without the file (_bar_replaced)
+            if not force:
+                raise CertificateStoreError(
+                    f"{exc}: it cannot be barred by itself; use --force to bar the name "
+                    f"{name!r} (every certificate bearing it, that one included)"
+                ) from None
+            logger.warning("revoking %r by name only: %s", name, exc)
     _save_revocations(layout, updated)
     logger.info("revoked client %r", name)
     return updated

@@ -115,3 +115,24 @@ def test_force_on_a_name_with_nothing_on_file_is_a_first_issue(tmp_path: Path) -
     issued = devca.issue_client(directory, "b1", force=True)
     assert issued.certificate.exists()
     assert certs.load_revocations(directory) == certs.RevocationList()
+
+
+def test_a_corrupted_certificate_file_does_not_stop_revoke_force(tmp_path: Path) -> None:
+    """Before: revoke failed on the unreadable file, --force too, so the leaked key's
+    name could not be barred until the file was moved away. Now without --force one
+    line says --force bars the name; with it the name is barred (that certificate
+    with it), and issue --force will not lift the bar without the file."""
+    directory, old = _issued(tmp_path)
+    _corrupt(directory)
+    listed = (directory / "revoked.json").read_bytes()
+    with pytest.raises(certs.CertificateStoreError, match="--force to bar the name"):
+        devca.revoke(directory, "b1")
+    assert (directory / "revoked.json").read_bytes() == listed
+    assert "b1" in devca.revoke(directory, "b1", force=True).names
+    verifier = certs.PeerVerifier(directory)
+    with pytest.raises(certs.PeerRefused, match="revoked"):
+        verifier.identify(old)
+    with pytest.raises(devca.ReplacedCertificateUnknown):
+        devca.issue_client(directory, "b1", force=True)
+    with pytest.raises(certs.PeerRefused, match="revoked"):
+        verifier.identify(old)
