@@ -15,9 +15,11 @@ a temporary file and an atomic rename, so that a crash never leaves half a key b
 a *development* CA: a production deployment keeps the CA key offline or in an HSM (or uses
 step-ca, cfssl, Vault) and the library only reads the result.
 
-``revoke(dir, name)`` adds the name and the fingerprint of the branch's current certificate.
-Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the name bar but keeps the
-old fingerprint barred: the branch gets back in with a fresh key, the leaked one stays out.
+``revoke(dir, name)`` adds the name and the branch's current certificate (its signed part
+and its fingerprint). Re-issuing a revoked name (``issue_client(..., force=True)``) lifts the
+name bar but keeps the old certificate barred: the branch gets back in with a fresh key, the
+leaked one stays out; an old certificate that cannot be read (deleted, corrupted) cannot be
+barred, so that re-issue is refused (:class:`ReplacedCertificateUnknown`).
 Both refuse a CA folder whose revocation list is missing (:class:`LostRevocationList`):
 ``init_ca`` writes one, so a missing list was lost, and a new one would re-admit every
 branch it barred.
@@ -25,7 +27,6 @@ branch it barred.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import shutil
@@ -65,6 +66,7 @@ __all__ = [
     "InitializedCA",
     "IssuedCertificate",
     "LostRevocationList",
+    "ReplacedCertificateUnknown",
     "UnknownClient",
     "init_ca",
     "issue_client",
@@ -100,6 +102,12 @@ class UnknownClient(CertificateStoreError):
     A typo in ``secagg certs revoke`` must not report success while the branch it meant
     stays admitted; ``force=True`` (``--force``) records the name anyway, for a
     certificate deleted here that may still be out there."""
+
+
+class ReplacedCertificateUnknown(CertificateStoreError):
+    """``issue --force`` refused: the certificate it would replace cannot be read (its
+    file deleted or corrupted), so it could not be barred, and lifting the name's bar
+    would re-admit it (see :func:`issue_client`)."""
 
 
 class LostRevocationList(MissingRevocationList):
@@ -448,7 +456,10 @@ def issue_client(
 
     Refuses an existing name (two live certificates for one branch make revocation by
     fingerprint leaky) and a revoked name; ``force=True`` does both, and for a revoked name
-    re-admits the branch while its old certificate stays barred by fingerprint.
+    re-admits the branch while its old certificate stays barred (by its signed part and
+    its fingerprint). ``force=True`` is refused (:class:`ReplacedCertificateUnknown`,
+    nothing written) when the certificate it replaces cannot be read: its file corrupted,
+    or deleted while its key or the name's bar says it existed.
     """
     check_client_name(name)
     if validity_days < 1:
@@ -473,11 +484,9 @@ def issue_client(
             raise CertificateExists(
                 f"client {name!r} already has a certificate; use --force to re-issue it"
             )
-    if force and cert_path.exists():
+    if force:
         # The replaced certificate stays valid for the TLS layer until it expires, so bar it.
-        with contextlib.suppress(CertificateStoreError):
-            old = fingerprint(load_certificate_file(cert_path, "old client certificate"))
-            revoked = RevocationList(revoked.names, revoked.fingerprints | {old})
+        revoked = _bar_replaced(layout, name, revoked)
 
     now = _now()
     key = _new_key()
@@ -493,7 +502,7 @@ def issue_client(
     _write_key(key_path, key)
     _write_cert(cert_path, cert)
     if force:
-        updated = RevocationList(revoked.names - {name}, revoked.fingerprints)
+        updated = RevocationList(revoked.names - {name}, revoked.fingerprints, revoked.signed_parts)
         _save_revocations(layout, updated)
     fp = fingerprint(cert)
     logger.info("issued client certificate for %r (fingerprint %s)", name, fp)
@@ -504,6 +513,47 @@ def issue_client(
         fingerprint=fp,
         not_valid_after=cert.not_valid_after_utc,
     )
+
+
+def _bar_replaced(layout: CaLayout, name: str, revoked: RevocationList) -> RevocationList:
+    """``revoked`` with the certificate ``issue --force`` replaces for ``name`` barred, or
+    :class:`ReplacedCertificateUnknown` if there was one that cannot be read.
+
+    Why: re-issuing lifts the name's bar, and the old certificate, valid for TLS until it
+    expires, stays out only by its own entry. That entry was written only if the old
+    file read (``contextlib.suppress``): with the file deleted or corrupted, ``--force``
+    re-admitted the name and left the old certificate (a leaked key's, once revoked by
+    name) admitted with it (certificate review, 2026-12-07). A certificate nobody can
+    read cannot be barred by what the list knows (its signed part, its fingerprint), so
+    the command refuses, nothing written, unless nothing says there was one: no file,
+    no key, and the name not barred (a first issue with ``--force``)."""
+    cert_path, key_path = layout.client_cert(name), layout.client_key(name)
+    keep = (
+        "restore it from a backup, or issue the branch under another name "
+        "(a barred name stays barred)"
+    )
+    if cert_path.exists():
+        try:
+            old = load_certificate_file(cert_path, "the old certificate")
+        except CertificateStoreError as exc:
+            raise ReplacedCertificateUnknown(
+                f"client {name!r} not re-issued: {exc}, so it cannot be barred, and "
+                f"--force would leave it admitted; {keep}"
+            ) from None
+        return revoked.barring(old)
+    if name in revoked.names:
+        raise ReplacedCertificateUnknown(
+            f"client {name!r} not re-issued: it is revoked by name and its certificate is "
+            f"not at {cert_path}, so --force would lift the name's bar and re-admit that "
+            f"certificate, which cannot be barred without it; {keep}"
+        )
+    if key_path.exists():
+        raise ReplacedCertificateUnknown(
+            f"client {name!r} not re-issued: its key is at {key_path} but its certificate "
+            f"is not at {cert_path}, so the certificate --force replaces cannot be barred "
+            f"and would stay admitted; {keep}"
+        )
+    return revoked
 
 
 def issued_clients(directory: Path | str) -> frozenset[str]:
@@ -537,12 +587,14 @@ def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
 
 
 def revoke(directory: Path | str, name: str, *, force: bool = False) -> RevocationList:
-    """Bar ``name`` and the fingerprint of its current certificate; idempotent.
+    """Bar ``name`` and its current certificate (signed part, fingerprint); idempotent.
 
     A name with no certificate on file that is not revoked already is refused
     (:class:`UnknownClient`, naming the names that have one): a typo must not look like a
     revocation. With ``force=True`` it is recorded anyway (the certificate may have been
-    deleted here but still be out there); then only the name is barred.
+    deleted here but still be out there); then only the name is barred. So for a
+    certificate file that does not read: refused in one line without ``force=True``,
+    the name alone barred with it.
     """
     check_client_name(name)
     layout = CaLayout(Path(directory))
@@ -553,7 +605,6 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
     # written into a folder no server can start from would pass for one in force
     load_ca_certificate(layout.ca_cert)
     current = _revocations(layout)
-    fps = set(current.fingerprints)
     cert_path = layout.client_cert(name)
     if not (force or cert_path.exists() or name in current.names):
         issued = sorted(issued_clients(layout.directory))
@@ -562,9 +613,22 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
             f"(issued: {', '.join(issued) or 'none'}); use --force to bar the name anyway "
             "(a certificate deleted here that may still be out there)"
         )
+    updated = RevocationList(current.names | {name}, current.fingerprints, current.signed_parts)
     if cert_path.exists():
-        fps.add(fingerprint(load_certificate_file(cert_path, "client certificate")))
-    updated = RevocationList(current.names | {name}, frozenset(fps))
+        try:
+            updated = updated.barring(load_certificate_file(cert_path, "client certificate"))
+        except CertificateStoreError as exc:
+            # Why: a corrupted certificate file made revoke fail, --force too, so a
+            # leaked key's name could not be barred until the file was moved away, in
+            # the middle of an incident (certificate review, 2026-12-07). The name's bar
+            # is what still bars that certificate; issue --force will not lift it
+            # without the file (_bar_replaced)
+            if not force:
+                raise CertificateStoreError(
+                    f"{exc}: it cannot be barred by itself; use --force to bar the name "
+                    f"{name!r} (every certificate bearing it, that one included)"
+                ) from None
+            logger.warning("revoking %r by name only: %s", name, exc)
     _save_revocations(layout, updated)
     logger.info("revoked client %r", name)
     return updated

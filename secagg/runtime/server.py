@@ -142,7 +142,7 @@ from secagg.runtime.wire import (
     round_start_model,
     round_start_parts,
 )
-from secagg.transport.base import NotConnected, ServerEndpoint, TransportError
+from secagg.transport.base import NotConnected, PeerClosing, ServerEndpoint, TransportError
 
 log = logging.getLogger("secagg.server")
 
@@ -2066,7 +2066,7 @@ class FederationServer:
             if (
                 isinstance(exc, NotConnected)
                 and session_id is not None
-                and now is None
+                and (now is None or (isinstance(exc, PeerClosing) and now == session_id))
                 and not self._helper_resent
             ):
                 # its session ended inside the send, and it has none yet (a dropped link,
@@ -2074,7 +2074,13 @@ class FederationServer:
                 # when it is back within the phase's deadline, the round's one resend.
                 # Before, the round aborted at once, every upload lost to a dropped link.
                 # Sound: one resend a round, and the key holder decrypts a round once on
-                # its own (its record; a broken session's reply is repeated, not redone)
+                # its own (its record; a broken session's reply is repeated, not redone).
+                # So for a session the key holder has half-closed (PeerClosing: its
+                # normal end, a restart), still listed until its call ends: it can
+                # answer nothing more there, and the request was not queued; taken for
+                # a live helper that refused it, the round aborted at once (review,
+                # 2026-12-07), where before the send was refused it was resent
+                # when the key holder was back
                 log.warning(
                     "round %d: the key holder %s left as its request went out; the request "
                     "is sent when it is back (once a round)",

@@ -7,7 +7,8 @@ or gRPC with mutual TLS (:mod:`secagg.transport.grpc_transport`). Messages are
 opaque bytes; a transport never interprets them.
 
 Both transports raise the same :class:`NotConnected` for a peer without an open
-connection. It is a :class:`ConnectionError` (so ``except ConnectionError``
+connection (gRPC's server: :class:`PeerClosing`, for a session its client has
+half-closed). It is a :class:`ConnectionError` (so ``except ConnectionError``
 catches it whichever transport raised it) and a :class:`TransportError`, and so a
 :class:`~secagg.errors.SecAggError`. :class:`NotAccepted` is the kind of
 :class:`NotConnected` that redialling cannot cure (the server refused this party's
@@ -43,7 +44,14 @@ from typing import Final, Protocol
 
 from secagg.errors import SecAggError
 
-__all__ = ["ClientEndpoint", "NotAccepted", "NotConnected", "ServerEndpoint", "TransportError"]
+__all__ = [
+    "ClientEndpoint",
+    "NotAccepted",
+    "NotConnected",
+    "PeerClosing",
+    "ServerEndpoint",
+    "TransportError",
+]
 
 
 class ServerEndpoint(Protocol):
@@ -74,6 +82,20 @@ class TransportError(SecAggError):
 
 class NotConnected(TransportError, ConnectionError):
     """No open connection with that peer (the named client, or the server)."""
+
+
+class PeerClosing(NotConnected):
+    """The peer has closed its side of the session (a half-close: its normal end), which
+    is still open while the server's end of it is written: nothing sent now reaches it,
+    and nothing more comes from it on that session.
+
+    Why a kind of its own: the session is still the one the sender looked at (the same
+    id, still listed as connected), so a sender that tells "its session ended inside the
+    send" by the session being gone took it for a live peer that refused the message.
+    The server's runtime took a CKKS key holder restarting (closing its session) as its
+    request went out for one it could not reach, and aborted the round, where a key
+    holder whose link dropped gets the request again when it is back (certificate and
+    transport review, 2026-12-07)."""
 
 
 class NotAccepted(NotConnected):

@@ -44,11 +44,24 @@ audit and diff::
 
     {"format": "secagg-revocations/1",
      "names": ["branch-07"],           # every certificate bearing this name is refused
+     "signed_parts": ["9a0b...17"],    # these certificates are refused forever, however encoded
      "fingerprints": ["3f1c...e9"]}    # these exact certificates are refused forever
 
-A fingerprint bars its certificate in either encoding of an ECDSA signature (``s`` or
-``n - s``, which anyone holding the certificate can flip: :func:`presented_fingerprints`),
-so a leaked key's certificate barred by ``secagg certs issue --force`` stays out.
+A certificate is what its CA signed: its signed part (``tbsCertificate``), whose SHA-256
+(:func:`signed_part_digest`) is the same however the certificate around it is encoded.
+Its fingerprint, the SHA-256 of the whole certificate, is not: anyone holding an ECDSA
+certificate can flip its signature (``s`` -> ``n - s``) without the CA's key, and TLS and
+the X.509 verifier take the result, whose fingerprint is another. So revocation keys on
+the signed part (``secagg certs revoke`` and ``issue --force`` write it); path validation
+pins it, since a signed part changed by a byte no longer verifies. ``fingerprints``
+stays readable (lists written before ``signed_parts``, an entry pasted from a log line,
+a server of an older release, which ignores ``signed_parts``: the commands write both):
+a fingerprint bars its certificate in either encoding of an ECDSA signature
+(:func:`presented_fingerprints`). Nothing else re-encodes a certificate in a way that
+passes: the ECDSA verifier takes only the DER signature (no leading zeros, no long
+lengths, no trailing bytes, ``s < n``), an RSA signature is one fixed-size number below
+the modulus (and PSS needs the key to re-sign), and the certificate parser refuses
+non-minimal lengths (tests/transport/test_revocation_signed_part.py).
 
 ``secagg certs init`` writes an empty list, so a CA directory always has one. The server
 (:class:`PeerVerifier`) refuses to start without it (:class:`MissingRevocationList`): a
@@ -138,6 +151,7 @@ __all__ = [
     "load_revocations",
     "load_server_credentials",
     "presented_fingerprints",
+    "signed_part_digest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -299,16 +313,34 @@ class RevocationList:
 
     names: frozenset[str] = field(default_factory=frozenset)
     fingerprints: frozenset[str] = field(default_factory=frozenset)
+    #: SHA-256 of each barred certificate's signed part (:func:`signed_part_digest`)
+    signed_parts: frozenset[str] = field(default_factory=frozenset)
 
-    def refuses(self, name: str, cert_fingerprint: str) -> bool:
-        """Whether a certificate with this name and fingerprint is revoked."""
-        return name in self.names or cert_fingerprint in self.fingerprints
+    def refuses(self, name: str, cert_fingerprint: str, signed_part: str | None = None) -> bool:
+        """Whether a certificate with this name, fingerprint and signed-part digest is
+        revoked. The fingerprint is one encoding's: :func:`identify_peer` also asks
+        for the other encodings of an ECDSA signature (:func:`presented_fingerprints`)."""
+        return (
+            name in self.names
+            or cert_fingerprint in self.fingerprints
+            or (signed_part is not None and signed_part in self.signed_parts)
+        )
+
+    def barring(self, certificate: x509.Certificate) -> RevocationList:
+        """This list with ``certificate`` barred: its signed part (every encoding of it)
+        and its fingerprint (for a server of an older release, which reads only that)."""
+        return RevocationList(
+            self.names,
+            self.fingerprints | {fingerprint(certificate)},
+            self.signed_parts | {signed_part_digest(certificate)},
+        )
 
     def to_json(self) -> str:
         """Serialise deterministically (sorted), so that the file diffs cleanly."""
         body = {
             "format": _REVOCATION_FORMAT,
             "names": sorted(self.names),
+            "signed_parts": sorted(self.signed_parts),
             "fingerprints": sorted(self.fingerprints),
         }
         return json.dumps(body, indent=2) + "\n"
@@ -375,6 +407,18 @@ def _as_certificate(cert: bytes | str | x509.Certificate) -> x509.Certificate:
 def fingerprint(cert_pem: bytes | str | x509.Certificate) -> str:
     """Lower-case hex SHA-256 of the DER certificate: the name of one exact certificate."""
     return _as_certificate(cert_pem).fingerprint(hashes.SHA256()).hex()
+
+
+def signed_part_digest(cert_pem: bytes | str | x509.Certificate) -> str:
+    """Lower-case hex SHA-256 of the certificate's signed part (``tbsCertificate``): the
+    name of one certificate however it is encoded.
+
+    Why not the fingerprint: an ECDSA signature has a twin (``s`` -> ``n - s``) anyone
+    holding the certificate can compute, so one certificate has two fingerprints, and a
+    certificate revoked by one was admitted again by the other (transport review,
+    2026-12-07). The signed part is what the CA's signature covers, byte for byte: no
+    holder changes it and still passes path validation."""
+    return hashlib.sha256(_as_certificate(cert_pem).tbs_certificate_bytes).hexdigest()
 
 
 #: the order of the group of each curve an ECDSA CA may sign with (the three that TLS in
@@ -651,6 +695,7 @@ def _parse_revocations(text: str, where: str) -> RevocationList:
     if not isinstance(body, dict) or body.get("format") != _REVOCATION_FORMAT:
         raise RevocationListError(f"{where} is not a {_REVOCATION_FORMAT} document")
     names, fps = body.get("names", []), body.get("fingerprints", [])
+    signed = body.get("signed_parts", [])  # absent from lists written before it
     if not isinstance(names, list) or not all(
         isinstance(n, str) and CLIENT_NAME_PATTERN.fullmatch(n) for n in names
     ):
@@ -661,7 +706,13 @@ def _parse_revocations(text: str, where: str) -> RevocationList:
         raise RevocationListError(
             f"{where}: 'fingerprints' must be a list of lower-case hex SHA-256 digests"
         )
-    return RevocationList(frozenset(names), frozenset(fps))
+    if not isinstance(signed, list) or not all(
+        isinstance(f, str) and _FINGERPRINT.fullmatch(f) for f in signed
+    ):
+        raise RevocationListError(
+            f"{where}: 'signed_parts' must be a list of lower-case hex SHA-256 digests"
+        )
+    return RevocationList(frozenset(names), frozenset(fps), frozenset(signed))
 
 
 def load_revocations(source: Path | str, *, missing_ok: bool = True) -> RevocationList:
@@ -923,11 +974,25 @@ def _identify(
             "certificate SAN does not match its common name", name=name, fingerprint=fp
         )
 
-    if any(revoked.refuses(name, each) for each in presented_fingerprints(cert, ca)):
+    if _revoked(revoked, name, cert, ca):
         raise PeerRefused("certificate or name revoked", name=name, fingerprint=fp)
     if allowed is not None and name not in allowed:
         raise PeerRefused("unknown client name", name=name, fingerprint=fp)
     return ClientIdentity(name=name, fingerprint=fp, not_valid_after=cert.not_valid_after_utc)
+
+
+def _revoked(
+    revoked: RevocationList, name: str, cert: x509.Certificate, ca: x509.Certificate
+) -> bool:
+    """Whether ``cert`` (path-validated against ``ca``) is barred by ``revoked``: by its
+    name, its signed part, or a fingerprint of any encoding of it. The twin of an ECDSA
+    signature is computed only when the list holds fingerprints: a list of signed parts
+    needs no knowledge of the CA's curve."""
+    if revoked.refuses(name, fingerprint(cert), signed_part_digest(cert)):
+        return True
+    if not revoked.fingerprints:
+        return False
+    return not revoked.fingerprints.isdisjoint(presented_fingerprints(cert, ca))
 
 
 def identify_peer(
@@ -943,8 +1008,8 @@ def identify_peer(
     ``peer`` is ``context.auth_context()`` from a gRPC servicer, or the peer certificate PEM.
     The certificate must pass RFC 5280 path validation with ``ca_pem`` as the only trust
     anchor (signature, validity period at ``now``, end entity, clientAuth usage), carry a CN
-    equal to its ``urn:secagg:client:`` SAN, and be neither revoked (by name or fingerprint)
-    nor, when ``allowed`` is given, outside that roster of names.
+    equal to its ``urn:secagg:client:`` SAN, and be neither revoked (by name, signed part
+    or fingerprint) nor, when ``allowed`` is given, outside that roster of names.
 
     ``ca_pem`` is held to the rule of ``ca.pem`` (:func:`load_ca_certificate`): exactly
     one CA certificate. A PEM bundle given here was read as its first certificate, so

@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from secagg.errors import ConfigurationError
-from secagg.transport.base import NotConnected, TransportError, waitable_seconds
+from secagg.transport.base import NotConnected, PeerClosing, TransportError, waitable_seconds
 from secagg.transport.framing import (
     DEFAULT_CHUNK_BYTES,
     HEADER_BYTES,
@@ -648,9 +648,10 @@ class GrpcServerTransport:
         """Queue one message to ``name``; it is written in order with earlier ones.
 
         Raises :class:`NotConnected` if ``name`` has no session, or its client has
-        half-closed it (the end of the stream is queued: nothing sent after it would
-        be written), and :class:`MessageTooLarge` above ``max_message_bytes``. Queued
-        is not delivered: if the session ends first, the loss shows as a
+        half-closed it (:class:`~secagg.transport.base.PeerClosing`: the end of the
+        stream is queued, nothing sent after it would be written), and
+        :class:`MessageTooLarge` above ``max_message_bytes``. Queued is not delivered:
+        if the session ends first, the loss shows as a
         :class:`Disconnected` event. A client that does not read cannot make the
         server hold its messages without end: when ``name``'s unsent bytes would
         exceed ``max_outbox_bytes``, its session is ended (logged, a
@@ -696,7 +697,7 @@ class GrpcServerTransport:
             if session.half_closed:
                 # the end of the stream is queued (see _read): anything queued now would
                 # wait behind it and never be written, while the sender believed it sent
-                raise NotConnected(
+                raise PeerClosing(
                     f"client {name!r} closed its session: nothing more is written to it"
                 )
             overrun = _outbox_overrun(self._max_outbox_bytes, session.outbox_bytes, len(data))

@@ -214,8 +214,10 @@ identity refused, a limit broken) gives its call back even if its writer waits i
 control on a peer that reads nothing: the call is cancelled when the writer has not come
 back within ten seconds. A client's half-close is answered with the server's end of the
 stream (what is queued, then ``OK``; a ``send`` after the half-close was read raises
-:class:`~secagg.transport.base.NotConnected`, where it was queued behind that end and
-lost in silence), and the session's end is reported when the call
+:class:`~secagg.transport.base.PeerClosing`, a ``NotConnected`` for a session still
+listed under its id, where it was queued behind that end and lost in silence; the
+runtime sends a key holder closing so its request again when it is back, as for a
+dropped link), and the session's end is reported when the call
 has ended, by how it ended: "client closed the session" if the client took that end,
 "connection lost" if the call was cancelled (a killed process, a cut network), however
 late gRPC handles the drop; a client that half-closed in the middle of a message is

@@ -41,6 +41,7 @@ from secagg.transport.certs import (
     load_client_credentials,
     load_revocations,
     load_server_credentials,
+    signed_part_digest,
 )
 
 try:
@@ -446,6 +447,7 @@ def test_revocation_file_is_readable_json(ca_dir: Path) -> None:
     assert body == {
         "format": "secagg-revocations/1",
         "names": ["branch-a"],
+        "signed_parts": [signed_part_digest(pem)],
         "fingerprints": [fingerprint(pem)],
     }
 

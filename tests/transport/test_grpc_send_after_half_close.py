@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from _raw_h2 import PEER_NAME, RawPeer, raw_server
+from _raw_h2 import CHUNK, PEER_NAME, RawPeer, grpc_message, raw_server
 from _threads import BOUND, wait_until
 
 from secagg.transport import grpc_server
-from secagg.transport.base import NotConnected
+from secagg.transport.base import NotConnected, PeerClosing
+from secagg.transport.framing import encode_frames
 from secagg.transport.grpc_transport import Connected, GrpcServerTransport
 
 #: the server's bound on a half-closed call: long, so the session lasts while the test looks
@@ -64,5 +65,31 @@ def test_a_send_after_the_half_close_raises_not_connected(server: GrpcServerTran
             server.send_to_session(PEER_NAME, session, [b"never ", b"written"])
         # nothing was queued behind the end: the outbox holds the end marker only
         assert server._sessions[PEER_NAME].outbox_bytes == 0
+    finally:
+        peer.close()
+
+
+def test_the_refusal_says_the_peer_is_closing_and_its_last_upload_is_delivered(
+    server: GrpcServerTransport,
+) -> None:
+    """A client's normal end: its last upload, then its half-close. The send after it is
+    refused as :class:`PeerClosing` (the runtime sends the round's key holder its request
+    again when it is back: tests/runtime/test_keyholder_half_close_in_send.py; a branch
+    is a dropout), and the upload read before the half-close still reaches the server:
+    the session's end comes after what it queued. Before the refusal had a kind of its
+    own it was a bare NotConnected for a session still listed under the same id."""
+    peer = RawPeer(server.port)
+    try:
+        assert isinstance(server.next_event(timeout=BOUND), Connected)
+        session = server.session_id(PEER_NAME)
+        server.send(PEER_NAME, b"z" * (1 << 16))  # the writer waits: the call lasts
+        (frame,) = encode_frames(0, b"last upload", CHUNK)
+        peer.data(grpc_message(frame))
+        peer.data(b"", end_stream=True)
+        assert wait_until(lambda: server._sessions[PEER_NAME].half_closed, BOUND)
+        with pytest.raises(PeerClosing, match="closed its session"):
+            server.send_to_session(PEER_NAME, session, [b"round end"])
+        assert server.session_id(PEER_NAME) == session  # still listed: hence the kind
+        assert server.receive(timeout=BOUND) == (PEER_NAME, b"last upload")
     finally:
         peer.close()

@@ -109,7 +109,10 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Bar NAME even without a certificate here (one deleted here but still out there).",
+    help=(
+        "Bar NAME even without a certificate here (one deleted here but still out "
+        "there), or with one that does not read (its name alone is barred)."
+    ),
 )
 def certs_revoke(name: str, directory: str, force: bool) -> None:
     """Bar branch NAME (and its current certificate) from the federation.
