@@ -467,7 +467,24 @@ class BranchPolicy:
             )
 
     def check_clip(self, clip: float | None) -> None:
-        """The clip the round applies to this branch's update (the runtime's, not the spec's)."""
+        """The clip the round applies to this branch's update (the runtime's, not the spec's):
+        None, NaN or +inf for a round that clips nothing, else a positive number.
+
+        Why the sign and type are checked with or without ``max_clip``: a clip of 0, -1 or
+        -inf from a library caller (a runtime of its own, a test harness) passed, since
+        ``-1 <= max_clip``, and the round went on to train until its clipping refused the
+        number; ``True`` passed as a clip of 1 and ``"1"`` passed without a ``max_clip``
+        (a bare TypeError with one). The wire's decoder refuses a non-positive clip; the
+        policy's check holds whoever calls it (hostile policy review, 2026-12-07)."""
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real)):
+            raise ConfigurationError(
+                f"a round's clip is a positive number (None: no clip), not {clip!r:.40}"
+            )
+        if clip is not None and not math.isnan(clip) and not clip > 0:
+            raise ConfigurationError(
+                f"a round's clip is a positive number (None: no clip), not {float(clip)!r}: "
+                "no update can be clipped to it"
+            )
         if self.max_clip is None:
             return
         if clip is None or not math.isfinite(clip):
