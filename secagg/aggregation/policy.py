@@ -420,7 +420,15 @@ class BranchPolicy:
                     f"most about 1.8e308 in magnitude), not an integer of "
                     f"{decimal_digits(int(value))} digits"
                 )
-            object.__setattr__(self, name, _as_float(value, up=name in STRICTER_WHEN_LARGER))
+            held = _as_float(value, up=name in STRICTER_WHEN_LARGER)
+            if name in ("corrupt_fraction", "dropout_fraction") and held == 1.0 and value < 1:
+                # 1 - 1e-30 was refused as "must lie in [0, 1)", which it does: say why
+                raise ConfigurationError(
+                    f"branch.{name} = {value!r:.60} is closer to 1 than any float below 1, "
+                    "and a policy number is rounded only to a stricter one: held as 1.0, "
+                    "which no fraction of a round's clients may be (it must lie in [0, 1))"
+                )
+            object.__setattr__(self, name, held)
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
             value = getattr(self, name)

@@ -361,15 +361,32 @@ def _threshold_for(
 
 
 def _check_rates(corrupt_fraction: float, dropout_fraction: float) -> None:
-    """Refuse fractions outside [0, 1) (and NaN/inf), naming the broken limit."""
+    """Refuse fractions outside [0, 1) (and NaN/inf), naming the broken limit.
+
+    Every use below computes with ``float(value)``, so a real number below 1 that no
+    float below 1 holds (``Fraction`` 1 - 1e-30) is refused here, naming it, rather than
+    passing and then failing inside as a fraction of 1.0 the caller never gave; an
+    integer past the floats (``10**400``) is refused too, where ``math.isfinite`` raised
+    a bare OverflowError (hostile policy review, 2026-12-07)."""
     for name, value in (
         ("corrupt_fraction", corrupt_fraction),
         ("dropout_fraction", dropout_fraction),
     ):
         if isinstance(value, bool) or not isinstance(value, Real):
             raise ConfigurationError(f"{name} must be a real number, got {value!r}")
-        if not math.isfinite(value) or value < 0 or value >= 1:
-            raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigurationError(
+                f"{name} must lie in [0, 1), got an integer of {len(str(abs(int(value))))} digits"
+            ) from None
+        if not math.isfinite(number) or value < 0 or value >= 1:
+            raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r:.60}")
+        if number >= 1:
+            raise ConfigurationError(
+                f"{name} must lie in [0, 1), got {value!r:.60}: below 1, but closer to it "
+                "than any float below 1, so every use of it would compute with 1.0"
+            )
 
 
 def _check_num_clients(num_clients: int) -> None:
