@@ -200,17 +200,20 @@ class BranchPolicy:
         So ``require_active`` beside ``expected_clients = 2`` (no active round of 2 is
         private, docs/protocol.md), ``corrupt_fraction = 0.999`` beside ``expected_clients
         = 10``, or ``expected_clients = 1`` (a masking round has 2 clients at least)
-        leave no masking round, and without another backend that serves, no round."""
+        leave no masking round, and without another backend that serves, no round. A
+        pinned CKKS key holder does not serve ``expected_clients = 1`` either: a CKKS
+        round of one is refused (:meth:`CKKSSpec.check_policy
+        <secagg.aggregation.ckks.CKKSSpec.check_policy>`, 2026-12-07)."""
         needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
         others = [name for name in self.backends if name in ("ckks", "plain")]
+        cohort, key = self.max_clients, "max_clients"
+        if self.expected_clients is not None and self.expected_clients < cohort:
+            cohort, key = self.expected_clients, "expected_clients"
+        # a CKKS round of one is refused (CKKSSpec.check_policy): its sum is one update
+        ckks_serves = "ckks" in others and self.key_holder_fingerprint is not None and cohort >= 2
         # plain beside require_active or a pin is refused before this (_check_plain_is_alone)
-        other_serves = needs is None and (
-            "plain" in others or ("ckks" in others and self.key_holder_fingerprint is not None)
-        )
+        other_serves = needs is None and ("plain" in others or ckks_serves)
         if any(name in MASKING_BACKENDS for name in self.backends):
-            cohort, key = self.max_clients, "max_clients"
-            if self.expected_clients is not None and self.expected_clients < cohort:
-                cohort, key = self.expected_clients, "expected_clients"
             refusing = self._masking_refused_by(cohort)
             if refusing is None or other_serves:
                 return
@@ -231,7 +234,7 @@ class BranchPolicy:
             raise ContradictoryPolicy(
                 (refusing, key) if cohort >= 2 else ("backends", key),
                 f"{reason}, so every masking round would be refused"
-                + _ckks_refused(others, self.key_holder_fingerprint, needs),
+                + _ckks_refused(others, self.key_holder_fingerprint, needs, cohort),
             )
         if not others:
             raise ConfigurationError(
@@ -245,6 +248,13 @@ class BranchPolicy:
                 f"the backends allowed ({', '.join(others)}) carry no noise share of this "
                 "branch's own, which the latter requires, so every round would be refused; "
                 f"allow a masking backend ({', '.join(MASKING_BACKENDS)}) or remove the key",
+            )
+        if not other_serves and self.key_holder_fingerprint is not None:
+            raise ContradictoryPolicy(
+                ("backends", key),
+                f"a CKKS round has 2 clients at least (the sum of a round of one is its "
+                f"update), and this branch takes rounds of at most {cohort}, so every "
+                "round would be refused",
             )
         if not other_serves:
             raise ConfigurationError(
@@ -668,12 +678,14 @@ class BranchPolicy:
         return cls(**values)
 
 
-def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None) -> str:
+def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None, cohort: int) -> str:
     """Why the CKKS rounds a policy allows are refused too (nothing if it allows none)."""
     if "ckks" not in others:
         return ""
     if pin is None:
         return ", and CKKS without a pinned key holder too"
+    if cohort < 2:
+        return ", and so would every CKKS round (a round of one is refused: its sum is one update)"
     return f", and CKKS rounds carry no noise share of this branch's own (branch.{needs})"
 
 
