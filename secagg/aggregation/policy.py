@@ -545,7 +545,14 @@ class BranchPolicy:
           1/300 of the noise. A branch that pinned ``expected_clients`` caps the
           split by that; one that did not requires the noise of the whole round, all
           its clients honest and present, to reach its ``min_noise_multiplier``:
-          z sqrt(min(n, expected) / expected), the best this round can deliver."""
+          z sqrt(min(n, expected) / expected), the best this round can deliver.
+
+        A share's numbers that no share can have are a typed ConfigurationError
+        (:func:`_check_share_numbers`), whoever calls."""
+        if noise_multiplier is not None:
+            _check_share_numbers(
+                noise_multiplier, clip, expected_clients, record_level, vector_bound, num_clients
+            )
         if noise_multiplier is None:
             if self.min_noise_multiplier is not None:
                 raise self.refuse(
@@ -676,6 +683,57 @@ class BranchPolicy:
             _check_backend_names(values["backends"])
         # every value's type is checked (naming its key) by the constructor
         return cls(**values)
+
+
+def _check_share_numbers(
+    noise_multiplier: float,
+    clip: float | None,
+    expected_clients: int | None,
+    record_level: bool,
+    vector_bound: float | None,
+    num_clients: int | None,
+) -> None:
+    """Refuse (ConfigurationError, one line) a noise share's numbers that no share has: a
+    noise multiplier or clip that is not a positive finite number, a count below 1, a
+    vector bound below the clip.
+
+    Why: the floor compared ``noise_multiplier < min_noise_multiplier``, which NaN never
+    is, so a branch with ``min_noise_multiplier = 1`` took a share of z = NaN (and of
+    +inf); ``expected_clients = 0`` or ``-3`` passed, and a record-level share of clip NaN
+    passed ``record_sensitivity`` (``NaN < 0.5`` is false). The masking spec's decoder
+    and its mechanism refuse each, so this is the library's own callers' case (another
+    backend's spec, a harness): the policy's checks hold whoever calls them (hostile
+    policy review, 2026-12-07)."""
+
+    def positive(name: str, value: object) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ConfigurationError(
+                f"a noise share's {name} is a positive finite number, not {value!r:.40}"
+            )
+
+    positive("noise multiplier", noise_multiplier)
+    if clip is not None:
+        positive("clip", clip)
+    elif record_level:
+        raise ConfigurationError("a record-level noise share is sized for a clip, not None")
+    if record_level and vector_bound is not None:
+        positive("vector bound", vector_bound)
+        if clip is not None and vector_bound < clip:
+            raise ConfigurationError(
+                f"a record-level noise share's vector bound {vector_bound:g} is below its "
+                f"clip {clip:g}: the whole update is bounded by at least one unit's change"
+            )
+    for name, count in (("expected clients", expected_clients), ("round's clients", num_clients)):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1
+        ):
+            raise ConfigurationError(
+                f"a noise share's {name} is a count of 1 or more, not {count!r:.40}"
+            )
 
 
 def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None, cohort: int) -> str:
