@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from secagg.protocol.graph_params import (
     check_complete_graph_threshold,
     complete_graph_threshold,
+    minimum_threshold,
     tolerated_dropouts,
 )
 
@@ -62,3 +63,33 @@ def test_the_threshold_asks_no_more_survivors_than_the_round_is_sized_for(
             dropout_fraction=dropout_fraction,
             semi_malicious=active,
         )
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    num_clients=COHORTS,
+    corrupt_fraction=st.integers(0, 899).map(lambda thousandths: thousandths / 1000),
+    active=st.booleans(),
+)
+@example(num_clients=100, corrupt_fraction=0.07, active=False)  # 0.07 * 100 = 7.000000000000001
+def test_the_security_minimum_is_never_below_the_exact_rule(
+    num_clients: int, corrupt_fraction: float, active: bool
+) -> None:
+    """The other float product of the complete graph, ``ceil(gamma * n)``, kept as fcp has
+    it: against the decimal fraction's exact rule (``t > ceil(gamma n)``, active ``t >
+    ceil((n + gamma n) / 2)``) it is at most one above (an honest round of a branch of the
+    same fraction computes the same), never below (no threshold too low)."""
+    gamma = Fraction(str(corrupt_fraction))
+    exact = math.ceil((num_clients + gamma * num_clients) / 2 if active else gamma * num_clients)
+    minimum = minimum_threshold(
+        num_clients,
+        num_clients - 1,
+        semi_malicious=active,
+        corrupt_fraction=corrupt_fraction,
+        dropout_fraction=0.0,
+        min_colluders=0,
+    )
+    if minimum is None:  # no threshold up to n: the exact rule has none either, or one at n
+        assert exact + 1 >= num_clients
+        return
+    assert exact + 1 <= minimum <= exact + 2
