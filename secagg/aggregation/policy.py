@@ -494,11 +494,13 @@ class BranchPolicy:
         number; ``True`` passed as a clip of 1 and ``"1"`` passed without a ``max_clip``
         (a bare TypeError with one). The wire's decoder refuses a non-positive clip; the
         policy's check holds whoever calls it (hostile policy review, 2026-12-07)."""
-        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real)):
+        if clip is not None and (
+            isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not _fits_float(clip)
+        ):
             raise ConfigurationError(
-                f"a round's clip is a positive number (None: no clip), not {clip!r:.40}"
+                f"a round's clip is a positive number (None: no clip), not {_said(clip)}"
             )
-        if clip is not None and not math.isnan(clip) and not clip > 0:
+        if clip is not None and not math.isnan(clip) and not float(clip) > 0:
             raise ConfigurationError(
                 f"a round's clip is a positive number (None: no clip), not {float(clip)!r}: "
                 "no update can be clipped to it"
@@ -709,10 +711,11 @@ def _check_share_numbers(
         if (
             isinstance(value, bool)
             or not isinstance(value, numbers.Real)
+            or not _fits_float(value)  # 10**400: math.isfinite raised OverflowError
             or not (math.isfinite(value) and value > 0)
         ):
             raise ConfigurationError(
-                f"a noise share's {name} is a positive finite number, not {value!r:.40}"
+                f"a noise share's {name} is a positive finite number, not {_said(value)}"
             )
 
     positive("noise multiplier", noise_multiplier)
@@ -732,8 +735,18 @@ def _check_share_numbers(
             isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1
         ):
             raise ConfigurationError(
-                f"a noise share's {name} is a count of 1 or more, not {count!r:.40}"
+                f"a noise share's {name} is a count of 1 or more, not {_said(count)}"
             )
+
+
+def _said(value: Any) -> str:
+    """``value`` for a one-line refusal: its repr cut at 40 characters, or the digits of a
+    number too long to print (``repr`` refuses an integer of more than 4 300 digits with a
+    ValueError, which a refusal must not become)."""
+    try:
+        return f"{value!r:.40}"
+    except ValueError:
+        return f"a number of {decimal_digits(int(value))} digits"
 
 
 def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None, cohort: int) -> str:

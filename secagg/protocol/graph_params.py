@@ -104,7 +104,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Integral, Real
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, decimal_digits
 
 #: the protocol's default assumptions: the fraction of a cohort that may drop out, and
 #: the fraction that may collude with the server (Bell et al.'s usual 10 % / 5 %); every
@@ -378,7 +378,7 @@ def _check_rates(corrupt_fraction: float, dropout_fraction: float) -> None:
             number = float(value)
         except OverflowError:
             raise ConfigurationError(
-                f"{name} must lie in [0, 1), got an integer of {len(str(abs(int(value))))} digits"
+                f"{name} must lie in [0, 1), got an integer of {decimal_digits(int(value))} digits"
             ) from None
         if not math.isfinite(number) or value < 0 or value >= 1:
             raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r:.60}")

@@ -75,3 +75,17 @@ def test_honest_shares_are_still_taken() -> None:
     FLOOR.check_noise_share(**HONEST)
     RECORD.check_noise_share(**RECORD_LEVEL)
     BranchPolicy().check_noise_share(noise_multiplier=None, clip=None, expected_clients=None)
+
+
+@pytest.mark.parametrize(
+    "huge", [10**400, 10**5000, -(10**5000)], ids=["past-floats", "past-repr", "negative"]
+)
+def test_an_integer_past_the_floats_is_named_by_its_digits(huge: int) -> None:
+    """``math.isfinite(10**400)`` raised OverflowError, and ``repr`` of an integer of more
+    than 4 300 digits a ValueError: neither is a refusal's line."""
+    with pytest.raises(ConfigurationError, match="noise share's noise multiplier"):
+        FLOOR.check_noise_share(**{**HONEST, "noise_multiplier": huge})
+    with pytest.raises(ConfigurationError, match="noise share's expected clients"):
+        FLOOR.check_noise_share(**{**HONEST, "expected_clients": -abs(huge)})
+    with pytest.raises(ConfigurationError, match="a round's clip is a positive number"):
+        BranchPolicy().check_clip(huge)
