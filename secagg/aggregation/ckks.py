@@ -92,6 +92,7 @@ from secagg.aggregation.base import (
 )
 from secagg.aggregation.keyholder_policy import (
     MAX_NOISE_STDDEV,
+    MIN_CONTRIBUTIONS_FLOOR,
     RANGE_TAIL_Z,
     DecryptionCapReached,
     DecryptionRecord,
@@ -542,9 +543,26 @@ class CKKSSpec(RoundSpec):
 
     def check_policy(self, policy: BranchPolicy) -> None:
         """CKKS only with the pinned key holder: a key the server made would let it
-        decrypt each upload. The noise is the key holder's (its own policy)."""
+        decrypt each upload. The noise is the key holder's (its own policy).
+
+        A round of fewer than :data:`~secagg.aggregation.keyholder_policy.
+        MIN_CONTRIBUTIONS_FLOOR` clients is refused here, before anything is trained or
+        encrypted (setting ``round_spec``: no key of the branch's admits it). Why: the
+        "sum" of a round of one is this branch's update; a CKKS spec of 1 client was
+        approved, the branch trained, encrypted and uploaded, and only an honest key
+        holder's floor of contributions stood between that upload and its decryption
+        (hostile policy review, 2026-12-07). The branch cannot check how many uploads the
+        server really adds (docs/backends.md), but it need not join a round whose own
+        announcement says it is alone."""
         super().check_policy(policy)  # with the noise: a CKKS round carries no share
         policy.check_key_holder(self.fingerprint)
+        if self.num_clients < MIN_CONTRIBUTIONS_FLOOR:
+            raise PolicyRefused(
+                "round_spec",
+                f"a CKKS round of {self.num_clients} client: the sum the key holder "
+                "decrypts would be this branch's update alone (a round needs at least "
+                f"{MIN_CONTRIBUTIONS_FLOOR} clients)",
+            )
 
 
 # --- the key holder's opened round, durable ----------------------------------------
@@ -1440,7 +1458,8 @@ class CKKSBackend(AggregationBackend):
     def plan(self, num_clients: int, dimension: int, **extras: Any) -> CKKSSpec:
         if extras:
             raise ConfigurationError(f"the ckks backend takes no round options: {sorted(extras)}")
-        check_round_size(num_clients, dimension)
+        # a round of one: no key holder decrypts it, and no branch joins it (check_policy)
+        check_round_size(num_clients, dimension, minimum_clients=MIN_CONTRIBUTIONS_FLOOR)
         size = max(num_clients, self.max_clients or 0)
         design = DesignPoint(size, self.value_bound, self.precision)
         choose_parameters(size, self.value_bound, self.precision)  # refuse early

@@ -200,17 +200,20 @@ class BranchPolicy:
         So ``require_active`` beside ``expected_clients = 2`` (no active round of 2 is
         private, docs/protocol.md), ``corrupt_fraction = 0.999`` beside ``expected_clients
         = 10``, or ``expected_clients = 1`` (a masking round has 2 clients at least)
-        leave no masking round, and without another backend that serves, no round."""
+        leave no masking round, and without another backend that serves, no round. A
+        pinned CKKS key holder does not serve ``expected_clients = 1`` either: a CKKS
+        round of one is refused (:meth:`CKKSSpec.check_policy
+        <secagg.aggregation.ckks.CKKSSpec.check_policy>`, 2026-12-07)."""
         needs = next((key for key in OWN_NOISE_KEYS if getattr(self, key) is not None), None)
         others = [name for name in self.backends if name in ("ckks", "plain")]
+        cohort, key = self.max_clients, "max_clients"
+        if self.expected_clients is not None and self.expected_clients < cohort:
+            cohort, key = self.expected_clients, "expected_clients"
+        # a CKKS round of one is refused (CKKSSpec.check_policy): its sum is one update
+        ckks_serves = "ckks" in others and self.key_holder_fingerprint is not None and cohort >= 2
         # plain beside require_active or a pin is refused before this (_check_plain_is_alone)
-        other_serves = needs is None and (
-            "plain" in others or ("ckks" in others and self.key_holder_fingerprint is not None)
-        )
+        other_serves = needs is None and ("plain" in others or ckks_serves)
         if any(name in MASKING_BACKENDS for name in self.backends):
-            cohort, key = self.max_clients, "max_clients"
-            if self.expected_clients is not None and self.expected_clients < cohort:
-                cohort, key = self.expected_clients, "expected_clients"
             refusing = self._masking_refused_by(cohort)
             if refusing is None or other_serves:
                 return
@@ -231,7 +234,7 @@ class BranchPolicy:
             raise ContradictoryPolicy(
                 (refusing, key) if cohort >= 2 else ("backends", key),
                 f"{reason}, so every masking round would be refused"
-                + _ckks_refused(others, self.key_holder_fingerprint, needs),
+                + _ckks_refused(others, self.key_holder_fingerprint, needs, cohort),
             )
         if not others:
             raise ConfigurationError(
@@ -245,6 +248,13 @@ class BranchPolicy:
                 f"the backends allowed ({', '.join(others)}) carry no noise share of this "
                 "branch's own, which the latter requires, so every round would be refused; "
                 f"allow a masking backend ({', '.join(MASKING_BACKENDS)}) or remove the key",
+            )
+        if not other_serves and self.key_holder_fingerprint is not None:
+            raise ContradictoryPolicy(
+                ("backends", key),
+                f"a CKKS round has 2 clients at least (the sum of a round of one is its "
+                f"update), and this branch takes rounds of at most {cohort}, so every "
+                "round would be refused",
             )
         if not other_serves:
             raise ConfigurationError(
@@ -420,7 +430,15 @@ class BranchPolicy:
                     f"most about 1.8e308 in magnitude), not an integer of "
                     f"{decimal_digits(int(value))} digits"
                 )
-            object.__setattr__(self, name, _as_float(value, up=name in STRICTER_WHEN_LARGER))
+            held = _as_float(value, up=name in STRICTER_WHEN_LARGER)
+            if name in ("corrupt_fraction", "dropout_fraction") and held == 1.0 and value < 1:
+                # 1 - 1e-30 was refused as "must lie in [0, 1)", which it does: say why
+                raise ConfigurationError(
+                    f"branch.{name} = {value!r:.60} is closer to 1 than any float below 1, "
+                    "and a policy number is rounded only to a stricter one: held as 1.0, "
+                    "which no fraction of a round's clients may be (it must lie in [0, 1))"
+                )
+            object.__setattr__(self, name, held)
         optional = ("expected_clients", "min_threshold")
         for name in (*optional, "min_colluders", "max_clients", "max_dimension"):
             value = getattr(self, name)
@@ -467,7 +485,26 @@ class BranchPolicy:
             )
 
     def check_clip(self, clip: float | None) -> None:
-        """The clip the round applies to this branch's update (the runtime's, not the spec's)."""
+        """The clip the round applies to this branch's update (the runtime's, not the spec's):
+        None, NaN or +inf for a round that clips nothing, else a positive number.
+
+        Why the sign and type are checked with or without ``max_clip``: a clip of 0, -1 or
+        -inf from a library caller (a runtime of its own, a test harness) passed, since
+        ``-1 <= max_clip``, and the round went on to train until its clipping refused the
+        number; ``True`` passed as a clip of 1 and ``"1"`` passed without a ``max_clip``
+        (a bare TypeError with one). The wire's decoder refuses a non-positive clip; the
+        policy's check holds whoever calls it (hostile policy review, 2026-12-07)."""
+        if clip is not None and (
+            isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not _fits_float(clip)
+        ):
+            raise ConfigurationError(
+                f"a round's clip is a positive number (None: no clip), not {_said(clip)}"
+            )
+        if clip is not None and not math.isnan(clip) and not float(clip) > 0:
+            raise ConfigurationError(
+                f"a round's clip is a positive number (None: no clip), not {float(clip)!r}: "
+                "no update can be clipped to it"
+            )
         if self.max_clip is None:
             return
         if clip is None or not math.isfinite(clip):
@@ -510,7 +547,14 @@ class BranchPolicy:
           1/300 of the noise. A branch that pinned ``expected_clients`` caps the
           split by that; one that did not requires the noise of the whole round, all
           its clients honest and present, to reach its ``min_noise_multiplier``:
-          z sqrt(min(n, expected) / expected), the best this round can deliver."""
+          z sqrt(min(n, expected) / expected), the best this round can deliver.
+
+        A share's numbers that no share can have are a typed ConfigurationError
+        (:func:`_check_share_numbers`), whoever calls."""
+        if noise_multiplier is not None:
+            _check_share_numbers(
+                noise_multiplier, clip, expected_clients, record_level, vector_bound, num_clients
+            )
         if noise_multiplier is None:
             if self.min_noise_multiplier is not None:
                 raise self.refuse(
@@ -643,12 +687,76 @@ class BranchPolicy:
         return cls(**values)
 
 
-def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None) -> str:
+def _check_share_numbers(
+    noise_multiplier: float,
+    clip: float | None,
+    expected_clients: int | None,
+    record_level: bool,
+    vector_bound: float | None,
+    num_clients: int | None,
+) -> None:
+    """Refuse (ConfigurationError, one line) a noise share's numbers that no share has: a
+    noise multiplier or clip that is not a positive finite number, a count below 1, a
+    vector bound below the clip.
+
+    Why: the floor compared ``noise_multiplier < min_noise_multiplier``, which NaN never
+    is, so a branch with ``min_noise_multiplier = 1`` took a share of z = NaN (and of
+    +inf); ``expected_clients = 0`` or ``-3`` passed, and a record-level share of clip NaN
+    passed ``record_sensitivity`` (``NaN < 0.5`` is false). The masking spec's decoder
+    and its mechanism refuse each, so this is the library's own callers' case (another
+    backend's spec, a harness): the policy's checks hold whoever calls them (hostile
+    policy review, 2026-12-07)."""
+
+    def positive(name: str, value: object) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not _fits_float(value)  # 10**400: math.isfinite raised OverflowError
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ConfigurationError(
+                f"a noise share's {name} is a positive finite number, not {_said(value)}"
+            )
+
+    positive("noise multiplier", noise_multiplier)
+    if clip is not None:
+        positive("clip", clip)
+    elif record_level:
+        raise ConfigurationError("a record-level noise share is sized for a clip, not None")
+    if record_level and vector_bound is not None:
+        positive("vector bound", vector_bound)
+        if clip is not None and vector_bound < clip:
+            raise ConfigurationError(
+                f"a record-level noise share's vector bound {vector_bound:g} is below its "
+                f"clip {clip:g}: the whole update is bounded by at least one unit's change"
+            )
+    for name, count in (("expected clients", expected_clients), ("round's clients", num_clients)):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1
+        ):
+            raise ConfigurationError(
+                f"a noise share's {name} is a count of 1 or more, not {_said(count)}"
+            )
+
+
+def _said(value: Any) -> str:
+    """``value`` for a one-line refusal: its repr cut at 40 characters, or the digits of a
+    number too long to print (``repr`` refuses an integer of more than 4 300 digits with a
+    ValueError, which a refusal must not become)."""
+    try:
+        return f"{value!r:.40}"
+    except ValueError:
+        return f"a number of {decimal_digits(int(value))} digits"
+
+
+def _ckks_refused(others: list[str], pin: bytes | None, needs: str | None, cohort: int) -> str:
     """Why the CKKS rounds a policy allows are refused too (nothing if it allows none)."""
     if "ckks" not in others:
         return ""
     if pin is None:
         return ", and CKKS without a pinned key holder too"
+    if cohort < 2:
+        return ", and so would every CKKS round (a round of one is refused: its sum is one update)"
     return f", and CKKS rounds carry no noise share of this branch's own (branch.{needs})"
 
 

@@ -74,6 +74,11 @@ Departures from fcp
   requirement ``gamma == 0``; pass ``corrupt_fraction=0.0`` to get it.
 * NaN/infinite fractions and non-integer client counts are refused (fcp's range
   checks are written so that NaN would slip through).
+* The complete graph's ``ceil((1 - delta) * n)`` survivors are counted as
+  ``n - floor((delta + 1e-14) * n)``, the search's own nudged count of dropouts: fcp's
+  float product rounds past an integer for some fractions (``0.82 * 150``), one survivor
+  more than the round is sized for (:func:`_fewest_survivors`). The security minimum
+  (``ceil(gamma * n)``) keeps fcp's float arithmetic: its error only ever raises it.
 * Added around the port, not in it (last section of this file): a floor of
   colluders for small cohorts, worst-case sizing of the active variant, and the
   client-side check of a server's choice (:func:`minimum_threshold`).
@@ -99,7 +104,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Integral, Real
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, decimal_digits
 
 #: the protocol's default assumptions: the fraction of a cohort that may drop out, and
 #: the fraction that may collude with the server (Bell et al.'s usual 10 % / 5 %); every
@@ -356,15 +361,32 @@ def _threshold_for(
 
 
 def _check_rates(corrupt_fraction: float, dropout_fraction: float) -> None:
-    """Refuse fractions outside [0, 1) (and NaN/inf), naming the broken limit."""
+    """Refuse fractions outside [0, 1) (and NaN/inf), naming the broken limit.
+
+    Every use below computes with ``float(value)``, so a real number below 1 that no
+    float below 1 holds (``Fraction`` 1 - 1e-30) is refused here, naming it, rather than
+    passing and then failing inside as a fraction of 1.0 the caller never gave; an
+    integer past the floats (``10**400``) is refused too, where ``math.isfinite`` raised
+    a bare OverflowError (hostile policy review, 2026-12-07)."""
     for name, value in (
         ("corrupt_fraction", corrupt_fraction),
         ("dropout_fraction", dropout_fraction),
     ):
         if isinstance(value, bool) or not isinstance(value, Real):
             raise ConfigurationError(f"{name} must be a real number, got {value!r}")
-        if not math.isfinite(value) or value < 0 or value >= 1:
-            raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigurationError(
+                f"{name} must lie in [0, 1), got an integer of {decimal_digits(int(value))} digits"
+            ) from None
+        if not math.isfinite(number) or value < 0 or value >= 1:
+            raise ConfigurationError(f"{name} must lie in [0, 1), got {value!r:.60}")
+        if number >= 1:
+            raise ConfigurationError(
+                f"{name} must lie in [0, 1), got {value!r:.60}: below 1, but closer to it "
+                "than any float below 1, so every use of it would compute with 1.0"
+            )
 
 
 def _check_num_clients(num_clients: int) -> None:
@@ -473,6 +495,21 @@ def _complete_graph_security_minimum(n: int, gamma: float, semi_malicious: bool)
     return max(bound + 1, 2)
 
 
+def _fewest_survivors(n: int, delta: float) -> int:
+    """fcp's ``ceil((1 - delta) * n)``: the survivors of a round that lost the dropouts it
+    is sized for, counted as :func:`tolerated_dropouts` counts those (``n - floor((delta
+    + 1e-14) * n)``).
+
+    Why not fcp's float expression: ``(1 - delta) * n`` rounds just above an integer for
+    some fractions (``0.82 * 150`` is ``123.00000000000001``), so its ceiling asked one
+    survivor more than the round is sized for: at n = 150 and ``delta = 0.18`` a threshold
+    of 124 where 27 dropouts (123 survivors) are tolerated by the Harary search's rule and
+    counted by the DP plan, and an honest round that lost its 27 aborted (hostile policy
+    review, 2026-12-07; tests/protocol/test_complete_graph_survivors.py). It was never one
+    too low (the float product only ever rounded up past the integer)."""
+    return n - tolerated_dropouts(n, delta)
+
+
 def check_complete_graph_threshold(
     num_clients: int,
     threshold: int,
@@ -484,7 +521,8 @@ def check_complete_graph_threshold(
     """Refuse a complete-graph (original SecAgg) threshold that fcp would refuse.
 
     The rules, in fcp's order: ``1 < t <= n``; both fractions in ``[0, 1)``;
-    ``t >= ceil((1 - delta) * n)`` (the round needs that many survivors anyway,
+    ``t >= ceil((1 - delta) * n)``, counted as ``n - floor((delta + 1e-14) * n)``
+    (:func:`_fewest_survivors`; the round needs that many survivors anyway,
     so a lower ``t`` would let the server unmask with fewer clients than the
     round admits); and ``t > ceil(gamma * n)`` (semi-honest) or
     ``t > ceil((n + gamma * n) / 2)`` (semi-malicious). Note that the semi-honest
@@ -503,11 +541,11 @@ def check_complete_graph_threshold(
         )
     _check_rates(corrupt_fraction, dropout_fraction)
     n, gamma, delta = int(num_clients), float(corrupt_fraction), float(dropout_fraction)
-    survivors = math.ceil((1 - delta) * n)
+    survivors = _fewest_survivors(n, delta)
     if threshold < survivors:
         raise ConfigurationError(
-            f"threshold must be at least ceil((1 - dropout_fraction) * num_clients) = "
-            f"{survivors}, got {threshold}"
+            f"threshold must be at least num_clients - floor(dropout_fraction * num_clients) "
+            f"= {survivors} (the survivors a round sized for its dropouts keeps), got {threshold}"
         )
     minimum = _complete_graph_security_minimum(n, gamma, bool(semi_malicious))
     if threshold < minimum:
@@ -535,7 +573,8 @@ def complete_graph_threshold(
     and then *checks* it with ``CheckFullGraphParameters`` (see
     :func:`check_complete_graph_threshold`), failing the round if the check
     fails. Here the security minimum is folded in instead, so the result is
-    ``max(ceil((1 - delta) * n), security minimum)``, which passes that check by
+    ``max(ceil((1 - delta) * n), security minimum)`` (the first counted as
+    :func:`_fewest_survivors` counts it), which passes that check by
     construction: the fewest survivors the round can tolerate, but never so few
     that the corrupt clients (or, semi-malicious, a split of the honest ones)
     could reconstruct a secret.
@@ -555,7 +594,7 @@ def complete_graph_threshold(
             f"{'semi-malicious' if semi_malicious else 'semi-honest'} security minimum "
             f"is {minimum} (and fcp requires threshold >= 2)"
         )
-    threshold = max(math.ceil((1 - delta) * n), minimum)
+    threshold = max(_fewest_survivors(n, delta), minimum)
     check_complete_graph_threshold(
         n,
         threshold,

@@ -197,3 +197,25 @@ def test_a_pinned_ckks_round_serves_where_no_masking_round_does() -> None:
     CKKSSpec(2, 8, DesignPoint(2, 1.0, 1e-6), PIN, b"a public context").check_policy(policy)
     BranchPolicy(require_active=True, expected_clients=3)  # an active round of 3 is private
     BranchPolicy(corrupt_fraction=0.999, expected_clients=1000)  # t = 1000 of 1000 is
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"expected_clients": 1, "key_holder_fingerprint": PIN},
+        {"expected_clients": 1, "key_holder_fingerprint": PIN, "backends": ("ckks",)},
+    ],
+    ids=["masking-and-ckks", "ckks-only"],
+)
+def test_a_pinned_key_holder_does_not_serve_a_cohort_of_one(settings: dict) -> None:
+    """A CKKS round of one is refused (its sum is the branch's update: 2026-12-07), so a
+    pinned key holder no longer makes ``expected_clients = 1`` a policy some round
+    satisfies: it was built, and then refused every round it was offered."""
+    with pytest.raises(ContradictoryPolicy) as caught:
+        BranchPolicy(**settings)
+    assert caught.value.settings == ("backends", "expected_clients")
+    assert "round of one" in str(caught.value)
+    policy = BranchPolicy(key_holder_fingerprint=PIN, expected_clients=2)
+    alone = CKKSSpec(1, 8, DesignPoint(2, 1.0, 1e-6), PIN, b"a public context")
+    with pytest.raises(PolicyRefused, match="round of 1 client"):  # the round it would get
+        alone.check_policy(policy)

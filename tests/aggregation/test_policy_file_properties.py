@@ -143,13 +143,14 @@ def _no_round_without_a_private_threshold(values: dict[str, Any]) -> str | None:
     under which no masking round is private by the branch's own rule (docs/protocol.md:
     ``graph_params.minimum_threshold`` of the complete graph, the loosest, for the
     largest round it takes; a round has 2 clients at least), when no pinned CKKS round
-    or plain round serves either (a noise key refuses those); None otherwise."""
+    or plain round serves either (a noise key refuses those, and a CKKS round of one is
+    refused: a cohort of 1 has none, since 2026-12-07); None otherwise."""
     cohort, key = values.get("max_clients", DEFAULT_MAX_CLIENTS), "max_clients"
     if values.get("expected_clients", cohort) < cohort:
         cohort, key = values["expected_clients"], "expected_clients"
     own_noise = "min_noise_multiplier" in values or "record_sensitivity" in values
     ckks = "ckks" in values.get("backends", ["ckks"])
-    if ckks and "key_holder_fingerprint" in values and not own_noise:
+    if ckks and "key_holder_fingerprint" in values and not own_noise and cohort >= 2:
         return None
     if values.get("allow_plain") is True and not own_noise:
         return None  # a plain round serves

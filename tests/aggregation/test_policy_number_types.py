@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from secagg.aggregation import get_backend
 from secagg.aggregation.policy import STRICTER_WHEN_LARGER, BranchPolicy
-from secagg.errors import PolicyRefused
+from secagg.errors import ConfigurationError, PolicyRefused
 
 #: two masking rounds (no noise share; sparse and complete graph) each policy decides on
 SPECS = [get_backend("secagg+").plan(10, 4), get_backend("secagg").plan(5, 4)]
@@ -135,3 +135,20 @@ def test_a_round_at_the_float_next_to_an_extended_bound_is_refused() -> None:
     cap = EXTENDED(1) - np.spacing(EXTENDED(1)) / 2
     with pytest.raises(PolicyRefused, match="max_clip"):
         BranchPolicy(max_clip=cap).check_clip(1.0)
+
+
+@pytest.mark.parametrize("key", ["corrupt_fraction", "dropout_fraction"])
+@pytest.mark.parametrize(
+    "below_one", [1 - Fraction(1, 10**30), np.longdouble(1) - np.longdouble(2) ** -60]
+)
+def test_a_fraction_closer_to_1_than_any_float_is_refused_saying_why(
+    key: str, below_one: Any
+) -> None:
+    """``1 - 1e-30`` is held as 1.0 (the stricter side), which no fraction may be: it was
+    refused as "must lie in [0, 1)", a value that does (review of 2026-12-07); the line
+    now names the number and why it is held as 1."""
+    with pytest.raises(ConfigurationError, match=f"branch.{key} = .* closer to 1 .* held as 1.0"):
+        BranchPolicy(**{key: below_one})
+    # the float below 1 holds this one exactly (CKKS serves where no masking round would)
+    held = BranchPolicy(**{key: 1 - Fraction(1, 2**53)}, key_holder_fingerprint=bytes(32))
+    assert getattr(held, key) == 1 - 2**-53
