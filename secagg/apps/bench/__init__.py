@@ -21,6 +21,13 @@ PROCESS_BYTES = 64 * 2**20
 CLIENT_BYTES_PER_COORDINATE = 32
 SERVER_BYTES_PER_COORDINATE = 32
 
+#: the longest vector a benchmark takes: 10^8 words (400 MB), far past the papers' and
+#: the issues' sizes, and short of a MemoryError traceback (``secagg bench``'s ``--d``,
+#: and the modules' own parsers)
+MAX_VECTOR_LENGTH = 10**8
+#: the most Ray workers or worker processes a benchmark starts (``secagg simulate``'s cap)
+MAX_WORKERS = 10_000
+
 
 def round_memory_bytes(clients: int, processes: int, dimension: int) -> int:
     """A lower bound on the memory of one federation round of ``clients`` clients of

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from secagg.apps.bench import MAX_WORKERS
 from secagg.apps.cli_types import (
     FiniteFloat,
     NonEmptyPath,
@@ -39,7 +40,7 @@ from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
 #: review, 2026-12-05); rounds and workers are ``secagg simulate``'s caps
 _RUNS = click.IntRange(1, 1000)
 _ROUNDS = click.IntRange(1, 10_000)
-_WORKERS = click.IntRange(1, 10_000)
+_WORKERS = click.IntRange(1, MAX_WORKERS)
 
 
 def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
