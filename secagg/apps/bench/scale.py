@@ -48,7 +48,13 @@ from typing import Any
 
 import numpy as np
 
-from secagg.apps.bench import MAX_VECTOR_LENGTH, MAX_WORKERS, emit, machine_info
+from secagg.apps.bench import (
+    MAX_VECTOR_LENGTH,
+    MAX_WORKERS,
+    emit,
+    machine_info,
+    whole_number,
+)
 from secagg.apps.json_output import dumps, loads
 from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
@@ -389,41 +395,18 @@ def _dropout_fraction(text: str) -> float:
     return value
 
 
-def _whole_number(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number in [low, high], as ``secagg bench scale``'s
-    ``--n``, ``--d`` and ``--workers`` take them.
-
-    Why: this module's parser (the cells' entry, and ``python -m
-    secagg.apps.bench.scale``) took any int: ``--d 0`` ran d = 10 000 and reported it,
-    ``--d -5`` and ``--n 0`` were a ConfigurationError traceback (the latter after a
-    whole cell), ``--workers -1`` a RayUnavailable traceback from Ray's start and
-    ``--unmask-d 0`` measured and printed the unmasking of an empty vector (bench
-    review, 2026-12-07)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
-        return value
-
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     # at least 3 clients, as the CLI; at most what a SecAgg+ round can be planned for
-    clients = _whole_number(3, MAX_NUM_CLIENTS)
-    length = _whole_number(1, MAX_VECTOR_LENGTH)
+    clients = whole_number(3, MAX_NUM_CLIENTS)
+    length = whole_number(1, MAX_VECTOR_LENGTH)
     parser.add_argument("--quick", action="store_true", help="60 clients, d = 1000: seconds")
     parser.add_argument("--n", type=clients, action="append", dest="ns", help="repeatable")
     parser.add_argument("--d", type=length, default=None)
     parser.add_argument("--dropout", type=_dropout_fraction, default=DROPOUT)
     parser.add_argument(
         "--workers",
-        type=_whole_number(1, MAX_WORKERS),
+        type=whole_number(1, MAX_WORKERS),
         default=None,
         help="Ray workers (default: CPUs)",
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from secagg.apps.bench import MAX_WORKERS
+from secagg.apps.bench import MAX_ROUNDS, MAX_WORKERS
 from secagg.apps.cli_types import (
     FiniteFloat,
     NonEmptyPath,
@@ -39,7 +39,7 @@ from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
 #: ``bench scale --d 2**70`` a ConfigurationError traceback in its cell (upper-bounds
 #: review, 2026-12-05); rounds and workers are ``secagg simulate``'s caps
 _RUNS = click.IntRange(1, 1000)
-_ROUNDS = click.IntRange(1, 10_000)
+_ROUNDS = click.IntRange(1, MAX_ROUNDS)
 _WORKERS = click.IntRange(1, MAX_WORKERS)
 
 
