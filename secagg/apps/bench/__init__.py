@@ -31,6 +31,9 @@ MAX_VECTOR_LENGTH = 10**8
 #: runs (``secagg simulate``'s caps)
 MAX_WORKERS = 10_000
 MAX_ROUNDS = 10_000
+#: the most timed runs (repetitions) a benchmark takes per step or cell: far past any
+#: use, short of a run that never ends (``bench dp --runs 2**70`` ran until killed)
+MAX_RUNS = 1000
 
 
 def round_memory_bytes(clients: int, processes: int, dimension: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from secagg.apps.bench import MAX_ROUNDS, MAX_WORKERS
+from secagg.apps.bench import MAX_ROUNDS, MAX_RUNS, MAX_WORKERS
 from secagg.apps.cli_types import (
     FiniteFloat,
     NonEmptyPath,
@@ -38,7 +38,7 @@ from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
 #: ``bench grpc --rounds 2**70`` was an OverflowError traceback from its deadline, and
 #: ``bench scale --d 2**70`` a ConfigurationError traceback in its cell (upper-bounds
 #: review, 2026-12-05); rounds and workers are ``secagg simulate``'s caps
-_RUNS = click.IntRange(1, 1000)
+_RUNS = click.IntRange(1, MAX_RUNS)
 _ROUNDS = click.IntRange(1, MAX_ROUNDS)
 _WORKERS = click.IntRange(1, MAX_WORKERS)
 
