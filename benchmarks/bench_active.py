@@ -53,10 +53,7 @@ import argparse
 import contextlib
 import datetime
 import gc
-import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -70,9 +67,19 @@ from typing import Any
 
 import numpy as np
 
+from secagg.apps.bench import (
+    MAX_ROUNDS,
+    MAX_VECTOR_LENGTH,
+    emit,
+    machine_info,
+    print_markdown,
+    share_below_one,
+    whole_number,
+)
 from secagg.crypto.signing import SigningKey
 from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
 from secagg.protocol.config import ClientPolicy
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.protocol.messages import (
     ConsistencyRequest,
     KeyDirectory,
@@ -180,19 +187,6 @@ def _median(values: Sequence[float]) -> float:
 
 def _ratio(active: float, passive: float) -> float | None:
     return active / passive if passive else None
-
-
-def machine_info() -> dict[str, Any]:
-    import cryptography
-
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "cryptography": cryptography.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-    }
 
 
 def git_info() -> dict[str, Any]:
@@ -819,23 +813,29 @@ def _at_least_one(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
+        prog="bench_active.py",  # its lines name the script, run as a file or imported
         description="Cost of the active (malicious-server) variant next to the passive one.",
         epilog="JSON goes to stdout, progress to stderr.",
     )
     parser.add_argument("--quick", action="store_true", help="small grid, seconds")
-    parser.add_argument("--n", type=int, action="append", dest="ns", help="repeatable")
-    parser.add_argument("--d", type=int, help="vector length (protocol level)")
+    # Why bounds: a count out of range (--n 2, --d 0, --runtime-clients 0, ...) or a
+    # dropout share outside [0, 1) (nan, inf, 1.5) was a traceback from the cell's
+    # planning or seeding (bench review, 2026-12-07); argparse refuses it in one line
+    clients = whole_number(3, MAX_NUM_CLIENTS)
+    length = whole_number(1, MAX_VECTOR_LENGTH)
+    parser.add_argument("--n", type=clients, action="append", dest="ns", help="repeatable")
+    parser.add_argument("--d", type=length, help="vector length (protocol level)")
     parser.add_argument("--graph", choices=["harary", "complete"], action="append", dest="graphs")
-    parser.add_argument("--dropout", type=float, action="append", dest="dropouts")
+    parser.add_argument("--dropout", type=share_below_one, action="append", dest="dropouts")
     parser.add_argument("--repeats", type=_at_least_one, help="repetitions per variant (>= 1)")
     parser.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
         help="protocol-level clock: cpu (process_time, the default) or wall (perf_counter)",
     )
-    parser.add_argument("--runtime-clients", type=int)
-    parser.add_argument("--runtime-d", type=int)
-    parser.add_argument("--runtime-rounds", type=int)
+    parser.add_argument("--runtime-clients", type=clients)
+    parser.add_argument("--runtime-d", type=length)
+    parser.add_argument("--runtime-rounds", type=whole_number(1, MAX_ROUNDS))
     parser.add_argument("--runtime-repeats", type=_at_least_one, help="(>= 1)")
     parser.add_argument("--note", action="append", default=[], help="added to the JSON's notes")
     parser.add_argument("--no-progress", action="store_true", help="nothing on stderr")
@@ -845,8 +845,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.markdown:
-        with open(args.markdown, encoding="utf-8") as fh:
-            print(markdown_table(json.load(fh)), end="")
+        print_markdown(args.markdown, markdown_table)
         return
     grid = dict(QUICK_GRID if args.quick else GRID)
     for key in ("ns", "graphs", "dropouts"):
@@ -863,13 +862,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ):
         if getattr(args, key) is not None:
             grid[key] = getattr(args, key)
-    result = run_benchmark(grid, progress=not args.no_progress)
+    try:
+        result = run_benchmark(grid, progress=not args.no_progress)
+    except BenchmarkError as exc:
+        # a round that failed its own checks (aborted: more dropouts than its k and t
+        # tolerate; a wrong sum) is one line, exit 1, as ``secagg bench`` says it: it
+        # was a traceback (bench review, 2026-12-07)
+        parser.exit(1, f"{parser.prog}: {' '.join(str(exc).split())}\n")
     result["notes"] += args.note
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    print(text)
+    # strict JSON, as every benchmark writes it (a NaN or an infinity as null / "inf",
+    # never a bare token strict readers refuse), the file whole or not at all: it was
+    # json.dumps and open(out, "w")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

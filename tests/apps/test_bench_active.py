@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
 
 import pytest
 from _benchmarks import benchmark_script
@@ -14,24 +17,34 @@ def bench():
         yield module
 
 
-def test_smallest_quick_run_prints_the_json_of_both_variants(bench, tmp_path, capsys):
-    out = tmp_path / "active.json"
-    # the smallest quick run: one n, one repetition of everything
-    bench.main(
-        [
-            "--quick",
-            "--n",
-            "10",
-            "--repeats",
-            "1",
-            "--runtime-repeats",
-            "1",
-            "--no-progress",
-            "--out",
-            str(out),
-        ]
-    )
-    printed = json.loads(capsys.readouterr().out)
+@pytest.fixture(scope="module")
+def smallest_quick_run(bench, tmp_path_factory):
+    """The smallest quick run (one n, one repetition of everything), once for the module:
+    its printed JSON and its ``--out`` file. The Markdown test reads the same file (it
+    ran a second benchmark of its own, a second of the file's six)."""
+    out = tmp_path_factory.mktemp("active") / "active.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        bench.main(
+            [
+                "--quick",
+                "--n",
+                "10",
+                "--repeats",
+                "1",
+                "--runtime-repeats",
+                "1",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+    return printed.getvalue(), out
+
+
+def test_smallest_quick_run_prints_the_json_of_both_variants(bench, smallest_quick_run):
+    text, out = smallest_quick_run
+    printed = json.loads(text)
     result = json.loads(out.read_text())
     assert printed == result
     assert result["benchmark"] == "active"
@@ -77,32 +90,11 @@ def test_smallest_quick_run_prints_the_json_of_both_variants(bench, tmp_path, ca
     assert runtime["active_vs_passive"]["round_seconds"] > 0
 
 
-def test_markdown_table_of_a_run(bench, tmp_path, capsys):
-    out = tmp_path / "active.json"
-    bench.main(
-        [
-            "--quick",
-            "--n",
-            "10",
-            "--graph",
-            "harary",
-            "--dropout",
-            "0",
-            "--repeats",
-            "1",
-            "--runtime-repeats",
-            "1",
-            "--runtime-rounds",
-            "1",
-            "--no-progress",
-            "--out",
-            str(out),
-        ]
-    )
-    capsys.readouterr()
+def test_markdown_table_of_a_run(bench, smallest_quick_run, capsys):
+    _, out = smallest_quick_run
     bench.main(["--markdown", str(out)])
     table = capsys.readouterr().out
-    assert "| 10 | harary | 0% |" in table
+    assert "| 10 | harary | 0% |" in table and "| 10 | complete | 5% |" in table
     assert "active / passive" in table
 
 
@@ -140,3 +132,72 @@ def test_a_repetition_count_below_one_is_one_line_naming_the_flag(
     assert stopped.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert flag in last, last
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--n", "2"),  # ConfigurationError: no threshold is private for 2 clients
+        ("--n", "0"),
+        ("--d", "0"),  # ConfigurationError: vector_length must be positive
+        ("--dropout", "nan"),  # ValueError from the seeding
+        ("--dropout", "inf"),  # OverflowError
+        ("--dropout", "1.5"),  # a larger sample than the population
+        ("--dropout", "-0.1"),
+        ("--runtime-clients", "2"),
+        ("--runtime-d", "0"),
+        ("--runtime-rounds", "0"),
+        ("--runtime-rounds", "10001"),
+    ],
+)
+def test_a_count_or_share_out_of_range_is_one_line_naming_the_flag(
+    bench, flag, value, capsys, monkeypatch
+):
+    """Each was a traceback from the cell's planning or seeding, after the setup; the
+    parser now refuses it first (exit 2), before any round."""
+
+    def no_run(grid, progress=True):
+        raise AssertionError(f"ran with {flag} {value}")
+
+    monkeypatch.setattr(bench, "run_benchmark", no_run)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--quick", flag, value])
+    assert stopped.value.code == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert f"argument {flag}:" in said.err.splitlines()[-1], said.err
+
+
+def test_the_json_is_strict_whatever_a_figure_is(bench, tmp_path, capsys, monkeypatch):
+    """A ratio a later change makes non-finite goes out as ``"inf"`` / ``null``, on
+    stdout and in ``--out`` alike: the script printed ``json.dumps``'s bare ``NaN`` and
+    ``Infinity``, which strict readers (``jq``, ``JSON.parse``) refuse."""
+    from secagg.apps.json_output import loads
+
+    figures = {"ratio": math.inf, "slower": -math.inf, "missing": math.nan, "n": [10]}
+    monkeypatch.setattr(
+        bench, "run_benchmark", lambda grid, progress=True: {"notes": [], **figures}
+    )
+    out = tmp_path / "active.json"
+    bench.main(["--quick", "--no-progress", "--out", str(out)])
+    expected = {"notes": [], "ratio": "inf", "slower": "-inf", "missing": None, "n": [10]}
+    assert loads(capsys.readouterr().out) == expected
+    assert loads(out.read_text()) == expected
+
+
+def test_a_round_that_fails_its_checks_is_one_line_exit_1(bench, capsys, monkeypatch):
+    """``--n 3 --dropout 0.3``: the round aborts (2 of 3 answer, threshold 3); that was a
+    BenchmarkError traceback."""
+
+    def aborted(grid, progress=True):
+        raise bench.BenchmarkError("round aborted: 2 clients answered in masked_input,\nbelow 3")
+
+    monkeypatch.setattr(bench, "run_benchmark", aborted)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--quick", "--no-progress"])
+    assert stopped.value.code == 1
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err.splitlines() == [
+        "bench_active.py: round aborted: 2 clients answered in masked_input, below 3"
+    ]

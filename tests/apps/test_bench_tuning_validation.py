@@ -31,3 +31,20 @@ def test_the_reported_seeds_are_refused(
         probe.main(["--seeds", *seeds])
     assert exit.value.code == 2
     assert "reported seeds" in capsys.readouterr().err
+
+
+def test_each_line_is_strict_json_whatever_a_figure_is(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A figure with no value (an AUPRC over a split without frauds: NaN) goes out as
+    ``null``, never json.dumps's bare ``NaN`` that strict readers refuse."""
+    import math
+
+    from secagg.apps.json_output import loads
+
+    row = {"seed": 1000, "split": "row", "centralized_test_auprc": math.nan, "x": math.inf}
+    with benchmark_script("bench_tuning_validation") as probe:
+        monkeypatch.setattr(probe, "probe_seed", lambda seed, base: [row])
+        assert probe.main(["--quick"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert loads(line) == {**row, "centralized_test_auprc": None, "x": "inf"}

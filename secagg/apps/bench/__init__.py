@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import platform
 from collections import Counter
@@ -21,6 +23,18 @@ PROCESS_BYTES = 64 * 2**20
 CLIENT_BYTES_PER_COORDINATE = 32
 SERVER_BYTES_PER_COORDINATE = 32
 
+#: the longest vector a benchmark takes: 10^8 words (400 MB), far past the papers' and
+#: the issues' sizes, and short of a MemoryError traceback (``secagg bench``'s ``--d``,
+#: and the modules' own parsers)
+MAX_VECTOR_LENGTH = 10**8
+#: the most Ray workers or worker processes a benchmark starts, and the most rounds it
+#: runs (``secagg simulate``'s caps)
+MAX_WORKERS = 10_000
+MAX_ROUNDS = 10_000
+#: the most timed runs (repetitions) a benchmark takes per step or cell: far past any
+#: use, short of a run that never ends (``bench dp --runs 2**70`` ran until killed)
+MAX_RUNS = 1000
+
 
 def round_memory_bytes(clients: int, processes: int, dimension: int) -> int:
     """A lower bound on the memory of one federation round of ``clients`` clients of
@@ -31,6 +45,40 @@ def round_memory_bytes(clients: int, processes: int, dimension: int) -> int:
         + clients * dimension * CLIENT_BYTES_PER_COORDINATE
         + dimension * SERVER_BYTES_PER_COORDINATE
     )
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high], refused in one usage line
+    naming the flag (exit 2), as ``secagg bench``'s click options refuse it.
+
+    Why: the benchmarks' own parsers (``python -m secagg.apps.bench.scale``, its cells,
+    ``benchmarks/bench_active.py``) took any int: ``--d 0`` ran another d and reported
+    it, ``--n 0``, ``--d -5`` or ``--workers -1`` were tracebacks, some after minutes of
+    work (bench review, 2026-12-07)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def share_below_one(text: str) -> float:
+    """An argparse type: a finite share in [0, 1), as ``secagg bench masking --dropout``
+    takes it. Why: ``bench_active.py --dropout nan`` (or ``inf``, ``1.5``, ``-0.1``) was
+    a ValueError or OverflowError traceback from its seeding (bench review, 2026-12-07)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(f"{text} is not a share in [0, 1)")
+    return value
 
 
 def machine_info() -> dict[str, Any]:

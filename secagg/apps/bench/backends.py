@@ -59,9 +59,17 @@ import numpy as np
 
 from secagg.aggregation import get_backend
 from secagg.aggregation.local import RoundTimings, run_local_round
-from secagg.apps.bench import emit, machine_info, print_markdown
+from secagg.apps.bench import (
+    MAX_RUNS,
+    MAX_VECTOR_LENGTH,
+    emit,
+    machine_info,
+    print_markdown,
+    whole_number,
+)
 from secagg.crypto.stream import KeyedStream
 from secagg.he.params import CKKSParameters
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 NS = (10, 100)
 DS = (100_000, 1_000_000)
@@ -303,12 +311,14 @@ def markdown_table(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="n = 4, d = 10 000: seconds")
-    parser.add_argument("--n", type=int, action="append", dest="ns")
-    parser.add_argument("--d", type=int, action="append", dest="ds")
+    # bounded as ``secagg bench ckks`` bounds them. Why: --n 2 ran a round of two
+    # clients, --d 0 was a ConfigurationError traceback (bench review, 2026-12-07)
+    parser.add_argument("--n", type=whole_number(3, MAX_NUM_CLIENTS), action="append", dest="ns")
+    parser.add_argument("--d", type=whole_number(1, MAX_VECTOR_LENGTH), action="append", dest="ds")
     parser.add_argument("--backend", action="append", dest="backends", choices=BACKEND_NAMES)
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=whole_number(1, MAX_RUNS),
         default=1,
         help="rounds per cell, each timing the best of them (>= 1; default 1)",
     )
@@ -316,8 +326,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as a table")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"argument --repeats: must be at least 1, got {args.repeats}")
     if args.markdown:
         print_markdown(args.markdown, markdown_table)
         return

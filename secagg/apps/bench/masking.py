@@ -75,10 +75,20 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from secagg.apps.bench import emit, floors, machine_info, print_markdown
+from secagg.apps.bench import (
+    MAX_RUNS,
+    MAX_VECTOR_LENGTH,
+    emit,
+    floors,
+    machine_info,
+    print_markdown,
+    share_below_one,
+    whole_number,
+)
 from secagg.crypto.prg import expand_into
-from secagg.errors import RoundAborted
+from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol import Client, RoundConfig, Server, ServerPhase, decode, encode
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.protocol.messages import (
     MaskedInput,
     Message,
@@ -1050,11 +1060,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         epilog="JSON goes to stdout, progress to stderr.",
     )
     parser.add_argument("--quick", action="store_true", help="small grid, seconds")
-    parser.add_argument("--n", type=int, action="append", dest="ns", help="repeatable")
-    parser.add_argument("--d", type=int, action="append", dest="ds", help="repeatable")
-    parser.add_argument("--dropout", type=float, action="append", dest="dropouts")
+    # bounded as ``secagg bench masking`` bounds them. Why: this parser took any number:
+    # --n 2 ran a round of two clients (whose sum reveals each one's input to the other),
+    # --d 0, --dropout nan / 1 and --repeats 0 were tracebacks (bench review, 2026-12-07)
+    parser.add_argument(
+        "--n", type=whole_number(3, MAX_NUM_CLIENTS), action="append", dest="ns", help="repeatable"
+    )
+    parser.add_argument(
+        "--d",
+        type=whole_number(1, MAX_VECTOR_LENGTH),
+        action="append",
+        dest="ds",
+        help="repeatable",
+    )
+    parser.add_argument("--dropout", type=share_below_one, action="append", dest="dropouts")
     parser.add_argument("--graph", choices=["complete", "harary"], action="append", dest="graphs")
-    parser.add_argument("--repeats", type=int, default=1, help="rounds per cell")
+    parser.add_argument(
+        "--repeats", type=whole_number(1, MAX_RUNS), default=1, help="rounds per cell"
+    )
     parser.add_argument("--no-progress", action="store_true", help="nothing on stderr")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.add_argument(
@@ -1068,6 +1091,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("ns", "ds", "dropouts", "graphs"):
         if getattr(args, name):
             grid[name] = tuple(getattr(args, name))
+    try:  # a grid no round can run (--n 3 --dropout 0.9): one line, before any cell
+        plan_grid(grid["ns"], grid["dropouts"], grid["graphs"])
+    except ConfigurationError as exc:
+        parser.error(f"argument --n / --dropout: {exc}")
     result = run_benchmark(**grid, repeats=args.repeats, progress=not args.no_progress)
     emit(result, args.out)
 

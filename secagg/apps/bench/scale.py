@@ -48,8 +48,15 @@ from typing import Any
 
 import numpy as np
 
-from secagg.apps.bench import emit, machine_info
+from secagg.apps.bench import (
+    MAX_VECTOR_LENGTH,
+    MAX_WORKERS,
+    emit,
+    machine_info,
+    whole_number,
+)
 from secagg.apps.json_output import dumps, loads
+from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 
 NS = (1000, 5000)
 D = 10_000
@@ -390,13 +397,21 @@ def _dropout_fraction(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    # at least 3 clients, as the CLI; at most what a SecAgg+ round can be planned for
+    clients = whole_number(3, MAX_NUM_CLIENTS)
+    length = whole_number(1, MAX_VECTOR_LENGTH)
     parser.add_argument("--quick", action="store_true", help="60 clients, d = 1000: seconds")
-    parser.add_argument("--n", type=int, action="append", dest="ns", help="repeatable")
-    parser.add_argument("--d", type=int, default=None)
+    parser.add_argument("--n", type=clients, action="append", dest="ns", help="repeatable")
+    parser.add_argument("--d", type=length, default=None)
     parser.add_argument("--dropout", type=_dropout_fraction, default=DROPOUT)
-    parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=whole_number(1, MAX_WORKERS),
+        default=None,
+        help="Ray workers (default: CPUs)",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--unmask-d", type=int, action="append", dest="unmask_ds")
+    parser.add_argument("--unmask-d", type=length, action="append", dest="unmask_ds")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.add_argument("--markdown", metavar="JSON", help="print an earlier run as Markdown")
     parser.add_argument("--cell", choices=("inprocess", "ray"), help=argparse.SUPPRESS)
@@ -408,12 +423,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         print_markdown(args.markdown, markdown_table)
         return
     workers = args.workers or max(1, len(os.sched_getaffinity(0)))
+    if args.cell or args.unmask:
+        # one cell measures one n: a missing --n was a TypeError traceback, a second
+        # one was ignored without a word
+        if len(args.ns or ()) != 1:
+            parser.error(f"{'--cell' if args.cell else '--unmask'} takes exactly one --n")
     if args.cell:
         cell = run_cell(args.cell, args.ns[0], args.d or D, args.dropout, args.seed, workers)
         print(dumps(cell, indent=None), flush=True)
         return
     if args.unmask:
-        unmasking = run_unmask(args.ns[0], args.unmask_ds, args.dropout, workers)
+        unmask_ds = tuple(args.unmask_ds or UNMASK_DS)  # none given was a TypeError traceback
+        unmasking = run_unmask(args.ns[0], unmask_ds, args.dropout, workers)
         print(dumps(unmasking, indent=None), flush=True)
         return
     quick: dict[str, Any] = dict(QUICK) if args.quick else {}

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from secagg.apps.bench import MAX_ROUNDS, MAX_RUNS, MAX_WORKERS
 from secagg.apps.cli_types import (
     FiniteFloat,
     NonEmptyPath,
@@ -37,9 +38,9 @@ from secagg.protocol.config import DEFAULT_CORRUPT_FRACTION
 #: ``bench grpc --rounds 2**70`` was an OverflowError traceback from its deadline, and
 #: ``bench scale --d 2**70`` a ConfigurationError traceback in its cell (upper-bounds
 #: review, 2026-12-05); rounds and workers are ``secagg simulate``'s caps
-_RUNS = click.IntRange(1, 1000)
-_ROUNDS = click.IntRange(1, 10_000)
-_WORKERS = click.IntRange(1, 10_000)
+_RUNS = click.IntRange(1, MAX_RUNS)
+_ROUNDS = click.IntRange(1, MAX_ROUNDS)
+_WORKERS = click.IntRange(1, MAX_WORKERS)
 
 
 def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -114,18 +115,33 @@ def _bench_json_output(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def _grid_sizes(default_ns: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--n`` (client counts) and ``--d`` (vector lengths), repeatable and bounded alike
+    on the grid benchmarks (``bench masking`` and ``bench ckks`` each had its own copy
+    of both, their help differing only in the default client counts ``default_ns``)."""
+
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--d",
+            "ds",
+            type=_LENGTH,
+            multiple=True,
+            help="Vector lengths (repeatable; default 100 000, 1 000 000).",
+        )(command)
+        return click.option(
+            "--n",
+            "ns",
+            type=_CLIENTS,
+            multiple=True,
+            help=f"Client counts (repeatable; default {default_ns}).",
+        )(command)
+
+    return add
+
+
 @bench.command("masking")
 @click.option("--quick", is_flag=True, help="n = 20 and 50, d = 10 000: a small grid, seconds.")
-@click.option(
-    "--n", "ns", type=_CLIENTS, multiple=True, help="Client counts (repeatable; default 100, 1000)."
-)
-@click.option(
-    "--d",
-    "ds",
-    type=_LENGTH,
-    multiple=True,
-    help="Vector lengths (repeatable; default 100 000, 1 000 000).",
-)
+@_grid_sizes(default_ns="100, 1000")
 @click.option(
     "--dropout",
     "dropouts",
@@ -228,16 +244,7 @@ def bench_dp(
 
 @bench.command("ckks")
 @click.option("--quick", is_flag=True, help="n = 4, d = 10 000: seconds.")
-@click.option(
-    "--n", "ns", type=_CLIENTS, multiple=True, help="Client counts (repeatable; default 10, 100)."
-)
-@click.option(
-    "--d",
-    "ds",
-    type=_LENGTH,
-    multiple=True,
-    help="Vector lengths (repeatable; default 100 000, 1 000 000).",
-)
+@_grid_sizes(default_ns="10, 100")
 @click.option(
     "--backend",
     "backends",

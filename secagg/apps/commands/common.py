@@ -14,13 +14,14 @@ from typing import NoReturn
 
 import click
 
+from secagg.apps.bench import MAX_VECTOR_LENGTH
 from secagg.errors import ConfigurationError
 
 #: a round needs at least 3 clients here (2 would reveal each other's input); a
 #: benchmark vector is at most 10^8 words (400 MB), far past the papers' and the
 #: issues' sizes, and short of a MemoryError traceback
 _CLIENTS = click.IntRange(min=3)
-_LENGTH = click.IntRange(1, 10**8)
+_LENGTH = click.IntRange(1, MAX_VECTOR_LENGTH)
 
 #: The most rounds a federation's plan may name: ``privacy epsilon/noise -T`` and
 #: ``secagg client --rounds``. Why a bound: ``privacy epsilon -T 2**70 --accountant rdp``
