@@ -350,6 +350,10 @@ class FederationServer:
         # round after a restart of the helper: _helper_restarted), and whether it was resent
         self._helper_request: bytes | None = None
         self._helper_resent = False
+        # whether the round in flight's sum, noted as charged before the requests that
+        # reveal it left (all of them to the helper), is still unrevealed: no request of
+        # them may have reached the helper yet and it sent nothing since (_hold_at_budget)
+        self._reveal_unsent = False
         # the round in flight's cohort and the clients told it runs without them
         # (NotSampled), by name: told once a round, a branch keeps the deadline across a
         # reconnect; and the config's clients as a set (a look every second)
@@ -1301,6 +1305,7 @@ class FederationServer:
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
+        self._reveal_unsent = False  # see _hold_at_budget
         # the cohort is not told it is not sampled, but for a participant its start could
         # not be sent to (taken out of both sets by _dispatch as the start goes out)
         self._told_or_sampled, self._start_unsent = set(participants), set()
@@ -1360,6 +1365,20 @@ class FederationServer:
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
+        if self._reveal_unsent and self._revealed.get(number) is not None:
+            # no request that reveals the sum reached the helper (every send of it was
+            # refused by the transport, which carried nothing of it: its size, a session
+            # that ended; or it never came back to be sent it) and it sent nothing: no
+            # decryption ran, nothing was released. Before (review, 2026-12-07) the round
+            # was ledgered sum_revealed at the planned epsilon, charged to every branch
+            log.info(
+                "round %d: the request that reveals the sum never reached the key holder "
+                "%s: nothing was revealed, not charged",
+                number,
+                cfg.backend.key_holder,
+            )
+            self._revealed[number] = None
+        self._reveal_unsent = False
         # a reply read on a path that left the loop without _hold_at_budget (a round
         # deadline after a refused reply): its charge is set right before the round is
         # stored, as after any other message
@@ -1495,9 +1514,17 @@ class FederationServer:
         if refusal is not None:  # a sum with no honest noise share: never revealed
             return session.abort(refusal)
         if not self._crosses_budget(count, len(participants), "revealing this round's sum"):
+            first = number not in self._revealed
             self._note_reveal(
                 number, count, len(participants), noise_added=session.noise_at_reveal()
             )
+            if first and self._revealed.get(number) is not None:
+                # a sum only the helper's reply reveals (every request that reveals it goes
+                # to the helper) stays unrevealed until a request may have reached it or
+                # it answered: a round that ends before is not charged (end of _drive)
+                self._reveal_unsent = bool(outgoing) and all(
+                    not isinstance(event, Announce) and event.party == HELPER for event in outgoing
+                )
             return outgoing
         assert self.budget_reached is not None
         return session.abort(self.budget_reached)
@@ -1707,6 +1734,8 @@ class FederationServer:
             # noise than the round's charge assumed; outside the refusal handlers below: a
             # store that cannot write stops the round, as for the charge's first note
             self._charge_before_reading(number, session, party_of[name], message.payload)
+            if party_of[name] == HELPER:  # it answered: whatever it sent may reveal the sum
+                self._reveal_unsent = False
         try:
             if isinstance(message, SecAggError):
                 raise message
@@ -2033,7 +2062,12 @@ class FederationServer:
                 raise NotConnected(f"the key holder {helper} has no open session")
             else:
                 self._send_to_session(helper, session_id, [payload])
+            self._reveal_unsent = False  # handed to the transport: it may be decrypted
         except (OSError, TransportError) as exc:  # an OS error beyond ConnectionError too
+            if not isinstance(exc, TransportError):
+                # an OS error of the send itself (a timeout, a reset) may come after some
+                # or all of the request was written: it may have reached the key holder
+                self._reveal_unsent = False
             now = self._session_id(helper)
             if (
                 isinstance(exc, NotConnected)
