@@ -88,6 +88,7 @@ crash is marked aborted and the federation continues from the last checkpoint.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import secrets
@@ -169,6 +170,34 @@ LATE_ROUNDS_REMEMBERED = 16
 #: the left-out ones (:meth:`FederationServer._tell_unsampled`): a branch that joins in
 #: the middle of a long round is told within this many seconds
 UNSAMPLED_LOOK_SECONDS = 1.0
+
+#: OS error numbers a send can raise that say the server's own resources failed (its
+#: descriptors, its memory or buffers, its disk), not the party it sent to: such an error
+#: stops the server as an error outside its writes (:meth:`FederationServer._send`),
+#: where any other OS error of a send (a timeout, a reset) is that party's dropout
+LOCAL_SEND_ERRNOS = frozenset(
+    code
+    for code in (
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.ENOBUFS,
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EROFS,
+    )
+    if code is not None
+)
+
+
+def _local_send_error(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a send, is the server's own resource failing
+    (:data:`LOCAL_SEND_ERRNOS`) rather than the party's link or session."""
+    return (
+        isinstance(exc, OSError)
+        and not isinstance(exc, TransportError)
+        and exc.errno in LOCAL_SEND_ERRNOS
+    )
 
 
 @dataclass(frozen=True)
@@ -2064,6 +2093,8 @@ class FederationServer:
                 self._send_to_session(helper, session_id, [payload])
             self._reveal_unsent = False  # handed to the transport: it may be decrypted
         except (OSError, TransportError) as exc:  # an OS error beyond ConnectionError too
+            if _local_send_error(exc):  # the server's own resources: see _send
+                raise
             if not isinstance(exc, TransportError):
                 # an OS error of the send itself (a timeout, a reset) may come after some
                 # or all of the request was written: it may have reached the key holder
@@ -2133,8 +2164,9 @@ class FederationServer:
 
         Gone, or a message the transport refuses (above its size limit, its outbox full, its
         session ended), or any other OS error of the send (a timeout; before 2026-12-07 it
-        stopped the server as a failed state write): the party cannot answer what it never
-        got, so it is gone from the round in flight at once (:attr:`_unreached`, read by
+        stopped the server as a failed state write) but one of the server's own resources
+        (:data:`LOCAL_SEND_ERRNOS`, which stops the server): the party cannot answer what it
+        never got, so it is gone from the round in flight at once (:attr:`_unreached`, read by
         :meth:`_gone`): the early-close rule closes the phase as soon as everyone else
         answered, the party a dropout, and the round completes or aborts by its threshold.
         Before 2026-12-06 the phase waited out its deadline for it (minutes, in a
@@ -2211,6 +2243,14 @@ class FederationServer:
             log.warning("could not send %s to %s: %s", type(message).__name__, name, exc)
             self._unreach(name)
         except OSError as exc:  # a send's OS error (a timeout): that party's, as above
+            if _local_send_error(exc):
+                # the server's own descriptors, memory or disk (EMFILE, ENOBUFS, ...): no
+                # party's failure. Taken for one, every branch of every round was a dropout
+                # while the rounds aborted below their threshold, their ledger rows
+                # blaming the branches, until max_consecutive_aborts stopped the run with
+                # no word of the cause (review, 2026-12-07); it stops the server instead,
+                # named as an error outside its writes (_run_round), as a receive's does
+                raise
             log.warning(
                 "could not send %s to %s: %s: %s",
                 type(message).__name__,
