@@ -757,10 +757,29 @@ class FederationServer:
 
     def _announce_end(self, finished: bool, reason: str) -> None:
         """Tell every connected party the federation is over (finished or stopped), so
-        branches exit at once instead of redialling a server that is going away."""
+        branches exit at once instead of redialling a server that is going away.
+
+        A send that fails on the server's own resources (:data:`LOCAL_SEND_ERRNOS`, which
+        :meth:`_send` raises) is logged, and the others are still told: the rounds are
+        all recorded by now, and the error, let out, turned a finished federation into a
+        failed run (a party not told waits out its idle timer, as for a server that died)."""
         end = FederationEnd(self.next_round - 1, finished, reason)
+        untold: list[str] = []
         for name in sorted(self.transport.connected()):
-            self._send(name, end)
+            try:
+                self._send(name, end)
+            except OSError as exc:
+                if not untold:
+                    log.error(
+                        "the federation's end could not be announced to %s (%s: %s): it "
+                        "waits out its idle timer",
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
+                untold.append(name)
+        if len(untold) > 1:
+            log.error("nor to %d more parties", len(untold) - 1)
 
     def _announce_stop_on_error(self) -> None:
         """Tell every connected party the federation stopped, as :meth:`run` leaves on a

@@ -37,7 +37,7 @@ from _threads import BOUND
 
 from secagg.ledger.chain import read_chain
 from secagg.runtime.launch import build_server, open_server_state
-from secagg.runtime.wire import RoundStart, decode_message
+from secagg.runtime.wire import FederationEnd, RoundStart, decode_message
 from secagg.transport.base import NotConnected
 
 
@@ -126,3 +126,50 @@ def test_a_send_failing_on_the_servers_own_resources_stops_it_naming_the_cause(
         "(the server's log has the cause)"
     }, told
     assert read_chain(ledger_path(config)).rows == []
+
+
+class _EndFails(RecordingHub):
+    """The federation's end to branch-0 raises OSError(EMFILE), every time."""
+
+    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
+        self._fail_an_end(name, parts)
+        super().send_to_session(name, session, parts)
+
+    def send(self, name: str, payload: bytes) -> None:
+        self._fail_an_end(name, [payload])
+        super().send(name, payload)
+
+    @staticmethod
+    def _fail_an_end(name: str, parts: Sequence[bytes]) -> None:
+        if name == NAMES[0] and isinstance(decode_message(b"".join(parts)), FederationEnd):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+
+def test_an_end_that_fails_on_the_servers_own_resources_leaves_the_run_finished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The federation finished; its end to branch-0 fails with EMFILE. The run still
+    returns finished (the rounds are recorded: a local error of the last announcement
+    is no failed run), the error is logged, and the other branches are told."""
+    config = ledgered_config(tmp_path, rounds=1)
+    hub = _EndFails()
+    parties = start_branches(hub, config, until_end=True)
+    state = open_server_state(config, init=True)
+    try:
+        server = build_server(config, hub, state.store, ledger=state.ledger)
+        with caplog.at_level(logging.ERROR, logger="secagg.server"):
+            results = server.run(wait_for_clients=BOUND)
+        finished = server.finished
+    finally:
+        state.close()
+    for name in NAMES[1:]:  # told: each returns on the end
+        assert parties[name].done.wait(BOUND), name
+    hub.disconnect(NAMES[0])  # never told: its session ends under it
+    assert parties[NAMES[0]].done.wait(BOUND)
+    assert finished and [r.status for r in results] == ["complete"]
+    assert {name for name, m in hub.sent if isinstance(m, FederationEnd)} == set(NAMES[1:])
+    assert any(
+        "could not be announced to branch-0 (OSError: [Errno 24] Too many open files)"
+        in r.getMessage()
+        for r in caplog.records
+    )
