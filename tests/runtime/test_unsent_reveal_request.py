@@ -27,6 +27,7 @@ from _keyholder_federation import central_dp_ckks_config, wrapped_holder_federat
 from _threads import BOUND
 
 from secagg.ledger.chain import read_chain
+from secagg.runtime.config import FederationConfig
 from secagg.runtime.launch import build_server, open_server_state
 from secagg.runtime.store import ServerStore
 from secagg.transport.framing import MessageTooLarge
@@ -117,3 +118,69 @@ def test_a_decryption_request_the_transport_refused_is_not_charged(
     assert bool(rows[1]["dp"].get("sum_revealed")) is charged, rows[1]["dp"]
     assert ("revealed" in stored_1) is charged, stored_1
     assert (results[0].epsilon is not None) is charged
+
+
+class _DecryptionRequestLost(InProcessHub):
+    """The first decryption request to :data:`HOLDER` is taken by the transport (the
+    send returns) and then lost on the way: the key holder never reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests, self.lost = 0, False
+
+    def send_to_session(self, name: str, session: int, parts: Sequence[bytes]) -> None:
+        if name == HOLDER:
+            self.requests += 1
+            if self.requests == DECRYPTION_REQUEST and not self.lost:
+                self.lost = True
+                return
+        super().send_to_session(name, session, parts)
+
+
+def test_a_decryption_request_the_transport_took_stays_charged_when_no_reply_comes(
+    tmp_path: Path,
+) -> None:
+    """The decryption request leaves (the transport took it) but no reply comes before
+    the phase's deadline: the server cannot know that the key holder did not decrypt,
+    so the aborted round stays charged (``sum_revealed``), the safe side the new rule
+    must not give up."""
+    settings = {
+        "federation": {"name": "he", "clients": NAMES, "dimension": D, "rounds": 1},
+        "backend": {"name": "ckks", "value_bound": 1.0, "key_holder": HOLDER},
+        # the lost request's phase ends on its deadline: short, as nothing else waits on it
+        "deadlines": {"phase_seconds": 1.5, "training_seconds": BOUND},
+        "server": {"state": str(tmp_path / "state.sqlite")},
+        "dp": {
+            "clip": 1.0,
+            "noise_multiplier": NOISE_MULTIPLIER,
+            "delta": DELTA,
+            "mechanism": "central",
+        },
+    }
+    config = FederationConfig.from_dict(settings)
+    hub = _DecryptionRequestLost()
+    _, parties = wrapped_holder_federation(
+        config,
+        hub,
+        tmp_path / "keyholder.key",
+        NAMES,
+        HOLDER,
+        D,
+        lambda session: session,
+        lambda party: party.run(idle_timeout=BOUND),
+    )
+    parties.start()
+    state = open_server_state(config, init=True)
+    try:
+        results = build_server(config, hub, state.store, ledger=state.ledger).run(
+            wait_for_clients=BOUND, max_attempts=1
+        )
+    finally:
+        state.close()
+    parties.end_announced()
+    assert hub.lost
+    assert [r.status for r in results] == ["aborted"]
+    (row,) = [row.entry for row in read_chain(tmp_path / "state.sqlite.ledger").rows]
+    assert row["dp"].get("sum_revealed") is True, row["dp"]
+    exact = exact_gaussian_epsilon(1 / NOISE_MULTIPLIER**2, DELTA)
+    assert exact * (1 - 1e-9) <= row["privacy"]["epsilon"] <= exact * 1.01
