@@ -28,8 +28,14 @@ NAMES = [f"branch-{i}" for i in range(5)]
 IDLE = 60.0
 
 
-def ledgered_config(tmp_path: Path, rounds: int) -> FederationConfig:
-    """A federation of :data:`NAMES`, every branch sampled, its state in ``tmp_path``."""
+def ledgered_config(
+    tmp_path: Path, rounds: int, *, dropout_fraction: float | None = None
+) -> FederationConfig:
+    """A federation of :data:`NAMES`, every branch sampled, its state in ``tmp_path``;
+    ``dropout_fraction``: the backend's (None: its default, a whole-cohort threshold)."""
+    backend: dict[str, Any] = {"name": "secagg+", "value_bound": 1.0}
+    if dropout_fraction is not None:
+        backend["dropout_fraction"] = dropout_fraction
     return FederationConfig.from_dict(
         {
             "federation": {
@@ -39,7 +45,7 @@ def ledgered_config(tmp_path: Path, rounds: int) -> FederationConfig:
                 "rounds": rounds,
             },
             "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "backend": backend,
             "deadlines": {"phase_seconds": 60.0},
             "server": {"state": str(tmp_path / "state.sqlite")},
         }

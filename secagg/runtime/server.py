@@ -88,6 +88,7 @@ crash is marked aborted and the federation continues from the last checkpoint.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import secrets
@@ -169,6 +170,34 @@ LATE_ROUNDS_REMEMBERED = 16
 #: the left-out ones (:meth:`FederationServer._tell_unsampled`): a branch that joins in
 #: the middle of a long round is told within this many seconds
 UNSAMPLED_LOOK_SECONDS = 1.0
+
+#: OS error numbers a send can raise that say the server's own resources failed (its
+#: descriptors, its memory or buffers, its disk), not the party it sent to: such an error
+#: stops the server as an error outside its writes (:meth:`FederationServer._send`),
+#: where any other OS error of a send (a timeout, a reset) is that party's dropout
+LOCAL_SEND_ERRNOS = frozenset(
+    code
+    for code in (
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.ENOBUFS,
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EROFS,
+    )
+    if code is not None
+)
+
+
+def _local_send_error(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a send, is the server's own resource failing
+    (:data:`LOCAL_SEND_ERRNOS`) rather than the party's link or session."""
+    return (
+        isinstance(exc, OSError)
+        and not isinstance(exc, TransportError)
+        and exc.errno in LOCAL_SEND_ERRNOS
+    )
 
 
 @dataclass(frozen=True)
@@ -350,6 +379,10 @@ class FederationServer:
         # round after a restart of the helper: _helper_restarted), and whether it was resent
         self._helper_request: bytes | None = None
         self._helper_resent = False
+        # whether the round in flight's sum, noted as charged before the requests that
+        # reveal it left (all of them to the helper), is still unrevealed: no request of
+        # them may have reached the helper yet and it sent nothing since (_hold_at_budget)
+        self._reveal_unsent = False
         # the round in flight's cohort and the clients told it runs without them
         # (NotSampled), by name: told once a round, a branch keeps the deadline across a
         # reconnect; and the config's clients as a set (a look every second)
@@ -724,10 +757,29 @@ class FederationServer:
 
     def _announce_end(self, finished: bool, reason: str) -> None:
         """Tell every connected party the federation is over (finished or stopped), so
-        branches exit at once instead of redialling a server that is going away."""
+        branches exit at once instead of redialling a server that is going away.
+
+        A send that fails on the server's own resources (:data:`LOCAL_SEND_ERRNOS`, which
+        :meth:`_send` raises) is logged, and the others are still told: the rounds are
+        all recorded by now, and the error, let out, turned a finished federation into a
+        failed run (a party not told waits out its idle timer, as for a server that died)."""
         end = FederationEnd(self.next_round - 1, finished, reason)
+        untold: list[str] = []
         for name in sorted(self.transport.connected()):
-            self._send(name, end)
+            try:
+                self._send(name, end)
+            except OSError as exc:
+                if not untold:
+                    log.error(
+                        "the federation's end could not be announced to %s (%s: %s): it "
+                        "waits out its idle timer",
+                        name,
+                        type(exc).__name__,
+                        exc,
+                    )
+                untold.append(name)
+        if len(untold) > 1:
+            log.error("nor to %d more parties", len(untold) - 1)
 
     def _announce_stop_on_error(self) -> None:
         """Tell every connected party the federation stopped, as :meth:`run` leaves on a
@@ -1301,6 +1353,7 @@ class FederationServer:
         self._refusals = {}
         self._helper_unreached = None
         self._helper_request, self._helper_resent = None, False
+        self._reveal_unsent = False  # see _hold_at_budget
         # the cohort is not told it is not sampled, but for a participant its start could
         # not be sent to (taken out of both sets by _dispatch as the start goes out)
         self._told_or_sampled, self._start_unsent = set(participants), set()
@@ -1360,6 +1413,20 @@ class FederationServer:
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
+        if self._reveal_unsent and self._revealed.get(number) is not None:
+            # no request that reveals the sum reached the helper (every send of it was
+            # refused by the transport, which carried nothing of it: its size, a session
+            # that ended; or it never came back to be sent it) and it sent nothing: no
+            # decryption ran, nothing was released. Before (review, 2026-12-07) the round
+            # was ledgered sum_revealed at the planned epsilon, charged to every branch
+            log.info(
+                "round %d: the request that reveals the sum never reached the key holder "
+                "%s: nothing was revealed, not charged",
+                number,
+                cfg.backend.key_holder,
+            )
+            self._revealed[number] = None
+        self._reveal_unsent = False
         # a reply read on a path that left the loop without _hold_at_budget (a round
         # deadline after a refused reply): its charge is set right before the round is
         # stored, as after any other message
@@ -1495,9 +1562,17 @@ class FederationServer:
         if refusal is not None:  # a sum with no honest noise share: never revealed
             return session.abort(refusal)
         if not self._crosses_budget(count, len(participants), "revealing this round's sum"):
+            first = number not in self._revealed
             self._note_reveal(
                 number, count, len(participants), noise_added=session.noise_at_reveal()
             )
+            if first and self._revealed.get(number) is not None:
+                # a sum only the helper's reply reveals (every request that reveals it goes
+                # to the helper) stays unrevealed until a request may have reached it or
+                # it answered: a round that ends before is not charged (end of _drive)
+                self._reveal_unsent = bool(outgoing) and all(
+                    not isinstance(event, Announce) and event.party == HELPER for event in outgoing
+                )
             return outgoing
         assert self.budget_reached is not None
         return session.abort(self.budget_reached)
@@ -1707,6 +1782,8 @@ class FederationServer:
             # noise than the round's charge assumed; outside the refusal handlers below: a
             # store that cannot write stops the round, as for the charge's first note
             self._charge_before_reading(number, session, party_of[name], message.payload)
+            if party_of[name] == HELPER:  # it answered: whatever it sent may reveal the sum
+                self._reveal_unsent = False
         try:
             if isinstance(message, SecAggError):
                 raise message
@@ -2033,7 +2110,14 @@ class FederationServer:
                 raise NotConnected(f"the key holder {helper} has no open session")
             else:
                 self._send_to_session(helper, session_id, [payload])
+            self._reveal_unsent = False  # handed to the transport: it may be decrypted
         except (OSError, TransportError) as exc:  # an OS error beyond ConnectionError too
+            if _local_send_error(exc):  # the server's own resources: see _send
+                raise
+            if not isinstance(exc, TransportError):
+                # an OS error of the send itself (a timeout, a reset) may come after some
+                # or all of the request was written: it may have reached the key holder
+                self._reveal_unsent = False
             now = self._session_id(helper)
             if (
                 isinstance(exc, NotConnected)
@@ -2105,8 +2189,9 @@ class FederationServer:
 
         Gone, or a message the transport refuses (above its size limit, its outbox full, its
         session ended), or any other OS error of the send (a timeout; before 2026-12-07 it
-        stopped the server as a failed state write): the party cannot answer what it never
-        got, so it is gone from the round in flight at once (:attr:`_unreached`, read by
+        stopped the server as a failed state write) but one of the server's own resources
+        (:data:`LOCAL_SEND_ERRNOS`, which stops the server): the party cannot answer what it
+        never got, so it is gone from the round in flight at once (:attr:`_unreached`, read by
         :meth:`_gone`): the early-close rule closes the phase as soon as everyone else
         answered, the party a dropout, and the round completes or aborts by its threshold.
         Before 2026-12-06 the phase waited out its deadline for it (minutes, in a
@@ -2183,6 +2268,14 @@ class FederationServer:
             log.warning("could not send %s to %s: %s", type(message).__name__, name, exc)
             self._unreach(name)
         except OSError as exc:  # a send's OS error (a timeout): that party's, as above
+            if _local_send_error(exc):
+                # the server's own descriptors, memory or disk (EMFILE, ENOBUFS, ...): no
+                # party's failure. Taken for one, every branch of every round was a dropout
+                # while the rounds aborted below their threshold, their ledger rows
+                # blaming the branches, until max_consecutive_aborts stopped the run with
+                # no word of the cause (review, 2026-12-07); it stops the server instead,
+                # named as an error outside its writes (_run_round), as a receive's does
+                raise
             log.warning(
                 "could not send %s to %s: %s: %s",
                 type(message).__name__,
