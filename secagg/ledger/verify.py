@@ -1077,7 +1077,16 @@ def verify_ledger(
                 )
         if result.anchor.failure is not None:
             result.failure = result.anchor.failure
+            if chain.without_log:  # the rows missing may be in the log not copied
+                result.failure += f"; {_read_without_log(path)}"
             return result
+    if chain.ok and chain.without_log and result.anchor is None:
+        result.failure = (
+            f"{_read_without_log(path)}; this copy holds {len(chain.rows)} rows, head "
+            f"{chain.head}: copy {Path(path).name}-wal with it (or verify the live file in "
+            "place), or pass the head the server printed when it stopped (--expect-head)"
+        )
+        return result
     begins = None if not rows else _first_round_problem(rows[0].entry["round"], first_round)
     if begins is not None:
         result.failure = begins
@@ -1360,4 +1369,24 @@ def verify_ledger(
             "(written before accounting became incremental): each lies within the PLD "
             "discretisation above the exact value, or was recomputed that way and matches"
         )
+    if chain.without_log:  # passed only with a head the auditor holds (above)
+        result.notes.append(
+            f"{_read_without_log(path)}; every row up to the head you expected "
+            f"({expect_head}) is in it, rows after it may not be"
+        )
     return result
+
+
+def _read_without_log(path: str | Path) -> str:
+    """Why a ledger file read without its log may lack rows (:attr:`ChainReport.without_log`).
+
+    Why verify says it: such a copy's rows and signed head agree with each other, so
+    the chain alone verified it, short of the rows its log held, at a smaller epsilon
+    than the rounds that ran (a main file copied from a running or killed server)."""
+    name = Path(path).name
+    return (
+        f"read without its log: the file is in WAL mode (its writer was running, or was "
+        f"killed, when it was copied) and there is no {name}-wal beside it: rows an append "
+        "committed to that log since the writer last folded it in are not in this file, "
+        "and nothing in the file shows whether there are any"
+    )
