@@ -168,3 +168,27 @@ def test_a_reader_at_close_neither_delays_it_nor_lets_a_copy_pass(tmp_path: Path
         copy = Path(shutil.copy(live, tmp_path / "copy"))
     assert _wal_mode(copy)
     assert "read without its log" in str(verify_ledger(copy, KEY.public_key).first_failure)
+
+
+def test_sqlites_vacuum_into_copies_a_live_ledger_whole(tmp_path: Path) -> None:
+    """The consistent copy of a running server's ledger (docs/audit.md, point 8): one
+    snapshot of the main file and its log together, written in rollback-journal mode.
+    Two files copied one after the other can each be of another moment."""
+    live = tmp_path / "live.ledger"
+    ledger = Ledger(live, KEY)
+    try:
+        ledger.append(ROWS[0])
+        with _snapshot(live):  # rows 2-4 stay in the log
+            for row in ROWS[1:]:
+                ledger.append(row)
+            copier = sqlite3.connect(live)
+            try:
+                copier.execute("VACUUM INTO ?", (str(tmp_path / "copy.ledger"),))
+            finally:
+                copier.close()
+    finally:
+        ledger.close()
+    assert not _wal_mode(tmp_path / "copy.ledger")
+    result = verify_ledger(tmp_path / "copy.ledger", KEY.public_key)
+    assert result.ok, result.first_failure
+    assert len(result.chain.rows) == 4
