@@ -39,7 +39,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +54,7 @@ from secagg.durable import (
     write_atomically,
 )
 from secagg.errors import ConfigurationError, NotARegularFile, SecAggError, SignatureError
+from secagg.ledger.entry import row_shape_problem
 
 log = logging.getLogger("secagg.ledger")
 
@@ -492,9 +493,11 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} was {change} while the server was running")
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every entry so far, oldest first (the writer's own view; audits use read_chain)."""
-        rows = self._db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
-        return [json.loads(text) for (text,) in rows]
+        """Every entry so far, oldest first (the writer's own view; audits use read_chain).
+        Raises :class:`LedgerError` (one line) naming the first row no writer could have
+        written (:func:`shaped_entries`)."""
+        rows = self._db.execute("SELECT seq, entry FROM ledger ORDER BY seq").fetchall()
+        return shaped_entries(rows, self.path)
 
     def committed_entries(self) -> list[dict[str, Any]]:
         """Every entry a reader of the file sees, oldest first: read through a connection
@@ -506,9 +509,10 @@ class Ledger:
         after the frames were in the log). Whether the row is there is what an auditor
         reads, so it is read as an auditor does."""
         rows = _read_tables(
-            self.path, lambda db: db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
+            self.path,
+            lambda db: db.execute("SELECT seq, entry FROM ledger ORDER BY seq").fetchall(),
         )
-        return [json.loads(text) for (text,) in rows]
+        return shaped_entries(rows, self.path)
 
     def close(self) -> None:
         """Fold the log into the main file, leave WAL mode and close.
@@ -539,6 +543,40 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=DELETE").fetchone()
         except sqlite3.Error as exc:
             log.info("ledger %s left in WAL mode at close: %s", self.path, exc)
+
+
+def shaped_entries(rows: Iterable[tuple[Any, Any]], path: Path) -> list[dict[str, Any]]:
+    """The entries of the stored ``(seq, entry text)`` rows, each a row the writer could
+    have written (:func:`~secagg.ledger.entry.row_shape_problem`, the rule ``audit
+    verify`` fails a row by); :class:`LedgerError` (one line) naming the first that is
+    not, or whose text is no JSON.
+
+    Why: :meth:`Ledger.entries` and :meth:`Ledger.committed_entries` returned whatever
+    JSON each row held, and their readers (the server's start, its look after a failed
+    append) took each for an object with a round number: a signed row that was a list,
+    or whose ``dp`` was a list, ended the server's start in an ``AttributeError``, and
+    one without a round number was skipped by its check of the state against the
+    ledger. Such a row is signed with the ledger key by something other than a server:
+    the server does not continue that ledger."""
+    entries: list[dict[str, Any]] = []
+    previous_round: int | None = None
+    for seq, text in rows:
+        try:
+            entry = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            problem: str | None = "is not JSON text"
+        else:
+            problem = row_shape_problem(entry, previous_round)
+        if problem is not None:
+            where = f"row {seq} " if problem.startswith("is ") else f"row {seq}: "
+            raise LedgerError(
+                f"the ledger {path}: {where}{problem}; no server writes such a row, so the "
+                "server does not continue this ledger: restore it from a backup (secagg "
+                "audit verify names the damage)"
+            )
+        entries.append(entry)
+        previous_round = entry["round"]
+    return entries
 
 
 # --- reading and checking the chain ----------------------------------------------------------
