@@ -1030,6 +1030,7 @@ def verify_ledger(
     # an earlier row's failure is still the one reported
     malformed: str | None = None
     previous_round: int | None = None
+    newest: tuple[int, str] | None = None  # the highest row version so far, where it is
     for index, row in enumerate(rows):
         problem = row_shape_problem(row.entry, previous_round)
         if problem is not None:
@@ -1040,6 +1041,11 @@ def verify_ledger(
             if index == own and own and previous_round is not None and shown_round != "?":
                 problem += f" (the last round of the prior ledger {prior_ledger})"
             malformed = f"{where_of(index, row, shown_round)}: {problem}"
+            rows = rows[:index]
+            break
+        downgrade = None if newest is None else _version_downgrade(row.entry["version"], *newest)
+        if downgrade is not None:
+            malformed = f"{where_of(index, row, row.entry['round'])}: {downgrade}"
             rows = rows[:index]
             break
         named = _not_the_config_federation(row.entry, expected)
@@ -1054,6 +1060,9 @@ def verify_ledger(
                 rows = rows[:index]
                 break
         previous_round = row.entry["round"]
+        if newest is None or row.entry["version"] > newest[0]:
+            held = f" of the prior ledger {prior_ledger}" if index < own else ""
+            newest = (row.entry["version"], f"row {row.seq}{held}")
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
     if expect_head is not None and chain.ok:
@@ -1375,6 +1384,28 @@ def verify_ledger(
             f"({expect_head}) is in it, rows after it may not be"
         )
     return result
+
+
+def _version_downgrade(version: int, newest: int, where: str) -> str | None:
+    """Why a row of ``version`` after a row of version ``newest`` (``where``: that row)
+    fails, or None when its version is no lower.
+
+    Why: a row's version is the layout of the secagg that wrote it (docs/audit.md: 3
+    since 2026-12-05, 2 since 2026-12-02, 1 before) and rows are written in order, so a
+    ledger's versions never go down. Each was read on its own, and an older layout is
+    held to fewer checks (a version-2 central row without ``dp.sampling`` skips its
+    sampling, population and ``delta < 1/N`` checks; a version-1 row need not state
+    ``noise_seeded``): rows after version-3 ones rewritten as version 2 without their
+    sampling record, at a delta that allows releasing a client's data outright,
+    verified."""
+    if version >= newest:
+        return None
+    return (
+        f"is row version {version} after version {newest} ({where}): a row's version is "
+        "the layout of the secagg that wrote it and rows are written in order, so versions "
+        f"never go down; version {version} is held to fewer checks than {newest} (rewritten "
+        "in the older layout, or written by a secagg older than the one before it)"
+    )
 
 
 def _read_without_log(path: str | Path) -> str:
