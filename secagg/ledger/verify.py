@@ -172,6 +172,12 @@ class AuditResult:
     noise_multiplier_rows: int = 0
     #: the config's noise multiplier every row's was held to (None: no config given)
     config_noise_multiplier: float | None = None
+    #: charged distributed rows: each counts its honest noise shares from the corrupt
+    #: fraction it records (none recorded: the fewest colluders), which only a config
+    #: pins (:attr:`config_corrupt_fraction`)
+    distributed_rows: int = 0
+    #: whether a config's corrupt fraction held every distributed row's
+    config_corrupt_fraction: bool = False
     #: informational lines (parameters that differ from the config, replayed as recorded)
     notes: list[str] = field(default_factory=list)
     #: record-level ledgers: each branch's (identity hash) latest re-derived epsilon
@@ -333,8 +339,11 @@ class AuditResult:
 
     def ledgers_word(self) -> list[str]:
         """What the verdict took on the ledger's word, one line each: the recorded noise
-        multipliers when no config held them, and the branches' DP-SGD histories of a
-        record-level ledger, which no config holds ([] when neither applies).
+        multipliers when no config held them, the corrupt fraction of distributed rows
+        when no config gave one (a smaller one counts more noise shares honest: the rows
+        a server would have written at 0 for a run at 0.25 verified at a smaller epsilon,
+        nothing said), and the branches' DP-SGD histories of a record-level ledger, which
+        no config holds ([] when none applies).
 
         Why: the replay takes each row's z as recorded; without ``--config`` a re-signed
         ledger recording z = 10 for a run at z = 1 VERIFIED, the output saying nothing of
@@ -360,6 +369,15 @@ class AuditResult:
                 f"record{'' if rows > 1 else 's'}, replayed as recorded (nothing in a "
                 "ledger shows the noise that was drawn): no --config held it to the "
                 "federation's, which fails a row recording more noise than the config runs"
+            )
+        if self.distributed_rows and not self.config_corrupt_fraction:
+            rows = self.distributed_rows
+            said.append(
+                f"the corrupt fraction {rows} distributed DP row{'s' if rows > 1 else ''} "
+                f"record{'' if rows > 1 else 's'} (or, where none is recorded, the fewest "
+                "colluders the rule assumes), from which each round's honest noise shares are "
+                "counted: a smaller fraction counts more shares honest and reads as a smaller "
+                "epsilon; no --config held it to the federation's"
             )
         if self.record_level:
             branches = len(self.record_level)
@@ -1012,6 +1030,7 @@ def verify_ledger(
     result = AuditResult(chain, first_round=first_round)
     if expected is not None and expected.noise_multiplier is not None:
         result.config_noise_multiplier = float(expected.noise_multiplier)
+    result.config_corrupt_fraction = expected is not None and expected.corrupt_fraction is not None
     prior_rows: list[ChainRow] = [] if prior is None else prior.rows
     if prior is not None:
         result.prior_ledger, result.prior_rows = str(prior_ledger), len(prior_rows)
@@ -1140,6 +1159,7 @@ def verify_ledger(
                 charged = row.entry.get("status") == "complete" or dp.get("sum_revealed") is True
                 if problem is None and charged and dp.get("mechanism") == "distributed":
                     problem = _check_noise_shares(row.entry, dp)
+                    result.distributed_rows += 1
                 result.noise_multiplier_rows += dp.get("noise_multiplier") is not None
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
