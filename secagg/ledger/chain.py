@@ -39,9 +39,9 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +54,7 @@ from secagg.durable import (
     write_atomically,
 )
 from secagg.errors import ConfigurationError, NotARegularFile, SecAggError, SignatureError
+from secagg.ledger.entry import row_shape_problem
 
 log = logging.getLogger("secagg.ledger")
 
@@ -326,7 +327,13 @@ class Ledger:
         # secure_delete: the head row every append replaces is zeroed, not left as a free
         # block holding an older signed head (security review L1).
         self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL mode for appends (a reader never blocks one). A ledger its last writer
+        # closed is in rollback-journal mode (:meth:`close`) and stays so until this
+        # writer's first append: opened and closed without one (a refused restart), its
+        # bytes are left as they were
+        self._wal = not self._closed_by_its_writer()
+        if self._wal:
+            self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         # a WAL reset by a checkpoint shrinks to nothing rather than keeping old frames
         self._db.execute("PRAGMA journal_size_limit=0")
@@ -350,6 +357,33 @@ class Ledger:
         self._checkpoint()  # folds in (and empties) a WAL an older writer or a crash left
         # the file this writer appends to: one deleted or replaced under it is noticed
         self._identity = FileIdentity.of(self.path)
+
+    def _closed_by_its_writer(self) -> bool:
+        """Whether the file is a ledger in rollback-journal mode: one :meth:`close` left
+        whole in its main file. A new file, or one in WAL mode (a writer killed, or
+        closed by a secagg before 2026-12-07), is not."""
+        mode = self._db.execute("PRAGMA journal_mode").fetchone()
+        if mode is None or str(mode[0]).lower() != "delete":
+            return False
+        tables = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger'"
+        ).fetchone()
+        return tables is not None
+
+    def _enter_wal_mode(self) -> None:
+        """Set WAL mode before this writer's first append to a ledger its last writer
+        closed; :class:`LedgerError` where SQLite keeps another mode (an append in
+        rollback-journal mode would be read by an audit as a whole file while it is
+        being written)."""
+        if self._wal:
+            return
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise LedgerError(
+                f"the ledger {self.path} could not be set to WAL mode for its append "
+                f"(SQLite kept {mode[0] if mode else 'no'} mode)"
+            )
+        self._wal = True
 
     def _sign_genesis_head(self) -> None:
         """Sign the head of an empty ledger (0 rows, the genesis hash), once.
@@ -432,6 +466,7 @@ class Ledger:
         """Append one entry (row and signed head in one transaction); returns its seq."""
         body = canonical(entry)
         self.check_file()
+        self._enter_wal_mode()
         with self._tx():
             seq, prev = self.head()
             seq += 1
@@ -458,9 +493,11 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} was {change} while the server was running")
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every entry so far, oldest first (the writer's own view; audits use read_chain)."""
-        rows = self._db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
-        return [json.loads(text) for (text,) in rows]
+        """Every entry so far, oldest first (the writer's own view; audits use read_chain).
+        Raises :class:`LedgerError` (one line) naming the first row no writer could have
+        written (:func:`shaped_entries`)."""
+        rows = self._db.execute("SELECT seq, entry FROM ledger ORDER BY seq").fetchall()
+        return shaped_entries(rows, self.path)
 
     def committed_entries(self) -> list[dict[str, Any]]:
         """Every entry a reader of the file sees, oldest first: read through a connection
@@ -472,12 +509,74 @@ class Ledger:
         after the frames were in the log). Whether the row is there is what an auditor
         reads, so it is read as an auditor does."""
         rows = _read_tables(
-            self.path, lambda db: db.execute("SELECT entry FROM ledger ORDER BY seq").fetchall()
+            self.path,
+            lambda db: db.execute("SELECT seq, entry FROM ledger ORDER BY seq").fetchall(),
         )
-        return [json.loads(text) for (text,) in rows]
+        return shaped_entries(rows, self.path)
 
     def close(self) -> None:
-        self._db.close()  # the last connection's close checkpoints and deletes the WAL
+        """Fold the log into the main file, leave WAL mode and close.
+
+        Why leave WAL mode: the main file alone then holds every row, and says so (its
+        header's journal mode), so an auditor's copy of it is complete. A file still in
+        WAL mode is one whose writer is running or was killed: rows an append committed
+        may be in ``<ledger>-wal`` alone (a reader's snapshot held the fold back, or the
+        kill came between the commit and the fold), and a copy of the main file without
+        that log verified, rows and signed head agreeing, one or more rounds short, at a
+        smaller epsilon (:func:`wal_mode_without_log`, which ``audit verify`` reads). The
+        next writer's first append sets WAL mode again. A ledger this writer opened in
+        rollback-journal mode and never appended to is left as it was, byte for byte."""
+        try:
+            if self._wal:
+                self._leave_wal_mode()
+        finally:
+            self._db.close()  # the last connection's close checkpoints and deletes the WAL
+
+    def _leave_wal_mode(self) -> None:
+        """Switch the ledger to rollback-journal mode (which folds the log in), without
+        waiting: the switch needs the file to itself, and a reader holding it open would
+        otherwise stall the server's stop for the whole busy timeout. Where it cannot be
+        made now (a reader, a failed file), the ledger stays in WAL mode, which an audit
+        of a copy without its log reads as possibly incomplete: the safe side."""
+        try:
+            self._db.execute("PRAGMA busy_timeout=0")
+            self._db.execute("PRAGMA journal_mode=DELETE").fetchone()
+        except sqlite3.Error as exc:
+            log.info("ledger %s left in WAL mode at close: %s", self.path, exc)
+
+
+def shaped_entries(rows: Iterable[tuple[Any, Any]], path: Path) -> list[dict[str, Any]]:
+    """The entries of the stored ``(seq, entry text)`` rows, each a row the writer could
+    have written (:func:`~secagg.ledger.entry.row_shape_problem`, the rule ``audit
+    verify`` fails a row by); :class:`LedgerError` (one line) naming the first that is
+    not, or whose text is no JSON.
+
+    Why: :meth:`Ledger.entries` and :meth:`Ledger.committed_entries` returned whatever
+    JSON each row held, and their readers (the server's start, its look after a failed
+    append) took each for an object with a round number: a signed row that was a list,
+    or whose ``dp`` was a list, ended the server's start in an ``AttributeError``, and
+    one without a round number was skipped by its check of the state against the
+    ledger. Such a row is signed with the ledger key by something other than a server:
+    the server does not continue that ledger."""
+    entries: list[dict[str, Any]] = []
+    previous_round: int | None = None
+    for seq, text in rows:
+        try:
+            entry = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            problem: str | None = "is not JSON text"
+        else:
+            problem = row_shape_problem(entry, previous_round)
+        if problem is not None:
+            where = f"row {seq} " if problem.startswith("is ") else f"row {seq}: "
+            raise LedgerError(
+                f"the ledger {path}: {where}{problem}; no server writes such a row, so the "
+                "server does not continue this ledger: restore it from a backup (secagg "
+                "audit verify names the damage)"
+            )
+        entries.append(entry)
+        previous_round = entry["round"]
+    return entries
 
 
 # --- reading and checking the chain ----------------------------------------------------------
@@ -510,6 +609,11 @@ class ChainReport:
     #: copied after the file was pruned to a later row): read once, as the prior's, and
     #: not in :attr:`rows`; they are rows ``offset - shared + 1`` to ``offset``
     shared: int = 0
+    #: the file was read without its log: it is in WAL mode (its writer running, or
+    #: killed) and no ``-wal`` was beside it, so rows committed to that log are not in
+    #: :attr:`rows`, and nothing in the file shows whether there were any
+    #: (:func:`wal_mode_without_log`)
+    without_log: bool = False
 
     @property
     def ok(self) -> bool:
@@ -680,18 +784,44 @@ def _wal_of(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
 
 
+def wal_mode_without_log(path: str | Path) -> bool:
+    """Whether the ledger file at ``path`` is in WAL mode (its header's file format read
+    and write versions both 2) with no ``<path>-wal`` beside it: read so, it may lack
+    rows that only its log holds.
+
+    Why it says "may": :meth:`Ledger.close` leaves the file in rollback-journal mode, so
+    a file in WAL mode is one whose writer was running or was killed when it was copied
+    (or one closed by a secagg before 2026-12-07, which left it in WAL mode), and its
+    log is where an append's row sits until the writer folds it in: a reader's open
+    snapshot holds the fold back, and a kill between the commit and the fold leaves the
+    row in the log until the next start. Nothing in the main file tells whether its log
+    held a row. False for a file whose header cannot be read (the read that follows
+    fails for it)."""
+    path = Path(path)
+    try:
+        with opened_regular_file(path, "a ledger") as fd:
+            header = read_at_most(fd, _WAL_VERSION_BYTES.stop)
+    except (OSError, NotARegularFile):
+        return False
+    if header[: len(_SQLITE_MAGIC)] != _SQLITE_MAGIC:
+        return False
+    return header[_WAL_VERSION_BYTES] == b"\x02\x02" and not _wal_of(path).exists()
+
+
 def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
     """The public key, the rows and the signed head, read without writing anywhere.
 
     Why not a plain read-only connection: on a WAL database SQLite creates ``-wal``
     and ``-shm`` files beside it, so an audit left files in the evidence folder and
     failed outright ("unable to open database file") on write-protected media, the
-    way auditors are told to keep copies. A ledger with no ``-wal`` beside it has
-    every row in the main file (the writer folds its log in after every append and
-    on close), so it is read as an immutable file: nothing is created, no lock is
-    taken. One with a ``-wal`` (a running writer, or a crash before the log was
-    folded in) is read through SQLite's locking, so the log's rows count; where the
-    folder cannot be written, from a private copy of the file and its log.
+    way auditors are told to keep copies. A ledger with no ``-wal`` beside it is read
+    as an immutable file: nothing is created, no lock is taken. Its main file holds
+    every row when its writer closed it (out of WAL mode); one still in WAL mode may
+    lack rows its log held, which :func:`read_chain` records
+    (:func:`wal_mode_without_log`). One with a ``-wal`` (a running writer, or a crash
+    before the log was folded in) is read through SQLite's locking, so the log's rows
+    count; where the folder cannot be written, from a private copy of the file and its
+    log.
 
     ``query``: what to read from the open database (:func:`read_chain`'s whole check of
     the chain, streamed from a cursor); the connection is closed when it returns."""
@@ -867,10 +997,12 @@ def read_chain(
     # opens by name, so this check just before it is the most that can be done: a file
     # swapped for a named pipe in the microseconds between them still blocks it
     refuse_special_file(path, "a ledger")
+    without_log = wal_mode_without_log(path)
     try:
-        return _read_tables(
+        report = _read_tables(
             path, lambda db: _check_chain(db, path, public_key, after, prior, shared)
         )
+        return replace(report, without_log=True) if without_log else report
     except sqlite3.DatabaseError as exc:
         wrong_file = not_a_ledger(path)
         if wrong_file is not None:

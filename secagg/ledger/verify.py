@@ -172,6 +172,12 @@ class AuditResult:
     noise_multiplier_rows: int = 0
     #: the config's noise multiplier every row's was held to (None: no config given)
     config_noise_multiplier: float | None = None
+    #: charged distributed rows: each counts its honest noise shares from the corrupt
+    #: fraction it records (none recorded: the fewest colluders), which only a config
+    #: pins (:attr:`config_corrupt_fraction`)
+    distributed_rows: int = 0
+    #: whether a config's corrupt fraction held every distributed row's
+    config_corrupt_fraction: bool = False
     #: informational lines (parameters that differ from the config, replayed as recorded)
     notes: list[str] = field(default_factory=list)
     #: record-level ledgers: each branch's (identity hash) latest re-derived epsilon
@@ -333,8 +339,11 @@ class AuditResult:
 
     def ledgers_word(self) -> list[str]:
         """What the verdict took on the ledger's word, one line each: the recorded noise
-        multipliers when no config held them, and the branches' DP-SGD histories of a
-        record-level ledger, which no config holds ([] when neither applies).
+        multipliers when no config held them, the corrupt fraction of distributed rows
+        when no config gave one (a smaller one counts more noise shares honest: the rows
+        a server would have written at 0 for a run at 0.25 verified at a smaller epsilon,
+        nothing said), and the branches' DP-SGD histories of a record-level ledger, which
+        no config holds ([] when none applies).
 
         Why: the replay takes each row's z as recorded; without ``--config`` a re-signed
         ledger recording z = 10 for a run at z = 1 VERIFIED, the output saying nothing of
@@ -360,6 +369,15 @@ class AuditResult:
                 f"record{'' if rows > 1 else 's'}, replayed as recorded (nothing in a "
                 "ledger shows the noise that was drawn): no --config held it to the "
                 "federation's, which fails a row recording more noise than the config runs"
+            )
+        if self.distributed_rows and not self.config_corrupt_fraction:
+            rows = self.distributed_rows
+            said.append(
+                f"the corrupt fraction {rows} distributed DP row{'s' if rows > 1 else ''} "
+                f"record{'' if rows > 1 else 's'} (or, where none is recorded, the fewest "
+                "colluders the rule assumes), from which each round's honest noise shares are "
+                "counted: a smaller fraction counts more shares honest and reads as a smaller "
+                "epsilon; no --config held it to the federation's"
             )
         if self.record_level:
             branches = len(self.record_level)
@@ -1012,6 +1030,7 @@ def verify_ledger(
     result = AuditResult(chain, first_round=first_round)
     if expected is not None and expected.noise_multiplier is not None:
         result.config_noise_multiplier = float(expected.noise_multiplier)
+    result.config_corrupt_fraction = expected is not None and expected.corrupt_fraction is not None
     prior_rows: list[ChainRow] = [] if prior is None else prior.rows
     if prior is not None:
         result.prior_ledger, result.prior_rows = str(prior_ledger), len(prior_rows)
@@ -1030,6 +1049,7 @@ def verify_ledger(
     # an earlier row's failure is still the one reported
     malformed: str | None = None
     previous_round: int | None = None
+    newest: tuple[int, str] | None = None  # the highest row version so far, where it is
     for index, row in enumerate(rows):
         problem = row_shape_problem(row.entry, previous_round)
         if problem is not None:
@@ -1040,6 +1060,11 @@ def verify_ledger(
             if index == own and own and previous_round is not None and shown_round != "?":
                 problem += f" (the last round of the prior ledger {prior_ledger})"
             malformed = f"{where_of(index, row, shown_round)}: {problem}"
+            rows = rows[:index]
+            break
+        downgrade = None if newest is None else _version_downgrade(row.entry["version"], *newest)
+        if downgrade is not None:
+            malformed = f"{where_of(index, row, row.entry['round'])}: {downgrade}"
             rows = rows[:index]
             break
         named = _not_the_config_federation(row.entry, expected)
@@ -1054,6 +1079,9 @@ def verify_ledger(
                 rows = rows[:index]
                 break
         previous_round = row.entry["round"]
+        if newest is None or row.entry["version"] > newest[0]:
+            held = f" of the prior ledger {prior_ledger}" if index < own else ""
+            newest = (row.entry["version"], f"row {row.seq}{held}")
     dp_expected = any(row.entry.get("dp") for row in rows) or (expected is not None and expected.dp)
     result.dp_claimed = dp_expected
     if expect_head is not None and chain.ok:
@@ -1077,7 +1105,16 @@ def verify_ledger(
                 )
         if result.anchor.failure is not None:
             result.failure = result.anchor.failure
+            if chain.without_log:  # the rows missing may be in the log not copied
+                result.failure += f"; {_read_without_log(path)}"
             return result
+    if chain.ok and chain.without_log and result.anchor is None:
+        result.failure = (
+            f"{_read_without_log(path)}; this copy holds {len(chain.rows)} rows, head "
+            f"{chain.head}: copy {Path(path).name}-wal with it (or verify the live file in "
+            "place), or pass the head the server printed when it stopped (--expect-head)"
+        )
+        return result
     begins = None if not rows else _first_round_problem(rows[0].entry["round"], first_round)
     if begins is not None:
         result.failure = begins
@@ -1122,6 +1159,7 @@ def verify_ledger(
                 charged = row.entry.get("status") == "complete" or dp.get("sum_revealed") is True
                 if problem is None and charged and dp.get("mechanism") == "distributed":
                     problem = _check_noise_shares(row.entry, dp)
+                    result.distributed_rows += 1
                 result.noise_multiplier_rows += dp.get("noise_multiplier") is not None
                 if problem is None and expected is not None:
                     problem = _check_against(dp, expected)
@@ -1360,4 +1398,46 @@ def verify_ledger(
             "(written before accounting became incremental): each lies within the PLD "
             "discretisation above the exact value, or was recomputed that way and matches"
         )
+    if chain.without_log:  # passed only with a head the auditor holds (above)
+        result.notes.append(
+            f"{_read_without_log(path)}; every row up to the head you expected "
+            f"({expect_head}) is in it, rows after it may not be"
+        )
     return result
+
+
+def _version_downgrade(version: int, newest: int, where: str) -> str | None:
+    """Why a row of ``version`` after a row of version ``newest`` (``where``: that row)
+    fails, or None when its version is no lower.
+
+    Why: a row's version is the layout of the secagg that wrote it (docs/audit.md: 3
+    since 2026-12-05, 2 since 2026-12-02, 1 before) and rows are written in order, so a
+    ledger's versions never go down. Each was read on its own, and an older layout is
+    held to fewer checks (a version-2 central row without ``dp.sampling`` skips its
+    sampling, population and ``delta < 1/N`` checks; a version-1 row need not state
+    ``noise_seeded``): rows after version-3 ones rewritten as version 2 without their
+    sampling record, at a delta that allows releasing a client's data outright,
+    verified."""
+    if version >= newest:
+        return None
+    return (
+        f"is row version {version} after version {newest} ({where}): a row's version is "
+        "the layout of the secagg that wrote it and rows are written in order, so versions "
+        f"never go down; version {version} is held to fewer checks than {newest} (rewritten "
+        "in the older layout, or written by a secagg older than the one before it)"
+    )
+
+
+def _read_without_log(path: str | Path) -> str:
+    """Why a ledger file read without its log may lack rows (:attr:`ChainReport.without_log`).
+
+    Why verify says it: such a copy's rows and signed head agree with each other, so
+    the chain alone verified it, short of the rows its log held, at a smaller epsilon
+    than the rounds that ran (a main file copied from a running or killed server)."""
+    name = Path(path).name
+    return (
+        f"read without its log: the file is in WAL mode (its writer was running, or was "
+        f"killed, when it was copied) and there is no {name}-wal beside it: rows an append "
+        "committed to that log since the writer last folded it in are not in this file, "
+        "and nothing in the file shows whether there are any"
+    )

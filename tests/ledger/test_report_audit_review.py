@@ -116,7 +116,7 @@ def _distributed_rows(contributors: list[int | None]) -> list[dict]:
         mechanism.round_options(N)
         out = mechanism.release(np.zeros(16), contributors=count, participants=N, noise_added=0.0)
         dp = mechanism.ledger_block(out.store) | {
-            "sampling": {"kind": "poisson", "rate": 1.0, "population": N}
+            "sampling": {"kind": "poisson", "rate": 1.0, "population": N, "seeded": False}
         }
         epsilon = out.epsilon
         rows.append(_row(number, dp, epsilon, contributed=count))

@@ -51,8 +51,11 @@ def test_a_per_client_row_without_its_sampling_record_fails(
     else:
         del rows[1]["dp"]["sampling"][drop]
     # rewritten as a row of version 2 (which may lack the record): the per-client
-    # marker still tells it was written after it (version 3: test_verify_row_version)
-    rows[1]["version"] = 2
+    # marker still tells it was written after it (version 3: test_verify_row_version).
+    # Every row rewritten so: a lower version after a higher one fails on its own
+    # (test_verify_version_downgrade)
+    for row in rows:
+        row["version"] = 2
     path, key = write_ledger(tmp_path / "forged.ledger", rows)
     failure = str(verify_ledger(path, key.public_key).first_failure)
     assert failure.startswith("row 2 (round 2): is charged per client (dp.composition")

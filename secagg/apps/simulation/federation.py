@@ -268,9 +268,16 @@ def _federate(
         ledger_path=ledger_path,
         export_key_to=ledger_path.with_suffix(".pub.pem"),
     )
-    server.run(
-        wait_for_clients=60.0, max_consecutive_aborts=config.rounds, max_attempts=config.rounds
-    )
+    try:
+        server.run(
+            wait_for_clients=60.0, max_consecutive_aborts=config.rounds, max_attempts=config.rounds
+        )
+    finally:
+        # closed, the ledger is whole in its main file and says so (out of WAL mode): left
+        # to the garbage collector it stayed in WAL mode, which an audit reads as a copy
+        # that may lack rows its log held (secagg.ledger.chain.wal_mode_without_log)
+        if server.ledger is not None:
+            server.ledger.close()
     for thread in threads:
         thread.join(timeout=5.0)
     if hub is not None:  # what the report needs of each branch's trainer, from its host
