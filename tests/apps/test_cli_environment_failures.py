@@ -225,3 +225,23 @@ def test_a_secagg_error_no_command_said_is_one_line(monkeypatch: pytest.MonkeyPa
     )
     result = _run("round", "--clients", "5", "--dim", "10", "--dropout", "0")
     assert _one_line(result, 1) == "Error: the round broke"
+
+
+def test_bench_papers_that_cannot_write_its_report_leaves_no_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """papers.md cannot be written (here a folder is in its place; a full disk fails
+    the same write): this run's papers.json was left, beside no report (or an earlier
+    run's), and read as a result. Now neither file is left, and the line names the path.
+    The grid and its plots are replaced: the write is what is checked, not the run."""
+    from secagg.apps.bench import papers
+
+    out = tmp_path / "papers"
+    (out / "papers.md").mkdir(parents=True)  # in the report's place
+    result = {"seconds": 0.1, "comparison": {"rows": []}}
+    monkeypatch.setattr(papers, "run_papers", lambda *a, **k: dict(result))
+    monkeypatch.setattr(papers, "write_plots", lambda *a, **k: [])
+    monkeypatch.setattr(papers, "markdown", lambda *a, **k: "# report\n")
+    line = _one_line(_run("bench", "papers", "--smoke", "--out", str(out)), 1)
+    assert line == f"Error: Is a directory: {out / 'papers.md'}"
+    assert not (out / "papers.json").exists()
