@@ -218,3 +218,19 @@ def _raise_at_once(error: BaseException) -> Callable[..., Any]:
         raise error
 
     return job
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_out_naming_a_file_or_a_folder_under_one_is_a_usage_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, under: str
+) -> None:
+    """``--out`` at an existing file, or at a folder under one: one line naming
+    ``--out`` (exit 2) before anything runs (already so before; kept so)."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("someone's file")
+    calls: list[Path] = []
+    failing = _job_that_fails(OSError(errno.ENOTDIR, "Not a directory"), calls)
+    monkeypatch.setattr("secagg.apps.simulation.runner.run_simulation", failing)
+    line = _one_error_line(_simulate(blocker / under if under else blocker), 2)
+    assert "--out" in line and calls == []
+    assert blocker.read_text() == "someone's file"
