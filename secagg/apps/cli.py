@@ -31,6 +31,8 @@ module reaches nothing but this module.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 from typing import Any, NoReturn
 
@@ -67,6 +69,7 @@ from secagg.apps.commands.common import (
     _CLIENTS,
     _LENGTH,
     _config_error,
+    _environment_cause,
     _fail,
     _one_line,
     _os_error,
@@ -137,6 +140,7 @@ from secagg.apps.commands.server import (
     server,
 )
 from secagg.apps.simulation.cli import simulate
+from secagg.errors import ConfigurationError, SecAggError
 
 #: every name this module defined before the split into secagg.apps.commands, and the
 #: two commands it adds from elsewhere: importable from here, as before
@@ -156,6 +160,7 @@ __all__ = [
     "_RUNS",
     "_SAMPLE_RATE_OPTION",
     "_WORKERS",
+    "EnvironmentFailure",
     "OneLineUsageError",
     "_DropAccountantNoise",
     "_OneLineErrors",
@@ -248,12 +253,32 @@ class OneLineUsageError(click.ClickException):
         super().__init__(error.format_message())
 
 
+class EnvironmentFailure(click.ClickException):
+    """A failure of the machine a command ran on, or of its files, that no command
+    layer said in its own words: one line, ``Error: <cause>``, exit status 1 (2 for a
+    :class:`~secagg.errors.ConfigurationError`, a mistake in the input).
+
+    Why: each command names the failures it expects, but one it did not (a full disk
+    as ``bench papers`` writes its plots, a state that fails to read as the server
+    reports its rounds, a ledger error past a party's own handler) ended in a Python
+    traceback through click (environment-failure review, 2026-12-07). Only the message
+    is shown: an OSError's cause and the path it names, never a file's contents."""
+
+    def __init__(self, exc: OSError | sqlite3.Error | SecAggError) -> None:
+        super().__init__(_environment_cause(exc))
+        self.exit_code = 2 if isinstance(exc, ConfigurationError) else 1
+
+
 class _OneLineErrors(click.Group):
-    """The top-level group: every usage error below it, at any depth, is one line.
+    """The top-level group: every usage error below it, at any depth, is one line, and
+    so is a failure of the machine or its files that no command said itself
+    (:class:`EnvironmentFailure`, exit 1).
 
     Subcommands parse their arguments inside this group's ``invoke`` and the group's
     own options in ``make_context``; both are wrapped. A group called without a
-    command still prints its help (``NoArgsIsHelpError`` is left to click).
+    command still prints its help (``NoArgsIsHelpError`` is left to click). A closed
+    stdout (EPIPE) is left to click, which exits quietly on it; a KeyboardInterrupt is
+    no failure of the environment and is never taken here.
     """
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
@@ -271,6 +296,10 @@ class _OneLineErrors(click.Group):
             raise
         except click.UsageError as exc:
             raise OneLineUsageError(exc) from exc
+        except (OSError, sqlite3.Error, SecAggError) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                raise  # click's own: a reader that went away hears nothing more
+            raise EnvironmentFailure(exc) from exc
 
 
 @click.group(cls=_OneLineErrors)

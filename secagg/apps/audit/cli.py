@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
-from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS
+from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _environment_cause
 from secagg.apps.json_output import dumps
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
@@ -949,18 +949,26 @@ def empirical(
             backend=backend,
             claimed_epsilon=claimed_epsilon,
         )
-    except AuditedFederationIncomplete as exc:
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except (SecAggError, sqlite3.Error, OSError) as exc:
         # a failed run, not a mistake in an option: it read "Error: the audited federation
         # did not complete: ...", exit 2, a usage error naming no flag (review of the
-        # audit command's edges, 2026-12-06); verify's unreadable ledger is said alike
-        message = f"{exc}: no release, so no bound"
+        # audit command's edges, 2026-12-06); verify's unreadable ledger is said alike.
+        # A failure of the machine under the audited federation (a full temporary folder
+        # for its state, a database error) is the same failed run: it was a traceback,
+        # and under --json no object at all (environment-failure review, 2026-12-07)
+        cause = (
+            str(exc)
+            if isinstance(exc, AuditedFederationIncomplete)
+            else f"the audited federation failed: {_environment_cause(exc)}"
+        )
+        message = f"{cause}: no release, so no bound"
         if as_json:
             click.echo(dumps(_empirical_error_json(message, EXIT_FAILED)))
         else:
             click.echo(f"FAILED: {message}", err=True)
         sys.exit(EXIT_FAILED)
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
     except MemoryError:  # below the machine's memory, but more than it had free
         raise click.BadParameter(
             f"{canaries} canaries ran out of memory", param_hint="'--canaries'"

@@ -1103,13 +1103,31 @@ def markdown(result: dict[str, Any], plots: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+#: the files of DIR that present a run's result: both of one run, or neither
+PAPERS_RESULT_FILES = ("papers.json", "papers.md")
+
+
 def write_report(result: dict[str, Any], out: str | os.PathLike[str]) -> dict[str, str]:
-    """DIR/papers.json, DIR/papers.md and DIR/*.png; returns what was written where."""
+    """DIR/papers.json, DIR/papers.md and DIR/*.png; returns what was written where.
+
+    Each file is written whole or not at all (:func:`secagg.apps.bench.write_text`), and
+    a failure on the way (a full disk, a file that cannot be replaced) removes
+    papers.json and papers.md before it propagates. Why: a full disk at papers.md left a
+    truncated report, or this run's papers.json beside an earlier run's papers.md: a
+    folder read as one run's result (environment-failure review, 2026-12-07)."""
+    from secagg.apps.bench import write_text
+
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(result, path)
-    (path / "papers.json").write_text(dumps(result) + "\n", encoding="utf-8")
-    (path / "papers.md").write_text(markdown(result, plots), encoding="utf-8")
+    try:
+        plots = write_plots(result, path)
+        write_text(str(path / "papers.json"), dumps(result) + "\n")
+        write_text(str(path / "papers.md"), markdown(result, plots))
+    except BaseException:
+        for name in PAPERS_RESULT_FILES:
+            with contextlib.suppress(OSError):
+                (path / name).unlink(missing_ok=True)
+        raise
     return {"json": str(path / "papers.json"), "markdown": str(path / "papers.md")} | {
         p: str(path / p) for p in plots
     }

@@ -10,7 +10,7 @@ import click
 
 from secagg.apps import devca
 from secagg.apps.cli_types import NonEmptyPath, refuse_special_files
-from secagg.apps.commands.common import _os_error
+from secagg.apps.commands.common import _path_failure
 from secagg.errors import ConfigurationError
 from secagg.transport.certs import MissingCertificate, load_ca_certificate
 
@@ -74,8 +74,8 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
         made = devca.init_ca(directory, server_names=names, force=force)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
-        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
+        raise _path_failure(exc, "--dir") from exc
     click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
     carried = devca.server_names_carried(names)  # once each, as gRPC spells an address
     click.echo(f"server certificate for {', '.join(carried)}: {made.server.certificate}")
@@ -94,8 +94,8 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
-        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
+        raise _path_failure(exc, "--dir") from exc
     # the key holder's certificate is issued here too: "the branch" misnamed its party
     click.echo(
         f"{name}: {issued.certificate} and {issued.key} (key: it goes to {name}'s machine only)"
@@ -129,8 +129,8 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    except OSError as exc:  # a --dir that is a file, a folder that cannot be written
-        raise click.BadParameter(_os_error(exc), param_hint="--dir") from exc
+    except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
+        raise _path_failure(exc, "--dir") from exc
     # the server re-reads the list at each connection, before each round's sampling and
     # every 30 s for the open sessions (docs/deployment.md): an open session ends too
     click.echo(

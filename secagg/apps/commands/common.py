@@ -7,8 +7,10 @@ Why one module: ``round`` and ``bench`` name the same ranges, and ``server``, ``
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import sqlite3
 import sys
 from typing import NoReturn
 
@@ -40,6 +42,47 @@ def _os_error(exc: OSError) -> str:
     """An OSError as one line: what failed and on which path, without errno numbers."""
     where = f" {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or type(exc).__name__}:{where}" if where else str(exc.strerror or exc)
+
+
+#: an OSError of the machine's resources, not of the path the user named: the same path
+#: would do once there is room (a full disk, a quota, an I/O error, no descriptors or
+#: memory left). Why: ``certs init`` and ``keyholder-init`` said every OSError as a
+#: mistake in ``--dir`` or ``--key`` (exit 2), a full disk included, which sent the
+#: operator to change a path that was right (environment-failure review, 2026-12-07)
+RESOURCE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+     errno.ENOBUFS}
+)  # fmt: skip
+
+
+def _path_failure(exc: OSError, flag: str) -> click.ClickException:
+    """An OSError met on the path ``flag`` gave: a usage error naming the flag (exit 2)
+    when the path is the mistake (missing, not a folder, not writable), one line of the
+    machine's failure with the path (exit 1) when its resources are
+    (:data:`RESOURCE_ERRNOS`)."""
+    if exc.errno in RESOURCE_ERRNOS:
+        failure = click.ClickException(f"{flag}: {_environment_cause(exc)}")
+        failure.exit_code = 1
+        return failure
+    return click.BadParameter(_os_error(exc), param_hint=flag)
+
+
+def _environment_cause(exc: BaseException) -> str:
+    """A failure of the machine or its files as one line: an OSError's cause and the
+    path(s) it names (``No space left on device: /runs/a/papers.json``), a database's
+    message with its kind (``database error: disk I/O error``), any other error's
+    message (a click error's as click shows it).
+
+    Why one function: the top-level group (``secagg.apps.cli``) and ``secagg
+    simulate``'s run folder say such failures alike; an OSError's ``str`` carried
+    ``[Errno 28]`` and Python's quoting of the path. Only the message: never a file's
+    contents (a key's bytes are never in an OSError)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+        return exc.strerror + (f": {' -> '.join(paths)}" if paths else "")
+    text = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+    text = " ".join(text.split()) or type(exc).__name__
+    return f"database error: {text}" if isinstance(exc, sqlite3.Error) else text
 
 
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:

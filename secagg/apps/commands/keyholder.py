@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
-from secagg.apps.commands.common import _fail, _one_line, _os_error
+from secagg.apps.commands.common import RESOURCE_ERRNOS, _fail, _one_line, _os_error
 from secagg.apps.commands.dialling import (
     _certs_error,
     _connection_failure,
@@ -189,8 +189,9 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         _fail(party, _config_failure(config_path, exc), 2)
     try:
         fingerprint = make_key_holder_key(config, key_path)
-    except OSError as exc:  # a folder that does not exist or cannot be written
-        _fail(party, f"--key {key_path}: {_os_error(exc)}", 2)
+    except OSError as exc:  # a folder that cannot be written (2); a full disk (1)
+        status = 1 if exc.errno in RESOURCE_ERRNOS else 2
+        _fail(party, f"--key {key_path}: {_os_error(exc)}", status)
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")

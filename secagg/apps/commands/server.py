@@ -6,7 +6,7 @@ certificate folder that lacks what it needs) and the line a stop leaves.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -100,6 +100,12 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)
+            try:
+                _say_outcome(config, server, results)
+            finally:
+                if server.ledger is not None:
+                    server.ledger.close()
+                server.store.close()
     except CertificateStoreError as exc:  # the server's own folder: missing, incomplete
         _fail("secagg server", _certificates_failure(config_path, config, exc), 2)
     except ConfigurationError as exc:
@@ -114,42 +120,49 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
         _fail("secagg server", f"stopped: {one_line(exc)}")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
         _stopped("secagg server", exc, _what_a_stop_keeps(state))
-    try:
-        done = server.completed_rounds()
-        if not results and done >= config.rounds:
-            click.echo(
-                f"federation {config.name} is already finished: {done} of {config.rounds} "
-                f"rounds complete (state {state}); nothing to do"
-            )
-            return
-        aborted = sum(1 for result in results if result.status == "aborted")
+
+
+def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> None:
+    """The lines of a server's run once :func:`~secagg.runtime.launch.serve` returns:
+    the rounds complete, the ledger's head, and exit 1 when the federation stopped early.
+
+    Why inside the command's one handler: these lines read the state and the ledger
+    again (the rounds complete, the head), and a state that failed there (a disk I/O
+    error, the file removed) or a ledger error ended in a traceback after the run, where
+    the same failure during the run was one line (environment-failure review,
+    2026-12-07)."""
+    state = config.server.state
+    done = server.completed_rounds()
+    if not results and done >= config.rounds:
         click.echo(
-            f"federation {config.name}: {done} of {config.rounds} rounds complete "
-            f"(this run: {len(results) - aborted} complete, {aborted} aborted)"
+            f"federation {config.name} is already finished: {done} of {config.rounds} "
+            f"rounds complete (state {state}); nothing to do"
         )
-        if server.ledger is not None:
-            click.echo(
-                f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
-                "secagg audit verify --expect-head, which then detects a ledger cut back)"
-            )
-        if not server.finished:  # stopped early: the server's stop_reason says why
-            why = server.stop_reason or server.budget_reached
-            # at the budget, another start would stop the same way: say what would help
-            hint = (
-                "the budget is all but spent: a new start runs only rounds that still fit "
-                "it (raise dp.epsilon_budget or the noise for a new federation)"
-                if server.budget_reached is not None
-                else "run the server again to continue"
-            )
-            _fail(
-                "secagg server",
-                f"federation {config.name} did not finish: {done} of {config.rounds} rounds "
-                f"complete{f' ({why})' if why else ''}; {hint}",
-            )
-    finally:
-        if server.ledger is not None:
-            server.ledger.close()
-        server.store.close()
+        return
+    aborted = sum(1 for result in results if result.status == "aborted")
+    click.echo(
+        f"federation {config.name}: {done} of {config.rounds} rounds complete "
+        f"(this run: {len(results) - aborted} complete, {aborted} aborted)"
+    )
+    if server.ledger is not None:
+        click.echo(
+            f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
+            "secagg audit verify --expect-head, which then detects a ledger cut back)"
+        )
+    if not server.finished:  # stopped early: the server's stop_reason says why
+        why = server.stop_reason or server.budget_reached
+        # at the budget, another start would stop the same way: say what would help
+        hint = (
+            "the budget is all but spent: a new start runs only rounds that still fit "
+            "it (raise dp.epsilon_budget or the noise for a new federation)"
+            if server.budget_reached is not None
+            else "run the server again to continue"
+        )
+        _fail(
+            "secagg server",
+            f"federation {config.name} did not finish: {done} of {config.rounds} rounds "
+            f"complete{f' ({why})' if why else ''}; {hint}",
+        )
 
 
 def _what_a_stop_keeps(state: str) -> str:

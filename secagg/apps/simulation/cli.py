@@ -6,9 +6,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
+import errno
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import warnings
@@ -21,6 +23,7 @@ import click
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.cli_types import FINITE
+from secagg.apps.commands.common import _environment_cause
 from secagg.apps.models import MODELS
 from secagg.apps.models.tabular import MissingLabelColumn
 from secagg.apps.simulation.config import (
@@ -41,7 +44,7 @@ from secagg.apps.simulation.config import (
     synthetic_only,
 )
 from secagg.durable import special_file_kind
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, SecAggError
 from secagg.transport.base import TransportError
 
 
@@ -333,8 +336,70 @@ class _Stopped(BaseException):
 #: what an aborted run folder holds: the reason, and that its files are no result
 ABORTED_FILE = "ABORTED"
 
+#: what a run folder left by a failed run holds: the cause, and that its files are no
+#: result (a failure of the machine or its files: a full disk, a folder removed)
+FAILED_FILE = "FAILED"
+
 #: the files that present a finished run (or experiment): removed from a stopped one
 RESULT_FILES = ("summary.json", "report.md", "experiment.json", "experiment.md")
+
+#: the failures of the machine or its files a run can meet, said as one line (exit 1)
+_ENVIRONMENT_ERRORS = (OSError, sqlite3.Error, SecAggError)
+
+
+@contextlib.contextmanager
+def _marked_failed_if_it_fails(run_dir: Path) -> Iterator[None]:
+    """A simulation that fails (not a stop: see :func:`_marked_aborted_if_stopped`)
+    leaves a run folder that cannot pass for a finished one, and a failure of the
+    machine or its files is one line naming the folder, exit status 1.
+
+    Why: only ConfigurationError and TransportError were said; an OSError (a full
+    disk in the run folder, the folder removed mid-run), a StateError, a LedgerError
+    or a sqlite3.Error from the run ended in a traceback and left the folder as it was,
+    its ledger and server state with no word that the run never finished (environment-
+    failure review, 2026-12-07). Now a folder this run wrote into gets a ``FAILED`` file
+    naming the cause and loses the files that present a result, whatever the failure (a
+    usage error found mid-run too); an empty one is removed, as before. A usage error's
+    line (``click.UsageError``, exit 2) and any other exception go on as they were."""
+    try:
+        yield
+    except Exception as exc:
+        cause = _environment_cause(exc)
+        marked = False
+        with contextlib.suppress(OSError):  # a full disk may refuse the marker too
+            # a folder the run wrote nothing into stays empty: a new attempt may use it
+            marked = _wrote_into(run_dir) and _mark_unfinished(
+                run_dir,
+                FAILED_FILE,
+                f"This simulation failed at {_now()}, before it finished: {cause}.\n",
+            )
+        if not isinstance(exc, _ENVIRONMENT_ERRORS):
+            raise
+        if marked:
+            left = f"{run_dir} is incomplete, marked failed ({run_dir / FAILED_FILE})"
+        elif run_dir.is_dir() and not _wrote_into(run_dir):
+            left = f"nothing was written into {run_dir}"
+        elif run_dir.is_dir():  # the marker could not be written: its results are gone
+            left = f"{run_dir} is incomplete (no summary.json, no report.md)"
+        else:
+            left = "no run folder was left"
+        status = 2 if isinstance(exc, ConfigurationError) else 1
+        failure = click.ClickException(f"the simulation failed: {cause}; {left}")
+        failure.exit_code = status
+        raise failure from exc
+
+
+def _wrote_into(run_dir: Path) -> bool:
+    """Whether the run folder is there and holds anything (an unreadable one: yes)."""
+    try:
+        return run_dir.is_dir() and any(run_dir.iterdir())
+    except OSError:
+        return True
+
+
+def _now() -> str:
+    """The time a marker file records, in UTC."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @contextlib.contextmanager
@@ -478,15 +543,25 @@ def _raise_stopped(signum: int, frame: object) -> None:
 def _mark_aborted(run_dir: Path, signal_name: str) -> bool:
     """Write ``ABORTED`` into ``run_dir`` (if the run left anything there) and remove the
     files that present a result; returns whether the folder is there."""
+    return _mark_unfinished(
+        run_dir,
+        ABORTED_FILE,
+        f"This simulation was stopped by {signal_name} at {_now()}, before it finished.\n",
+    )
+
+
+def _mark_unfinished(run_dir: Path, marker: str, first_line: str) -> bool:
+    """Write ``marker`` (``ABORTED``, ``FAILED``) into ``run_dir``, if the run left
+    anything there, after removing the files that present a result; returns whether the
+    folder is there. Those files go first: on a full disk their space is what lets the
+    marker be written."""
     if not run_dir.is_dir():
         return False
     for name in RESULT_FILES:
         with contextlib.suppress(OSError):
             (run_dir / name).unlink(missing_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    (run_dir / ABORTED_FILE).write_text(
-        f"This simulation was stopped by {signal_name} at {stamp}, before it finished.\n"
-        "Its files are incomplete and are no result: the ledger and the server state\n"
+    (run_dir / marker).write_text(
+        first_line + "Its files are incomplete and are no result: the ledger and the server state\n"
         "hold the rounds done so far (for an audit); a seed-*/ folder with a report.md\n"
         "is one finished seed of an experiment. Run it again into a new --out folder.\n"
     )
@@ -505,8 +580,10 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
 
     Exit status: 0 when the federation trained a model; 1 when no federated round
     completed (with --seeds, in no seed): the run folder is written and reads
-    UNTRAINED, and one line says why; 2 for a mistake in the flags or the config;
-    143 or 130 when stopped by SIGTERM or Ctrl-C.
+    UNTRAINED, and one line says why; 1 too when the machine or its files fail under
+    the run (a full disk, a database error): one line, and the folder is marked FAILED;
+    2 for a mistake in the flags or the config; 143 or 130 when stopped by SIGTERM or
+    Ctrl-C.
     """
     from secagg.apps.simulation.report import no_round_completed, write_run_folder
     from secagg.apps.simulation.runner import run_simulation
@@ -518,13 +595,13 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     typed = [k for k, v in flags.items() if v is not None]
-    if not run_dir.exists():  # made and removed here, to name --out if it cannot be made
-        try:
-            run_dir.mkdir(parents=True)
-            run_dir.rmdir()  # the run makes it again (and a failed run leaves none behind)
-        except OSError as exc:
-            raise click.UsageError(f"--out {run_dir}: cannot create it: {exc.strerror}") from exc
-    with _quiet_libraries(), _marked_aborted_if_stopped(run_dir), _no_empty_folder_left(run_dir):
+    _check_run_dir_writable(run_dir)
+    with (
+        _quiet_libraries(),
+        _marked_aborted_if_stopped(run_dir),
+        _marked_failed_if_it_fails(run_dir),
+        _no_empty_folder_left(run_dir),
+    ):
         progress_bar = None if (quiet or as_json) else _ProgressBar()
         if config.seeds > 1:
             experiment = _experiment(config, run_dir, typed, from_file, progress_bar)
@@ -532,6 +609,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
             result = _with_progress(
                 run_simulation, config, run_dir, progress_bar, typed=typed, from_file=from_file
             )
+            _check_run_dir_still_there(run_dir)
             written = write_run_folder(result, run_dir)
     if config.seeds > 1:
         # the experiment folder is complete: a stop while its lines print says so (it
@@ -548,6 +626,44 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
         raise click.ClickException(
             f"no federated round completed: {why}; the model is untrained, not a result "
             f"({run_dir}, report.md, records the run)"
+        )
+
+
+def _check_run_dir_writable(run_dir: Path) -> None:
+    """``--out`` names a folder this process can make, or one it can write in: else one
+    usage line naming ``--out``, exit 2, before anything is trained.
+
+    A missing folder is made and removed here (the run makes it again, and a failed run
+    leaves none behind). An existing (empty) one is probed with a folder made and removed
+    in it. Why the probe: a read-only ``--out`` passed this check, the run trained for
+    minutes and then failed on its first file with a traceback (environment-failure
+    review, 2026-12-07)."""
+    target, action = (
+        (run_dir, "create it")
+        if not run_dir.exists()
+        else (run_dir / f".secagg-write-test-{os.getpid()}", "write in it")
+    )
+    try:
+        target.mkdir(parents=True)
+        target.rmdir()
+    except OSError as exc:
+        raise click.UsageError(f"--out {run_dir}: cannot {action}: {exc.strerror or exc}") from exc
+
+
+def _check_run_dir_still_there(run_dir: Path) -> None:
+    """Raise FileNotFoundError if the run folder went away while the federation ran.
+
+    Why: the run keeps its ledger and server state open, so it finished without a word
+    of it, and writing the results made the folder again: a summary.json and a report.md
+    that name a ledger and a server state no longer there, a result no one can audit
+    (environment-failure review, 2026-12-07). The run then fails as any other failure
+    of its files does (:func:`_marked_failed_if_it_fails`)."""
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            "the run folder was removed while the simulation ran (its ledger and server "
+            "state with it)",
+            str(run_dir),
         )
 
 
