@@ -40,6 +40,8 @@ import pytest
 MEASURED_SECONDS: dict[str, float] = {
     "tests/apps/simulation/test_ray_simulation.py": 45,
     "tests/runtime/test_crash_points.py": 41,
+    # 40 kept (2026-12-07, -n 0 --durations=0: 57 s at a load of 12, 73 s at 14; by the
+    # re-measure rule above neither raises nor lowers it)
     "tests/protocol/test_properties.py": 40,
     "tests/apps/test_bench_papers.py": 30,
     "tests/apps/test_bench_scale.py": 30,
@@ -77,7 +79,11 @@ MEASURED_SECONDS: dict[str, float] = {
     # 2026-12-06 re-measure (see above): hypothesis-driven protocol files of one to
     # twenty tests, far above the 0.25 s a test their count gave them (loaded seconds
     # in brackets; test_hostile_schedules was 7)
-    "tests/protocol/test_adversarial.py": 30,  # (44)
+    # 30 (44) until its two message fuzzes stopped playing the honest round on after
+    # a refusal and building a round for a message the decoder refuses (2026-12-07, -n 0
+    # --durations=0 back to back at a load of 16-18: 107 -> 44 s; the CPU of its tests
+    # 10.8 -> 4.4 s): 30 scaled by that 0.41
+    "tests/protocol/test_adversarial.py": 12,
     "tests/protocol/test_malicious_clients.py": 21,  # (32) one test
     "tests/protocol/test_hostile_schedules.py": 18,  # (28) one test
     "tests/protocol/test_messages.py": 18,  # (27)
