@@ -808,6 +808,19 @@ def wal_mode_without_log(path: str | Path) -> bool:
     return header[_WAL_VERSION_BYTES] == b"\x02\x02" and not _wal_of(path).exists()
 
 
+def read_without_writing(path: str | Path, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
+    """``query`` run on the ledger file at ``path`` in one read transaction, without
+    writing to it or beside it (:func:`_read_tables`).
+
+    Why a reader other than the audit needs it: a read-write connection that is the
+    last to close a WAL-mode file folds its ``-wal`` in and deletes it, leaving the file
+    whole but in WAL mode with no log, which ``audit verify`` cannot tell from a copy
+    taken without its log (:func:`wal_mode_without_log`). The server's start counted
+    the rows of a killed server's ledger so, and a start refused before the writer
+    opened it left an honest ledger that failed in place."""
+    return _read_tables(Path(path), query)
+
+
 def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
     """The public key, the rows and the signed head, read without writing anywhere.
 

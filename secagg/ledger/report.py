@@ -678,6 +678,7 @@ def build_report(
     *,
     first_round: int = 1,
     prior_ledger: str | Path | None = None,
+    expect_head: str | None = None,
 ) -> tuple[str, bytes | None]:
     """The markdown text and the PNG of the budget and participation; ``expected``: the
     federation's config, which every DP row is then checked against (and whose
@@ -687,9 +688,16 @@ def build_report(
     epsilon spent covers the rounds from it on only and is not compared with a budget
     (the federation's total is larger, so "within it" would flatter). ``prior_ledger``:
     the ledger of the earlier rounds, replayed first (:func:`verify_ledger`): the
-    epsilon shown is then the federation's, its rounds included."""
+    epsilon shown is then the federation's, its rounds included. ``expect_head``: a head
+    the ledger must still hold (:func:`verify_ledger`); the only way a copy read without
+    its log reports as verified."""
     result = verify_ledger(
-        path, public_key, expected=expected, first_round=first_round, prior_ledger=prior_ledger
+        path,
+        public_key,
+        expect_head,
+        expected=expected,
+        first_round=first_round,
+        prior_ledger=prior_ledger,
     )
     rows = _entries(result)
     # without DP there is no epsilon to follow from anything: say so, not a vacuous check
@@ -776,6 +784,9 @@ def build_report(
         + (f" ({never_ran} before they ran: too few sampled or connected)" if never_ran else "")
         + _prior_held(result),
     ]
+    if result.ok and result.anchor is not None:  # as ``audit verify`` says it
+        grown = f"; {result.anchor.grown_by} rows appended since" if result.anchor.grown_by else ""
+        lines.append(f"- expected head `{expect_head}` is in the ledger{grown}")
     # a ledger begun afresh with no round yet: the prior ledger's rows describe the
     # federation (it read "No round carries a DP block ... released without DP")
     dp = _ledger_dp(rows) or (result.prior_dp or {})

@@ -1110,9 +1110,11 @@ def verify_ledger(
             return result
     if chain.ok and chain.without_log and result.anchor is None:
         result.failure = (
-            f"{_read_without_log(path)}; this copy holds {len(chain.rows)} rows, head "
+            f"{_read_without_log(path)}; the file holds {len(chain.rows)} rows, head "
             f"{chain.head}: copy {Path(path).name}-wal with it (or verify the live file in "
-            "place), or pass the head the server printed when it stopped (--expect-head)"
+            "place); where it is the live file, start and stop its server once (which "
+            "leaves WAL mode); or pass the head the server printed when it stopped "
+            "(--expect-head)"
         )
         return result
     begins = None if not rows else _first_round_problem(rows[0].entry["round"], first_round)
@@ -1435,9 +1437,17 @@ def _read_without_log(path: str | Path) -> str:
     the chain alone verified it, short of the rows its log held, at a smaller epsilon
     than the rounds that ran (a main file copied from a running or killed server)."""
     name = Path(path).name
+    # the live file can be so too (review of 2026-12-07): another program holding it
+    # read-write when the server stopped keeps it in WAL mode and, closing last, folds
+    # the log in and deletes it; a kill between SQLite's deletion of the log and its
+    # rewrite of the header; a close by an older secagg. Said, so an auditor reading it
+    # in place is not told only to copy a log that is no longer there
     return (
         f"read without its log: the file is in WAL mode (its writer was running, or was "
         f"killed, when it was copied) and there is no {name}-wal beside it: rows an append "
         "committed to that log since the writer last folded it in are not in this file, "
-        "and nothing in the file shows whether there are any"
+        "and nothing in the file shows whether there are any (read in place: a file "
+        "another program held open read-write when its server stopped, one whose server "
+        "was killed while leaving WAL mode, or one last closed by a secagg before "
+        "2026-12-07)"
     )

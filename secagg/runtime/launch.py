@@ -44,6 +44,7 @@ from secagg.ledger.chain import (
     NotALedger,
     export_public_key,
     not_a_ledger,
+    read_without_writing,
     unwritten_ledger_tables,
 )
 from secagg.runtime import outcome
@@ -387,9 +388,13 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
 def _ledger_rows(path: Path, state: Path) -> int | None:
     """Rows of the ledger at ``path`` (``state``'s), or None when there is no ledger.
 
-    Opened as the writer opens it, not read-only: a read-only connection to a WAL
-    database leaves empty ``-wal`` and ``-shm`` files behind, and a refused start
-    should leave the files as it found them.
+    Read as the audit reads it (:func:`~secagg.ledger.chain.read_without_writing`), so a
+    refused start leaves the files as it found them: a plain read-only connection to a
+    WAL database left empty ``-wal`` and ``-shm`` files behind, and the read-write one
+    used until 2026-12-07 folded a killed server's ``-wal`` in and deleted it when it
+    closed, so a start refused before the writer opened the ledger (no key, no state)
+    left it whole in WAL mode with no log, which ``audit verify`` fails in place as a
+    copy taken without its log.
 
     A file there that is no ledger at all (the state database copied over it, a file
     that is not SQLite) raises :class:`~secagg.ledger.chain.NotALedger` saying what it
@@ -409,17 +414,17 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
     own tables, not ``ledger``, every one empty."""
     if not holds_state(path):
         return None
+
+    def count(db: sqlite3.Connection) -> int | None:
+        unwritten = unwritten_ledger_tables(db)
+        # no table, or only the side tables created before ``ledger``, all empty: the
+        # ledger's first open did not finish (an empty ``ledger`` table is a ledger)
+        if unwritten is not None and "ledger" not in unwritten:
+            return None
+        return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+
     try:
-        db = sqlite3.connect(path)
-        try:
-            unwritten = unwritten_ledger_tables(db)
-            # no table, or only the side tables created before ``ledger``, all empty: the
-            # ledger's first open did not finish (an empty ``ledger`` table is a ledger)
-            if unwritten is not None and "ledger" not in unwritten:
-                return None
-            return int(db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
-        finally:
-            db.close()
+        return read_without_writing(path, count)
     except sqlite3.Error as exc:
         failure = exc
     wrong_file = not_a_ledger(path)

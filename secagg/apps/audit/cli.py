@@ -301,6 +301,20 @@ def _head_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+#: ``--expect-head`` of ``verify`` and ``report``, defined once: the report of a copy
+#: without its log (or of a ledger closed by a secagg before 2026-12-07) could only read
+#: FAILED, since the head that vouches for such a copy could not be given to it
+_expect_head_option = click.option(
+    "--expect-head",
+    metavar="SEQ:HASH",
+    callback=_head_option,
+    help="The head an earlier audit printed (or the operator published). Fails unless "
+    "the ledger still holds it: a ledger cut back or rolled back to an earlier head "
+    "otherwise verifies. A grown ledger passes. A ledger file in WAL mode read without "
+    "its -wal passes only with a head it holds.",
+)
+
+
 @audit.command(
     "verify",
     cls=_JsonUsageErrors,
@@ -335,14 +349,7 @@ A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
     help="The ledger's public key (PEM) as the auditor received it from the operator. "
     "Without it the ledger is only checked against the key it embeds: UNVERIFIED (exit 4).",
 )
-@click.option(
-    "--expect-head",
-    metavar="SEQ:HASH",
-    callback=_head_option,
-    help="The head an earlier audit printed (or the operator published). Fails unless "
-    "the ledger still holds it: a ledger cut back or rolled back to an earlier head "
-    "otherwise verifies. A grown ledger passes.",
-)
+@_expect_head_option
 @click.option(
     "--config",
     "config",
@@ -747,6 +754,7 @@ Exit status:
     "the ledger kept before this one began), signed by the same key. It is verified and "
     "replayed first: every epsilon shown is then the federation's, its rounds included.",
 )
+@_expect_head_option
 def report(
     ledger: str,
     pubkey: bytes | None,
@@ -754,6 +762,7 @@ def report(
     out: str,
     first_round: int,
     prior_ledger: str | None,
+    expect_head: str | None,
 ) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
     from secagg.ledger.report import build_report, write_report_files
@@ -761,7 +770,12 @@ def report(
     expected = _expected(config)
     try:
         text, png = build_report(
-            ledger, pubkey, expected, first_round=first_round, prior_ledger=prior_ledger
+            ledger,
+            pubkey,
+            expected,
+            first_round=first_round,
+            prior_ledger=prior_ledger,
+            expect_head=expect_head,
         )
     except ConfigurationError as exc:
         raise _usage_error(exc) from exc
