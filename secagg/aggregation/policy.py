@@ -554,8 +554,11 @@ class BranchPolicy:
         * a share split over more expected clients than the round has: each share is
           z C / sqrt(expected), so a round of 10 "expecting" a million carries
           1/300 of the noise. A branch that pinned ``expected_clients`` caps the
-          split by that; one that did not requires the noise of the whole round, all
-          its clients honest and present, to reach its ``min_noise_multiplier``:
+          split by that, and takes a smaller round on purpose (a Poisson draw may be
+          any size): pinned at 100, a round of 3 carries z sqrt(3 / 100), and is
+          charged for the shares in its sum (docs/deployment.md); one that did not
+          requires the noise of the whole round, all its clients honest and present,
+          to reach its ``min_noise_multiplier``:
           z sqrt(min(n, expected) / expected), the best this round can deliver.
 
         A share's numbers that no share can have are a typed ConfigurationError
