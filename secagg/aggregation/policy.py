@@ -467,20 +467,29 @@ class BranchPolicy:
             )
 
     def check_size(self, num_clients: int, dimension: int) -> None:
+        """The round's clients and dimension against the caps; each a whole number, or a
+        ConfigurationError (a spec decoded from the wire has 32-bit counts; a library
+        caller's 3.5 clients passed, and a count too long to print made the refusal's
+        own text raise ValueError: second policy review, 2026-12-07)."""
+        for name, count in (("clients", num_clients), ("dimension", dimension)):
+            if isinstance(count, bool) or not isinstance(count, numbers.Integral):
+                raise ConfigurationError(f"a round's {name} is a whole count, not {_said(count)}")
         if num_clients > self.max_clients:
             raise self.refuse(
-                "max_clients", f"a round of {num_clients} clients (at most {self.max_clients})"
+                "max_clients",
+                f"a round of {_said(num_clients)} clients (at most {self.max_clients})",
             )
         if dimension > self.max_dimension:
             raise self.refuse(
-                "max_dimension", f"a round of dimension {dimension} (at most {self.max_dimension})"
+                "max_dimension",
+                f"a round of dimension {_said(dimension)} (at most {self.max_dimension})",
             )
         if self.expected_clients is not None and num_clients > self.expected_clients:
             # strict, as fcp's max_clients_expected: clients beyond the cohort the branch
             # was told about can only be ones the server made up (uncounted colluders)
             raise self.refuse(
                 "expected_clients",
-                f"a round of {num_clients} clients; this branch expects at most "
+                f"a round of {_said(num_clients)} clients; this branch expects at most "
                 f"{self.expected_clients}",
             )
 
@@ -545,8 +554,11 @@ class BranchPolicy:
         * a share split over more expected clients than the round has: each share is
           z C / sqrt(expected), so a round of 10 "expecting" a million carries
           1/300 of the noise. A branch that pinned ``expected_clients`` caps the
-          split by that; one that did not requires the noise of the whole round, all
-          its clients honest and present, to reach its ``min_noise_multiplier``:
+          split by that, and takes a smaller round on purpose (a Poisson draw may be
+          any size): pinned at 100, a round of 3 carries z sqrt(3 / 100), and is
+          charged for the shares in its sum (docs/deployment.md); one that did not
+          requires the noise of the whole round, all its clients honest and present,
+          to reach its ``min_noise_multiplier``:
           z sqrt(min(n, expected) / expected), the best this round can deliver.
 
         A share's numbers that no share can have are a typed ConfigurationError
@@ -615,8 +627,8 @@ class BranchPolicy:
                 )
                 raise self.refuse(
                     "expected_clients",
-                    f"the noise is split over {expected_clients} expected clients in a "
-                    f"round of {num_clients}: even with every client honest and present "
+                    f"the noise is split over {_said(expected_clients)} expected clients in "
+                    f"a round of {_said(num_clients)}: even with every client honest and present "
                     f"the sum carries noise multiplier {carried} < {floor} (pin "
                     "branch.expected_clients to the cohort this branch was told about)",
                 )
@@ -631,8 +643,9 @@ class BranchPolicy:
         ):
             raise self.refuse(
                 "expected_clients",
-                f"the noise is split over {expected_clients} expected clients, more than the "
-                f"{self.expected_clients} this branch expects (each share would be smaller)",
+                f"the noise is split over {_said(expected_clients)} expected clients, more "
+                f"than the {self.expected_clients} this branch expects (each share would be "
+                "smaller)",
             )
 
     def check_key_holder(self, fingerprint: bytes) -> None:
@@ -739,13 +752,27 @@ def _check_share_numbers(
             )
 
 
+#: the most digits an integer a refusal names is written out with; a longer one is named
+#: by its count of digits
+_DIGITS_SHOWN = 40
+
+
 def _said(value: Any) -> str:
-    """``value`` for a one-line refusal: its repr cut at 40 characters, or the digits of a
-    number too long to print (``repr`` refuses an integer of more than 4 300 digits with a
-    ValueError, which a refusal must not become)."""
+    """``value`` for a one-line refusal: its repr cut at 40 characters, or, for an integer
+    of more than 40 digits, its count of digits (``an integer of 401 digits``).
+
+    Why not the repr cut for an integer too: 10**400 read ``1000...0`` in 40 digits, a
+    number 360 digits shorter than the one given, and ``repr`` refuses an integer of more
+    than 4 300 digits with a ValueError, which a refusal must not become (second policy
+    review, 2026-12-07)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        digits = decimal_digits(int(value))
+        if digits > _DIGITS_SHOWN:
+            return f"an integer of {digits} digits"
+        return str(int(value))
     try:
         return f"{value!r:.40}"
-    except ValueError:
+    except ValueError:  # a Fraction of such an integer
         return f"a number of {decimal_digits(int(value))} digits"
 
 
@@ -775,6 +802,9 @@ def _apart(
     against a floor of 1 (and ``clip 1 > 1``, ``must be at most 10000, not 10000``): the
     comparison was right and its line contradicted itself (hostile policy review,
     2026-12-06)."""
+    # as floats: a Fraction (a real number the checks take, below the floats' range
+    # checks) has no "g" format before Python 3.12, and its refusal raised TypeError
+    value, bound = float(value), float(bound)
     text, limit = shown_value(value), f"{bound:g}"
     if text == limit:
         return repr(float(value)), repr(float(bound))
