@@ -790,8 +790,10 @@ def wal_mode_without_log(path: str | Path) -> bool:
     rows that only its log holds.
 
     Why it says "may": :meth:`Ledger.close` leaves the file in rollback-journal mode, so
-    a file in WAL mode is one whose writer was running or was killed when it was copied
-    (or one closed by a secagg before 2026-12-07, which left it in WAL mode), and its
+    a file in WAL mode is one whose writer was running or was killed when it was copied,
+    or, read in place, one whose writer was killed while leaving WAL mode, one another
+    program held open read-write when the writer closed (that program's close deletes the
+    log), or one closed by a secagg before 2026-12-07, which left it in WAL mode. Its
     log is where an append's row sits until the writer folds it in: a reader's open
     snapshot holds the fold back, and a kill between the commit and the fold leaves the
     row in the log until the next start. Nothing in the main file tells whether its log
