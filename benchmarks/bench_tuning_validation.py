@@ -8,9 +8,10 @@ python benchmarks/bench_tuning_validation.py --quick          # one small world
 Why: the public prior and the centralized baseline choose their start, learning rate and
 epochs on a held-out fifth of their training rows (``secagg.apps.simulation.tuning``).
 Held out by row, a card's fraud burst sits on both sides of the split, so the validation
-is optimistic; ``tuning_validation = "customer"`` holds out whole cards. Before the
-default switches, the lead needs to see whether the choices move, and by how much: this
-runs both fits under both splits, as ``secagg simulate`` runs them (its data, its public
+is optimistic; ``tuning_validation = "customer"`` holds out whole cards (the default
+since 2026-12-07). Whether and how much the choices move between the two is what the
+switch was decided on (docs/results.md, "Tuning by customer"): this runs both fits
+under both splits, as ``secagg simulate`` runs them (its data, its public
 reference, its standardisation, one torch thread), without the federation. Only the
 tuning seeds: the reported seeds 0-9 are refused (a choice made looking at them would
 no longer be out of sample). The centralized test AUPRC it prints is in-sample for

@@ -20,7 +20,8 @@ Theory of operation
    under the same privacy mechanism as in the federation) and *centralized
    non-private* (all training rows pooled, the upper bound no bank may build), which is
    tuned on its own: start, learning rate and epochs chosen on held-out training
-   rows, or whole customers with ``tuning_validation = "customer"``.
+   rows of whole customers (``tuning_validation = "customer"``, the default), or on
+   single rows with ``"row"``.
 4. **Federation**: the real runtime, not a shortcut. A
    :class:`~secagg.runtime.server.FederationServer` and one
    :class:`~secagg.runtime.client.FederationClient` thread per branch talk over

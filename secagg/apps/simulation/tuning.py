@@ -6,15 +6,15 @@ the model is refitted on all of them. Why: the centralized baseline is the denom
 of every claim, and at the federation's learning rate it diverged on some seeds and
 small models, so it is tuned like any model a fraud team would deploy.
 
-With ``tuning_validation = "customer"`` the held-out share is made of whole customers
-(cards) when the data names them (:func:`customer_validation_split`), and of rows when it
-does not (a CSV without a customer column); with ``"row"`` (the default, which every
-published figure ran) it is single rows. Why customers: a card's fraud burst is several
-rows; split by row, 31 of the 47 fraud cards of tuning seed 1000 had rows on both sides,
-so the model was scored on bursts it had partly fitted, the validation AUPRC was
-optimistic and what was chosen on it could be chosen for that leakage. Why not yet the
-default: on tuning seed 1000 it chooses another public prior, so the default run's model
-would move (docs/results.md, "Tuning by customer").
+With ``tuning_validation = "customer"`` (the default since 2026-12-07) the held-out
+share is made of whole customers (cards) when the data names them
+(:func:`customer_validation_split`), and of rows when it does not (a CSV without a
+customer column); with ``"row"`` (the default before, which the figures of
+docs/results.md labelled "tuned by row" ran) it is single rows. Why customers: a card's
+fraud burst is several rows; split by row, 31 of the 47 fraud cards of tuning seed 1000
+had rows on both sides, so the model was scored on bursts it had partly fitted, the
+validation AUPRC was optimistic and what was chosen on it could be chosen for that
+leakage (docs/results.md, "Tuning by customer").
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.seeding import _derived_seed
 
 #: the tuned non-private fits (the prior, the centralized baseline): learning rates and
-#: the most epochs tried, the epoch count chosen on a held-out fifth of the training rows
-#: (or whole customers' rows, with ``tuning_validation = "customer"``: see
-#: :func:`customer_validation_split`)
+#: the most epochs tried, the epoch count chosen on a held-out fifth of the training
+#: rows: whole customers' rows by default (``tuning_validation = "customer"``, see
+#: :func:`customer_validation_split`), single rows with ``"row"``
 TUNING_LEARNING_RATES = (0.25, 1.0)
 
 
