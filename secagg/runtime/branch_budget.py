@@ -51,13 +51,16 @@ that cannot be read stops the branch, never resets its spend, and one that recor
 than the budget (a budget lowered since) stops it at start (:class:`BudgetSpent`).
 
 The branch's figure is an upper bound under its own assumptions, without the server's
-sampling amplification. Its corrupt fraction is of each round's cohort: a server that
-samples the cohort from a larger federation may pack every colluder it has into one
-round, which the server's ledger counts (the population's colluders) and the branch,
-which does not know the population, does not, so there it may lie *below* the ledger
-(12 branches, 3 colluders, a cohort of 6: the ledger counts 3 honest shares, the branch
-under corrupt_fraction 0.25 four). A branch in a sampled federation sets
-``min_colluders`` to the colluders it assumes in the whole federation (review of the
+sampling amplification. Its corrupt fraction is of the cohort it was told about,
+``max(round, expected_clients)``: a server that samples a round from that cohort may
+pack every colluder of it into the round, so all of them are counted (a round of 20 from
+an ``expected_clients`` of 100 at 5 %: 5 colluders, not the 1 of the round's own 5 %;
+review of colluders, 2026-12-07). A branch that does not set ``expected_clients`` knows
+no cohort beyond the round, and a server sampling from a larger federation may then lie
+*below* the ledger (12 branches, 3 colluders, a cohort of 6: the ledger counts 3 honest
+shares, the branch under corrupt_fraction 0.25 four); such a branch sets
+``expected_clients`` to the federation, or ``min_colluders`` to the colluders it assumes
+in it (review of the
 branch budget, 2026-12-05). What a DP-SGD training hook reports (its
 :class:`~secagg.dp.release.RecordReport`) is not composed into this budget: DP-SGD's
 epsilon bounds the same uploads for its own unit with its own accountant (the hook's
@@ -186,9 +189,11 @@ def honest_shares(
 ) -> int:
     """The noise shares a branch counts on in a round of ``num_clients``, from its own
     assumptions only: the cohort, capped by its ``expected_clients`` (a round larger than
-    that is refused anyway); less the colluders it assumes (its corrupt fraction, and at
-    least ``min_colluders`` of the others: the protocol's own count, up to ``n - 1`` as
-    the DP layer counts them, since the protected branch is honest); less the dropouts
+    that is refused anyway); less the colluders it assumes (its corrupt fraction of the
+    cohort it was told about, ``max(round, expected_clients)``, all of them possibly in
+    this round since the server draws it, and at least ``min_colluders`` of the others:
+    the protocol's own count, up to ``n - 1`` as the DP layer counts them, since the
+    protected branch is honest); less the dropouts
     its ``dropout_fraction`` assumes (their shares never arrive). At least one: its own.
 
     The same rule as the threshold the branch computes itself
@@ -212,13 +217,20 @@ def honest_shares(
     if not certified:
         return 1
     n = int(num_clients)
+    # the cohort the branch was told about: its colluders are that cohort's, whatever
+    # round the server draws from it (a hostile server puts all of them in a round of
+    # 20 from 100: 5 at 5 %, where 5 % of the round counted 1, or min_colluders' 2)
+    cohort = n if policy.expected_clients is None else max(n, policy.expected_clients)
     if policy.expected_clients is not None:
         n = min(n, policy.expected_clients)
     if n <= 1:
         return 1
-    colluders = max(
-        tolerated_colluders(n, policy.corrupt_fraction, policy.min_colluders),
-        min(policy.min_colluders, n - 1),
+    colluders = min(
+        max(
+            tolerated_colluders(cohort, policy.corrupt_fraction, policy.min_colluders),
+            policy.min_colluders,
+        ),
+        n - 1,
     )
     # the protocol's count (its 1e-14 nudge: 0.29 * 100 is 28.999... in floats, and a
     # plain floor assumed 28 dropouts where the round is sized for 29, one honest share
