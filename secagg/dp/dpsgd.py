@@ -352,6 +352,50 @@ _CALIBRATIONS: dict[tuple[Any, ...], tuple[float, tuple[Warning, ...]]] = {}
 _CALIBRATIONS_LOCK = threading.Lock()
 _MOST_CALIBRATIONS = 256
 
+Calibrations = dict[tuple[Any, ...], tuple[float, tuple[Warning, ...]]]
+
+
+def known_calibrations() -> Calibrations:
+    """A copy of this process's calibration memo (picklable), for another process to
+    start from with :func:`remember_calibrations`.
+
+    Why: the simulator's Ray engine builds each branch's trainer in a client host, a
+    process of its own whose memo is empty, so every host searched again for the noise
+    the driver's check had found (a PRV search: seconds of CPU each). Given the driver's
+    memo, the host's trainers get the driver's ``z``, the same float the in-process
+    engine's trainers get."""
+    with _CALIBRATIONS_LOCK:
+        return dict(_CALIBRATIONS)
+
+
+def remember_calibrations(known: Mapping[tuple[Any, ...], Any]) -> None:
+    """Add ``known`` (another process's :func:`known_calibrations`) to this process's
+    memo; a key already here keeps its own value. Checked whole first: an entry that is
+    not ``(key tuple, (positive finite z, tuple of warnings))`` is a ConfigurationError,
+    and nothing is added."""
+    entries = []
+    for key, value in known.items():
+        try:
+            z, said = value
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"a calibration is (z, warnings), not {value!r}") from None
+        if not (
+            isinstance(key, tuple)
+            and type(z) is float
+            and math.isfinite(z)
+            and z > 0
+            and isinstance(said, tuple)
+            and all(isinstance(w, Warning) for w in said)
+        ):
+            raise ConfigurationError(f"not a calibration: {key!r} -> {value!r}")
+        entries.append((key, (z, said)))
+    with _CALIBRATIONS_LOCK:
+        for key, value in entries:
+            if key not in _CALIBRATIONS:
+                if len(_CALIBRATIONS) >= _MOST_CALIBRATIONS:
+                    del _CALIBRATIONS[next(iter(_CALIBRATIONS))]
+                _CALIBRATIONS[key] = value
+
 
 def _search_after(
     prior: list[tuple[float, float, int]],
