@@ -354,6 +354,21 @@ _MOST_CALIBRATIONS = 256
 
 Calibrations = dict[tuple[Any, ...], tuple[float, tuple[Warning, ...]]]
 
+#: (accountant, history, delta) -> the epsilon a calibration's search evaluated. Why: a
+#: trainer checks its whole history before it trains (:meth:`DPSGDTrainer._probe`), and
+#: at the calibrated z that is the history the search evaluated last; every trainer of
+#: the branch (local-only, federated) evaluated it again: about 1-2 s of CPU each near
+#: PRV's floor (``--epsilon 1e6``), 11 of a small run's 19 s. The same function of the
+#: same arguments: the same float.
+_SEARCHED: dict[tuple[Any, ...], float] = {}
+_MOST_SEARCHED = 1024
+
+
+def _searched_epsilon(accountant: str, history: list[Any], delta: float) -> float | None:
+    """The epsilon a search evaluated for exactly this history, or None."""
+    with _CALIBRATIONS_LOCK:
+        return _SEARCHED.get((accountant, tuple(history), delta))
+
 
 def known_calibrations() -> Calibrations:
     """A copy of this process's calibration memo (picklable), for another process to
@@ -412,7 +427,13 @@ def _search_after(
     from secagg.dp.accounting import noise_multiplier_after
 
     def spent(z: float) -> float:
-        return opacus_epsilon(accountant, [*prior, (z, sample_rate, steps)], delta)
+        history = [*prior, (z, sample_rate, steps)]
+        value = opacus_epsilon(accountant, history, delta)
+        with _CALIBRATIONS_LOCK:
+            if len(_SEARCHED) >= _MOST_SEARCHED:
+                del _SEARCHED[next(iter(_SEARCHED))]
+            _SEARCHED[(accountant, tuple(history), delta)] = value
+        return value
 
     described = f"epsilon={target_epsilon} with the {accountant!r} accountant"
     try:
@@ -991,7 +1012,9 @@ class DPSGDTrainer:
 
         z, q, steps = entry
         try:
-            eps = opacus_epsilon(self._accountant_name, history, self._delta)
+            eps = _searched_epsilon(self._accountant_name, history, self._delta)
+            if eps is None:
+                eps = opacus_epsilon(self._accountant_name, history, self._delta)
             self._epsilons[(tuple(history), self._delta)] = eps
         except ConfigurationError:
             raise  # PrvCannotEvaluate or Opacus's overflow: named already, with the way out
