@@ -27,6 +27,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from secagg.dp._checks import _count, _delta, _positive, _sample_rate
 from secagg.dp.accounting_core import (
@@ -125,6 +126,25 @@ class NoiseFloorWarning(PrivacyCostWarning):
             f"evaluate, or at most {shown(self.excess, 3, significant=True)}x less; "
             "accountant='rdp' may find less noise" + _unstable_note(pld_above_rdp)
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by its fields (its constructor takes keywords only, which an
+        exception's default pickling cannot call), so that a calibration's memo, its
+        warnings included, can go to another process (a Ray client host)."""
+        fields = {
+            "noise_multiplier": self.noise_multiplier,
+            "epsilon": self.epsilon,
+            "target_epsilon": self.target_epsilon,
+            "unevaluable": self.unevaluable,
+            "accountant": self.accountant,
+            "pld_above_rdp": self.pld_above_rdp,
+        }
+        return (_rebuilt_warning, (type(self), fields))
+
+
+def _rebuilt_warning(kind: type[NoiseFloorWarning], fields: dict[str, Any]) -> NoiseFloorWarning:
+    """A :class:`NoiseFloorWarning` from its fields (its unpickling)."""
+    return kind(**fields)
 
 
 def _unstable_note(pld_above_rdp: tuple[float, float, float] | None) -> str:

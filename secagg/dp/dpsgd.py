@@ -352,6 +352,65 @@ _CALIBRATIONS: dict[tuple[Any, ...], tuple[float, tuple[Warning, ...]]] = {}
 _CALIBRATIONS_LOCK = threading.Lock()
 _MOST_CALIBRATIONS = 256
 
+Calibrations = dict[tuple[Any, ...], tuple[float, tuple[Warning, ...]]]
+
+#: (accountant, history, delta) -> the epsilon a calibration's search evaluated. Why: a
+#: trainer checks its whole history before it trains (:meth:`DPSGDTrainer._probe`), and
+#: at the calibrated z that is the history the search evaluated last; every trainer of
+#: the branch (local-only, federated) evaluated it again: about 1-2 s of CPU each near
+#: PRV's floor (``--epsilon 1e6``), 11 of a small run's 19 s. The same function of the
+#: same arguments: the same float.
+_SEARCHED: dict[tuple[Any, ...], float] = {}
+_MOST_SEARCHED = 1024
+
+
+def _searched_epsilon(accountant: str, history: list[Any], delta: float) -> float | None:
+    """The epsilon a search evaluated for exactly this history, or None."""
+    with _CALIBRATIONS_LOCK:
+        return _SEARCHED.get((accountant, tuple(history), delta))
+
+
+def known_calibrations() -> Calibrations:
+    """A copy of this process's calibration memo (picklable), for another process to
+    start from with :func:`remember_calibrations`.
+
+    Why: the simulator's Ray engine builds each branch's trainer in a client host, a
+    process of its own whose memo is empty, so every host searched again for the noise
+    the driver's check had found (a PRV search: seconds of CPU each). Given the driver's
+    memo, the host's trainers get the driver's ``z``, the same float the in-process
+    engine's trainers get."""
+    with _CALIBRATIONS_LOCK:
+        return dict(_CALIBRATIONS)
+
+
+def remember_calibrations(known: Mapping[tuple[Any, ...], Any]) -> None:
+    """Add ``known`` (another process's :func:`known_calibrations`) to this process's
+    memo; a key already here keeps its own value. Checked whole first: an entry that is
+    not ``(key tuple, (positive finite z, tuple of warnings))`` is a ConfigurationError,
+    and nothing is added."""
+    entries = []
+    for key, value in known.items():
+        try:
+            z, said = value
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"a calibration is (z, warnings), not {value!r}") from None
+        if not (
+            isinstance(key, tuple)
+            and type(z) is float
+            and math.isfinite(z)
+            and z > 0
+            and isinstance(said, tuple)
+            and all(isinstance(w, Warning) for w in said)
+        ):
+            raise ConfigurationError(f"not a calibration: {key!r} -> {value!r}")
+        entries.append((key, (z, said)))
+    with _CALIBRATIONS_LOCK:
+        for key, value in entries:
+            if key not in _CALIBRATIONS:
+                if len(_CALIBRATIONS) >= _MOST_CALIBRATIONS:
+                    del _CALIBRATIONS[next(iter(_CALIBRATIONS))]
+                _CALIBRATIONS[key] = value
+
 
 def _search_after(
     prior: list[tuple[float, float, int]],
@@ -368,7 +427,13 @@ def _search_after(
     from secagg.dp.accounting import noise_multiplier_after
 
     def spent(z: float) -> float:
-        return opacus_epsilon(accountant, [*prior, (z, sample_rate, steps)], delta)
+        history = [*prior, (z, sample_rate, steps)]
+        value = opacus_epsilon(accountant, history, delta)
+        with _CALIBRATIONS_LOCK:
+            if len(_SEARCHED) >= _MOST_SEARCHED:
+                del _SEARCHED[next(iter(_SEARCHED))]
+            _SEARCHED[(accountant, tuple(history), delta)] = value
+        return value
 
     described = f"epsilon={target_epsilon} with the {accountant!r} accountant"
     try:
@@ -947,7 +1012,9 @@ class DPSGDTrainer:
 
         z, q, steps = entry
         try:
-            eps = opacus_epsilon(self._accountant_name, history, self._delta)
+            eps = _searched_epsilon(self._accountant_name, history, self._delta)
+            if eps is None:
+                eps = opacus_epsilon(self._accountant_name, history, self._delta)
             self._epsilons[(tuple(history), self._delta)] = eps
         except ConfigurationError:
             raise  # PrvCannotEvaluate or Opacus's overflow: named already, with the way out

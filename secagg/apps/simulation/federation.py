@@ -26,6 +26,7 @@ from secagg.apps.models.synthetic import BranchData
 from secagg.apps.simulation.branch_training import (
     BranchTrainer,
     _record_distributed_units,
+    _runs_dpsgd,
     load_trainable,
     starting_model,
     trainable_vector,
@@ -158,8 +159,12 @@ def _federate(
     )
     threads = []
     if hub is not None:
+        calibrations = _driver_calibrations(config)
         hub.start(
-            {b.name: HostedBranch(config, b, prior, policy, units_total) for b in branches},
+            {
+                b.name: HostedBranch(config, b, prior, policy, units_total, calibrations)
+                for b in branches
+            },
             rounds=config.rounds,
         )
     for b in () if hub is not None else branches:  # hosted branches run in their hosts
@@ -298,6 +303,17 @@ def _federate(
     # what the report's epsilon follows from
     shares = getattr(getattr(server.mechanism, "accountant", None), "honest_shares", None)
     return FederationRun(rounds, server.model.copy(), dropouts, trainers, stopped, fed.dp, shares)
+
+
+def _driver_calibrations(config: SimulationConfig) -> dict[tuple[Any, ...], Any]:
+    """This process's DP-SGD noise calibrations, for the Ray hosts' trainers (see
+    :attr:`~secagg.apps.simulation.hosted.HostedBranch.calibrations`); none for a run
+    without DP-SGD for a target (nothing was calibrated, and Opacus stays unimported)."""
+    if not (_runs_dpsgd(config) and config.epsilon is not None):
+        return {}
+    from secagg.dp.dpsgd import known_calibrations
+
+    return known_calibrations()
 
 
 def bytes_per_branch_taking_part(rounds: list[dict[str, Any]]) -> list[float]:

@@ -19,7 +19,8 @@ its worker.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,10 @@ class HostedBranch:
     #: record-level distributed DP: every branch's protected units (the public
     #: denominator of the scaled gradient sums), else None
     units_total: int | None = None
+    #: the driver's DP-SGD noise calibrations (:func:`secagg.dp.dpsgd.known_calibrations`):
+    #: the host's trainer gets the noise the driver's check found, without a search of
+    #: its own (seconds of CPU a host); empty without DP-SGD (no Opacus is imported)
+    calibrations: Mapping[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def __call__(self, name: str, endpoint: ClientEndpoint) -> HostedClient:
         import torch
@@ -55,6 +60,10 @@ class HostedBranch:
 
         # as run_simulation sets it in the driver: determinism, and one core per host
         torch.set_num_threads(1)
+        if self.calibrations:
+            from secagg.dp.dpsgd import remember_calibrations
+
+            remember_calibrations(self.calibrations)
         trainer = BranchTrainer(self.config, self.data, "federated", self.prior)
         if self.units_total is not None:
             trainer.units_total = self.units_total
