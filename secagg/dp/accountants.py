@@ -462,6 +462,13 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
     runs = dpsgd_runs(history)
     where = "; ".join(f"z={z:.4g}, q={q:.4g}, {n} steps" for z, q, n in runs)
     try:
+        # a run of no step releases nothing whatever its z (its RDP counts 0 times), so
+        # its z is not asked of Opacus, whose series would loop on it
+        runs = [(1.0, q, n) if n == 0 and _square_underflows(z) else (z, q, n) for z, q, n in runs]
+        if any(_square_underflows(z) and q > 0 for z, q, n in runs):
+            # z under 1e-150 (1e-160 hung Opacus's series: _square_underflows); no
+            # noise, as below
+            raise ZeroDivisionError
         # at least 0: Opacus's conversions go below it where delta is large beside the
         # privacy loss (rdp -0.059, prv -0.087 for z = 5, q = 0.5, one step at delta
         # 0.1, which a trainer of 9 customers may hold), a figure no release has, and
@@ -571,6 +578,15 @@ def dpsgd_runs(history: Iterable[Any], start: int = 0) -> list[tuple[float, floa
             )
         runs.append((float(z), float(q), int(n)))
     return runs
+
+
+def _square_underflows(z: float) -> bool:
+    """A noise multiplier above 0 with z^2 below 1e-300 (z under 1e-150): no noise to
+    any figure (RDP's epsilon is past 1e299 there), and at z near 1.5e-154 and below
+    Opacus's fractional-order series divides ``i^2 - i`` by ``2 z^2`` past the float
+    range, adds the infinities into a NaN and never ends (z = 1e-160 hung; z = 1e-200,
+    whose square is 0, raised ZeroDivisionError)."""
+    return 0 < z and z * z < 1e-300
 
 
 def _real(value: object) -> bool:
