@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from secagg.aggregation import ToParty
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import Ledger, LedgerKey
 from secagg.runtime.client import FederationClient
@@ -309,7 +310,9 @@ def test_a_distributed_sum_with_one_honest_share_is_revealed_and_charged(tmp_pat
     server = FederationServer(config, InProcessHub(), store)
     store.begin_round(1, NAMES)
     session = _SessionAtTheReveal(3)
-    requests = ["unmasking request"]
-    assert server._hold_at_budget(1, session, NAMES, requests) == requests  # type: ignore[arg-type]
+    # an unmasking request to a branch, as the session makes it (the server reads each
+    # request's party since ad75355: a sum only the key holder reveals waits for its send)
+    requests = [ToParty(0, b"unmasking request")]
+    assert server._hold_at_budget(1, session, NAMES, requests) == requests
     assert session.aborted is None
     assert store.rounds()[0]["report"]["revealed"]["noise_contributors"] == 1
