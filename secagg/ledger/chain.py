@@ -77,14 +77,38 @@ CREATE TABLE IF NOT EXISTS ledger_head (
 #: :data:`SCHEMA` one statement at a time, for :class:`Ledger` to run in its transaction
 _SCHEMA_STATEMENTS = tuple(s for s in SCHEMA.split(";") if s.strip())
 
-#: how long an append waits for a lock (sqlite3's default, restored after each checkpoint)
-BUSY_TIMEOUT_MS = 5000
+#: how long the writer waits for another program's lock before it gives up with
+#: :class:`LedgerBusy` (restored after each checkpoint, which never waits). Why 30 s and
+#: not sqlite3's 5: a ledger its writer closed is in rollback-journal mode, where a
+#: reader (``secagg audit verify``, the ``sqlite3`` shell) holds a shared lock for as long
+#: as its read lasts, and the restarted writer's first append must wait for it to switch
+#: the file to WAL mode; an audit of 10^4 rows reads in a second or two, so 30 s lets
+#: any audit finish, and a program that keeps the file open longer is named rather than
+#: waited on forever (docs/audit.md)
+BUSY_TIMEOUT_MS = 30_000
+#: the SQLite result codes of a lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED)
+_LOCKED_CODES = frozenset({5, 6})
+#: how many times an audit reads a ledger whose file changed under its lock-free read
+#: (:func:`_read_tables`) before it gives up: each retry that saw a writer start reads
+#: through SQLite's locks instead, so the second read is the last in practice
+_UNSTABLE_READS = 5
 #: the auditor's copy of the ledger's public key is public: readable by all
 PUBLIC_KEY_FILE_MODE = 0o644
 
 
 class LedgerError(SecAggError):
     """The ledger cannot be written or read as a ledger at all."""
+
+
+class LedgerBusy(LedgerError):
+    """Another program holds the ledger's file locked for longer than the writer waits
+    (:data:`BUSY_TIMEOUT_MS`): its open or its append did nothing, wrote nothing.
+
+    Why its own type: a server restarted while an auditor's ``sqlite3`` shell (or any
+    program) held a read transaction on the ledger waited 5 s and stopped on sqlite3's
+    bare ``database is locked``, which named neither the file nor that another program
+    was the cause, and the server's command reported it as a failure of "the state or
+    its ledger". The operator closes that program and starts again."""
 
 
 class NotALedger(ConfigurationError):
@@ -323,7 +347,24 @@ class Ledger:
         # descriptor it reads: a named pipe (or a device) is refused just before, the
         # most that can be done (sqlite3 on a named pipe failed as "disk I/O error")
         refuse_special_file(self.path, "a ledger")
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        #: how long this writer waits for another program's lock (:data:`BUSY_TIMEOUT_MS`,
+        #: read when the writer opens)
+        self._busy_timeout_ms = BUSY_TIMEOUT_MS
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000
+        )
+        try:
+            with self._waiting("the ledger was not opened"):
+                self._open()
+        except BaseException:
+            self._db.close()
+            raise
+        # the file this writer appends to: one deleted or replaced under it is noticed
+        self._identity = FileIdentity.of(self.path)
+
+    def _open(self) -> None:
+        """Set the connection up and write what a new ledger needs (tables, key, genesis
+        head), only where something is missing."""
         # secure_delete: the head row every append replaces is zeroed, not left as a free
         # block holding an older signed head (security review L1).
         self._db.execute("PRAGMA secure_delete=ON")
@@ -337,6 +378,13 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=FULL")
         # a WAL reset by a checkpoint shrinks to nothing rather than keeping old frames
         self._db.execute("PRAGMA journal_size_limit=0")
+        if self._written_already():
+            # no write transaction: in rollback-journal mode its COMMIT needs the file to
+            # itself, so a restart waited for any reader (an audit, the sqlite3 shell) and
+            # failed on "database is locked" after 5 s, with nothing to write
+            # (tests/ledger/test_ledger_concurrent_reader.py)
+            self._checkpoint()
+            return
         # the tables, the key and the genesis head in one transaction: ``executescript``
         # committed each CREATE TABLE on its own, so a process killed while creating the
         # ledger left some of its tables, or all of them without a key, which the
@@ -347,16 +395,53 @@ class Ledger:
             stored = self._db.execute(
                 "SELECT value FROM ledger_meta WHERE key = 'public_key'"
             ).fetchone()
-            if stored is not None and stored[0] != key.public_key.hex():
+            if stored is not None and stored[0] != self.key.public_key.hex():
                 raise LedgerError(f"{self.path} belongs to another ledger key")
             if stored is None:
                 self._db.execute(
-                    "INSERT INTO ledger_meta VALUES ('public_key', ?)", (key.public_key.hex(),)
+                    "INSERT INTO ledger_meta VALUES ('public_key', ?)",
+                    (self.key.public_key.hex(),),
                 )
             self._sign_genesis_head()
         self._checkpoint()  # folds in (and empties) a WAL an older writer or a crash left
-        # the file this writer appends to: one deleted or replaced under it is noticed
-        self._identity = FileIdentity.of(self.path)
+
+    def _written_already(self) -> bool:
+        """Whether the file holds all the open would write: the ledger's tables, this
+        writer's key, and a signed head or rows (a ledger with rows and no head is left
+        so, :meth:`_sign_genesis_head`). Read without a write transaction; raises
+        :class:`LedgerError` for a ledger of another key."""
+        tables = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not LEDGER_TABLES <= {str(row[0]) for row in tables}:
+            return False
+        stored = self._db.execute(
+            "SELECT value FROM ledger_meta WHERE key = 'public_key'"
+        ).fetchone()
+        if stored is None:
+            return False
+        if stored[0] != self.key.public_key.hex():
+            raise LedgerError(f"{self.path} belongs to another ledger key")
+        has_head = self._db.execute("SELECT 1 FROM ledger_head WHERE id = 1").fetchone()
+        has_rows = self._db.execute("SELECT 1 FROM ledger LIMIT 1").fetchone()
+        return has_head is not None or has_rows is not None
+
+    @contextmanager
+    def _waiting(self, undone: str) -> Iterator[None]:
+        """Turn SQLite's "database is locked" in the block into :class:`LedgerBusy`,
+        naming the file, the cause and ``undone`` (what did not happen). Only for a
+        block that writes nothing when it fails so: a lock refused before a write
+        transaction began, or the COMMIT of one in rollback-journal mode (rolled back)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in _LOCKED_CODES:
+                raise
+            raise LedgerBusy(
+                f"another process holds the ledger {self.path} open (a read transaction: "
+                "an audit, the sqlite3 shell, a backup tool) and kept it past the "
+                f"{self._busy_timeout_ms / 1000:g} s the server waits: {undone}, nothing "
+                f"was written; close that program and try again ({exc})"
+            ) from None
 
     def _closed_by_its_writer(self) -> bool:
         """Whether the file is a ledger in rollback-journal mode: one :meth:`close` left
@@ -377,7 +462,10 @@ class Ledger:
         being written)."""
         if self._wal:
             return
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+        with self._waiting(
+            "the append was not made (the ledger's switch to WAL mode waits for it)"
+        ):
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise LedgerError(
                 f"the ledger {self.path} could not be set to WAL mode for its append "
@@ -412,7 +500,8 @@ class Ledger:
         transaction within a transaction"), or a later commit would have written a row
         the server had been told was not written
         (tests/ledger/test_ledger_commit_failure.py)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._waiting("its write transaction did not begin"):
+            self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
             self._db.execute("COMMIT")
@@ -451,7 +540,7 @@ class Ledger:
             log.warning("ledger %s: WAL checkpoint failed: %s", self.path, exc)
             return False
         finally:
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         return busy == 0
 
     def head(self) -> tuple[int, str]:
@@ -824,34 +913,124 @@ def read_without_writing(path: str | Path, query: Callable[[sqlite3.Connection],
 
 
 def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
-    """The public key, the rows and the signed head, read without writing anywhere.
+    """The public key, the rows and the signed head, read without writing anywhere
+    (:func:`_read_consistently`, whose result this is)."""
+    return _read_consistently(path, query)[0]
+
+
+#: SQLite result codes for which a read through locks falls back to a lock-free read:
+#: busy or locked, a read-only file it would have to write (a hot journal), a file it
+#: cannot open so
+_LOCKING_READ_REFUSED = frozenset({5, 6, 8, 14})
+
+
+def _read_consistently(
+    path: Path, query: Callable[[sqlite3.Connection], _Read]
+) -> tuple[_Read, bool]:
+    """``query`` on one consistent state of the ledger at ``path``, read without writing
+    anywhere, and whether that state was a file in WAL mode read without its log
+    (:func:`wal_mode_without_log`: it may lack rows only the log held).
 
     Why not a plain read-only connection: on a WAL database SQLite creates ``-wal``
     and ``-shm`` files beside it, so an audit left files in the evidence folder and
     failed outright ("unable to open database file") on write-protected media, the
-    way auditors are told to keep copies. A ledger with no ``-wal`` beside it is read
-    as an immutable file: nothing is created, no lock is taken. Its main file holds
-    every row when its writer closed it (out of WAL mode); one still in WAL mode may
-    lack rows its log held, which :func:`read_chain` records
-    (:func:`wal_mode_without_log`). One with a ``-wal`` (a running writer, or a crash
-    before the log was folded in) is read through SQLite's locking, so the log's rows
-    count; where the folder cannot be written, from a private copy of the file and its
-    log.
+    way auditors are told to keep copies. So:
 
-    ``query``: what to read from the open database (:func:`read_chain`'s whole check of
-    the chain, streamed from a cursor); the connection is closed when it returns."""
-    if not _wal_of(path).exists():
-        return _closing(_connect_read_only(path, immutable=True), query)
+    * a ``-wal`` beside the file (a running writer, or a crash before the log was
+      folded in): read through SQLite's locking, so the log's rows count; where the
+      folder cannot be written, from a private copy of the file and its log;
+    * no ``-wal``, the file in rollback-journal mode (its writer closed it): read
+      through SQLite's locking too, which creates nothing in that mode;
+    * no ``-wal``, the file in WAL mode (a copy, a writer killed): read as an
+      immutable file, nothing created, no lock taken.
+
+    Why the locks in rollback-journal mode: the file was read as an immutable one, and
+    a server restarted on it switches it to WAL mode and appends (the log folded into
+    the file at once) while no lock stops it: an audit in progress read the head
+    before the append and the rows after it, and an honest ledger read ``FAILED``
+    (the head says 1 row, the file has 2). A lock-free read (an immutable file, a
+    private copy) is taken only if the file, its log and its journal are the same
+    after it as before it; one that changed under it is read again
+    (:data:`_UNSTABLE_READS` times), and the next read of a writer that started goes
+    through its log and locks (tests/ledger/test_ledger_concurrent_reader.py)."""
+    for _attempt in range(_UNSTABLE_READS):
+        before = _file_state(path)
+        if _wal_of(path).exists():
+            try:
+                return _closing(_connect_read_only(path, immutable=False), query), False
+            except sqlite3.OperationalError:
+                if os.access(path.parent, os.W_OK):
+                    raise
+            read = _stable_read(path, before, lambda: _read_a_copy(path, query))
+            if read is not None:
+                return read[0], False
+            continue
+        header = before[1]
+        if header[_WAL_VERSION_BYTES] == b"\x01\x01":  # rollback-journal mode
+            try:
+                return _closing(_connect_read_only(path, immutable=False), query), False
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", None)
+                if code is None or code & 0xFF not in _LOCKING_READ_REFUSED:
+                    raise
+        read = _stable_read(
+            path, before, lambda: _closing(_connect_read_only(path, immutable=True), query)
+        )
+        if read is not None:
+            in_wal_mode = header[_WAL_VERSION_BYTES] == b"\x02\x02"
+            return read[0], in_wal_mode and header.startswith(_SQLITE_MAGIC)
+    raise LedgerError(
+        f"the ledger {path} changed during each of {_UNSTABLE_READS} reads of it (a server "
+        "writing it as it was read): read it again"
+    )
+
+
+def _stable_read(
+    path: Path, before: tuple[object, ...], read: Callable[[], _Read]
+) -> tuple[_Read] | None:
+    """``(read(),)`` when the ledger's files are in ``before``'s state after it; None when
+    they changed under it (its result, or its failure, may mix two states of the file)."""
     try:
-        return _closing(_connect_read_only(path, immutable=False), query)
-    except sqlite3.OperationalError:
-        if os.access(path.parent, os.W_OK):
-            raise
+        result = read()
+    except Exception:
+        if _file_state(path) != before:
+            return None
+        raise
+    return (result,) if _file_state(path) == before else None
+
+
+def _read_a_copy(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
+    """``query`` on a private copy of the ledger and its log (a folder the reader cannot
+    write, where SQLite cannot open the log through its locks)."""
     with tempfile.TemporaryDirectory(prefix="secagg-ledger-") as scratch:
         copy = Path(scratch) / path.name
         shutil.copyfile(path, copy)
         shutil.copyfile(_wal_of(path), _wal_of(copy))
         return _closing(_connect_read_only(copy, immutable=False), query)
+
+
+def _file_state(path: Path) -> tuple[object, ...]:
+    """What a writer changes in the ledger's files: the main file's identity, size, time
+    of change and first 100 bytes (SQLite's header: its journal mode, and a change
+    counter every rollback-journal commit raises), and the same of its ``-wal`` and
+    ``-journal`` (absent or there). Equal before and after a lock-free read: no writer
+    changed the file during it."""
+
+    def stat(file: Path) -> tuple[int, int, int, int] | None:
+        try:
+            info = os.stat(file)
+        except OSError:
+            return None
+        return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+    try:
+        with opened_regular_file(path, "a ledger") as fd:
+            header = read_at_most(fd, 100)
+    except (OSError, NotARegularFile):
+        header = b""
+    header = header.ljust(100, b"\x00")
+    journal = path.with_name(path.name + "-journal")
+    return (stat(path), header, stat(_wal_of(path)), stat(journal))
 
 
 def _closing(db: sqlite3.Connection, query: Callable[[sqlite3.Connection], _Read]) -> _Read:
@@ -1012,9 +1191,8 @@ def read_chain(
     # opens by name, so this check just before it is the most that can be done: a file
     # swapped for a named pipe in the microseconds between them still blocks it
     refuse_special_file(path, "a ledger")
-    without_log = wal_mode_without_log(path)
     try:
-        report = _read_tables(
+        report, without_log = _read_consistently(
             path, lambda db: _check_chain(db, path, public_key, after, prior, shared)
         )
         return replace(report, without_log=True) if without_log else report

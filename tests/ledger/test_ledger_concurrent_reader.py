@@ -1,0 +1,215 @@
+"""The ledger's writer and its readers, each in its own connection, at the same time.
+
+A server restarted while another program (an auditor's ``sqlite3`` shell, an audit)
+held a read transaction on its ledger waited 5 s and stopped on sqlite3's bare
+"database is locked"; an audit read a ledger its writer had closed as an immutable
+file, so a server that restarted and appended during the audit made an honest ledger
+read FAILED (the head read before the append, the rows after it). Readers here are
+second connections in the same process, and the writer runs inside the reader's
+transaction through a hook on the chain check: no thread, no sleep.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _ledgers import ledger_row, write_ledger
+from click.testing import CliRunner
+
+from secagg.apps.audit.cli import audit
+from secagg.ledger import Ledger, LedgerKey, chain
+from secagg.ledger.chain import LedgerBusy, LedgerError, export_public_key, read_chain
+
+
+def _closed_ledger(tmp_path: Path, rows: int = 1) -> tuple[Path, LedgerKey]:
+    """A ledger its writer closed (rollback-journal mode, no log beside it)."""
+    return write_ledger(
+        tmp_path / "fed.ledger", [ledger_row(n, None, None) for n in range(1, rows + 1)]
+    )
+
+
+def _reading(path: Path) -> sqlite3.Connection:
+    """Another program's connection, inside a read transaction on the ledger."""
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM ledger").fetchone()
+    return reader
+
+
+@pytest.fixture
+def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that waits 20 ms for a lock, not 30 s: the test's reader never lets go."""
+    monkeypatch.setattr(chain, "BUSY_TIMEOUT_MS", 20)
+
+
+def test_a_restart_while_another_program_reads_the_ledger_opens_it(tmp_path: Path) -> None:
+    path, key = _closed_ledger(tmp_path)
+    reader = _reading(path)
+    try:
+        ledger = Ledger(path, key)  # was: 5 s, then OperationalError "database is locked"
+        try:
+            assert ledger.head()[0] == 1
+        finally:
+            ledger.close()
+    finally:
+        reader.close()
+
+
+def test_an_append_a_reader_holds_back_is_a_ledger_busy_naming_the_file(
+    tmp_path: Path, short_wait: None
+) -> None:
+    path, key = _closed_ledger(tmp_path)
+    reader = _reading(path)
+    ledger = Ledger(path, key)
+    try:
+        with pytest.raises(LedgerBusy) as refused:
+            ledger.append(ledger_row(2, None, None))
+        message = str(refused.value)
+        assert str(path) in message and "another process holds the ledger" in message
+        assert "nothing was written" in message and "\n" not in message
+        reader.close()
+        assert [e["round"] for e in ledger.committed_entries()] == [1]  # nothing half-written
+        assert ledger.append(ledger_row(2, None, None)) == 2  # the reader gone: it goes on
+    finally:
+        reader.close()
+        ledger.close()
+    assert read_chain(path, key.public_key).ok
+
+
+def test_an_open_that_must_write_while_a_reader_holds_the_file_is_a_ledger_busy(
+    tmp_path: Path, short_wait: None
+) -> None:
+    """A ledger of an older version (no signed genesis head): its open signs one."""
+    path, key = _closed_ledger(tmp_path, rows=0)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM ledger_head")
+    db.close()
+    before = path.read_bytes()
+    reader = _reading(path)
+    try:
+        with pytest.raises(LedgerBusy, match="the ledger was not opened"):
+            Ledger(path, key)
+    finally:
+        reader.close()
+    assert path.read_bytes() == before
+    Ledger(path, key).close()  # no reader: the open signs the head
+    assert read_chain(path, key.public_key).ok
+
+
+def _writer_inside_the_read(
+    monkeypatch: pytest.MonkeyPatch, write: Callable[[], None]
+) -> list[BaseException]:
+    """Run ``write`` once, inside the next chain check's read, just after it read the
+    signed head and before its rows; what ``write`` raised is listed."""
+    real = chain._check_chain
+    raised: list[BaseException] = []
+    fired: list[bool] = []
+
+    class _Reader:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self._db = db
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            cursor = self._db.execute(sql, *args)
+            if "FROM ledger_head" in sql and not fired:
+                fired.append(True)
+                try:
+                    write()
+                except (LedgerError, sqlite3.Error) as exc:
+                    raised.append(exc)
+            return cursor
+
+    def hooked(db: sqlite3.Connection, *args: Any) -> Any:
+        return real(_Reader(db), *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chain, "_check_chain", hooked)
+    return raised
+
+
+def test_an_audit_of_a_closed_ledger_is_not_torn_by_a_restarted_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short_wait: None
+) -> None:
+    path, key = _closed_ledger(tmp_path)
+    ledger = Ledger(path, key)  # the restarted server, before its first append
+    try:
+        raised = _writer_inside_the_read(
+            monkeypatch, lambda: ledger.append(ledger_row(2, None, None))
+        )
+        report = read_chain(path, key.public_key)
+        # was FAILED: "the signed head says 1 rows ..., the file has 2"
+        assert report.ok, report.failure
+        assert len(report.rows) == 1 and report.head is not None and report.head.startswith("1:")
+        assert len(raised) == 1 and isinstance(raised[0], LedgerBusy)  # the audit's lock held it
+        monkeypatch.undo()
+        assert ledger.append(ledger_row(2, None, None)) == 2
+    finally:
+        ledger.close()
+    assert len(read_chain(path, key.public_key).rows) == 2
+
+
+def test_an_audit_of_a_wal_file_without_its_log_is_read_again_when_a_writer_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file left in WAL mode without its log (a writer closed by an older secagg) is
+    read lock-free; a server that starts on it during the read is noticed, and the read
+    is made again through the log."""
+    path, key = _closed_ledger(tmp_path)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()  # the last connection: its log folded in and deleted, the file in WAL mode
+    assert chain.wal_mode_without_log(path)
+    writers: list[Ledger] = []
+
+    def restart_and_append() -> None:
+        writers.append(Ledger(path, key))
+        writers[0].append(ledger_row(2, None, None))
+
+    raised = _writer_inside_the_read(monkeypatch, restart_and_append)
+    try:
+        report = read_chain(path, key.public_key)
+        assert raised == []
+        assert report.ok, report.failure  # was FAILED: a head of 1 row, 2 rows read
+        assert len(report.rows) == 2 and not report.without_log
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+def test_a_running_writers_append_during_an_audit_leaves_the_audit_its_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WAL mode: the reader does not block the append, and reads the state it began in."""
+    path, key = _closed_ledger(tmp_path)
+    ledger = Ledger(path, key)
+    try:
+        ledger.append(ledger_row(2, None, None))  # in WAL mode now, its log beside it
+        raised = _writer_inside_the_read(
+            monkeypatch, lambda: ledger.append(ledger_row(3, None, None))
+        )
+        report = read_chain(path, key.public_key)
+        assert raised == [] and report.ok and len(report.rows) == 2
+        monkeypatch.undo()
+        assert len(read_chain(path, key.public_key).rows) == 3
+    finally:
+        ledger.close()
+
+
+def test_audit_verify_of_a_closed_ledger_a_restarted_server_appends_to_is_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short_wait: None
+) -> None:
+    path, key = _closed_ledger(tmp_path)
+    pubkey = export_public_key(key.public_key, tmp_path / "fed.pub")
+    ledger = Ledger(path, key)
+    try:
+        _writer_inside_the_read(monkeypatch, lambda: ledger.append(ledger_row(2, None, None)))
+        result = CliRunner().invoke(audit, ["verify", str(path), "--pubkey", str(pubkey)])
+    finally:
+        ledger.close()
+    # was: FAILED (the head read before the append, the rows after it), exit 1; now the
+    # chain verifies (exit 3: its rows carry no DP block, released without privacy)
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("VERIFIED: 1 rows") and "FAILED" not in result.output
