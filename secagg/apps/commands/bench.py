@@ -28,6 +28,7 @@ from secagg.apps.commands.common import (
     _fail,
     _one_line,
     _os_error,
+    _path_failure,
 )
 from secagg.errors import ConfigurationError
 from secagg.protocol import RoundConfig
@@ -45,7 +46,15 @@ _WORKERS = click.IntRange(1, MAX_WORKERS)
 
 def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An output path whose folder exists, checked before the work: a benchmark that runs
-    for minutes and then cannot write its result was a traceback (CLI audit)."""
+    for minutes and then cannot write its result was a traceback (CLI audit).
+
+    A folder ``--out`` names is made here; one the machine cannot make (a full disk, a
+    quota, an I/O error) is a failure of the environment, exit 1, and one the path keeps
+    from being made (its parent missing, a file in its place, no permission) a usage
+    error naming the flag (:func:`~secagg.apps.commands.common._path_failure`, as
+    ``certs init --dir`` says them). Why: every OSError read as a mistake in ``--out``
+    (exit 2), a full disk included, which sent the operator to change a path that was
+    right (tests/apps/test_bench_out_folder_failures.py)."""
     if value is None:  # an empty one (an unset $OUT) never gets here: NonEmptyPath refuses it
         return None
     if isinstance(param.type, click.Path) and not param.type.file_okay:  # a folder: make it
@@ -53,7 +62,10 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
             if not os.path.isdir(value):
                 os.mkdir(value)  # its parent must exist: no folders made along the way
         except OSError as exc:
-            raise click.BadParameter(_os_error(exc), ctx, param) from None
+            failure = _path_failure(exc, "--out")
+            if isinstance(failure, click.BadParameter):  # the path's mistake: click names it
+                raise click.BadParameter(_os_error(exc), ctx, param) from None
+            raise failure from None
         return value
     parent = os.path.dirname(os.path.abspath(value))
     if not os.path.isdir(parent):
