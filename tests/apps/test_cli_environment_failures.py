@@ -121,7 +121,8 @@ def test_client_on_a_database_error_is_one_line(
         "client", "--server", "127.0.0.1:1", "--name", "branch-a", "--certs",
         str(branch_certs), "--dimension", "4", "--quiet",
     )  # fmt: skip
-    assert _one_line(result, 1) == "Error: database error: database is locked"
+    # the party's own line, as the server says its own (tests/apps/test_client_state_file_status.py)
+    assert _one_line(result, 1) == "secagg client: branch-a: database error: database is locked"
 
 
 def test_keyholder_on_a_database_error_is_one_line(
@@ -133,7 +134,9 @@ def test_keyholder_on_a_database_error_is_one_line(
         "keyholder", "--server", "127.0.0.1:1", "--name", "branch-a", "--certs",
         str(branch_certs), "--quiet",
     )  # fmt: skip
-    assert _one_line(result, 1) == "Error: database error: file is not a database"
+    assert (
+        _one_line(result, 1) == "secagg keyholder: branch-a: database error: file is not a database"
+    )
 
 
 @pytest.mark.parametrize(

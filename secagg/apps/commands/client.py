@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import stat
 import sys
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,13 @@ import click
 
 from secagg.aggregation.policy import DEFAULT_MAX_CLIENTS, MAX_CLIP, BranchPolicy
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
-from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _fail, _one_line
+from secagg.apps.commands.common import (
+    MAX_FEDERATION_ROUNDS,
+    _fail,
+    _one_line,
+    _party_environment_failure,
+    _state_file_status,
+)
 from secagg.apps.commands.dialling import (
     DEFAULT_MESSAGE_BYTES,
     DEFAULT_MESSAGE_RECEIVE_SECONDS,
@@ -299,8 +306,10 @@ def client(
     stopped before it finished, the server cannot be reached, the TLS handshake fails,
     the server refuses this branch, the server runs an older secagg release (its round
     start is of an older wire version: upgrade the server), or the branch gave up
-    redialling; 2 for a mistake in its options or files (a model whose size is not the
-    federation's included, and a --state file that cannot be read or written).
+    redialling, or its --state file cannot be read, written or locked (a full disk, an
+    I/O error, another process of the branch holding it); 2 for a mistake in its
+    options or files (a model whose size is not the federation's included, and a
+    --state file that is not this branch's state).
     """
     import math
 
@@ -356,13 +365,15 @@ def client(
     except ServerOutdated as exc:  # the server's side, as a refusal of this branch: 1
         _fail("secagg client", f"{name}: {_one_line(exc, name)}", 1)
     except BranchStateError as exc:  # its state file: named by the flag that gave it
-        _fail("secagg client", f"{name}: --state {_one_line(exc, name)}", 2)
+        _fail("secagg client", f"{name}: --state {_one_line(exc, name)}", _state_file_status(exc))
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
     except ConfigurationError as exc:  # its files, its policy, its model's dimension
         _fail("secagg client", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:  # cannot connect, refused, gave up redialling
         _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
+    except sqlite3.Error as exc:  # a store under the branch (its hook's, a library's)
+        _party_environment_failure("secagg client", name, exc)
     except (SecAggError, OSError) as exc:
         _fail("secagg client", f"{name}: {_one_line(exc, name)}")
     own = "".join(  # rounds it refused, left or lost: not "completed" (review, 2026-12-05)

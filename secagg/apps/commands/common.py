@@ -85,6 +85,33 @@ def _environment_cause(exc: BaseException) -> str:
     return f"database error: {text}" if isinstance(exc, sqlite3.Error) else text
 
 
+def _party_environment_failure(party: str, name: str, exc: sqlite3.Error) -> NoReturn:
+    """A database error under a long-running party (its hook's own store, a library's) as
+    the party's one line, ``<party>: <name>: database error: <message>``, exit 1: the
+    prefix and status ``secagg server`` gives its own (``secagg server: the state S or
+    its ledger: ...``).
+
+    Why: ``secagg client`` and ``secagg keyholder`` left it to the top-level group, whose
+    line (``Error: database error: database is locked``) named neither the command nor
+    the party, unlike every other failure these commands say (review, 2026-12-07)."""
+    _fail(party, f"{name}: {_environment_cause(exc)}")
+
+
+def _state_file_status(exc: BaseException) -> int:
+    """The exit status of a party's state file that failed (``secagg client --state``):
+    1 when the machine failed it (its read, write or lock met an OSError: a full disk,
+    an I/O error, a file it may not read or write, another process holding its lock),
+    as ``secagg server`` says a state it cannot read, write or lock; 2 when the file is
+    the mistake (not a branch's state, another branch's or federation's, a folder).
+
+    Why: the client said every failure of ``--state`` with exit 2, "a mistake in its
+    options or files", a full disk while it recorded a round included, where the server
+    says the same failure of its own state with exit 1 (review, 2026-12-07). The cause
+    is the OSError the state's error was raised from (its context)."""
+    cause = exc.__cause__ or exc.__context__
+    return 1 if isinstance(cause, OSError) else 2
+
+
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:
     """A planning error as a usage error in the words the user typed.
 

@@ -4,12 +4,19 @@ which holds the secret key and decrypts (and noises) sums only by its own policy
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
-from secagg.apps.commands.common import RESOURCE_ERRNOS, _fail, _one_line, _os_error
+from secagg.apps.commands.common import (
+    RESOURCE_ERRNOS,
+    _fail,
+    _one_line,
+    _os_error,
+    _party_environment_failure,
+)
 from secagg.apps.commands.dialling import (
     _certs_error,
     _connection_failure,
@@ -326,6 +333,8 @@ def keyholder(
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
+    except sqlite3.Error as exc:  # a store under the key holder (a library's)
+        _party_environment_failure("secagg keyholder", name, exc)
     except (SecAggError, OSError) as exc:
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}")
     summary = f"{name}: decrypted {ended.decryptions} sums"
