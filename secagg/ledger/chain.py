@@ -51,6 +51,7 @@ from secagg.durable import (
     read_at_most,
     read_regular_file,
     refuse_special_file,
+    special_file_kind,
     write_atomically,
 )
 from secagg.errors import ConfigurationError, NotARegularFile, SecAggError, SignatureError
@@ -953,6 +954,8 @@ def _read_consistently(
     after it as before it; one that changed under it is read again
     (:data:`_UNSTABLE_READS` times), and the next read of a writer that started goes
     through its log and locks (tests/ledger/test_ledger_concurrent_reader.py)."""
+    _refuse_special_side_files(path)
+    journal = path.with_name(path.name + "-journal")
     for _attempt in range(_UNSTABLE_READS):
         before = _file_state(path)
         if _wal_of(path).exists():
@@ -966,7 +969,10 @@ def _read_consistently(
                 return read[0], False
             continue
         header = before[1]
-        if header[_WAL_VERSION_BYTES] == b"\x01\x01":  # rollback-journal mode
+        # rollback-journal mode, and no journal beside it (a writer's commit in progress,
+        # or a crash's hot journal, which a read-only connection cannot roll back: read
+        # lock-free, as an immutable file, checked unchanged after the read)
+        if header[_WAL_VERSION_BYTES] == b"\x01\x01" and not journal.exists():
             try:
                 return _closing(_connect_read_only(path, immutable=False), query), False
             except sqlite3.OperationalError as exc:
@@ -983,6 +989,28 @@ def _read_consistently(
         f"the ledger {path} changed during each of {_UNSTABLE_READS} reads of it (a server "
         "writing it as it was read): read it again"
     )
+
+
+#: the files SQLite keeps beside a database, and what each holds
+_SIDE_FILES = (("-wal", "write-ahead log"), ("-shm", "log index"), ("-journal", "rollback journal"))
+
+
+def _refuse_special_side_files(path: Path) -> None:
+    """:class:`LedgerError` (one line) when a file SQLite opens beside the ledger (its
+    log, the log's index, its rollback journal) is a named pipe, a device or a socket.
+
+    Why: SQLite opens them by name, blocking: a named pipe at ``<ledger>-journal``
+    beside a ledger with a ``-wal`` hung ``secagg audit verify`` (and the server's
+    start, which reads the ledger the same way) forever, waiting for a writer that never
+    comes (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
+    for suffix, holds in _SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        kind = special_file_kind(side)
+        if kind is not None:
+            raise LedgerError(
+                f"{side} is {kind}, where SQLite keeps the ledger's {holds}: no writer of a "
+                "ledger makes one; move it away and read the ledger again"
+            )
 
 
 def _stable_read(

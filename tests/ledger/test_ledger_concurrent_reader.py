@@ -11,12 +11,14 @@ transaction through a hook on the chain check: no thread, no sleep.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fifo import in_thread, needs_fifos
 from _ledgers import ledger_row, write_ledger
 from click.testing import CliRunner
 
@@ -213,3 +215,23 @@ def test_audit_verify_of_a_closed_ledger_a_restarted_server_appends_to_is_verifi
     # chain verifies (exit 3: its rows carry no DP block, released without privacy)
     assert result.exit_code == 3, result.output
     assert result.output.startswith("VERIFIED: 1 rows") and "FAILED" not in result.output
+
+
+@needs_fifos
+@pytest.mark.parametrize("wal_beside", [True, False], ids=["with a log", "without a log"])
+def test_a_named_pipe_at_the_journal_is_refused_not_waited_on(
+    tmp_path: Path, wal_beside: bool
+) -> None:
+    """SQLite opens ``<ledger>-journal`` by name, blocking: with an empty ``-wal`` beside
+    a closed ledger (the read through SQLite's locks) the audit hung forever before."""
+    path, key = _closed_ledger(tmp_path)
+    if wal_beside:
+        Path(f"{path}-wal").write_bytes(b"")
+    journal = Path(f"{path}-journal")
+    os.mkfifo(journal)
+    outcome = in_thread(lambda: read_chain(path, key.public_key), journal)
+    assert isinstance(outcome, LedgerError), outcome
+    assert str(outcome) == (
+        f"{journal} is a named pipe, where SQLite keeps the ledger's rollback journal: no "
+        "writer of a ledger makes one; move it away and read the ledger again"
+    )
