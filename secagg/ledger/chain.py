@@ -80,18 +80,18 @@ _SCHEMA_STATEMENTS = tuple(s for s in SCHEMA.split(";") if s.strip())
 
 #: how long the writer waits for another program's lock before it gives up with
 #: :class:`LedgerBusy` (restored after each checkpoint, which never waits). Why 30 s and
-#: not sqlite3's 5: a ledger its writer closed is in rollback-journal mode, where a
-#: reader (``secagg audit verify``, the ``sqlite3`` shell) holds a shared lock for as long
-#: as its read lasts, and the restarted writer's first append must wait for it to switch
-#: the file to WAL mode; an audit of 10^4 rows reads in a second or two, so 30 s lets
-#: any audit finish, and a program that keeps the file open longer is named rather than
-#: waited on forever (docs/audit.md)
+#: not sqlite3's 5: a ledger its writer closed is in rollback-journal mode, where another
+#: program's read transaction (the ``sqlite3`` shell, a backup tool; ``secagg audit``
+#: takes no lock there) holds a shared lock for as long as it lasts, and the restarted
+#: writer's first append must wait for it to switch the file to WAL mode; 30 s lets a
+#: short read finish, and a program that keeps the file open longer is named rather
+#: than waited on forever (docs/audit.md)
 BUSY_TIMEOUT_MS = 30_000
 #: the SQLite result codes of a lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED)
 _LOCKED_CODES = frozenset({5, 6})
 #: how many times an audit reads a ledger whose file changed under its lock-free read
-#: (:func:`_read_tables`) before it gives up: each retry that saw a writer start reads
-#: through SQLite's locks instead, so the second read is the last in practice
+#: (:func:`_read_consistently`) before it gives up: a retry that saw a writer start
+#: reads through its log and SQLite's locks, so the second read is the last in practice
 _UNSTABLE_READS = 5
 #: the auditor's copy of the ledger's public key is public: readable by all
 PUBLIC_KEY_FILE_MODE = 0o644
@@ -919,12 +919,6 @@ def _read_tables(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _R
     return _read_consistently(path, query)[0]
 
 
-#: SQLite result codes for which a read through locks falls back to a lock-free read:
-#: busy or locked, a read-only file it would have to write (a hot journal), a file it
-#: cannot open so
-_LOCKING_READ_REFUSED = frozenset({5, 6, 8, 14})
-
-
 def _read_consistently(
     path: Path, query: Callable[[sqlite3.Connection], _Read]
 ) -> tuple[_Read, bool]:
@@ -938,24 +932,24 @@ def _read_consistently(
     way auditors are told to keep copies. So:
 
     * a ``-wal`` beside the file (a running writer, or a crash before the log was
-      folded in): read through SQLite's locking, so the log's rows count; where the
-      folder cannot be written, from a private copy of the file and its log;
-    * no ``-wal``, the file in rollback-journal mode (its writer closed it): read
-      through SQLite's locking too, which creates nothing in that mode;
-    * no ``-wal``, the file in WAL mode (a copy, a writer killed): read as an
-      immutable file, nothing created, no lock taken.
+      folded in): read through SQLite's locking, so the log's rows count and a writer
+      appending meanwhile leaves the read its snapshot; where the folder cannot be
+      written, from a private copy of the file and its log;
+    * no ``-wal`` (a ledger its writer closed, in rollback-journal mode; a copy; a
+      writer killed): read as an immutable file, nothing created, no lock taken, so
+      the read never holds back a writer.
 
-    Why the locks in rollback-journal mode: the file was read as an immutable one, and
-    a server restarted on it switches it to WAL mode and appends (the log folded into
-    the file at once) while no lock stops it: an audit in progress read the head
-    before the append and the rows after it, and an honest ledger read ``FAILED``
-    (the head says 1 row, the file has 2). A lock-free read (an immutable file, a
-    private copy) is taken only if the file, its log and its journal are the same
-    after it as before it; one that changed under it is read again
+    Why a lock-free read is checked: a server restarted on a closed ledger switches it
+    to WAL mode and appends (the row folded into the file at once) while the read goes
+    on; an audit read the head before the append and the rows after it, and an honest
+    ledger read ``FAILED`` (the head says 1 row, the file has 2). A lock-free read (an
+    immutable file, a private copy) now counts only if the file, its log and its
+    journal are the same after it as before it (:func:`_file_state`: a writer's switch
+    to WAL mode rewrites the header and creates the log, and its later writes reach the
+    file only while the log is there); one that changed under it is read again
     (:data:`_UNSTABLE_READS` times), and the next read of a writer that started goes
     through its log and locks (tests/ledger/test_ledger_concurrent_reader.py)."""
     _refuse_special_side_files(path)
-    journal = path.with_name(path.name + "-journal")
     for _attempt in range(_UNSTABLE_READS):
         before = _file_state(path)
         if _wal_of(path).exists():
@@ -968,21 +962,12 @@ def _read_consistently(
             if read is not None:
                 return read[0], False
             continue
-        header = before[1]
-        # rollback-journal mode, and no journal beside it (a writer's commit in progress,
-        # or a crash's hot journal, which a read-only connection cannot roll back: read
-        # lock-free, as an immutable file, checked unchanged after the read)
-        if header[_WAL_VERSION_BYTES] == b"\x01\x01" and not journal.exists():
-            try:
-                return _closing(_connect_read_only(path, immutable=False), query), False
-            except sqlite3.OperationalError as exc:
-                code = getattr(exc, "sqlite_errorcode", None)
-                if code is None or code & 0xFF not in _LOCKING_READ_REFUSED:
-                    raise
         read = _stable_read(
             path, before, lambda: _closing(_connect_read_only(path, immutable=True), query)
         )
         if read is not None:
+            header = before[1]
+            assert isinstance(header, bytes)
             in_wal_mode = header[_WAL_VERSION_BYTES] == b"\x02\x02"
             return read[0], in_wal_mode and header.startswith(_SQLITE_MAGIC)
     raise LedgerError(

@@ -135,6 +135,9 @@ def _writer_inside_the_read(
 def test_an_audit_of_a_closed_ledger_is_not_torn_by_a_restarted_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short_wait: None
 ) -> None:
+    """The audit holds no lock on a closed ledger: the restarted server's first append
+    (its switch to WAL mode, the row folded into the file) goes through during the
+    read, which notices it and reads again, through the log."""
     path, key = _closed_ledger(tmp_path)
     ledger = Ledger(path, key)  # the restarted server, before its first append
     try:
@@ -142,15 +145,12 @@ def test_an_audit_of_a_closed_ledger_is_not_torn_by_a_restarted_writer(
             monkeypatch, lambda: ledger.append(ledger_row(2, None, None))
         )
         report = read_chain(path, key.public_key)
+        assert raised == []  # the audit did not hold the append back (20 ms wait)
         # was FAILED: "the signed head says 1 rows ..., the file has 2"
         assert report.ok, report.failure
-        assert len(report.rows) == 1 and report.head is not None and report.head.startswith("1:")
-        assert len(raised) == 1 and isinstance(raised[0], LedgerBusy)  # the audit's lock held it
-        monkeypatch.undo()
-        assert ledger.append(ledger_row(2, None, None)) == 2
+        assert len(report.rows) == 2 and report.head is not None and report.head.startswith("2:")
     finally:
         ledger.close()
-    assert len(read_chain(path, key.public_key).rows) == 2
 
 
 def test_an_audit_of_a_wal_file_without_its_log_is_read_again_when_a_writer_starts(
@@ -214,7 +214,7 @@ def test_audit_verify_of_a_closed_ledger_a_restarted_server_appends_to_is_verifi
     # was: FAILED (the head read before the append, the rows after it), exit 1; now the
     # chain verifies (exit 3: its rows carry no DP block, released without privacy)
     assert result.exit_code == 3, result.output
-    assert result.output.startswith("VERIFIED: 1 rows") and "FAILED" not in result.output
+    assert result.output.startswith("VERIFIED: 2 rows") and "FAILED" not in result.output
 
 
 @needs_fifos
