@@ -47,6 +47,7 @@ from secagg.dp.accountants import (
     PER_CLIENT,
     DiscreteGaussianAccountant,
     PerClientAccountant,
+    RecordLevelAccountant,
     history_extends,
     history_runs,
 )
@@ -139,6 +140,23 @@ def _same_delta(branch: float, federation: float) -> bool:
     claim that does not hold at the printed delta (and verify failed the ledger for
     good); at a smaller one the row would not state what the branch accounted."""
     return branch <= federation and federation - branch <= 1e-9 * federation
+
+
+def _replayed_epsilon(report: RecordReport) -> float | str:
+    """The epsilon a branch's DP-SGD history gives by its own accountant at its delta
+    (what ``audit verify`` replays), or why it gives none (a str: the report is refused).
+
+    Why: the server kept the epsilon a report *states*, and the worst branch's stated
+    figure is what every record-level row claims and the server signs. A report of
+    epsilon 0.5 beside a history of (z 1, q 0.1, 1000 steps), which gives 27.16 by its
+    own RDP accountant, was signed as a claim of 0.5; ``audit verify`` failed the ledger
+    only afterwards (tests/dp/test_release_record_epsilon_replayed.py). PRV's figures a
+    history cannot reach (:class:`~secagg.dp.accounting.PrvCannotEvaluate`) are inf,
+    as the verifier replays them."""
+    try:
+        return RecordLevelAccountant(report.accountant, report.delta, report.history).epsilon()
+    except (ConfigurationError, RuntimeError, ValueError, FloatingPointError) as exc:
+        return f"its DP-SGD history cannot be accounted ({exc})"
 
 
 #: the largest step count a report may carry: the wire's u32 field (a larger count
@@ -963,6 +981,24 @@ class RecordRelease(Mechanism):
                 f"{self.delta!r}",
             )
             return
+        replayed = _replayed_epsilon(report)
+        if isinstance(replayed, str):
+            self._refuse_report(identity, replayed)
+            return
+        if replayed > report.epsilon and (
+            math.isinf(replayed)
+            or replayed - report.epsilon > RECORD_FLOAT_NOISE * max(1.0, replayed)
+        ):
+            # the branch's figure flatters its own history: the row states what ran
+            log.warning(
+                "record-level report of %s…: it states epsilon %r, its DP-SGD history "
+                "gives %r; %r is kept",
+                identity[:12],
+                report.epsilon,
+                replayed,
+                replayed,
+            )
+            report = replace(report, epsilon=replayed)
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None

@@ -1,0 +1,85 @@
+"""A record-level row claims the epsilon each branch's DP-SGD history gives, not the one
+its report states.
+
+Why: the server kept the epsilon a branch's report stated, and the worst branch's stated
+figure is what every record-level ledger row claims and the server signs. A report of
+epsilon 0.5 beside a history of (z 1, q 0.1, 1000 steps), which gives 27.16 by the
+report's own RDP accountant, was signed as a claim of 0.5 (`audit verify` failed the
+ledger only afterwards). The server now replays each report's history by its accountant
+at its delta, as the verifier does, and keeps the larger figure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.dp.accountants import opacus_epsilon
+from secagg.dp.release import RecordRelease, RecordReport, UnaccountedContribution
+
+DELTA = 1e-5
+
+
+def _released_claim(report: RecordReport) -> float | None:
+    release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
+    release.take_report("branch-a", report)
+    out = release.release(np.ones(4), contributors=1, participants=1, noise_added=0.0)
+    block = release.ledger_block(out.store)
+    assert block["client_reports"]["branch-a"]["epsilon"] == release.ledger_claim(out.epsilon)
+    return release.ledger_claim(out.epsilon)
+
+
+def test_an_understated_report_is_claimed_at_its_historys_epsilon() -> None:
+    history = ((1.0, 0.1, 1000),)
+    ran = opacus_epsilon("rdp", history, DELTA)
+    assert ran > 27  # 27.16
+    claim = _released_claim(RecordReport("rdp", DELTA, 0.5, history, 1.0, "customer"))
+    assert claim == ran
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    z=st.floats(0.5, 5.0),
+    q=st.floats(0.001, 1.0),
+    steps=st.integers(1, 500),
+    understated=st.floats(0.0, 0.999),
+)
+def test_no_claim_lies_below_what_the_history_gives(
+    z: float, q: float, steps: int, understated: float
+) -> None:
+    """Whatever a report states, the row's claim is at least its history's epsilon, and
+    an honest report (stating exactly that) is claimed as stated."""
+    history = ((z, q, steps),)
+    ran = opacus_epsilon("rdp", history, DELTA)
+    stated = RecordReport("rdp", DELTA, ran * understated, history, 1.0, "record")
+    assert _released_claim(stated) == ran
+    honest = RecordReport("rdp", DELTA, ran, history, 1.0, "record")
+    assert _released_claim(honest) == ran
+
+
+def test_an_overstated_report_keeps_its_larger_figure() -> None:
+    """The safe side: a branch may claim more than its history gives."""
+    history = ((2.0, 0.01, 100),)
+    ran = opacus_epsilon("rdp", history, DELTA)
+    assert _released_claim(RecordReport("rdp", DELTA, ran + 1.0, history, 1.0, "record")) == (
+        ran + 1.0
+    )
+
+
+def test_a_history_no_accountant_can_evaluate_is_not_released() -> None:
+    """A noise multiplier past Opacus's floats (1e200) cannot be accounted: the report is
+    refused, the branch counts as unreported and the round is not released."""
+    release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
+    release.take_report("branch-a", RecordReport("rdp", DELTA, 0.0, ((1e200, 0.1, 10),), 1.0))
+    with pytest.raises(UnaccountedContribution, match="cannot be accounted"):
+        release.require_reports(["branch-a"])
+
+
+def test_a_history_without_noise_is_claimed_infinite() -> None:
+    history = ((0.0, 0.1, 10),)
+    assert math.isinf(opacus_epsilon("rdp", history, DELTA))
+    assert _released_claim(RecordReport("rdp", DELTA, 1.0, history, 1.0, "record")) == math.inf
