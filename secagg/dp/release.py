@@ -159,6 +159,24 @@ def _replayed_epsilon(report: RecordReport) -> float | str:
         return f"its DP-SGD history cannot be accounted ({exc})"
 
 
+def _at_least_replayed(identity: str, report: RecordReport, replayed: float) -> RecordReport:
+    """``report`` with its epsilon raised to ``replayed`` (what its history gives) where
+    it states less by more than float noise (logged, naming the branch); as it is else."""
+    stated = report.epsilon
+    if not replayed > stated or (
+        math.isfinite(replayed) and replayed - stated <= RECORD_FLOAT_NOISE * max(1.0, replayed)
+    ):
+        return report
+    log.warning(
+        "record-level report of %s…: it states epsilon %r, its DP-SGD history gives %r; %r is kept",
+        identity[:12],
+        stated,
+        replayed,
+        replayed,
+    )
+    return replace(report, epsilon=replayed)
+
+
 #: the largest step count a report may carry: the wire's u32 field (a larger count
 #: could be accepted here and then fail to encode)
 MAX_REPORT_STEPS = 2**32 - 1
@@ -962,6 +980,8 @@ class RecordRelease(Mechanism):
         self._round: dict[str, RecordReport] = {}  # this round's, by identity hash
         #: this round's branches whose report was refused (it did not extend their last)
         self._refused: dict[str, str] = {}
+        #: branches whose latest report came from the ledger and is not replayed yet
+        self._unreplayed: set[str] = set()
 
     def take_report(self, identity: str, report: RecordReport) -> None:
         """Keep a branch's report unless it accounts at another delta than the rows
@@ -981,24 +1001,12 @@ class RecordRelease(Mechanism):
                 f"{self.delta!r}",
             )
             return
+        self._replay_restored()
         replayed = _replayed_epsilon(report)
         if isinstance(replayed, str):
             self._refuse_report(identity, replayed)
             return
-        if replayed > report.epsilon and (
-            math.isinf(replayed)
-            or replayed - report.epsilon > RECORD_FLOAT_NOISE * max(1.0, replayed)
-        ):
-            # the branch's figure flatters its own history: the row states what ran
-            log.warning(
-                "record-level report of %s…: it states epsilon %r, its DP-SGD history "
-                "gives %r; %r is kept",
-                identity[:12],
-                report.epsilon,
-                replayed,
-                replayed,
-            )
-            report = replace(report, epsilon=replayed)
+        report = _at_least_replayed(identity, report, replayed)
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None
@@ -1064,9 +1072,27 @@ class RecordRelease(Mechanism):
         )
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
-        """Reports recorded in the ledger before a restart."""
+        """Reports recorded in the ledger before a restart; each branch's latest is
+        replayed once, before anything reads it (:meth:`_replay_restored`)."""
         for identity, report in reports.items():
             self.latest[identity] = RecordReport.from_dict(report)
+            self._unreplayed.add(identity)
+
+    def _replay_restored(self) -> None:
+        """Hold each restored branch's latest report to what its history gives, as
+        :meth:`take_report` holds a new one (a history no accountant evaluates: inf).
+
+        Why: a ledger written before reports were replayed (2026-12-07) may record a
+        stated figure below its history's, and a restarted server claimed it again in
+        every row until that branch reported anew. Once per branch at the first read,
+        not per restored row: a long ledger holds a report per branch per row."""
+        for identity in sorted(self._unreplayed):
+            report = self.latest[identity]
+            replayed = _replayed_epsilon(report)
+            self.latest[identity] = _at_least_replayed(
+                identity, report, math.inf if isinstance(replayed, str) else replayed
+            )
+        self._unreplayed.clear()
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         reports, self._round = self._round, {}
@@ -1085,6 +1111,7 @@ class RecordRelease(Mechanism):
         }
 
     def ledger_claim(self, epsilon: float | None) -> float | None:
+        self._replay_restored()
         return max((r.epsilon for r in self.latest.values()), default=None)
 
 

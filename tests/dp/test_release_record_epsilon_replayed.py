@@ -83,3 +83,17 @@ def test_a_history_without_noise_is_claimed_infinite() -> None:
     history = ((0.0, 0.1, 10),)
     assert math.isinf(opacus_epsilon("rdp", history, DELTA))
     assert _released_claim(RecordReport("rdp", DELTA, 1.0, history, 1.0, "record")) == math.inf
+
+
+def test_a_restored_report_is_held_to_its_history_too() -> None:
+    """A ledger written before reports were replayed may record an understated figure:
+    a restarted server claimed it again until that branch reported anew."""
+    history = ((1.0, 0.1, 1000),)
+    ran = opacus_epsilon("rdp", history, DELTA)
+    recorded = RecordReport("rdp", DELTA, 0.5, history, 1.0, "customer").as_dict()
+    release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
+    release.restore_reports({"branch-a": recorded})
+    assert release.ledger_claim(None) == ran
+    honest = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
+    honest.restore_reports({"branch-a": {**recorded, "epsilon": ran}})
+    assert honest.ledger_claim(None) == ran
