@@ -142,21 +142,36 @@ def _same_delta(branch: float, federation: float) -> bool:
     return branch <= federation and federation - branch <= 1e-9 * federation
 
 
-def _replayed_epsilon(report: RecordReport) -> float | str:
+#: the most runs (merged ``(z, q, steps)`` entries) and DP-SGD steps of a branch's history
+#: the server replays (:func:`_replayed_epsilon`). Why: Opacus's PRV grows its grid with
+#: the square root of the steps (measured on 2 cores: 1-16 s at 10^5 steps, 20-30 s at
+#: 10^7, and 1.1 GiB it could not allocate at 4 * 10^9, the wire's largest count) and with
+#: every distinct run (the wire allows 10^5), so a hostile report could stall or exhaust
+#: the server. An honest trainer's history holds a few runs (the releases before training,
+#: then one per noise multiplier and rate) of thousands of steps.
+MAX_REPLAYED_RUNS = 32
+MAX_REPLAYED_STEPS = 10**6
+
+
+def _replayed_epsilon(report: RecordReport) -> float | None:
     """The epsilon a branch's DP-SGD history gives by its own accountant at its delta
-    (what ``audit verify`` replays), or why it gives none (a str: the report is refused).
+    (what ``audit verify`` replays): inf where no accountant can evaluate it (PRV's
+    :class:`~secagg.dp.accounting.PrvCannotEvaluate`, as the verifier replays it, or an
+    overflow), None where it is too long to replay here (:data:`MAX_REPLAYED_RUNS`,
+    :data:`MAX_REPLAYED_STEPS`; ``audit verify`` replays it).
 
     Why: the server kept the epsilon a report *states*, and the worst branch's stated
     figure is what every record-level row claims and the server signs. A report of
     epsilon 0.5 beside a history of (z 1, q 0.1, 1000 steps), which gives 27.16 by its
     own RDP accountant, was signed as a claim of 0.5; ``audit verify`` failed the ledger
-    only afterwards (tests/dp/test_release_record_epsilon_replayed.py). PRV's figures a
-    history cannot reach (:class:`~secagg.dp.accounting.PrvCannotEvaluate`) are inf,
-    as the verifier replays them."""
+    only afterwards (tests/dp/test_release_record_epsilon_replayed.py)."""
+    runs = history_runs(report.history)
+    if len(runs) > MAX_REPLAYED_RUNS or sum(steps for _, _, steps in runs) > MAX_REPLAYED_STEPS:
+        return None
     try:
         return RecordLevelAccountant(report.accountant, report.delta, report.history).epsilon()
-    except (ConfigurationError, RuntimeError, ValueError, FloatingPointError) as exc:
-        return f"its DP-SGD history cannot be accounted ({exc})"
+    except (ConfigurationError, ArithmeticError, RuntimeError, ValueError, MemoryError):
+        return math.inf
 
 
 def _at_least_replayed(identity: str, report: RecordReport, replayed: float) -> RecordReport:
@@ -1001,12 +1016,7 @@ class RecordRelease(Mechanism):
                 f"{self.delta!r}",
             )
             return
-        self._replay_restored()
-        replayed = _replayed_epsilon(report)
-        if isinstance(replayed, str):
-            self._refuse_report(identity, replayed)
-            return
-        report = _at_least_replayed(identity, report, replayed)
+        self._replay_pending()  # the figure this report is compared with is the replay's
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None
@@ -1032,6 +1042,7 @@ class RecordRelease(Mechanism):
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
+        self._unreplayed.add(identity)  # replayed before anything claims it
 
     def _refuse_report(self, identity: str, problem: str) -> None:
         """Not kept: the branch counts as unreported until a report that holds."""
@@ -1060,6 +1071,7 @@ class RecordRelease(Mechanism):
         contributors is refused. (The server can match them by identity with
         :meth:`require_reports` first; by count alone, a report from a branch that
         dropped could stand in for a contributor that sent none.)"""
+        self._replay_pending()
         if len(self._round) < contributors:
             refused = f"; refused: {len(self._refused)}" if self._refused else ""
             raise UnaccountedContribution(
@@ -1073,28 +1085,44 @@ class RecordRelease(Mechanism):
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Reports recorded in the ledger before a restart; each branch's latest is
-        replayed once, before anything reads it (:meth:`_replay_restored`)."""
+        replayed once, before anything reads it (:meth:`_replay_pending`)."""
         for identity, report in reports.items():
             self.latest[identity] = RecordReport.from_dict(report)
             self._unreplayed.add(identity)
 
-    def _replay_restored(self) -> None:
-        """Hold each restored branch's latest report to what its history gives, as
-        :meth:`take_report` holds a new one (a history no accountant evaluates: inf).
+    def _replay_pending(self) -> None:
+        """Hold each branch's latest report (kept this round, or restored from the
+        ledger) to what its DP-SGD history gives (:func:`_replayed_epsilon`): a stated
+        figure below it is replaced by it, in what is claimed and recorded.
 
-        Why: a ledger written before reports were replayed (2026-12-07) may record a
-        stated figure below its history's, and a restarted server claimed it again in
-        every row until that branch reported anew. Once per branch at the first read,
-        not per restored row: a long ledger holds a report per branch per row."""
+        Why here and not as a report arrives: a replay costs Opacus's PRV up to seconds,
+        and a report arrives inside a phase of the round, whose deadline keeps running
+        while the server computes; this runs when the round's sum is released or its row
+        written, once per branch (a restored ledger: once per branch, not per row). A
+        ledger written before reports were replayed (2026-12-07) may record an understated
+        figure, which a restarted server claimed until that branch reported anew."""
         for identity in sorted(self._unreplayed):
             report = self.latest[identity]
             replayed = _replayed_epsilon(report)
-            self.latest[identity] = _at_least_replayed(
-                identity, report, math.inf if isinstance(replayed, str) else replayed
-            )
+            if replayed is None:
+                log.warning(
+                    "record-level report of %s…: its DP-SGD history is too long to replay "
+                    "here (more than %d runs or %d steps); its stated epsilon %r is kept "
+                    "(audit verify replays it)",
+                    identity[:12],
+                    MAX_REPLAYED_RUNS,
+                    MAX_REPLAYED_STEPS,
+                    report.epsilon,
+                )
+                continue
+            held = _at_least_replayed(identity, report, replayed)
+            self.latest[identity] = held
+            if self._round.get(identity) is report:
+                self._round[identity] = held
         self._unreplayed.clear()
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        self._replay_pending()
         reports, self._round = self._round, {}
         self._refused = {}
         return {
@@ -1111,7 +1139,7 @@ class RecordRelease(Mechanism):
         }
 
     def ledger_claim(self, epsilon: float | None) -> float | None:
-        self._replay_restored()
+        self._replay_pending()
         return max((r.epsilon for r in self.latest.values()), default=None)
 
 

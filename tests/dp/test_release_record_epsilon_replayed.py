@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.dp.accountants import opacus_epsilon
-from secagg.dp.release import RecordRelease, RecordReport, UnaccountedContribution
+from secagg.dp.release import RecordRelease, RecordReport
 
 DELTA = 1e-5
 
@@ -70,13 +70,54 @@ def test_an_overstated_report_keeps_its_larger_figure() -> None:
     )
 
 
-def test_a_history_no_accountant_can_evaluate_is_not_released() -> None:
-    """A noise multiplier past Opacus's floats (1e200) cannot be accounted: the report is
-    refused, the branch counts as unreported and the round is not released."""
+def test_a_history_no_accountant_can_evaluate_is_claimed_infinite() -> None:
+    """A noise multiplier past Opacus's floats (1e200) cannot be accounted: no guarantee
+    is stated for it, rather than the report's 0."""
+    history = ((1e200, 0.1, 10),)
+    assert _released_claim(RecordReport("rdp", DELTA, 0.0, history, 1.0)) == math.inf
+
+
+def test_a_history_too_long_to_replay_costs_nothing_and_keeps_its_figure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wire allows 10^5 runs of up to 2^32 - 1 steps, which Opacus's PRV cannot
+    evaluate in bounded time or memory (1.1 GiB at 4e9 steps): the server replays only a
+    history an honest trainer can have, and keeps the stated figure of a longer one
+    (``audit verify`` replays it); the accountant is never asked."""
+    from secagg.dp import release as release_module
+
+    def never(*_: object) -> None:
+        raise AssertionError("the accountant was asked")
+
+    monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", never)
+    many_runs = tuple((1.0 + i / 1000, 0.01, 1) for i in range(1000))
+    many_steps = ((50.0, 1e-6, 4_000_000_000),)
+    for history in (many_runs, many_steps):
+        assert _released_claim(RecordReport("prv", DELTA, 2.0, history, 1.0)) == 2.0
+
+
+def test_no_report_is_replayed_inside_a_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay costs seconds of PRV, and a report arrives inside a phase of the round,
+    whose deadline keeps running: take_report asks nothing of the accountant; the
+    release does."""
+    from secagg.dp import release as release_module
+
+    asked: list[object] = []
+    real = release_module.RecordLevelAccountant.epsilon
+
+    def counted(self: object) -> float:
+        asked.append(self)
+        return real(self)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", counted)
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
-    release.take_report("branch-a", RecordReport("rdp", DELTA, 0.0, ((1e200, 0.1, 10),), 1.0))
-    with pytest.raises(UnaccountedContribution, match="cannot be accounted"):
-        release.require_reports(["branch-a"])
+    history = ((1.0, 0.1, 1000),)
+    release.take_report("branch-a", RecordReport("rdp", DELTA, 0.5, history, 1.0))
+    assert asked == []
+    release.release(np.ones(4), contributors=1, participants=1, noise_added=0.0)
+    assert len(asked) == 1
+    assert release.ledger_claim(None) == opacus_epsilon("rdp", history, DELTA)
+    assert len(asked) == 1  # once per report
 
 
 def test_a_history_without_noise_is_claimed_infinite() -> None:

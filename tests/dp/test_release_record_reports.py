@@ -134,7 +134,8 @@ def test_kept_and_recorded_epsilons_never_go_down(
     a report is kept exactly when its history extends the last kept one and its epsilon
     is at most the accountant's error below it (PRV: 0.01; otherwise float noise), and
     what is kept, claimed and recorded is never below anything kept before. A stated
-    epsilon below what its history gives is taken as the history's figure."""
+    epsilon below what its history gives is recorded as the history's figure (replayed
+    at the row), and the next report is held to that."""
     from secagg.dp.accountants import opacus_epsilon
 
     release = RecordRelease(clip=1.0, delta=1e-5, sample_rate=1.0)
@@ -148,7 +149,7 @@ def test_kept_and_recorded_epsilons_never_go_down(
         sent = replayed if replayed - stated > 1e-8 * max(1.0, replayed) else stated
         recorded = release.ledger_block({})["client_reports"]
         slack = PRV_EPSILON_ERROR if accountant == "prv" else 1e-8 * max(1.0, kept or 0.0)
-        if kept is None or (steps >= kept_steps and kept - sent <= slack):
+        if kept is None or (steps >= kept_steps and kept - stated <= slack):
             kept, kept_steps = max(kept or 0.0, sent), steps
             assert recorded["a"]["epsilon"] == kept
             assert recorded["a"]["history"] == [[1.0, 0.01, steps]]
