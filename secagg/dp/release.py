@@ -169,7 +169,9 @@ def _replayed_epsilon(report: RecordReport) -> float | None:
     if len(runs) > MAX_REPLAYED_RUNS or sum(steps for _, _, steps in runs) > MAX_REPLAYED_STEPS:
         return None
     try:
-        return RecordLevelAccountant(report.accountant, report.delta, report.history).epsilon()
+        # the merged runs, as Opacus's own accountant keeps an honest trainer's history
+        # (the same floats then): 10^5 entries of one step each are one run, not 10^5
+        return RecordLevelAccountant(report.accountant, report.delta, runs).epsilon()
     except (ConfigurationError, ArithmeticError, RuntimeError, ValueError, MemoryError):
         return math.inf
 

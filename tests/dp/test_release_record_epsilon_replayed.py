@@ -138,3 +138,11 @@ def test_a_restored_report_is_held_to_its_history_too() -> None:
     honest = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     honest.restore_reports({"branch-a": {**recorded, "epsilon": ran}})
     assert honest.ledger_claim(None) == ran
+
+
+def test_a_history_split_into_one_step_entries_is_replayed_as_its_runs() -> None:
+    """10^5 entries of one step (the wire's most) are one run of 10^5 steps: replayed as
+    Opacus keeps an honest trainer's history, one run, not 10^5 of them."""
+    split = ((2.0, 0.001, 1),) * 100_000
+    ran = opacus_epsilon("rdp", ((2.0, 0.001, 100_000),), DELTA)
+    assert _released_claim(RecordReport("rdp", DELTA, 0.0, split, 1.0)) == ran
