@@ -1018,7 +1018,9 @@ class RecordRelease(Mechanism):
                 f"{self.delta!r}",
             )
             return
-        self._replay_pending()  # the figure this report is compared with is the replay's
+        # compared with the branch's last figure as replayed when its round's row was
+        # written (or, restored, at the server's first claim); nothing is replayed here,
+        # inside a phase (see _replay_pending)
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None

@@ -112,12 +112,13 @@ def test_no_report_is_replayed_inside_a_phase(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", counted)
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     history = ((1.0, 0.1, 1000),)
-    release.take_report("branch-a", RecordReport("rdp", DELTA, 0.5, history, 1.0))
+    for branch in ("branch-a", "branch-b", "branch-c"):  # the round's reports, one by one
+        release.take_report(branch, RecordReport("rdp", DELTA, 0.5, history, 1.0))
     assert asked == []
-    release.release(np.ones(4), contributors=1, participants=1, noise_added=0.0)
-    assert len(asked) == 1
+    release.release(np.ones(4), contributors=3, participants=3, noise_added=0.0)
+    assert len(asked) == 3
     assert release.ledger_claim(None) == opacus_epsilon("rdp", history, DELTA)
-    assert len(asked) == 1  # once per report
+    assert len(asked) == 3  # once per report
 
 
 def test_a_history_without_noise_is_claimed_infinite() -> None:
