@@ -453,13 +453,43 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
     The accountant must be one the engine offers (``prv`` or ``rdp``: Opacus's ``gdp``
     is a CLT approximation that read 2.54 where PRV says 2.69), ``delta`` in (0, 1) (1.5
     gave epsilon -7.40) and the history runs that can have happened
-    (:func:`dpsgd_runs`); otherwise a ConfigurationError, before Opacus is asked."""
-    from secagg.dp.accounting import PrvCannotEvaluate
+    (:func:`dpsgd_runs`); otherwise a ConfigurationError, before Opacus is asked.
 
+    Memoised for the process (:data:`_EPSILON_MEMO`): the same arguments give the same
+    float, once computed."""
     # checked before Opacus sees them: it took what it was given (below)
     check_accountant(name, "dpsgd")
     delta = _delta(delta)
     runs = dpsgd_runs(history)
+    key = (name, tuple(runs), delta)
+    with _EPSILON_MEMO_LOCK:
+        known = _EPSILON_MEMO.get(key)
+    if known is not None:
+        return known
+    value = _evaluated_opacus_epsilon(name, runs, delta)
+    with _EPSILON_MEMO_LOCK:
+        if len(_EPSILON_MEMO) >= _EPSILON_MEMO_SIZE:  # a long-lived process: oldest out
+            del _EPSILON_MEMO[next(iter(_EPSILON_MEMO))]
+        _EPSILON_MEMO[key] = value
+    return value
+
+
+#: (accountant, runs, delta) -> :func:`opacus_epsilon`'s figure, for this process. Why: a
+#: record-level server replays every branch report's history (RecordRelease.take_report)
+#: whose epsilon the branch's trainer has just computed, in the same process when the
+#: simulator runs its branches in threads: 0.5-6 s of PRV a report, for the same float.
+#: Only figures are kept (a refusal is raised again on the next call).
+_EPSILON_MEMO: dict[tuple[Any, ...], float] = {}
+_EPSILON_MEMO_LOCK = threading.Lock()
+_EPSILON_MEMO_SIZE = 1024
+
+
+def _evaluated_opacus_epsilon(
+    name: str, runs: list[tuple[float, float, int]], delta: float
+) -> float:
+    """:func:`opacus_epsilon` of checked ``runs``, unmemoised."""
+    from secagg.dp.accounting import PrvCannotEvaluate
+
     where = "; ".join(f"z={z:.4g}, q={q:.4g}, {n} steps" for z, q, n in runs)
     try:
         # a run of no step releases nothing whatever its z (its RDP counts 0 times), so

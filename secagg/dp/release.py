@@ -47,6 +47,7 @@ from secagg.dp.accountants import (
     PER_CLIENT,
     DiscreteGaussianAccountant,
     PerClientAccountant,
+    RecordLevelAccountant,
     history_extends,
     history_runs,
 )
@@ -139,6 +140,58 @@ def _same_delta(branch: float, federation: float) -> bool:
     claim that does not hold at the printed delta (and verify failed the ledger for
     good); at a smaller one the row would not state what the branch accounted."""
     return branch <= federation and federation - branch <= 1e-9 * federation
+
+
+#: the most runs (merged ``(z, q, steps)`` entries) and DP-SGD steps of a branch's history
+#: the server replays (:func:`_replayed_epsilon`). Why: Opacus's PRV grows its grid with
+#: the square root of the steps (measured on 2 cores: 1-16 s at 10^5 steps, 20-30 s at
+#: 10^7, and 1.1 GiB it could not allocate at 4 * 10^9, the wire's largest count) and with
+#: every distinct run (the wire allows 10^5), so a hostile report could stall or exhaust
+#: the server. An honest trainer's history holds a few runs (the releases before training,
+#: then one per noise multiplier and rate) of thousands of steps.
+MAX_REPLAYED_RUNS = 32
+MAX_REPLAYED_STEPS = 10**6
+
+
+def _replayed_epsilon(report: RecordReport) -> float | None:
+    """The epsilon a branch's DP-SGD history gives by its own accountant at its delta
+    (what ``audit verify`` replays): inf where no accountant can evaluate it (PRV's
+    :class:`~secagg.dp.accounting.PrvCannotEvaluate`, as the verifier replays it, or an
+    overflow), None where it is too long to replay here (:data:`MAX_REPLAYED_RUNS`,
+    :data:`MAX_REPLAYED_STEPS`; ``audit verify`` replays it).
+
+    Why: the server kept the epsilon a report *states*, and the worst branch's stated
+    figure is what every record-level row claims and the server signs. A report of
+    epsilon 0.5 beside a history of (z 1, q 0.1, 1000 steps), which gives 27.16 by its
+    own RDP accountant, was signed as a claim of 0.5; ``audit verify`` failed the ledger
+    only afterwards (tests/dp/test_release_record_epsilon_replayed.py)."""
+    runs = history_runs(report.history)
+    if len(runs) > MAX_REPLAYED_RUNS or sum(steps for _, _, steps in runs) > MAX_REPLAYED_STEPS:
+        return None
+    try:
+        # the merged runs, as Opacus's own accountant keeps an honest trainer's history
+        # (the same floats then): 10^5 entries of one step each are one run, not 10^5
+        return RecordLevelAccountant(report.accountant, report.delta, runs).epsilon()
+    except (ConfigurationError, ArithmeticError, RuntimeError, ValueError, MemoryError):
+        return math.inf
+
+
+def _at_least_replayed(identity: str, report: RecordReport, replayed: float) -> RecordReport:
+    """``report`` with its epsilon raised to ``replayed`` (what its history gives) where
+    it states less by more than float noise (logged, naming the branch); as it is else."""
+    stated = report.epsilon
+    if not replayed > stated or (
+        math.isfinite(replayed) and replayed - stated <= RECORD_FLOAT_NOISE * max(1.0, replayed)
+    ):
+        return report
+    log.warning(
+        "record-level report of %s…: it states epsilon %r, its DP-SGD history gives %r; %r is kept",
+        identity[:12],
+        stated,
+        replayed,
+        replayed,
+    )
+    return replace(report, epsilon=replayed)
 
 
 #: the largest step count a report may carry: the wire's u32 field (a larger count
@@ -944,6 +997,8 @@ class RecordRelease(Mechanism):
         self._round: dict[str, RecordReport] = {}  # this round's, by identity hash
         #: this round's branches whose report was refused (it did not extend their last)
         self._refused: dict[str, str] = {}
+        #: branches whose latest report came from the ledger and is not replayed yet
+        self._unreplayed: set[str] = set()
 
     def take_report(self, identity: str, report: RecordReport) -> None:
         """Keep a branch's report unless it accounts at another delta than the rows
@@ -963,6 +1018,9 @@ class RecordRelease(Mechanism):
                 f"{self.delta!r}",
             )
             return
+        # compared with the branch's last figure as replayed when its round's row was
+        # written (or, restored, at the server's first claim); nothing is replayed here,
+        # inside a phase (see _replay_pending)
         previous = self.latest.get(identity)
         if previous is not None:
             problem = None
@@ -988,6 +1046,7 @@ class RecordRelease(Mechanism):
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
+        self._unreplayed.add(identity)  # replayed before anything claims it
 
     def _refuse_report(self, identity: str, problem: str) -> None:
         """Not kept: the branch counts as unreported until a report that holds."""
@@ -1016,6 +1075,7 @@ class RecordRelease(Mechanism):
         contributors is refused. (The server can match them by identity with
         :meth:`require_reports` first; by count alone, a report from a branch that
         dropped could stand in for a contributor that sent none.)"""
+        self._replay_pending()
         if len(self._round) < contributors:
             refused = f"; refused: {len(self._refused)}" if self._refused else ""
             raise UnaccountedContribution(
@@ -1028,11 +1088,45 @@ class RecordRelease(Mechanism):
         )
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
-        """Reports recorded in the ledger before a restart."""
+        """Reports recorded in the ledger before a restart; each branch's latest is
+        replayed once, before anything reads it (:meth:`_replay_pending`)."""
         for identity, report in reports.items():
             self.latest[identity] = RecordReport.from_dict(report)
+            self._unreplayed.add(identity)
+
+    def _replay_pending(self) -> None:
+        """Hold each branch's latest report (kept this round, or restored from the
+        ledger) to what its DP-SGD history gives (:func:`_replayed_epsilon`): a stated
+        figure below it is replaced by it, in what is claimed and recorded.
+
+        Why here and not as a report arrives: a replay costs Opacus's PRV up to seconds,
+        and a report arrives inside a phase of the round, whose deadline keeps running
+        while the server computes; this runs when the round's sum is released or its row
+        written, once per branch (a restored ledger: once per branch, not per row). A
+        ledger written before reports were replayed (2026-12-07) may record an understated
+        figure, which a restarted server claimed until that branch reported anew."""
+        for identity in sorted(self._unreplayed):
+            report = self.latest[identity]
+            replayed = _replayed_epsilon(report)
+            if replayed is None:
+                log.warning(
+                    "record-level report of %s…: its DP-SGD history is too long to replay "
+                    "here (more than %d runs or %d steps); its stated epsilon %r is kept "
+                    "(audit verify replays it)",
+                    identity[:12],
+                    MAX_REPLAYED_RUNS,
+                    MAX_REPLAYED_STEPS,
+                    report.epsilon,
+                )
+                continue
+            held = _at_least_replayed(identity, report, replayed)
+            self.latest[identity] = held
+            if self._round.get(identity) is report:
+                self._round[identity] = held
+        self._unreplayed.clear()
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        self._replay_pending()
         reports, self._round = self._round, {}
         self._refused = {}
         return {
@@ -1049,6 +1143,7 @@ class RecordRelease(Mechanism):
         }
 
     def ledger_claim(self, epsilon: float | None) -> float | None:
+        self._replay_pending()
         return max((r.epsilon for r in self.latest.values()), default=None)
 
 
