@@ -206,6 +206,12 @@ def _local_send_error(exc: BaseException) -> bool:
     )
 
 
+def _send_error_text(exc: BaseException) -> str:
+    """A failed send's error for the log and an abort reason: its type and the
+    transport's own words (a peer name, a size), never the payload."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class RoundResult:
     """What one round did, as recorded in the store."""
@@ -2200,8 +2206,7 @@ class FederationServer:
                     helper,
                 )
                 return
-            # the transport's own words (a peer name, a size), never the payload
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = _send_error_text(exc)
             log.warning("round %d: could not send to the key holder %s: %s", number, helper, error)
             if self._helper_unreached is None:
                 self._helper_unreached = error
@@ -2289,13 +2294,7 @@ class FederationServer:
                 send_parts(name, parts)
             else:
                 self.transport.send(name, b"".join(parts))
-        except ConnectionError as exc:  # gone: the early-close rule makes it a dropout
-            log.debug("could not reach %s: %s", name, exc)
-            self._unreach(name)
-        except TransportError as exc:
-            log.warning("could not send %s to %s: %s", type(message).__name__, name, exc)
-            self._unreach(name)
-        except OSError as exc:  # a send's OS error (a timeout): that party's, as above
+        except (OSError, TransportError) as exc:
             if _local_send_error(exc):
                 # the server's own descriptors, memory or disk (EMFILE, ENOBUFS, ...): no
                 # party's failure. Taken for one, every branch of every round was a dropout
@@ -2304,13 +2303,17 @@ class FederationServer:
                 # no word of the cause (review, 2026-12-07); it stops the server instead,
                 # named as an error outside its writes (_run_round), as a receive's does
                 raise
-            log.warning(
-                "could not send %s to %s: %s: %s",
-                type(message).__name__,
-                name,
-                type(exc).__name__,
-                exc,
-            )
+            # anything else is the party's: gone, a message the transport refused (its
+            # size, a full outbox), an OS error of the send (a timeout, a reset)
+            if isinstance(exc, ConnectionError):  # gone: the early-close rule's dropout
+                log.debug("could not reach %s: %s", name, exc)
+            else:
+                log.warning(
+                    "could not send %s to %s: %s",
+                    type(message).__name__,
+                    name,
+                    _send_error_text(exc),
+                )
             self._unreach(name)
 
     def _unreach(self, name: str) -> None:

@@ -57,7 +57,20 @@ __all__ = [
 class ServerEndpoint(Protocol):
     """What the server runtime needs from a transport."""
 
-    def send(self, name: str, payload: bytes) -> None: ...
+    def send(self, name: str, payload: bytes) -> None:
+        """Queue ``payload`` to ``name``'s open session.
+
+        Raises :class:`NotConnected` when ``name`` has no open session (or, gRPC's
+        :class:`PeerClosing`, has half-closed it), another :class:`TransportError` for a
+        message the transport refuses (above its size limit). An endpoint that writes
+        to a socket itself may let an :class:`OSError` of the write out: the runtime's
+        server takes it, as it takes the errors above, for the party's failure (a
+        timeout, a reset: that branch is a dropout of the round), except one whose
+        ``errno`` says the server's own resources failed (its descriptors, memory,
+        buffers or disk: ``LOCAL_SEND_ERRNOS`` in :mod:`secagg.runtime.server`), which
+        stops the server naming the cause. So an endpoint must not wrap such an error
+        in a :class:`TransportError`, which would make it the party's."""
+        ...
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         """The next ``(name, payload)``, or None: on timeout, or earlier where the
