@@ -67,6 +67,12 @@ class LockstepHub(InProcessHub):
             self._drop_at[name] = drop_at
         return client
 
+    def adopt(self, client: FederationClient, endpoint: _InProcessClient) -> None:
+        """Answer with ``client``, which reaches the server through a wrapper of
+        ``endpoint`` (a session of this hub it was made on: :meth:`connect`)."""
+        self._clients[client.name] = client
+        self._endpoints[client.name] = endpoint
+
     def join_scripted(self, name: str, script: Script) -> _InProcessClient:
         """Connect a branch ``name`` whose answers ``script`` makes; its endpoint."""
         endpoint = self.connect(name)

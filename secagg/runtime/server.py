@@ -423,6 +423,9 @@ class FederationServer:
         self._refusals: dict[str, int] = {}  # the round's refused messages per party
         # the parties of the last LATE_ROUNDS_REMEMBERED rounds driven, by round number
         self._cohorts: dict[int, frozenset[str]] = {}
+        # of those rounds, the ones that completed: the parties that answered every phase
+        # they were sent, whose later payload of the round is a replay, never late (_late)
+        self._answered_all: dict[int, frozenset[str]] = {}
         # (round, party) pairs whose one late payload has been taken as late (_late)
         self._answered_late: set[tuple[int, str]] = set()
         # the write in progress, for what a failed one logs, stores and tells the parties:
@@ -1361,6 +1364,7 @@ class FederationServer:
         self._cohorts[number] = frozenset(names.values())
         for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
             del self._cohorts[past]
+            self._answered_all.pop(past, None)
         self._answered_late = {seen for seen in self._answered_late if seen[0] in self._cohorts}
         self._refusals = {}
         self._helper_unreached = None
@@ -1451,7 +1455,28 @@ class FederationServer:
         # stored, as after any other message
         self._charge_after_reply(number, session)
         self._helper_request = None  # the round is over: nothing of it is resent
+        if session.phase == "complete":
+            self._note_answered_all(number, names)
         return session.finish()
+
+    def _note_answered_all(self, number: int, names: dict[int, str]) -> None:
+        """Remember who answered every phase of round ``number``, which completed: its
+        parties but those a phase closed without (:attr:`_missed`), and but a helper its
+        request was resent to (the key holder repeats a reply its broken session may
+        have delivered too: an honest second copy). A later payload of the round from one
+        of them is no late answer (:meth:`_late`).
+
+        Why: an honest party sends one payload a phase and none after the last; every
+        payload of a past round from one of its parties was logged at INFO as "a late
+        payload ... whose phase has closed without it (a slow branch or link)", so a
+        branch that sent its last answer twice (a replay) looked like a slow link, though
+        its phase had closed *with* it (runtime review, 2026-12-07). Only a completed
+        round: an abort inside a phase leaves parties still awaited, whose answers are
+        late and are not among :attr:`_missed`."""
+        answered = set(names.values()) - self._missed
+        if self._helper_resent:
+            answered.discard(self.config.backend.key_holder)
+        self._answered_all[number] = frozenset(answered)
 
     def _tell_unsampled(self, number: int) -> None:
         """Tell every connected client the sampling left out of round ``number`` that the
@@ -1927,7 +1952,9 @@ class FederationServer:
         if not isinstance(message, Relay):
             return False
         if message.round < number:
-            late = name in self._cohorts.get(message.round, frozenset())
+            late = name in self._cohorts.get(message.round, frozenset()) and name not in (
+                self._answered_all.get(message.round, frozenset())
+            )
         else:
             phases = self._dropped_partys_phases(number, name, message, refusal, session, party)
             late = phases is not None and phases[0] < phases[1]
