@@ -1380,6 +1380,9 @@ class FederationServer:
         next_look = self._clock() + UNSAMPLED_LOOK_SECONDS
         phase, last_progress = session.phase, self._clock()
         awaited = _Awaited(self, session, names)
+        # messages queued when the phase's deadline was seen at a refused one (or a leave),
+        # still to be read before the phase closes (None: not seen so; see below)
+        backlog: int | None = None
         while not session.done:
             if self._clock() >= next_look:  # a client that connected since is told too
                 self._tell_unsampled(number)
@@ -1408,6 +1411,8 @@ class FederationServer:
             outgoing = None if item is None else self._receive(number, session, party_of, *item)
             if outgoing is not None and item is not None:
                 awaited.answered(item[0])
+            if backlog is not None and item is not None:
+                backlog -= 1
             if outgoing is None:
                 # nothing came, or what came was refused (or a Leave): the phase's deadline
                 # and the early close are checked here either way, so a stream of junk,
@@ -1415,6 +1420,17 @@ class FederationServer:
                 # past its deadline (runtime audit 2026-12-04)
                 silent = {names[p] for p in session.waiting_for if p in names}
                 if self._clock() - last_progress >= limit:
+                    if item is not None and backlog is None:
+                        # seen at a refused message, not at an empty wait: the answers
+                        # queued behind it arrived before the deadline was seen (a busy
+                        # server had not read them yet) and are read first, then the
+                        # phase closes. Closed at once, one branch's junk sent behind its
+                        # own answer made every answer queued after it a dropout, and
+                        # the round could abort below its threshold (runtime review,
+                        # 2026-12-07). Bounded: what came after the look waits its turn
+                        backlog = self._queued()
+                    if item is not None and backlog:
+                        continue
                     log.debug("round %d: deadline of %s passed", number, session.phase)
                 elif silent and all(self._gone(name) for name in silent):
                     if (
@@ -1436,6 +1452,7 @@ class FederationServer:
             if session.phase != phase or announced:
                 training = announced or (training and session.phase == phase)
                 phase, last_progress = session.phase, self._clock()
+                backlog = None
         if self._reveal_unsent and self._revealed.get(number) is not None:
             # no request that reveals the sum reached the helper (every send of it was
             # refused by the transport, which carried nothing of it: its size, a session
@@ -1590,6 +1607,13 @@ class FederationServer:
             session_id = getattr(self.transport, "session_id", None)
             now = session_id(name) if session_id is not None else True
         return now is None or now != self._round_sessions.get(name)
+
+    def _queued(self) -> int:
+        """How many messages wait in the transport's inbox now (its ``queued``), or 0
+        for a transport that cannot say: the phase then closes at its deadline as soon
+        as a refused message is read, as before."""
+        queued = getattr(self.transport, "queued", None)
+        return 0 if queued is None else int(queued())
 
     def _departures(self) -> object:
         """A mark that changes whenever a party of the round in flight may have gone: a

@@ -35,6 +35,10 @@ the round (it never took it).
 The server uses it only where the class whose ``send`` it would call defines it beside
 that ``send`` (a subclass or wrapper that overrides ``send`` to count or refuse what the
 server sends keeps seeing every message); elsewhere it sends by name.
+And ``queued()``: how many messages wait for ``receive`` now (gRPC's server and the
+in-process hub offer it). A server that sees a phase's deadline passed at a refused
+message reads that many more (answers that came before it looked) before it closes the
+phase; without it, the phase closes there.
 """
 
 from __future__ import annotations
