@@ -28,15 +28,16 @@ from secagg.runtime.store import ServerStore
 D = 8
 NAMES = [f"branch-{i}" for i in range(5)]
 NEVER = 3600.0  # a deadline no round here reaches
+PHASE = 30.0  # the phase deadline a silent branch is waited for, on the clock
 
 
-def _config(backend: dict[str, object]) -> FederationConfig:
+def _config(backend: dict[str, object], phase_seconds: float = NEVER) -> FederationConfig:
     return FederationConfig.from_dict(
         {
             "federation": {"name": "polls", "clients": NAMES, "dimension": D, "rounds": 1},
             "sampling": {"kind": "poisson", "rate": 1.0},
             "backend": backend,
-            "deadlines": {"phase_seconds": NEVER, "round_seconds": 3 * NEVER},
+            "deadlines": {"phase_seconds": phase_seconds, "round_seconds": 3 * NEVER},
         }
     )
 
@@ -97,10 +98,13 @@ def test_a_silent_branch_still_waits_out_the_phase_deadline(tmp_path: Path) -> N
     for name in NAMES[1:]:
         hub.join(name, _train)
     server = FederationServer(
-        _config(MASKING), hub, ServerStore(tmp_path / "s.sqlite"), clock=hub.clock
+        _config(MASKING, phase_seconds=PHASE),
+        hub,
+        ServerStore(tmp_path / "s.sqlite"),
+        clock=hub.clock,
     )
     result = server.run_round()
     assert result.status == "complete", result.reason
     assert result.contributed == tuple(NAMES[1:])
     # the training phase's deadline (phase_seconds here), waited on the clock alone
-    assert NEVER <= hub.idle_seconds < NEVER + 1.0
+    assert PHASE <= hub.idle_seconds < PHASE + 1.0
