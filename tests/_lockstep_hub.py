@@ -16,7 +16,9 @@ time, and a wait the server should not have made shows as a count, never as a wa
 the server sends it its n-th message of the run (1: its first round start, before it
 trains), before the branch reads it. ``script`` replaces a branch's answers: it is called
 with each payload the server sends that branch and returns the payloads the branch sends
-back (a branch that answers twice, or late, or for a closed phase).
+back (a branch that never answers: ``lambda payload: []``). :meth:`LockstepHub.adopt` takes
+a client that reaches the hub through a wrapper of its endpoint (one that sends twice,
+or junk behind its answer).
 
 Use ``FederationServer(config, hub, store, clock=hub.clock)``.
 """
@@ -79,16 +81,6 @@ class LockstepHub(InProcessHub):
         self._scripts[name] = script
         self._endpoints[name] = endpoint
         return endpoint
-
-    def reconnect(self, name: str) -> None:
-        """End ``name``'s session and open a new one under the same name (a branch back
-        at once after a crash, or a redial), its client carried over."""
-        old = self._endpoints[name]
-        old.close()
-        endpoint = self.connect(name)
-        self._endpoints[name] = endpoint
-        if name in self._clients:
-            self._clients[name].reconnected(endpoint)
 
     # --- the server's side -------------------------------------------------------------
 
