@@ -35,6 +35,10 @@ the round (it never took it).
 The server uses it only where the class whose ``send`` it would call defines it beside
 that ``send`` (a subclass or wrapper that overrides ``send`` to count or refuse what the
 server sends keeps seeing every message); elsewhere it sends by name.
+And ``queued()``: how many messages wait for ``receive`` now (gRPC's server and the
+in-process hub offer it). A server that sees a phase's deadline passed at a refused
+message reads that many more (answers that came before it looked) before it closes the
+phase; without it, the phase closes there.
 """
 
 from __future__ import annotations
@@ -57,7 +61,20 @@ __all__ = [
 class ServerEndpoint(Protocol):
     """What the server runtime needs from a transport."""
 
-    def send(self, name: str, payload: bytes) -> None: ...
+    def send(self, name: str, payload: bytes) -> None:
+        """Queue ``payload`` to ``name``'s open session.
+
+        Raises :class:`NotConnected` when ``name`` has no open session (or, gRPC's
+        :class:`PeerClosing`, has half-closed it), another :class:`TransportError` for a
+        message the transport refuses (above its size limit). An endpoint that writes
+        to a socket itself may let an :class:`OSError` of the write out: the runtime's
+        server takes it, as it takes the errors above, for the party's failure (a
+        timeout, a reset: that branch is a dropout of the round), except one whose
+        ``errno`` says the server's own resources failed (its descriptors, memory,
+        buffers or disk: ``LOCAL_SEND_ERRNOS`` in :mod:`secagg.runtime.server`), which
+        stops the server naming the cause. So an endpoint must not wrap such an error
+        in a :class:`TransportError`, which would make it the party's."""
+        ...
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         """The next ``(name, payload)``, or None: on timeout, or earlier where the

@@ -817,6 +817,11 @@ class GrpcServerTransport:
                 self._event_ready.wait(left)
             return self._events.popleft()
 
+    def queued(self) -> int:
+        """How many complete messages wait for :meth:`receive` now."""
+        with self._changed:
+            return len(self._inbox)
+
     def wait_for_sessions(self, seen: int | None, timeout: float | None) -> int:
         """Wait until a session opened or ended, or the server stopped, after the
         change numbered ``seen`` (None: return at once), for at most ``timeout``

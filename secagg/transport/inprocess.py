@@ -102,6 +102,11 @@ class InProcessHub:
             return None
         return None if item is _WAKE else item
 
+    def queued(self) -> int:
+        """How many items wait for the server's :meth:`receive` now (a session's end
+        counted as one)."""
+        return self._to_server.qsize()
+
     def wake_server(self) -> None:
         """Make the server's pending (or next) :meth:`receive` return None now: a party's
         session ended, which the server sees only by looking (``connected``,
