@@ -463,16 +463,41 @@ class Ledger:
         being written)."""
         if self._wal:
             return
-        with self._waiting(
-            "the append was not made (the ledger's switch to WAL mode waits for it)"
-        ):
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+        mode = self._switch_to_wal_at_once()
+        if mode is None:
+            # said before the wait, not after it: the server's round stood still for up
+            # to 30 s with nothing in its log, then stopped on LedgerBusy; the operator
+            # who reads this can close the other program while the server still waits
+            log.warning(
+                "ledger %s: another program holds it open (a read transaction: the sqlite3 "
+                "shell, a backup tool); the round's append waits up to %g s for it to let go",
+                self.path,
+                self._busy_timeout_ms / 1000,
+            )
+            with self._waiting(
+                "the append was not made (the ledger's switch to WAL mode waits for it)"
+            ):
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise LedgerError(
                 f"the ledger {self.path} could not be set to WAL mode for its append "
                 f"(SQLite kept {mode[0] if mode else 'no'} mode)"
             )
         self._wal = True
+
+    def _switch_to_wal_at_once(self) -> Any:
+        """``PRAGMA journal_mode=WAL``'s row, or None when another connection's lock
+        refused it without a wait (busy timeout 0, restored after)."""
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            return self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in _LOCKED_CODES:
+                raise
+            return None
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     def _sign_genesis_head(self) -> None:
         """Sign the head of an empty ledger (0 rows, the genesis hash), once.

@@ -11,6 +11,7 @@ transaction through a hook on the chain check: no thread, no sleep.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Callable
@@ -80,6 +81,34 @@ def test_an_append_a_reader_holds_back_is_a_ledger_busy_naming_the_file(
         reader.close()
         ledger.close()
     assert read_chain(path, key.public_key).ok
+
+
+def test_an_append_a_reader_holds_back_says_so_before_it_waits(
+    tmp_path: Path, short_wait: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The round's append waits up to the busy timeout (30 s) for another program's
+    read: a WARNING naming the file and the wait comes before the wait, so the operator
+    can close that program while the server still waits (was: 30 s of silence, then
+    LedgerBusy)."""
+    path, key = _closed_ledger(tmp_path)
+    reader = _reading(path)
+    ledger = Ledger(path, key)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.ledger"):
+            with pytest.raises(LedgerBusy):
+                ledger.append(ledger_row(2, None, None))
+        (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+        said = warning.getMessage()
+        assert str(path) in said and "another program holds it open" in said
+        assert "waits up to 0.02 s" in said
+        reader.close()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="secagg.ledger"):
+            assert ledger.append(ledger_row(2, None, None)) == 2
+        assert caplog.records == []  # nothing held it: no wait, nothing said
+    finally:
+        reader.close()
+        ledger.close()
 
 
 def test_an_open_that_must_write_while_a_reader_holds_the_file_is_a_ledger_busy(
