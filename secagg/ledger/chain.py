@@ -1047,12 +1047,16 @@ def _read_a_copy(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _R
         return _closing(_connect_read_only(copy, immutable=False), query)
 
 
+#: the two copies of SQLite's WAL-index header at the start of ``<ledger>-shm``
+_WAL_INDEX_HEADER_BYTES = 96
+
+
 def _file_state(path: Path) -> tuple[object, ...]:
     """What a writer changes in the ledger's files: the main file's identity, size, time
     of change and first 100 bytes (SQLite's header: its journal mode, and a change
-    counter every rollback-journal commit raises), and the same of its ``-wal`` and
-    ``-journal`` (absent or there). Equal before and after a lock-free read: no writer
-    changed the file during it."""
+    counter every rollback-journal commit raises), the same of its ``-wal`` and
+    ``-journal`` (absent or there), and the header of its ``-shm``. Equal before and
+    after a lock-free read: no writer changed the file during it."""
 
     def stat(file: Path) -> tuple[int, int, int, int] | None:
         try:
@@ -1061,14 +1065,22 @@ def _file_state(path: Path) -> tuple[object, ...]:
             return None
         return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
-    try:
-        with opened_regular_file(path, "a ledger") as fd:
-            header = read_at_most(fd, 100)
-    except (OSError, NotARegularFile):
-        header = b""
-    header = header.ljust(100, b"\x00")
+    def first_bytes(file: Path, count: int, what: str) -> bytes:
+        try:
+            with opened_regular_file(file, what) as fd:
+                return read_at_most(fd, count).ljust(count, b"\x00")
+        except (OSError, NotARegularFile):
+            return b""
+
+    header = first_bytes(path, 100, "a ledger").ljust(100, b"\x00")
     journal = path.with_name(path.name + "-journal")
-    return (stat(path), header, stat(_wal_of(path)), stat(journal))
+    # the log index's header (both copies): every WAL commit raises its change counter and
+    # every truncating checkpoint its checkpoint count and salt. Why: a WAL append and its
+    # checkpoint leave the file's size and header as they were, and on a filesystem whose
+    # times did not move in between (one tick) a copy of the file torn by them read as an
+    # honest ledger whose rows were cut without the key (_read_a_copy)
+    index = first_bytes(path.with_name(path.name + "-shm"), _WAL_INDEX_HEADER_BYTES, "a log index")
+    return (stat(path), header, stat(_wal_of(path)), stat(journal), index)
 
 
 def _closing(db: sqlite3.Connection, query: Callable[[sqlite3.Connection], _Read]) -> _Read:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -264,3 +265,63 @@ def test_a_named_pipe_at_the_journal_is_refused_not_waited_on(
         f"{journal} is a named pipe, where SQLite keeps the ledger's rollback journal: no "
         "writer of a ledger makes one; move it away and read the ledger again"
     )
+
+
+class _TimesThatDoNotMove:
+    """A stat result whose times of change stay put: a filesystem whose clock did not
+    tick between two writes (1 s on ext3 and HFS+, 2 s on FAT, a coarse network share)."""
+
+    def __init__(self, real: os.stat_result) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("st_mtime_ns", "st_ctime_ns"):
+            return 0
+        if name in ("st_mtime", "st_ctime"):
+            return 0.0
+        return getattr(self._real, name)
+
+
+def test_a_copy_torn_by_an_append_within_one_tick_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running writer's ledger in a folder the auditor cannot write is read from a
+    private copy of the file and its log. An append and its checkpoint during the copy
+    leave the file's size, its header and the emptied log as they were: with times that
+    did not move, the torn copy (the head page after the append, the rows before it) was
+    taken as unchanged and an honest ledger read FAILED ("rows were truncated or
+    appended without the key"). The log index's header changes with every commit: the
+    copy is made again."""
+    path, key = _closed_ledger(tmp_path, rows=3)
+    ledger = Ledger(path, key)
+    try:
+        ledger.append(ledger_row(4, None, None))  # running: in WAL mode, its log emptied
+        real_connect, real_copy, real_stat = chain._connect_read_only, shutil.copyfile, os.stat
+        copies: list[Path] = []
+
+        def unwritable_folder(file: Path, *, immutable: bool) -> sqlite3.Connection:
+            if Path(file) == path and not immutable:  # SQLite cannot open the log here
+                raise sqlite3.OperationalError("unable to open database file")
+            return real_connect(file, immutable=immutable)
+
+        def torn_by_an_append(source: Any, target: Any, **kwargs: Any) -> Any:
+            if Path(source) != path:
+                return real_copy(source, target, **kwargs)
+            copies.append(Path(source))
+            before = path.read_bytes()
+            if len(copies) == 1:  # the writer appends while the file is copied
+                ledger.append(ledger_row(5, None, None))
+            after = path.read_bytes()
+            Path(target).write_bytes(before[:-4096] + after[-4096:])
+            return target
+
+        monkeypatch.setattr(chain, "_connect_read_only", unwritable_folder)
+        monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+        monkeypatch.setattr(shutil, "copyfile", torn_by_an_append)
+        monkeypatch.setattr(os, "stat", lambda *a, **k: _TimesThatDoNotMove(real_stat(*a, **k)))
+        report = read_chain(path, key.public_key)
+        monkeypatch.undo()
+        assert report.ok, report.failure  # was FAILED: head 5 rows, the file 4
+        assert len(report.rows) == 5 and len(copies) == 2  # read again, whole
+    finally:
+        ledger.close()
