@@ -325,3 +325,37 @@ def test_a_copy_torn_by_an_append_within_one_tick_is_read_again(
         assert len(report.rows) == 5 and len(copies) == 2  # read again, whole
     finally:
         ledger.close()
+
+
+def test_a_writer_that_appends_and_closes_within_the_read_is_noticed_by_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard (held on c01baa3): a restarted server that switches a closed ledger to WAL
+    mode, appends and closes (back in rollback-journal mode, no log left, the file the
+    same size) all inside the audit's lock-free read, with times that do not move: only
+    the header's change counter tells. The read is made again and sees both rows."""
+    path, key = _closed_ledger(tmp_path)
+    size = path.stat().st_size
+    ledger = Ledger(path, key)
+
+    def append_and_close() -> None:
+        ledger.append(ledger_row(2, None, None))
+        ledger.close()
+
+    raised = _writer_inside_the_read(monkeypatch, append_and_close)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda *a, **k: _TimesThatDoNotMove(real_stat(*a, **k)))
+    reads: list[bool] = []
+    real_stable = chain._stable_read
+
+    def counted(*args: Any) -> Any:
+        read = real_stable(*args)
+        reads.append(read is not None)
+        return read
+
+    monkeypatch.setattr(chain, "_stable_read", counted)
+    report = read_chain(path, key.public_key)
+    monkeypatch.undo()
+    assert raised == [] and path.stat().st_size == size  # the change the size hides
+    assert reads == [False, True]  # the torn read refused, the second one taken
+    assert report.ok and len(report.rows) == 2 and not report.without_log
