@@ -348,6 +348,9 @@ class Ledger:
         # descriptor it reads: a named pipe (or a device) is refused just before, the
         # most that can be done (sqlite3 on a named pipe failed as "disk I/O error")
         refuse_special_file(self.path, "a ledger")
+        # and beside it: a named pipe at its journal hung this open forever (the server's
+        # start reads the ledger first, which refuses one; any other writer did not)
+        _refuse_special_side_files(self.path, "open the ledger again")
         #: how long this writer waits for another program's lock (:data:`BUSY_TIMEOUT_MS`,
         #: read when the writer opens)
         self._busy_timeout_ms = BUSY_TIMEOUT_MS
@@ -1005,21 +1008,23 @@ def _read_consistently(
 _SIDE_FILES = (("-wal", "write-ahead log"), ("-shm", "log index"), ("-journal", "rollback journal"))
 
 
-def _refuse_special_side_files(path: Path) -> None:
+def _refuse_special_side_files(path: Path, then: str = "read the ledger again") -> None:
     """:class:`LedgerError` (one line) when a file SQLite opens beside the ledger (its
-    log, the log's index, its rollback journal) is a named pipe, a device or a socket.
+    log, the log's index, its rollback journal) is a named pipe, a device or a socket;
+    ``then``: what to do once it is moved away.
 
     Why: SQLite opens them by name, blocking: a named pipe at ``<ledger>-journal``
     beside a ledger with a ``-wal`` hung ``secagg audit verify`` (and the server's
     start, which reads the ledger the same way) forever, waiting for a writer that never
-    comes (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
+    comes, and hung the writer's own open (:class:`Ledger`) of a ledger its last writer
+    closed (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
     for suffix, holds in _SIDE_FILES:
         side = path.with_name(path.name + suffix)
         kind = special_file_kind(side)
         if kind is not None:
             raise LedgerError(
                 f"{side} is {kind}, where SQLite keeps the ledger's {holds}: no writer of a "
-                "ledger makes one; move it away and read the ledger again"
+                f"ledger makes one; move it away and {then}"
             )
 
 

@@ -359,3 +359,21 @@ def test_a_writer_that_appends_and_closes_within_the_read_is_noticed_by_the_head
     assert raised == [] and path.stat().st_size == size  # the change the size hides
     assert reads == [False, True]  # the torn read refused, the second one taken
     assert report.ok and len(report.rows) == 2 and not report.without_log
+
+
+@needs_fifos
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+def test_the_writer_refuses_a_named_pipe_beside_the_ledger(tmp_path: Path, suffix: str) -> None:
+    """The writer's own open of a ledger its last writer closed: a named pipe at
+    ``-journal`` hung it forever (SQLite opens it by name); one at ``-wal`` or ``-shm``
+    let it open, and its first append failed on SQLite's bare "disk I/O error". Each is
+    now refused at the open, in the reader's one line."""
+    path, key = _closed_ledger(tmp_path)
+    before = path.read_bytes()
+    side = Path(f"{path}{suffix}")
+    os.mkfifo(side)
+    outcome = in_thread(lambda: Ledger(path, key), side)
+    assert isinstance(outcome, LedgerError), outcome
+    assert str(outcome).startswith(f"{side} is a named pipe, where SQLite keeps the ledger's")
+    assert str(outcome).endswith("move it away and open the ledger again")
+    assert path.read_bytes() == before and side.exists()  # nothing written, nothing moved
