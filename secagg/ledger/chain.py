@@ -348,6 +348,9 @@ class Ledger:
         # descriptor it reads: a named pipe (or a device) is refused just before, the
         # most that can be done (sqlite3 on a named pipe failed as "disk I/O error")
         refuse_special_file(self.path, "a ledger")
+        # and beside it: a named pipe at its journal hung this open forever (the server's
+        # start reads the ledger first, which refuses one; any other writer did not)
+        _refuse_special_side_files(self.path, "open the ledger again")
         #: how long this writer waits for another program's lock (:data:`BUSY_TIMEOUT_MS`,
         #: read when the writer opens)
         self._busy_timeout_ms = BUSY_TIMEOUT_MS
@@ -463,16 +466,41 @@ class Ledger:
         being written)."""
         if self._wal:
             return
-        with self._waiting(
-            "the append was not made (the ledger's switch to WAL mode waits for it)"
-        ):
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+        mode = self._switch_to_wal_at_once()
+        if mode is None:
+            # said before the wait, not after it: the server's round stood still for up
+            # to 30 s with nothing in its log, then stopped on LedgerBusy; the operator
+            # who reads this can close the other program while the server still waits
+            log.warning(
+                "ledger %s: another program holds it open (a read transaction: the sqlite3 "
+                "shell, a backup tool); the round's append waits up to %g s for it to let go",
+                self.path,
+                self._busy_timeout_ms / 1000,
+            )
+            with self._waiting(
+                "the append was not made (the ledger's switch to WAL mode waits for it)"
+            ):
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise LedgerError(
                 f"the ledger {self.path} could not be set to WAL mode for its append "
                 f"(SQLite kept {mode[0] if mode else 'no'} mode)"
             )
         self._wal = True
+
+    def _switch_to_wal_at_once(self) -> Any:
+        """``PRAGMA journal_mode=WAL``'s row, or None when another connection's lock
+        refused it without a wait (busy timeout 0, restored after)."""
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            return self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in _LOCKED_CODES:
+                raise
+            return None
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     def _sign_genesis_head(self) -> None:
         """Sign the head of an empty ledger (0 rows, the genesis hash), once.
@@ -980,21 +1008,23 @@ def _read_consistently(
 _SIDE_FILES = (("-wal", "write-ahead log"), ("-shm", "log index"), ("-journal", "rollback journal"))
 
 
-def _refuse_special_side_files(path: Path) -> None:
+def _refuse_special_side_files(path: Path, then: str = "read the ledger again") -> None:
     """:class:`LedgerError` (one line) when a file SQLite opens beside the ledger (its
-    log, the log's index, its rollback journal) is a named pipe, a device or a socket.
+    log, the log's index, its rollback journal) is a named pipe, a device or a socket;
+    ``then``: what to do once it is moved away.
 
     Why: SQLite opens them by name, blocking: a named pipe at ``<ledger>-journal``
     beside a ledger with a ``-wal`` hung ``secagg audit verify`` (and the server's
     start, which reads the ledger the same way) forever, waiting for a writer that never
-    comes (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
+    comes, and hung the writer's own open (:class:`Ledger`) of a ledger its last writer
+    closed (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
     for suffix, holds in _SIDE_FILES:
         side = path.with_name(path.name + suffix)
         kind = special_file_kind(side)
         if kind is not None:
             raise LedgerError(
                 f"{side} is {kind}, where SQLite keeps the ledger's {holds}: no writer of a "
-                "ledger makes one; move it away and read the ledger again"
+                f"ledger makes one; move it away and {then}"
             )
 
 
@@ -1022,12 +1052,16 @@ def _read_a_copy(path: Path, query: Callable[[sqlite3.Connection], _Read]) -> _R
         return _closing(_connect_read_only(copy, immutable=False), query)
 
 
+#: the two copies of SQLite's WAL-index header at the start of ``<ledger>-shm``
+_WAL_INDEX_HEADER_BYTES = 96
+
+
 def _file_state(path: Path) -> tuple[object, ...]:
     """What a writer changes in the ledger's files: the main file's identity, size, time
     of change and first 100 bytes (SQLite's header: its journal mode, and a change
-    counter every rollback-journal commit raises), and the same of its ``-wal`` and
-    ``-journal`` (absent or there). Equal before and after a lock-free read: no writer
-    changed the file during it."""
+    counter every rollback-journal commit raises), the same of its ``-wal`` and
+    ``-journal`` (absent or there), and the header of its ``-shm``. Equal before and
+    after a lock-free read: no writer changed the file during it."""
 
     def stat(file: Path) -> tuple[int, int, int, int] | None:
         try:
@@ -1036,14 +1070,22 @@ def _file_state(path: Path) -> tuple[object, ...]:
             return None
         return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
-    try:
-        with opened_regular_file(path, "a ledger") as fd:
-            header = read_at_most(fd, 100)
-    except (OSError, NotARegularFile):
-        header = b""
-    header = header.ljust(100, b"\x00")
+    def first_bytes(file: Path, count: int, what: str) -> bytes:
+        try:
+            with opened_regular_file(file, what) as fd:
+                return read_at_most(fd, count).ljust(count, b"\x00")
+        except (OSError, NotARegularFile):
+            return b""
+
+    header = first_bytes(path, 100, "a ledger").ljust(100, b"\x00")
     journal = path.with_name(path.name + "-journal")
-    return (stat(path), header, stat(_wal_of(path)), stat(journal))
+    # the log index's header (both copies): every WAL commit raises its change counter and
+    # every truncating checkpoint its checkpoint count and salt. Why: a WAL append and its
+    # checkpoint leave the file's size and header as they were, and on a filesystem whose
+    # times did not move in between (one tick) a copy of the file torn by them read as an
+    # honest ledger whose rows were cut without the key (_read_a_copy)
+    index = first_bytes(path.with_name(path.name + "-shm"), _WAL_INDEX_HEADER_BYTES, "a log index")
+    return (stat(path), header, stat(_wal_of(path)), stat(journal), index)
 
 
 def _closing(db: sqlite3.Connection, query: Callable[[sqlite3.Connection], _Read]) -> _Read:

@@ -135,3 +135,19 @@ def test_a_database_error_under_a_party_is_its_own_line(
     )  # fmt: skip
     # was: "Error: database error: database is locked"
     assert _line(result, 1) == f"secagg {party}: {NAME}: database error: database is locked"
+
+
+@pytest.mark.parametrize("in_the_way", [False, True], ids=["folder missing", "a file for a folder"])
+def test_a_state_path_that_names_no_file_stays_a_usage_error(
+    certs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_the_way: bool
+) -> None:
+    """The operator's typo in ``--state``'s folder is the flag's mistake (exit 2, as before
+    the state's machine failures became exit 1), not the machine's: it was exit 1 since
+    every OSError under the state read as the machine's."""
+    folder = tmp_path / "brnach"
+    if in_the_way:
+        folder.write_text("not a folder")
+    state = folder / "branch.state"
+    _run_as(monkeypatch, lambda path: RoundMark(path, NAME), state)
+    line = _line(_client(certs, state), 2)  # was exit 1
+    assert line.startswith(f"secagg client: {NAME}: --state {state}: cannot create")

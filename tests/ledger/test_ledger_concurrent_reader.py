@@ -11,7 +11,9 @@ transaction through a hook on the chain check: no thread, no sleep.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +82,34 @@ def test_an_append_a_reader_holds_back_is_a_ledger_busy_naming_the_file(
         reader.close()
         ledger.close()
     assert read_chain(path, key.public_key).ok
+
+
+def test_an_append_a_reader_holds_back_says_so_before_it_waits(
+    tmp_path: Path, short_wait: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The round's append waits up to the busy timeout (30 s) for another program's
+    read: a WARNING naming the file and the wait comes before the wait, so the operator
+    can close that program while the server still waits (was: 30 s of silence, then
+    LedgerBusy)."""
+    path, key = _closed_ledger(tmp_path)
+    reader = _reading(path)
+    ledger = Ledger(path, key)
+    try:
+        with caplog.at_level(logging.WARNING, logger="secagg.ledger"):
+            with pytest.raises(LedgerBusy):
+                ledger.append(ledger_row(2, None, None))
+        (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+        said = warning.getMessage()
+        assert str(path) in said and "another program holds it open" in said
+        assert "waits up to 0.02 s" in said
+        reader.close()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="secagg.ledger"):
+            assert ledger.append(ledger_row(2, None, None)) == 2
+        assert caplog.records == []  # nothing held it: no wait, nothing said
+    finally:
+        reader.close()
+        ledger.close()
 
 
 def test_an_open_that_must_write_while_a_reader_holds_the_file_is_a_ledger_busy(
@@ -235,3 +265,115 @@ def test_a_named_pipe_at_the_journal_is_refused_not_waited_on(
         f"{journal} is a named pipe, where SQLite keeps the ledger's rollback journal: no "
         "writer of a ledger makes one; move it away and read the ledger again"
     )
+
+
+class _TimesThatDoNotMove:
+    """A stat result whose times of change stay put: a filesystem whose clock did not
+    tick between two writes (1 s on ext3 and HFS+, 2 s on FAT, a coarse network share)."""
+
+    def __init__(self, real: os.stat_result) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("st_mtime_ns", "st_ctime_ns"):
+            return 0
+        if name in ("st_mtime", "st_ctime"):
+            return 0.0
+        return getattr(self._real, name)
+
+
+def test_a_copy_torn_by_an_append_within_one_tick_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running writer's ledger in a folder the auditor cannot write is read from a
+    private copy of the file and its log. An append and its checkpoint during the copy
+    leave the file's size, its header and the emptied log as they were: with times that
+    did not move, the torn copy (the head page after the append, the rows before it) was
+    taken as unchanged and an honest ledger read FAILED ("rows were truncated or
+    appended without the key"). The log index's header changes with every commit: the
+    copy is made again."""
+    path, key = _closed_ledger(tmp_path, rows=3)
+    ledger = Ledger(path, key)
+    try:
+        ledger.append(ledger_row(4, None, None))  # running: in WAL mode, its log emptied
+        real_connect, real_copy, real_stat = chain._connect_read_only, shutil.copyfile, os.stat
+        copies: list[Path] = []
+
+        def unwritable_folder(file: Path, *, immutable: bool) -> sqlite3.Connection:
+            if Path(file) == path and not immutable:  # SQLite cannot open the log here
+                raise sqlite3.OperationalError("unable to open database file")
+            return real_connect(file, immutable=immutable)
+
+        def torn_by_an_append(source: Any, target: Any, **kwargs: Any) -> Any:
+            if Path(source) != path:
+                return real_copy(source, target, **kwargs)
+            copies.append(Path(source))
+            before = path.read_bytes()
+            if len(copies) == 1:  # the writer appends while the file is copied
+                ledger.append(ledger_row(5, None, None))
+            after = path.read_bytes()
+            Path(target).write_bytes(before[:-4096] + after[-4096:])
+            return target
+
+        monkeypatch.setattr(chain, "_connect_read_only", unwritable_folder)
+        monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+        monkeypatch.setattr(shutil, "copyfile", torn_by_an_append)
+        monkeypatch.setattr(os, "stat", lambda *a, **k: _TimesThatDoNotMove(real_stat(*a, **k)))
+        report = read_chain(path, key.public_key)
+        monkeypatch.undo()
+        assert report.ok, report.failure  # was FAILED: head 5 rows, the file 4
+        assert len(report.rows) == 5 and len(copies) == 2  # read again, whole
+    finally:
+        ledger.close()
+
+
+def test_a_writer_that_appends_and_closes_within_the_read_is_noticed_by_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard (held on c01baa3): a restarted server that switches a closed ledger to WAL
+    mode, appends and closes (back in rollback-journal mode, no log left, the file the
+    same size) all inside the audit's lock-free read, with times that do not move: only
+    the header's change counter tells. The read is made again and sees both rows."""
+    path, key = _closed_ledger(tmp_path)
+    size = path.stat().st_size
+    ledger = Ledger(path, key)
+
+    def append_and_close() -> None:
+        ledger.append(ledger_row(2, None, None))
+        ledger.close()
+
+    raised = _writer_inside_the_read(monkeypatch, append_and_close)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda *a, **k: _TimesThatDoNotMove(real_stat(*a, **k)))
+    reads: list[bool] = []
+    real_stable = chain._stable_read
+
+    def counted(*args: Any) -> Any:
+        read = real_stable(*args)
+        reads.append(read is not None)
+        return read
+
+    monkeypatch.setattr(chain, "_stable_read", counted)
+    report = read_chain(path, key.public_key)
+    monkeypatch.undo()
+    assert raised == [] and path.stat().st_size == size  # the change the size hides
+    assert reads == [False, True]  # the torn read refused, the second one taken
+    assert report.ok and len(report.rows) == 2 and not report.without_log
+
+
+@needs_fifos
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+def test_the_writer_refuses_a_named_pipe_beside_the_ledger(tmp_path: Path, suffix: str) -> None:
+    """The writer's own open of a ledger its last writer closed: a named pipe at
+    ``-journal`` hung it forever (SQLite opens it by name); one at ``-wal`` or ``-shm``
+    let it open, and its first append failed on SQLite's bare "disk I/O error". Each is
+    now refused at the open, in the reader's one line."""
+    path, key = _closed_ledger(tmp_path)
+    before = path.read_bytes()
+    side = Path(f"{path}{suffix}")
+    os.mkfifo(side)
+    outcome = in_thread(lambda: Ledger(path, key), side)
+    assert isinstance(outcome, LedgerError), outcome
+    assert str(outcome).startswith(f"{side} is a named pipe, where SQLite keeps the ledger's")
+    assert str(outcome).endswith("move it away and open the ledger again")
+    assert path.read_bytes() == before and side.exists()  # nothing written, nothing moved

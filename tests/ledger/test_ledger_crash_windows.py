@@ -150,3 +150,27 @@ def test_killed_in_the_close_after_the_log_was_deleted(tmp_path: Path) -> None:
     Ledger(live, KEY).close()  # a start and a stop, no round: out of WAL mode
     _verifies_in_place_with(live, 3, EPSILON_OF_3)
     _restart_continues(live, 3)
+
+
+def test_killed_between_the_switch_to_wal_mode_and_the_first_append(tmp_path: Path) -> None:
+    """Guard (held on c01baa3): a restarted writer of a closed ledger switches it to WAL
+    mode at its first append, and SQLite makes the log only at the transaction after
+    the switch: a kill between the two leaves a whole file in WAL mode without its log,
+    as a kill in the close does (the safe side: it fails in place until its head is
+    given or a writer opens and closes it once), never a row lost."""
+    live = tmp_path / "live.ledger"
+    ledger = Ledger(live, KEY)
+    for row in ROWS[:3]:
+        ledger.append(row)
+    ledger.close()
+    assert not _wal_mode(live)
+
+    def work(ledger: Ledger) -> None:
+        ledger._enter_wal_mode()  # the first append's switch; the kill before its BEGIN
+
+    _killed_writer(live, work)
+    assert _wal_mode(live) and not live.with_name("live.ledger-wal").exists()
+    failed = verify_ledger(live, KEY.public_key)
+    assert not failed.ok and "read without its log" in str(failed.first_failure)
+    assert len(failed.chain.rows) == 3  # every row still there
+    _restart_continues(live, 3)

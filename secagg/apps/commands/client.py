@@ -309,7 +309,8 @@ def client(
     redialling, or its --state file cannot be read, written or locked (a full disk, an
     I/O error, another process of the branch holding it); 2 for a mistake in its
     options or files (a model whose size is not the federation's included, and a
-    --state file that is not this branch's state).
+    --state file that is not this branch's state, or a --state path in a folder that
+    does not exist).
     """
     import math
 

@@ -107,9 +107,24 @@ def _state_file_status(exc: BaseException) -> int:
     Why: the client said every failure of ``--state`` with exit 2, "a mistake in its
     options or files", a full disk while it recorded a round included, where the server
     says the same failure of its own state with exit 1 (review, 2026-12-07). The cause
-    is the OSError the state's error was raised from (its context)."""
+    is the OSError the state's error was raised from (its context).
+
+    A path that cannot name a file (a folder on it missing or a file, a name too long, a
+    loop of links: :data:`_PATH_MISTAKE_ERRNOS`) is the operator's own ``--state``
+    mistake, exit 2: the OSError alone made ``--state /srv/brnach/state.json``, a typo
+    in the folder, exit 1 as if the machine had failed
+    (tests/apps/test_client_state_file_status.py)."""
     cause = exc.__cause__ or exc.__context__
-    return 1 if isinstance(cause, OSError) else 2
+    if not isinstance(cause, OSError) or cause.errno in _PATH_MISTAKE_ERRNOS:
+        return 2
+    return 1
+
+
+#: the errors of a path that names no file it could be (the operator's mistake, not the
+#: machine's): a folder on it missing or a file, the path a folder, too long, a link loop
+_PATH_MISTAKE_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP}
+)
 
 
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:
