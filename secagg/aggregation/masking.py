@@ -320,6 +320,10 @@ class MaskingSpec(RoundSpec):
             return None
         return max(minimum, policy.min_threshold or 0)
 
+    def drawn_from(self) -> int:
+        """The population the spec names (``population``; 0: the round itself)."""
+        return max(self.num_clients, self.population)
+
     def own_noise_share(self) -> DistributedDiscreteGaussian | None:
         """The noise share's mechanism: each client adds its share before masking."""
         return None if self.noise_share is None else self.noise_share.mechanism
