@@ -92,7 +92,6 @@ class RoundConfig:
 
     def __post_init__(self) -> None:
         self._check_types()
-        self._check_population()
         if self.num_clients < 2:
             raise ConfigurationError("a secure aggregation round needs at least 2 clients")
         if self.vector_length < 1:
@@ -113,6 +112,7 @@ class RoundConfig:
                 f"threshold must be in [1, k + 1 = {self.degree + 1}] (k neighbours plus the "
                 f"client itself hold shares), got {self.threshold}"
             )
+        self._check_population()  # last: its refusal reads the round's checked size
 
     def _check_types(self) -> None:
         """Each public field's type, naming the field; numpy integers become ints.
