@@ -118,6 +118,7 @@ class SteppedRound:
         graph: str = "complete",
         k: int | None = None,
         threshold: int | None = None,
+        population: int | None = None,
     ) -> None:
         self.config = RoundConfig.create(
             n,
@@ -127,6 +128,7 @@ class SteppedRound:
             k=k,
             threshold=threshold,
             active=active,  # type: ignore[arg-type]
+            population=population,
         )
         self.inputs = random_inputs(n, d, bits)
         identity = {p: SigningKey.generate() for p in range(n)} if active else {}

@@ -198,6 +198,16 @@ class RoundSpec:
         (``branch.epsilon_budget``) counts at most this floor less its colluders."""
         return None
 
+    def drawn_from(self) -> int:
+        """The population this round was drawn from, as its spec names it (at least the
+        round itself): all of its colluders may be in the round.
+
+        Why the runtime asks the spec: a branch's budget counts the colluders of the
+        largest population it knows of (its ``expected_clients``, and the one the round
+        itself names), as its protocol's checks do; a round named as drawn from 100 was
+        charged at the honest shares of its own 20 (review of colluders, 2026-12-07)."""
+        return self.num_clients
+
     def own_noise_share(self) -> DistributedDiscreteGaussian | None:
         """The distributed-DP mechanism whose noise share every client adds itself, before
         its input leaves it (None: the round carries none; noise the server or a key

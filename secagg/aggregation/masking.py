@@ -106,6 +106,7 @@ from secagg.protocol.config import (
 from secagg.protocol.messages import (
     GRAPH_SEED_BYTES,
     MAGIC,
+    MAX_POPULATION,
     ROUND_ID_BYTES,
     VERSION,
     GraphKind,
@@ -181,6 +182,9 @@ class MaskingSpec(RoundSpec):
     # active: each party's public identity by party index (a DER certificate in a
     # federation, whose chain every branch checks; a raw Ed25519 key in local runs)
     identities: tuple[bytes, ...] = ()
+    # the clients the round was drawn from (0: the round is the population): k and t
+    # are sized for its colluders, all of whom the server that draws it may put in it
+    population: int = 0
 
     @property
     def name(self) -> str:
@@ -251,6 +255,7 @@ class MaskingSpec(RoundSpec):
             degree=config.degree,
             graph_seed=bytes(GRAPH_SEED_BYTES),
             active=config.active,
+            population=config.population or 0,
         )
         try:
             client_policy(policy).check(strongest)  # type: ignore[union-attr]
@@ -307,12 +312,17 @@ class MaskingSpec(RoundSpec):
                 config.graph,
                 config.degree,
                 active=self.active,
+                announced=self.population,
             )
         except ConfigurationError:
             return None
         if minimum is None:
             return None
         return max(minimum, policy.min_threshold or 0)
+
+    def drawn_from(self) -> int:
+        """The population the spec names (``population``; 0: the round itself)."""
+        return max(self.num_clients, self.population)
 
     def own_noise_share(self) -> DistributedDiscreteGaussian | None:
         """The noise share's mechanism: each client adds its share before masking."""
@@ -341,6 +351,7 @@ class MaskingSpec(RoundSpec):
         w.u8(1 if self.active else 0).u32(len(self.identities))
         for identity in self.identities:
             w.blob(identity)
+        w.u32(self.population)
         return w.bytes()
 
     @classmethod
@@ -381,10 +392,22 @@ class MaskingSpec(RoundSpec):
         if active > 1 or count > n:
             raise MalformedMessage("bad active-variant fields in a masking round spec")
         identities = tuple(r.blob(MAX_IDENTITY_BYTES) for _ in range(count))
+        population = r.u32()
         r.end()
         try:
             return cls(
-                n, d, name, bits, bound, scale, dropout, corrupt, share, bool(active), identities
+                n,
+                d,
+                name,
+                bits,
+                bound,
+                scale,
+                dropout,
+                corrupt,
+                share,
+                bool(active),
+                identities,
+                population,
             )
         except ConfigurationError as exc:
             raise MalformedMessage(f"bad masking round spec: {exc}") from None
@@ -419,6 +442,11 @@ class MaskingSpec(RoundSpec):
             )
         if not self.active and self.identities:
             raise ConfigurationError("identities are carried by active rounds only")
+        if self.population != 0 and not self.num_clients <= self.population <= MAX_POPULATION:
+            raise ConfigurationError(
+                f"the population a round is drawn from is 0 (not sampled) or in "
+                f"[{self.num_clients}, {MAX_POPULATION}], not {self.population}"
+            )
 
     def _check_types(self) -> None:
         """Each field's type, naming it, before the range checks compare them.
@@ -431,6 +459,9 @@ class MaskingSpec(RoundSpec):
             _real(name, getattr(self, name))
         if not isinstance(self.active, bool):
             raise ConfigurationError(f"active must be True or False, not {self.active!r}")
+        if isinstance(self.population, bool) or not isinstance(self.population, numbers.Integral):
+            raise ConfigurationError(f"population must be an integer, not {self.population!r}")
+        object.__setattr__(self, "population", int(self.population))
         if self.noise_share is not None and not isinstance(self.noise_share, NoiseShareRound):
             raise ConfigurationError(
                 f"noise_share must be a NoiseShareRound, not {type(self.noise_share).__name__}"
@@ -449,6 +480,7 @@ class MaskingSpec(RoundSpec):
             dropout_fraction=self.dropout_fraction,
             corrupt_fraction=self.corrupt_fraction,
             active=self.active,
+            population=self.population or None,
         )
 
     def verify_keys(self) -> dict[int, Verifier]:
@@ -547,7 +579,15 @@ class MaskingClient(ClientSession):
         return [encode(m) for m in self._protocol.handle(message)]
 
     #: the fields of a RoundSetup that follow from the announced spec alone
-    SETUP_FIELDS = ("num_clients", "vector_length", "bits", "graph", "degree", "active")
+    SETUP_FIELDS = (
+        "num_clients",
+        "vector_length",
+        "bits",
+        "graph",
+        "degree",
+        "active",
+        "population",
+    )
 
     def _check_setup(self, setup: RoundSetup) -> None:
         """Refuse a ``RoundSetup`` other than the one the approved spec implies.
@@ -568,6 +608,8 @@ class MaskingClient(ClientSession):
         planned = self.spec.round_config()
         for name in self.SETUP_FIELDS:
             got, want = getattr(setup, name), getattr(planned, name)
+            if name == "population":
+                want = want or 0  # the setup's 0 is the config's None: not sampled
             if got != want:
                 raise PolicyRefused(
                     "round_setup",
@@ -896,9 +938,16 @@ class MaskingBackend(AggregationBackend):
         dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
         corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
         active: bool = False,
+        max_clients: int | None = None,
     ) -> None:
         """``active``: the malicious-server variant (signed keys and survivor sets); its
-        rounds carry every party's identity, which :meth:`plan` takes as a round option."""
+        rounds carry every party's identity, which :meth:`plan` takes as a round option.
+
+        ``max_clients``: the federation's clients, the population every round is drawn
+        from (a federation config sets it, as for CKKS). A round of fewer is planned
+        for the colluders of that population, every one of whom the server drawing the
+        round may put in it, and names the population in its spec and setup so each
+        branch counts them too; None: every round is its own population."""
         if graph not in ("complete", "harary"):
             raise ConfigurationError(f"graph must be 'complete' or 'harary', not {graph!r}")
         if not isinstance(active, bool):  # bool("no") is True: another variant than named
@@ -911,6 +960,15 @@ class MaskingBackend(AggregationBackend):
         self.dropout_fraction = dropout_fraction
         self.corrupt_fraction = corrupt_fraction
         self.active = active
+        if max_clients is not None and (
+            isinstance(max_clients, bool)
+            or not isinstance(max_clients, numbers.Integral)
+            or not 2 <= max_clients <= MAX_POPULATION
+        ):
+            raise ConfigurationError(
+                f"max_clients must be an integer in [2, {MAX_POPULATION}], not {max_clients!r}"
+            )
+        self.max_clients = None if max_clients is None else int(max_clients)
         self._unmask: MaskRemover | None = None
         self._mask_workers = UNMASK_WORKERS
 
@@ -958,7 +1016,7 @@ class MaskingBackend(AggregationBackend):
         if scale is None:
             scale = largest_safe_scale(num_clients, self.value_bound, self.bits)
         FixedPoint(scale, self.bits).check_headroom(num_clients, self.value_bound)
-        return MaskingSpec(
+        spec = MaskingSpec(
             num_clients,
             dimension,
             self.name,
@@ -970,7 +1028,20 @@ class MaskingBackend(AggregationBackend):
             noise_share,
             self.active,
             tuple(identities or ()) if self.active else (),
+            self._population(num_clients),
         )
+        if spec.population:
+            # a round too small for its population's colluders is refused here, naming
+            # the numbers, not by every branch after the round started
+            spec.round_config()
+        return spec
+
+    def _population(self, num_clients: int) -> int:
+        """The population a round of ``num_clients`` is drawn from, as its spec names it:
+        ``max_clients`` when the round is smaller, else 0 (the round is the population)."""
+        if self.max_clients is None or self.max_clients <= num_clients:
+            return 0
+        return self.max_clients
 
     def server(
         self, spec: RoundSpec, *, noise_stddev: float = 0.0, public_seed: bytes | None = None

@@ -22,6 +22,7 @@ _MASKING_OPTIONS = (
     "dropout_fraction",
     "corrupt_fraction",
     "active",
+    "max_clients",  # the federation's size: sampled rounds are sized for its colluders
 )
 
 #: name -> (backend factory, spec class, the settings it takes)

@@ -29,7 +29,10 @@ from secagg.aggregation.base import RoundSpec
 from secagg.errors import MalformedMessage
 
 _MAGIC = b"SASP"
-_VERSION = 1
+#: 2: a masking spec carries the population its round was drawn from (review of
+#: colluders, 2026-12-07); a version-1 peer would size or check a sampled round for
+#: its own colluders only, so the versions refuse each other's specs by name
+_VERSION = 2
 _HEAD = struct.Struct("<4sBB")
 MAX_FIELD_BYTES = 16 * 1024 * 1024  # a CKKS public context is a few MB at most
 #: Ceilings on any decoded round, far above real federations (hundreds of branches, models of
@@ -52,8 +55,13 @@ def read_header(data: bytes) -> tuple[str, bytes]:
     if len(view) < _HEAD.size:
         raise MalformedMessage("round spec shorter than its header")
     magic, version, length = _HEAD.unpack_from(view)
-    if magic != _MAGIC or version != _VERSION:
+    if magic != _MAGIC:
         raise MalformedMessage("not a round spec of a known version")
+    if version != _VERSION:
+        raise MalformedMessage(
+            f"a round spec of version {version}; this build reads version {_VERSION} "
+            "only (the server and this party run different releases: upgrade the older)"
+        )
     end = _HEAD.size + length
     if len(view) < end:
         raise MalformedMessage("round spec truncated in its backend name")

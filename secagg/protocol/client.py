@@ -99,6 +99,7 @@ from secagg.protocol.config import ClientPolicy
 from secagg.protocol.graph import NeighbourGraph
 from secagg.protocol.messages import (
     KEY_BYTES,
+    MAX_POPULATION,
     MAX_REASON_BYTES,
     PAIR_SEED_BYTES,
     ROUND_ID_BYTES,
@@ -400,6 +401,11 @@ class Client:
             raise InvalidMessage(f"unsupported bit width {msg.bits}")
         if not 1 <= msg.vector_length <= common.MAX_VECTOR_LENGTH:
             raise InvalidMessage(f"unsupported vector length {msg.vector_length}")
+        if msg.population != 0 and not msg.num_clients <= msg.population <= MAX_POPULATION:
+            raise InvalidMessage(
+                f"a round of {msg.num_clients} cannot be drawn from a population of "
+                f"{msg.population}"
+            )
         try:
             graph = NeighbourGraph(msg.num_clients, msg.graph, msg.degree, msg.graph_seed)
         except ConfigurationError as exc:
@@ -716,7 +722,7 @@ class Client:
         # The passive variant trusts the server's list and seed (random placement);
         # a policy that skips its parameter check (research: the caller picked k and
         # t, possibly k <= c, where no round could pass) assumes no colluders here.
-        colluders = self.policy.colluders(setup.num_clients)
+        colluders = self.policy.colluders(setup.num_clients, setup.population)
         if not self.policy.check_parameters:
             colluders = 0
         if setup.active and not graph.connects_despite(survivors, colluders):

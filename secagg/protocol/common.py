@@ -87,9 +87,10 @@ def setup_digest(setup: RoundSetup) -> bytes:
     Every signed key advertisement carries this digest (:func:`advertise_payload`),
     so a client accepts keys only from neighbours shown the very same setup; its
     pair masks then run within one graph, in which its connectivity check holds.
+    The population (v2 of the label) too: the colluders each client counts follow from it.
     """
     fields = struct.pack(
-        ">IQBIBIB",
+        ">IQBIBIBI",
         setup.num_clients,
         setup.vector_length,
         setup.bits,
@@ -97,9 +98,10 @@ def setup_digest(setup: RoundSetup) -> bytes:
         int(setup.graph),
         setup.degree,
         int(setup.active),
+        setup.population,
     )
     return hashlib.sha256(
-        b"secagg/v1/round-setup"
+        b"secagg/v2/round-setup"
         + setup.round_id
         + fields
         + struct.pack(">I", len(setup.graph_seed))

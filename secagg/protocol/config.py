@@ -70,6 +70,12 @@ class RoundConfig:
     ``corrupt_fraction``, ``dropout_fraction`` and ``min_colluders`` are not
     sent to the clients (each client has its own, in its :class:`ClientPolicy`);
     they are kept so the configuration says what it was sized for.
+
+    ``population``: the clients the round was drawn from (None: the round is the
+    population). It is sent (``RoundSetup.population``): k and t are sized for the
+    colluders of the whole population, every one of which the server that draws the
+    round may put in it (:func:`~secagg.protocol.graph_params.colluder_floor`), and each
+    client counts them itself from its own policy.
     """
 
     num_clients: int
@@ -82,6 +88,7 @@ class RoundConfig:
     corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION
     dropout_fraction: float = DEFAULT_DROPOUT_FRACTION
     min_colluders: int = DEFAULT_MIN_COLLUDERS
+    population: int | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -105,6 +112,7 @@ class RoundConfig:
                 f"threshold must be in [1, k + 1 = {self.degree + 1}] (k neighbours plus the "
                 f"client itself hold shares), got {self.threshold}"
             )
+        self._check_population()  # last: its refusal reads the round's checked size
 
     def _check_types(self) -> None:
         """Each public field's type, naming the field; numpy integers become ints.
@@ -122,6 +130,44 @@ class RoundConfig:
             raise ConfigurationError(f"graph must be a GraphKind, not {self.graph!r}")
         if not isinstance(self.active, bool):
             raise ConfigurationError(f"active must be True or False, not {self.active!r}")
+
+    def _check_population(self) -> None:
+        """The population: None, or an int from the round's size up to the largest
+        cohort the search sizes, whose colluders leave the round an honest pair.
+
+        Why refused here and not only in :meth:`create`: a config built directly (a
+        caller's k and t) is sent as it is, and a population whose colluders may fill
+        the round but one has no private threshold at all."""
+        population = self.population
+        if population is None:
+            return
+        if isinstance(population, bool) or not isinstance(population, Integral):
+            raise ConfigurationError(f"population must be an integer or None, not {population!r}")
+        population = int(population)
+        object.__setattr__(self, "population", population)
+        if not self.num_clients <= population <= graph_params.MAX_NUM_CLIENTS:
+            raise ConfigurationError(
+                f"population must lie in [num_clients = {self.num_clients}, "
+                f"{graph_params.MAX_NUM_CLIENTS}] (the clients a round is drawn from), "
+                f"got {population}"
+            )
+        _sized_floor(self.num_clients, population, self.corrupt_fraction, self.min_colluders)
+
+    @property
+    def sized_min_colluders(self) -> int:
+        """The colluder floor this round's k and t were sized with: ``min_colluders``,
+        raised to the colluders of its population (all of them may be in the round)."""
+        return _sized_floor(
+            self.num_clients, self.population, self.corrupt_fraction, self.min_colluders
+        )
+
+    @property
+    def colluders(self) -> int:
+        """The colluders this round is sized for, in absolute numbers: the corrupt
+        fraction of ``max(round, population)``, at least ``min_colluders`` (up to n - 2)."""
+        return graph_params.tolerated_colluders(
+            self.num_clients, self.corrupt_fraction, self.sized_min_colluders
+        )
 
     @property
     def tolerated_colluders(self) -> int:
@@ -156,11 +202,17 @@ class RoundConfig:
         dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
         corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
         min_colluders: int = DEFAULT_MIN_COLLUDERS,
+        population: int | None = None,
     ) -> RoundConfig:
         """Build a config, choosing k and t like SecAgg+ where they are not given.
 
-        Sized for ``c = max(floor(corrupt_fraction * n), min(min_colluders, n - 2))``
-        colluders (:func:`~secagg.protocol.graph_params.tolerated_colluders`):
+        Sized for ``c = max(floor(corrupt_fraction * max(n, population)),
+        min(min_colluders, n - 2))`` colluders
+        (:func:`~secagg.protocol.graph_params.tolerated_colluders` with the floor of
+        :func:`~secagg.protocol.graph_params.colluder_floor`): a round drawn from a
+        population of ``population`` clients may hold all of its colluders. When they
+        may fill the round but one (``c >= n - 1``), no k or t is private and the
+        round is refused (``ConfigurationError`` naming the numbers):
 
         * ``graph="complete"``: k = n - 1; t defaults to fcp's complete-graph rule
           (as high as the tolerated dropout allows, above the corrupt clients),
@@ -199,7 +251,12 @@ class RoundConfig:
                 raise ConfigurationError(f"{name} must be a number, not {value!r}")
         if num_clients < 2:
             raise ConfigurationError("a secure aggregation round needs at least 2 clients")
-        colluders = graph_params.tolerated_colluders(num_clients, corrupt_fraction, min_colluders)
+        if population is not None and (
+            isinstance(population, bool) or not isinstance(population, Integral)
+        ):
+            raise ConfigurationError(f"population must be an integer or None, not {population!r}")
+        sized_floor = _sized_floor(num_clients, population, corrupt_fraction, min_colluders)
+        colluders = graph_params.tolerated_colluders(num_clients, corrupt_fraction, sized_floor)
         kind = GraphKind.HARARY if graph == "harary" else GraphKind.COMPLETE
         if kind == GraphKind.HARARY and k is None:
             found = graph_params.sized_harary_parameters(
@@ -207,7 +264,7 @@ class RoundConfig:
                 corrupt_fraction=corrupt_fraction,
                 dropout_fraction=dropout_fraction,
                 semi_malicious=active,
-                min_colluders=min_colluders,
+                min_colluders=sized_floor,
             )
             if found is None or found.k >= num_clients - 1:
                 kind = GraphKind.COMPLETE
@@ -250,7 +307,26 @@ class RoundConfig:
             float(corrupt_fraction),
             float(dropout_fraction),
             int(min_colluders),
+            None if population is None else int(population),
         )
+
+
+def _sized_floor(
+    num_clients: int, population: int | None, corrupt_fraction: float, min_colluders: int
+) -> int:
+    """:func:`graph_params.colluder_floor`, or a ConfigurationError naming the numbers
+    when the population's colluders may fill the round but one."""
+    floor = graph_params.colluder_floor(num_clients, population, corrupt_fraction, min_colluders)
+    if floor is None:
+        packed = graph_params.population_colluders(num_clients, population, corrupt_fraction)
+        raise ConfigurationError(
+            f"a round of {num_clients} clients drawn from a population of {population} "
+            f"(corrupt_fraction = {corrupt_fraction}: {packed} colluders, all of whom the "
+            f"server that draws the round may put in it) has no private threshold: with "
+            f"{num_clients - 1} or more colluders in it the sum alone reveals the last honest "
+            f"input; draw rounds of at least {packed + 2} clients, or lower the corrupt fraction"
+        )
+    return floor
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -342,23 +418,62 @@ class ClientPolicy:
             if getattr(self, name) is not None:
                 _positive_int(f"{self.keys}{name}", getattr(self, name))
 
-    def colluders(self, num_clients: int) -> int:
-        """The colluders this policy assumes in a round of ``num_clients``, in absolute numbers."""
-        return graph_params.tolerated_colluders(
-            num_clients, self.corrupt_fraction, self.min_colluders
+    def population(self, num_clients: int, announced: int = 0) -> int:
+        """The population whose colluders this policy counts in a round of
+        ``num_clients``: the largest of the round, ``expected_clients`` and the
+        population the server ``announced`` (``RoundSetup.population``; 0: none).
+
+        Why the largest: the server draws the round, so every colluder of the cohort
+        the client was told about, or of the one the server itself names, may be in it
+        (a round of 20 from 100 at 5 %: 5 colluders, not the round's own 1 or the
+        floor's 2; review of colluders, 2026-12-07). A larger announcement only makes
+        the client stricter, and a smaller one than ``expected_clients`` is refused
+        (:meth:`check`)."""
+        return max(int(num_clients), int(announced), self.expected_clients or 0)
+
+    def _floor(self, num_clients: int, announced: int) -> int | None:
+        """The colluder floor of :func:`graph_params.colluder_floor` for this policy's
+        population; None when its colluders may fill the round but one."""
+        population = self.population(num_clients, announced)
+        return graph_params.colluder_floor(
+            num_clients,
+            population if population > num_clients else None,
+            float(self.corrupt_fraction),
+            int(self.min_colluders),
         )
 
+    def colluders(self, num_clients: int, announced: int = 0) -> int:
+        """The colluders this policy assumes in a round of ``num_clients``, in absolute
+        numbers: its corrupt fraction of :meth:`population`, at least ``min_colluders``
+        (up to n - 2); the population's whole count when that fills the round but one."""
+        floor = self._floor(num_clients, announced)
+        if floor is None:
+            return graph_params.population_colluders(
+                num_clients, self.population(num_clients, announced), self.corrupt_fraction
+            )
+        return graph_params.tolerated_colluders(num_clients, self.corrupt_fraction, floor)
+
     def minimum_threshold(
-        self, num_clients: int, graph: GraphKind, degree: int, *, active: bool
+        self,
+        num_clients: int,
+        graph: GraphKind,
+        degree: int,
+        *,
+        active: bool,
+        announced: int = 0,
     ) -> int | None:
-        """The smallest t this policy accepts for the graph, or None if none is safe."""
+        """The smallest t this policy accepts for the graph, or None if none is safe;
+        ``announced``: the population the setup names (its colluders are counted)."""
+        floor = self._floor(num_clients, announced)
+        if floor is None:
+            return None
         return graph_params.minimum_threshold(
             num_clients,
             num_clients - 1 if graph == GraphKind.COMPLETE else degree,
             semi_malicious=active,
             corrupt_fraction=float(self.corrupt_fraction),
             dropout_fraction=float(self.dropout_fraction),
-            min_colluders=int(self.min_colluders),
+            min_colluders=floor,
         )
 
     def check(self, setup: RoundSetup, *, keys_configured: bool = False) -> None:
@@ -396,10 +511,15 @@ class ClientPolicy:
             )
         if not self.check_parameters:
             return
-        minimum = self.minimum_threshold(n, setup.graph, setup.degree, active=setup.active)
+        self._refuse_a_smaller_population(setup)
+        minimum = self.minimum_threshold(
+            n, setup.graph, setup.degree, active=setup.active, announced=setup.population
+        )
         if minimum is not None and setup.threshold >= minimum:
             return
-        colluders = self.colluders(n)
+        colluders = self.colluders(n, setup.population)
+        cohort = self.population(n, setup.population)
+        drawn = f", drawn from a population of {cohort}" if cohort > n else ""
         variant = "active" if setup.active else "passive"
         assumptions = (
             f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, "
@@ -409,21 +529,54 @@ class ClientPolicy:
         if minimum is None:
             raise PolicyRefused(
                 self.refusing_key(setup),
-                f"no threshold keeps a round of {n} clients ({variant} variant, degree "
+                f"no threshold keeps a round of {n} clients{drawn} ({variant} variant, degree "
                 f"{setup.degree}) private against {colluders} colluding clients and "
                 f"{self.dropout_fraction:.0%} dropouts ({assumptions})",
             )
         raise PolicyRefused(
             self.refusing_key(setup),
             f"threshold {setup.threshold} is below the {minimum} this client requires for a "
-            f"round of {n} clients ({variant} variant, degree {setup.degree}, "
+            f"round of {n} clients{drawn} ({variant} variant, degree {setup.degree}, "
             f"{colluders} colluding clients tolerated; {assumptions})",
+        )
+
+    def _refuse_a_smaller_population(self, setup: RoundSetup) -> None:
+        """Refuse a setup that names a population whose colluders (at this policy's
+        corrupt fraction) are fewer than those of the ``expected_clients`` it was told
+        about: the server claims a smaller federation than this client knows of.
+
+        Why, although the minimum threshold already counts the expected cohort: the
+        refusal then names the cause (``expected_clients``, the population announced)
+        instead of a threshold, and nothing of a round whose very sizing contradicts the
+        client's own view is taken. Fewer clients than expected are fine while they
+        imply no fewer colluders (a round of 12 from an expected 20 at 5 %: 2 either
+        way); a round of 20 announced as its own population, from an expected 100 at
+        5 % (5 colluders, where the round's 20 imply 2), is refused."""
+        n = setup.num_clients
+        if self.expected_clients is None or self.expected_clients <= max(n, setup.population):
+            return
+        told = replace(self, expected_clients=None).colluders(n, setup.population)
+        own = self.colluders(n, setup.population)
+        if told >= own:
+            return
+        drawn = max(n, setup.population)
+        raise PolicyRefused(
+            f"{self.keys}expected_clients",
+            f"the round of {n} clients names a population of {drawn} ({told} colluders at "
+            f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, min_colluders = "
+            f"{self.min_colluders}); this client expects {self.expected_clients} clients, "
+            f"{own} colluders, every one of whom the server that draws the round may put "
+            "in it",
         )
 
     def accepts_parameters(self, setup: RoundSetup) -> bool:
         """Whether ``setup``'s degree and threshold meet this policy's minimum."""
         minimum = self.minimum_threshold(
-            setup.num_clients, setup.graph, setup.degree, active=setup.active
+            setup.num_clients,
+            setup.graph,
+            setup.degree,
+            active=setup.active,
+            announced=setup.population,
         )
         return minimum is not None and setup.threshold >= minimum
 

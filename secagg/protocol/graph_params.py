@@ -121,10 +121,12 @@ __all__ = [
     "SECURITY_PARAMETER",
     "HararyParameters",
     "check_complete_graph_threshold",
+    "colluder_floor",
     "colluders_tolerated_by",
     "complete_graph_threshold",
     "harary_parameters",
     "minimum_threshold",
+    "population_colluders",
     "sized_harary_parameters",
     "tolerated_colluders",
     "tolerated_dropouts",
@@ -665,6 +667,47 @@ def tolerated_colluders(
         raise ConfigurationError(f"min_colluders must be non-negative, got {min_colluders}")
     n = int(num_clients)
     return max(math.floor((corrupt_fraction + _SMALL) * n), min(int(min_colluders), max(n - 2, 0)))
+
+
+def population_colluders(num_clients: int, population: int | None, corrupt_fraction: float) -> int:
+    """The colluders of the population a round of ``num_clients`` was drawn from, all of
+    which may sit in that round: ``floor(gamma * max(n, population))``.
+
+    Why: whoever draws the round (the server) can put every colluder of the population
+    into it, so a round of 20 from 100 at 5 % must be sized for 5 colluders, not its own
+    1 (or the floor's 2): at k = 8, t = 6 the 5 plus one honest holder met t for each
+    of two conflicting survivor lists and unmasked an honest input (review of
+    colluders, 2026-12-07; tests/protocol/test_cohort_colluders.py). ``None`` or a
+    population no larger than the round: the round is the population."""
+    _check_num_clients(num_clients)
+    _check_rates(corrupt_fraction, 0.0)
+    cohort = int(num_clients)
+    if population is not None:
+        cohort = max(cohort, _check_int("population", population))
+    return math.floor((float(corrupt_fraction) + _SMALL) * cohort)
+
+
+def colluder_floor(
+    num_clients: int,
+    population: int | None,
+    corrupt_fraction: float,
+    min_colluders: int = DEFAULT_MIN_COLLUDERS,
+) -> int | None:
+    """The ``min_colluders`` to size a round of ``num_clients`` with, so that it also
+    holds against every colluder of its ``population``: ``max(min_colluders,``
+    :func:`population_colluders` ``)``; None when those colluders may fill the round but
+    one (``n - 1`` or more), where the sum alone reveals the last honest input and no
+    k or t helps.
+
+    Passed as the floor to the unchanged searches (:func:`sized_harary_parameters`,
+    :func:`minimum_threshold`), whose :func:`tolerated_colluders` caps only the floor's
+    default part at ``n - 2``: a population's colluders below that are taken whole."""
+    if isinstance(min_colluders, bool) or not isinstance(min_colluders, Integral):
+        raise ConfigurationError(f"min_colluders must be an int, got {min_colluders!r}")
+    packed = population_colluders(num_clients, population, corrupt_fraction)
+    if packed > int(num_clients) - 2 and population is not None and population > num_clients:
+        return None
+    return max(int(min_colluders), packed)
 
 
 def tolerated_dropouts(num_clients: int, dropout_fraction: float) -> int:

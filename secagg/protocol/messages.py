@@ -14,13 +14,17 @@ that the whole buffer is consumed: truncated, padded or garbled input raises
 ever unpickled.
 
 Version 2 added the accusations, and their signature, to ``MaskedInput``.
-Version 3 (this one) replaced the pair seed in each accusation by the mask key
+Version 3 replaced the pair seed in each accusation by the mask key
 the accuser saw for the accused: an accuser now masks with the accused as with
 any neighbour, because the seed it used to send was half of the accused's own
 pair mask, and a server that garbled relayed shares collected enough of them to
 unmask an input. Messages of earlier versions are refused rather than misread (a
 version 2 peer would reveal seeds, and leave a pair mask one-sided, that this
 version neither wants nor removes).
+Version 4 (this one) added ``RoundSetup.population``, the clients the round was drawn
+from, whose colluders its k and t are sized for and each client counts: a version 3
+client would take a sampled round's setup and count only the round's own colluders
+(review of colluders, 2026-12-07), so the versions refuse each other's messages.
 
 Size: about 540 lines: every message class and its exact codec in one place, so a
 reviewer compares each layout with its class without a search.
@@ -41,7 +45,7 @@ import numpy as np
 from secagg.errors import MalformedMessage
 
 MAGIC = b"SA"
-VERSION = 3
+VERSION = 4
 ROUND_ID_BYTES = 16
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -163,6 +167,10 @@ class RoundSetup(ServerMessage):
     degree: int
     graph_seed: bytes
     active: bool
+    #: the clients the round was drawn from, whose colluders (all of which the server
+    #: that draws it may put in it) k and t are sized for; 0: the round is its own
+    #: population (not sampled). Otherwise at least ``num_clients``.
+    population: int = 0
     TYPE: ClassVar[MessageType] = MessageType.ROUND_SETUP
 
 
@@ -474,6 +482,23 @@ class _Reader:
 
 
 _VECTOR_DTYPES = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
+#: the largest population a setup names: the parameter search's largest cohort
+MAX_POPULATION = 1_000_000
+
+
+def _check_population(num_clients: int, population: int) -> int:
+    """``population`` if a setup may carry it: 0 (not sampled), or from ``num_clients``
+    to :data:`MAX_POPULATION`; else :class:`MalformedMessage` (at encode and decode).
+
+    Why bounded: a population below the round is no population it was drawn from, and
+    one past the search's limit would make every client's parameter check refuse on a
+    number no federation has."""
+    if population != 0 and not num_clients <= population <= MAX_POPULATION:
+        raise MalformedMessage(
+            f"a round setup's population is 0 (not sampled) or in [num_clients = "
+            f"{num_clients}, {MAX_POPULATION}], got {population}"
+        )
+    return population
 
 
 def _vector_dtype(bits: int) -> np.dtype:
@@ -537,6 +562,8 @@ def _encode(message: Message) -> bytes:
             w.u32(message.degree)
             w.fixed(message.graph_seed, GRAPH_SEED_BYTES, "graph seed")
             w.u8(int(message.active))
+            _check_population(message.num_clients, message.population)
+            w.u32(message.population)
         case AdvertiseKeys():
             w.fixed(message.channel_key, KEY_BYTES, "channel key")
             w.fixed(message.mask_key, KEY_BYTES, "mask key")
@@ -634,6 +661,7 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
                 r.u32("degree"),
                 r.take(GRAPH_SEED_BYTES, "graph seed"),
                 r.flag("active"),
+                _check_population(num_clients, r.u32("population")),
             )
         case MessageType.ADVERTISE_KEYS:
             msg = AdvertiseKeys(

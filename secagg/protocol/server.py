@@ -324,9 +324,7 @@ class Server:
         self._key_reveals = _Reveals(shamir.limbs_for(common.MASK_KEY_BYTES))
         self._result: np.ndarray | None = None
         # the colluders the round is sized for: no more can frame an honest holder
-        self._colluders = graph_params.tolerated_colluders(
-            config.num_clients, config.corrupt_fraction, config.min_colluders
-        )
+        self._colluders = config.colluders  # of the population it was drawn from, if any
         self._bridging_colluders = self._colluders_sized_for() if config.active else 0
 
     def _colluders_sized_for(self) -> int:
@@ -345,7 +343,7 @@ class Server:
             semi_malicious=True,
             corrupt_fraction=c.corrupt_fraction,
             dropout_fraction=c.dropout_fraction,
-            min_colluders=c.min_colluders,
+            min_colluders=c.sized_min_colluders,
         )
         return self._colluders if minimum is not None and c.threshold >= minimum else 0
 
@@ -382,6 +380,7 @@ class Server:
                 c.degree,
                 self.graph.seed,
                 c.active,
+                c.population or 0,
             )
             for party in range(c.num_clients)
         ]

@@ -186,6 +186,7 @@ def honest_shares(
     *,
     certified: bool = True,
     fewest_in_sum: int | None = None,
+    drawn_from: int = 0,
 ) -> int:
     """The noise shares a branch counts on in a round of ``num_clients``, from its own
     assumptions only: the cohort, capped by its ``expected_clients`` (a round larger than
@@ -220,7 +221,11 @@ def honest_shares(
     # the cohort the branch was told about: its colluders are that cohort's, whatever
     # round the server draws from it (a hostile server puts all of them in a round of
     # 20 from 100: 5 at 5 %, where 5 % of the round counted 1, or min_colluders' 2)
-    cohort = n if policy.expected_clients is None else max(n, policy.expected_clients)
+    # ``drawn_from``: the population the round names (its spec's; 0: none), whose
+    # colluders its protocol is sized for and the branch's own threshold counts: a round
+    # named as drawn from 100 counted 2 colluders of its 20 here, 8 honest shares where
+    # its threshold assumes 5 colluders and leaves 5 (review of colluders, 2026-12-07)
+    cohort = max(n, policy.expected_clients or 0, int(drawn_from))
     if policy.expected_clients is not None:
         n = min(n, policy.expected_clients)
     if n <= 1:
@@ -332,6 +337,7 @@ class BranchBudget:
             spec.num_clients,
             certified=certified,
             fewest_in_sum=spec.fewest_in_sum(self.policy),
+            drawn_from=spec.drawn_from(),
         )
         curve = ddg_round_rdp(
             l2_sensitivity=mechanism.sensitivity,

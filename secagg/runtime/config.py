@@ -737,20 +737,50 @@ class FederationConfig:
         if backend.needs_identities:
             stand_in = SigningKey.generate().verify_key.raw
             options["identities"] = (stand_in,) * population
-        try:
-            spec = backend.plan(population, mechanism.round_dimension(self.dimension), **options)
-            backend.server(spec, noise_stddev=mechanism.backend_noise_stddev)
-        except ConfigurationError as exc:
-            given = self.backend.settings()
-            values = ", ".join(
-                f"{key} = {given[key]!r}"
-                for key in accepted_settings(self.backend.name)
-                if given.get(key) is not None
-            )
-            raise ConfigurationError(
-                f"[backend] name = {self.backend.name!r}, {values}: no round of the "
-                f"{population} clients can run with these settings: {' '.join(str(exc).split())}"
-            ) from None
+        # a sampled round too: a backend sizes one drawn from the population for the
+        # population's colluders (masking: all of them may be in it), and a round too
+        # small for them is refused here, not at every round of the run
+        sampled = self._sampled_round_size()
+        for size in (population, *([sampled] if sampled < population else [])):
+            round_options = dict(options)
+            if size != population:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        round_options = mechanism.round_options(size)
+                except ConfigurationError:
+                    break  # the mechanism's own refusal of such a round: the run's to report
+                if "identities" in options:
+                    round_options["identities"] = options["identities"][:size]
+            try:
+                spec = backend.plan(
+                    size, mechanism.round_dimension(self.dimension), **round_options
+                )
+                if size == population:  # a sampled round's plan says what it refuses
+                    backend.server(spec, noise_stddev=mechanism.backend_noise_stddev)
+            except ConfigurationError as exc:
+                given = self.backend.settings()
+                values = ", ".join(
+                    f"{key} = {given[key]!r}"
+                    for key in accepted_settings(self.backend.name)
+                    if given.get(key) is not None
+                )
+                which = (
+                    f"the {population} clients"
+                    if size == population
+                    else f"{size} clients drawn from the {population} (sampling)"
+                )
+                raise ConfigurationError(
+                    f"[backend] name = {self.backend.name!r}, {values}: no round of {which} "
+                    f"can run with these settings: {' '.join(str(exc).split())}"
+                ) from None
+
+    def _sampled_round_size(self) -> int:
+        """The round the server draws: ``sampling.count`` (fixed), or the expected
+        ``ceil(rate * clients)`` (Poisson), at least 2."""
+        if self.sampling.kind == "fixed":
+            return max(2, self.sampling.count or 2)
+        return max(2, math.ceil(self.sampling.rate * len(self.clients) - 1e-9))
 
     def _dp_given(self) -> str:
         """``[dp] unit = 'client', mechanism = 'central', noise_multiplier = 2.0, ...``:

@@ -27,7 +27,7 @@ def _wire(num_clients: int, design_clients: int) -> bytes:
     """A CKKS spec's bytes as a server would send them, whatever the counts."""
     body = DesignPoint(design_clients, 1.0, 1e-6).write(Writer().u32(num_clients).u32(4))
     body = body.blob(b"f" * 32).blob(b"context").bytes()
-    return b"SASP\x01\x04ckks" + body
+    return b"SASP\x02\x04ckks" + body  # spec version 2
 
 
 @settings(max_examples=200, deadline=None)

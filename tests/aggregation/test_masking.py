@@ -111,6 +111,7 @@ def test_any_field_the_spec_fixes_changed_in_the_setup_is_refused(
         "graph": GraphKind.HARARY if value == GraphKind.COMPLETE else GraphKind.COMPLETE,
         "degree": value - 2 if value > 2 else value + 2,
         "active": not value,
+        "population": num_clients + 1,  # a population the spec does not name
     }[field]
     _refused_setup(client, dataclasses.replace(honest, **{field: changed}))
     assert [type(decode(r)) for r in client.handle(encode(honest))] == [AdvertiseKeys]

@@ -10,6 +10,12 @@ counts the shares in the sum (3 less the colluders it assumes) at the per-share 
 the 100-split, never the plan's 100 shares, and the branch's own budget does the same
 from its own assumptions (:func:`~secagg.runtime.branch_budget.honest_shares`, capped by
 its ``fewest_in_sum``).
+
+At 1 % corrupt (review of colluders, 2026-12-07): the 100's colluders, all of whom the
+server may put in the round, are then 1, which a round of 3 can be sized for (with the
+default 5 %, 5 colluders may fill a round of 3 but one, so no round of 3 drawn from 100
+is planned or taken at all; docs/protocol.md, "Sampled rounds"). The shares counted are
+those of the 5 % runs before: the protocol's floor of 2 colluders among 3 decides them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from secagg.transport.inprocess import InProcessHub
 
 PLANNED = 100  # the cohort the noise is split over (and every branch pinned)
 PRESENT = 3  # the round that runs
+CORRUPT = 0.01  # 1 colluder in the 100: a round of 3 can hold it and an honest pair
 DIMENSION = 8
 Z = 4.0
 DELTA = 1e-5
@@ -51,7 +58,13 @@ def _share(expected: int = PLANNED) -> DistributedDiscreteGaussian:
 def _spec(mechanism: DistributedDiscreteGaussian, *, certified: bool = False):  # type: ignore[no-untyped-def]
     """A round of 3 planned with ``mechanism``; ``certified``: the active variant, whose
     parties' certificates let a branch's budget count the others' shares at all."""
-    backend = MaskingBackend(graph="complete", value_bound=1.0, active=certified)
+    backend = MaskingBackend(
+        graph="complete",
+        value_bound=1.0,
+        active=certified,
+        corrupt_fraction=CORRUPT,
+        max_clients=PLANNED,
+    )
     identities = tuple(b"cert %d" % i for i in range(PRESENT)) if certified else None
     share = NoiseShareRound(mechanism, os.urandom(16))
     return backend.plan(PRESENT, DIMENSION, noise_share=share, identities=identities)
@@ -78,9 +91,11 @@ def test_a_pinned_branch_takes_a_round_of_3_whose_noise_is_split_over_100() -> N
     sqrt(3 / 100) = 0.17 of the noise multiplier); without the pin, the branch's floor
     refuses it, naming the key that would admit it."""
     spec = _spec(_share())
-    spec.check_policy(BranchPolicy(expected_clients=PLANNED, min_noise_multiplier=Z))
+    spec.check_policy(
+        BranchPolicy(expected_clients=PLANNED, min_noise_multiplier=Z, corrupt_fraction=CORRUPT)
+    )
     with pytest.raises(PolicyRefused) as refused:
-        spec.check_policy(BranchPolicy(min_noise_multiplier=Z))
+        spec.check_policy(BranchPolicy(min_noise_multiplier=Z, corrupt_fraction=CORRUPT))
     assert refused.value.setting == "branch.expected_clients"
     assert "noise multiplier 0.692 < 4" in str(refused.value)  # 4 sqrt(3 / 100) = 0.6928
     mechanism = spec.own_noise_share()
@@ -97,7 +112,9 @@ def test_the_branch_budget_charges_the_shares_of_a_round_of_3_not_the_plan_s_100
     the 3, charged at the 100-split's per-share std: the epsilon of one such share, far
     above a round that kept the planned shares."""
     spec = _spec(_share(), certified=True)
-    policy = BranchPolicy(expected_clients=PLANNED, epsilon_budget=1e6, delta=DELTA)
+    policy = BranchPolicy(
+        expected_clients=PLANNED, epsilon_budget=1e6, delta=DELTA, corrupt_fraction=CORRUPT
+    )
     charge = BranchBudget(policy, MemorySpend()).admit(1, spec)
     mechanism = spec.own_noise_share()
     assert mechanism is not None
@@ -121,14 +138,16 @@ def test_the_ledger_charges_a_round_of_3_at_the_noise_its_sum_holds(tmp_path: Pa
                 "rounds": 1,
             },
             "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg", "value_bound": 1.0},
+            "backend": {"name": "secagg", "value_bound": 1.0, "corrupt_fraction": CORRUPT},
             "dp": {"mechanism": "distributed", "clip": 1.0, "noise_multiplier": Z, "delta": DELTA},
             "deadlines": {"phase_seconds": 60.0},
             "server": {"state": str(tmp_path / "state.sqlite")},
         }
     )
     hub = InProcessHub()
-    policy = BranchPolicy(expected_clients=PLANNED, min_noise_multiplier=Z)
+    policy = BranchPolicy(
+        expected_clients=PLANNED, min_noise_multiplier=Z, corrupt_fraction=CORRUPT
+    )
     parties = {}
     for name in NAMES[:PRESENT]:
         client = FederationClient(

@@ -148,6 +148,7 @@ def _spec_bytes(header: Header) -> bytes:
         w.u8(1 if header.active else 0).u32(identities)
         for party in range(identities):
             w.blob(b"certificate %d" % party)
+        w.u32(0)  # the population: 0, the round is its own (spec version 2)
     name = header.backend.encode("ascii")
     return _envelope() + bytes([len(name)]) + name + w.bytes()
 

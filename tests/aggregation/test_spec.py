@@ -123,7 +123,7 @@ def _decodes_or_refuses(data: bytes) -> RoundSpec | None:
 
 
 def _spec(name: bytes, body: bytes) -> bytes:
-    return b"SASP\x01" + bytes([len(name)]) + name + body
+    return b"SASP\x02" + bytes([len(name)]) + name + body  # spec version 2
 
 
 @st.composite

@@ -183,12 +183,13 @@ def test_masked_input_accusation_fields_are_checked_on_encode_and_decode():
         m.decode(bytes(raw))
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_version_one_messages_are_refused_not_misread(old: int):
     """v2 added accusations to MaskedInput, v3 replaced their pair seed by the accused's
     mask key (a v2 accuser skips a mask and reveals a seed that v3 neither removes nor
-    wants): an older peer's bytes must not decode as v3."""
-    assert m.VERSION == 3
+    wants), v4 the population to RoundSetup (a v3 client counts a sampled round's own
+    colluders only): an older peer's bytes must not decode as v4."""
+    assert m.VERSION == 4
     raw = m.encode(m.MaskedInput(b"r" * 16, 1, 32, np.zeros(3, dtype=np.uint32)))
     with pytest.raises(MalformedMessage, match=f"version {old}"):
         m.decode(raw[:2] + bytes([old]) + raw[3:])

@@ -91,12 +91,12 @@ def _masking_session():  # type: ignore[no-untyped-def]
 def test_masking_ranks_each_client_message_by_the_protocols_order() -> None:
     """advertise < share keys < masked input < consistency < unmasking, and the round in
     advertise_keys is before every one but its own."""
-    from secagg.protocol.messages import MessageType
+    from secagg.protocol.messages import VERSION, MessageType
 
     session = _masking_session()
     now = session.current_phase
     assert now is not None and now.name == "advertise_keys"
-    head = b"SA" + bytes([3])
+    head = b"SA" + bytes([VERSION])
     kinds = [
         MessageType.ADVERTISE_KEYS,
         MessageType.SHARE_KEYS,
@@ -117,8 +117,8 @@ def test_masking_ranks_each_client_message_by_the_protocols_order() -> None:
     assert phases[0] == now and all(now < p for p in phases[1:])  # type: ignore[operator]
     # a server's message (no client sends it), another version, too short: unknown
     assert session.phase_of(0, head + bytes([MessageType.KEY_DIRECTORY])) is None
-    assert session.phase_of(0, b"SA" + bytes([2, MessageType.SHARE_KEYS])) is None
-    assert session.phase_of(0, b"SA\x03") is None
+    assert session.phase_of(0, b"SA" + bytes([VERSION - 1, MessageType.SHARE_KEYS])) is None
+    assert session.phase_of(0, b"SA" + bytes([VERSION])) is None
 
 
 def test_plain_and_ckks_rank_a_clients_payload_as_their_contribution_phase() -> None:
