@@ -60,6 +60,21 @@ def grpc_message(frame: bytes, *, compressed: bool = False) -> bytes:
     return bytes([int(compressed)]) + len(frame).to_bytes(4, "big") + frame
 
 
+def session_headers(port: int, extra_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """The HEADERS block that opens a stream on the Session method of the server on
+    ``port`` (``extra_headers`` after the usual ones)."""
+    fields = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", SESSION_METHOD),
+        (":authority", f"127.0.0.1:{port}"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        *extra_headers,  # e.g. ("grpc-encoding", "gzip")
+    ]
+    return b"".join(_literal(*field) for field in fields)
+
+
 class RawPeer:
     """A plaintext HTTP/2 client with one stream on the Session method; it answers
     the server's SETTINGS and PINGs (as a live hostile peer would) and sends what the
@@ -72,16 +87,7 @@ class RawPeer:
         # the preface first: an answer to the server's SETTINGS must not precede it
         self._send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
         threading.Thread(target=self._answer, daemon=True).start()
-        fields = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", SESSION_METHOD),
-            (":authority", f"127.0.0.1:{port}"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            *extra_headers,  # e.g. ("grpc-encoding", "gzip")
-        ]
-        self._send(h2_frame(1, 0x4, 1, b"".join(_literal(*field) for field in fields)))
+        self._send(h2_frame(1, 0x4, 1, session_headers(port, extra_headers)))
 
     def _send(self, data: bytes) -> None:
         with self._lock:

@@ -55,6 +55,7 @@ from secagg.transport.grpc_errors import (
 )
 from secagg.transport.grpc_limits import (
     _CLIENT_KEEPALIVE,
+    _CLIENT_OWN_CONNECTION,
     _CLIENT_RECONNECT,
     _END,
     _PROBE_METHOD,
@@ -168,6 +169,7 @@ class GrpcClientTransport:
                 *_grpc_size_options(self._chunk_bytes),
                 *_CLIENT_KEEPALIVE,
                 *_CLIENT_RECONNECT,
+                *_CLIENT_OWN_CONNECTION,
             ]
             checked = _checked_name(self._target, self._name_override)
             if checked is not None:

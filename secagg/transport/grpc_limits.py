@@ -38,6 +38,32 @@ _CLIENT_RECONNECT: Final = (
 )
 
 
+#: every client transport on a connection of its own: gRPC's global subchannel pool
+#: put the channels of one process with the same target and arguments (plaintext test
+#: clients, a party's redial on the same credentials object) on one connection, so they
+#: shared its streams, and the server's cap on them (:data:`MAX_STREAMS_PER_CONNECTION`)
+#: refused the ninth party of a process; one transport is one session, one connection
+_CLIENT_OWN_CONNECTION: Final = (("grpc.use_local_subchannel_pool", 1),)
+
+
+#: the most streams one connection may hold open at once (HTTP/2's
+#: SETTINGS_MAX_CONCURRENT_STREAMS, the server's ``grpc.max_concurrent_streams``); gRPC's
+#: default is no limit. Why: a party opens one session stream per connection, but one
+#: enrolled branch that sent 100 000 stream openings down one connection made the server
+#: queue every one for its handler: its memory grew from 53 MB to 384 MB, and 16 such
+#: connections held an honest branch's messages up to 7.9 s and made its redial fail
+#: (liveness review, 2026-12-07). Past the cap gRPC refuses a stream at once
+#: (``REFUSED_STREAM``) without the handler, a thread or a token; measured with the
+#: cap, the same 16 connections: 111 MB, 1.3 s, the redial made (one connection: 64 MB).
+#: Why not lower: a stream gRPC still counts for a moment after its session ended (a
+#: client that opens and cancels sessions on one channel) held the slots, and at 8 the
+#: transport's session-churn test stalled (at 16 the flood cost 88 MB and 0.36 s).
+MAX_STREAMS_PER_CONNECTION: Final = 100
+
+
+_SERVER_STREAMS: Final = (("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),)
+
+
 _CLIENT_KEEPALIVE: Final = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),

@@ -61,6 +61,7 @@ from secagg.transport.grpc_limits import (
     _PEER_CERT_KEY,
     _POLL_SECONDS,
     _SERVER_KEEPALIVE,
+    _SERVER_STREAMS,
     _TLS_VERSION_KEY,
     DEFAULT_HANDSHAKE_SECONDS,
     DEFAULT_IDLE_CONNECTION_SECONDS,
@@ -561,6 +562,7 @@ class GrpcServerTransport:
             options = [
                 *_grpc_size_options(self._chunk_bytes),
                 *_SERVER_KEEPALIVE,
+                *_SERVER_STREAMS,
                 *self._connection_options,
                 ("grpc.so_reuseport", 0),
             ]

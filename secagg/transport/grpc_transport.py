@@ -191,7 +191,14 @@ sockets were all still open after 119 s and nothing capped their number, so a fl
 from anyone who reaches the port could take every descriptor of the process, its
 database's and its ledger's included (hostile review, 2026-12-05). A flood within the
 cap still keeps new branches out while it lasts: the port belongs behind a firewall
-that admits the branches' addresses only (``docs/deployment.md``).
+that admits the branches' addresses only (``docs/deployment.md``). Within a connection
+at most :data:`MAX_STREAMS_PER_CONNECTION` streams are open at once (HTTP/2's
+SETTINGS_MAX_CONCURRENT_STREAMS; gRPC refuses the next with ``REFUSED_STREAM`` before
+any handler runs): gRPC's default is no limit, and it queued every stream opening an
+enrolled branch sent for the session handler (100 000 on one connection took the server
+from 53 to 384 MB; liveness review, 2026-12-07). A client transport dials a connection
+of its own (gRPC's global subchannel pool would share one among a process's channels to
+the same target, and with it the cap).
 
 Identity during a session. A session keeps the certificate it was admitted with (its
 fingerprint, expiry and DER, see :meth:`~GrpcServerTransport.peer_certificate`). It is
@@ -317,6 +324,7 @@ from secagg.transport.grpc_errors import UnknownHost as UnknownHost
 from secagg.transport.grpc_errors import _closed as _closed
 from secagg.transport.grpc_errors import _status_line as _status_line
 from secagg.transport.grpc_limits import _CLIENT_KEEPALIVE as _CLIENT_KEEPALIVE
+from secagg.transport.grpc_limits import _CLIENT_OWN_CONNECTION as _CLIENT_OWN_CONNECTION
 from secagg.transport.grpc_limits import _CLIENT_RECONNECT as _CLIENT_RECONNECT
 from secagg.transport.grpc_limits import _END as _END
 from secagg.transport.grpc_limits import _ENDED_WRITER_GRACE_SECONDS as _ENDED_WRITER_GRACE_SECONDS
@@ -327,6 +335,7 @@ from secagg.transport.grpc_limits import _PEER_CERT_KEY as _PEER_CERT_KEY
 from secagg.transport.grpc_limits import _POLL_SECONDS as _POLL_SECONDS
 from secagg.transport.grpc_limits import _PROBE_METHOD as _PROBE_METHOD
 from secagg.transport.grpc_limits import _SERVER_KEEPALIVE as _SERVER_KEEPALIVE
+from secagg.transport.grpc_limits import _SERVER_STREAMS as _SERVER_STREAMS
 from secagg.transport.grpc_limits import _TLS_VERSION_KEY as _TLS_VERSION_KEY
 
 # The transport, by module (see "Where it lives" above).
@@ -348,6 +357,7 @@ from secagg.transport.grpc_limits import DEFAULT_SESSION_BURST as DEFAULT_SESSIO
 from secagg.transport.grpc_limits import DEFAULT_SESSION_RATE as DEFAULT_SESSION_RATE
 from secagg.transport.grpc_limits import GRPC_MAX_MILLISECONDS as GRPC_MAX_MILLISECONDS
 from secagg.transport.grpc_limits import IDENTITY_METADATA_KEY as IDENTITY_METADATA_KEY
+from secagg.transport.grpc_limits import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
 from secagg.transport.grpc_limits import MIN_QUEUED_BYTES as MIN_QUEUED_BYTES
 from secagg.transport.grpc_limits import SERVICE_NAME as SERVICE_NAME
 from secagg.transport.grpc_limits import SESSION_METHOD as SESSION_METHOD
