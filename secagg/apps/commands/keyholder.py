@@ -11,11 +11,11 @@ import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
 from secagg.apps.commands.common import (
-    RESOURCE_ERRNOS,
     _fail,
     _one_line,
     _os_error,
     _party_environment_failure,
+    os_error_status,
 )
 from secagg.apps.commands.dialling import (
     _certs_error,
@@ -196,9 +196,8 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         _fail(party, _config_failure(config_path, exc), 2)
     try:
         fingerprint = make_key_holder_key(config, key_path)
-    except OSError as exc:  # a folder that cannot be written (2); a full disk (1)
-        status = 1 if exc.errno in RESOURCE_ERRNOS else 2
-        _fail(party, f"--key {key_path}: {_os_error(exc)}", status)
+    except OSError as exc:  # a path that names no file (2); no permission, a full disk (1)
+        _fail(party, f"--key {key_path}: {_os_error(exc)}", os_error_status(exc))
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
@@ -283,6 +282,7 @@ def keyholder(
     mistake in its options or files."""
     import math
 
+    from secagg.aggregation.keyholder_policy import DecryptionRecordUnwritable
     from secagg.runtime.launch import run_key_holder
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
@@ -329,6 +329,8 @@ def keyholder(
         )
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
+    except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except ConfigurationError as exc:
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:
