@@ -261,3 +261,66 @@ def _failing_with(error: BaseException) -> Callable[..., Any]:
         raise error
 
     return fail
+
+
+#: a file a party reads (its config, its policy): (arguments before the file's path, the
+#: line's start before the flag, the flag, arguments after it)
+READS: dict[str, tuple[list[str], str, str, list[str]]] = {
+    "server --config": (["server"], "secagg server: ", "--config", []),
+    "keyholder-init --config": (["keyholder-init"], "secagg keyholder-init: ", "--config", []),
+    "keyholder --config": (
+        ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs", "{tmp}"],
+        "secagg keyholder: ",
+        "--config",
+        [],
+    ),
+    "keyholder --policy": (
+        ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs", "{tmp}"],
+        "secagg keyholder: kh: ",
+        "--policy",
+        [],
+    ),
+    "client --policy": (
+        ["client", "--server", "127.0.0.1:1", "--name", "b", "--certs", "{tmp}"],
+        "secagg client: b: ",
+        "--policy",
+        ["--dimension", "4"],
+    ),
+    "audit verify --config": (["audit", "verify"], "Error: ", "--config", ["{tmp}/ledger"]),
+}
+
+
+@pytest.mark.parametrize("code", [*MACHINE, errno.ENOTDIR], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", list(READS))
+def test_a_file_a_party_reads_says_the_flag_the_path_and_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, code: int
+) -> None:
+    """The read of ``--config`` or ``--policy`` meets an OSError after click saw the
+    file: it went past the command's handlers (``Error: Permission denied: F``, no flag;
+    the client's ``[Errno 13] Permission denied: 'F'``)."""
+    from secagg.runtime import config as runtime_config
+
+    before, prefix, flag, after = READS[command]
+    given = tmp_path / "given.toml"
+    given.write_text("[x]\n")
+    (tmp_path / "ledger").write_bytes(b"")
+    real = runtime_config.read_regular_file
+
+    def read(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(given):
+            raise OSError(code, os.strerror(code), str(given))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(runtime_config, "read_regular_file", read)
+    args = [a.format(tmp=tmp_path) for a in [*before, flag, str(given), *after]]
+    if command == "keyholder-init --config":
+        args += ["--key", str(tmp_path / "kh.key")]
+    status = 2 if code == errno.ENOTDIR else 1
+    line = _one_line(CliRunner().invoke(main, args), status)
+    why = os.strerror(code)
+    if command.startswith("audit") and status == 2:  # click's usage line
+        assert line == f"Error: Invalid value for '--config': {why}: {given}", line
+    elif command.startswith("audit"):
+        assert line == f"Error: --config: {why}: {given}", line
+    else:
+        assert line == f"{prefix}{flag} {given}: {why}: {given}", line

@@ -205,6 +205,10 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
         # quoted, as click names every flag ("Invalid value for '--config'"): it read
         # "Invalid value for --config" beside "Invalid value for '--config'" for a folder
         raise click.BadParameter(str(exc), param_hint="'--config'") from exc
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        if os_error_status(exc) == 1:
+            raise machine_failure("--config", _environment_cause(exc)) from None
+        raise click.BadParameter(_environment_cause(exc), param_hint="'--config'") from None
     dp = federation.dp
     return ExpectedPrivacy(
         delta=None if dp is None else dp.delta,

@@ -21,6 +21,7 @@ from secagg.apps.commands.common import (
     _fail,
     _one_line,
     _party_environment_failure,
+    _path_read_failure,
     _state_file_status,
 )
 from secagg.apps.commands.dialling import (
@@ -330,7 +331,10 @@ def client(
     _refuse_special_certificates(certificates, name)
     _setup_logging(verbose, quiet)
     try:
-        policy = _branch_policy(policy_path, policy_options)
+        try:
+            policy = _branch_policy(policy_path, policy_options)
+        except OSError as exc:  # its --policy file: no permission, an I/O error
+            _path_read_failure("secagg client", f"{name}: --policy", str(policy_path), exc)
         _check_budget_is_kept(policy, policy_options, state_path, name)
         training = _build_hook(hook, name, dimension)
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):

@@ -123,6 +123,20 @@ def _party_environment_failure(party: str, name: str, exc: sqlite3.Error) -> NoR
     _fail(party, f"{name}: {_environment_cause(exc)}")
 
 
+def _path_read_failure(party: str, flag: str, path: str, exc: OSError) -> NoReturn:
+    """A file a party was given (``--config``, ``--policy``) that the system would not
+    read, as the party's one line naming the flag, the path and the cause
+    (``secagg server: --config F: Permission denied: F``), its status by
+    :func:`os_error_status`: 1 where the machine refused it, 2 where the path names no
+    file (a folder on it removed since click checked it).
+
+    Why: such a read went past the command's own handlers, so ``server --config`` and
+    ``keyholder-init --config`` said ``Error: Permission denied: F`` naming no flag, and
+    ``client --policy`` ``[Errno 13] Permission denied: 'F'`` (path-failure review,
+    2026-12-07)."""
+    _fail(party, f"{flag} {path}: {_os_error(exc)}", os_error_status(exc))
+
+
 def _state_file_status(exc: BaseException) -> int:
     """The exit status of a party's state file that failed (``secagg client --state``):
     1 when the machine failed it (its read, write or lock met an OSError: a full disk,

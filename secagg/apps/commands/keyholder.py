@@ -15,6 +15,7 @@ from secagg.apps.commands.common import (
     _one_line,
     _os_error,
     _party_environment_failure,
+    _path_read_failure,
     os_error_status,
 )
 from secagg.apps.commands.dialling import (
@@ -99,6 +100,8 @@ def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        _path_read_failure(party, "--config", config_path, exc)
     holder = config.backend.key_holder
     if holder is None:
         _fail(
@@ -194,6 +197,8 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        _path_read_failure(party, "--config", config_path, exc)
     try:
         fingerprint = make_key_holder_key(config, key_path)
     except OSError as exc:  # a path that names no file (2); no permission, a full disk (1)
@@ -293,7 +298,10 @@ def keyholder(
     config = _key_holders_federation(config_path, name) if config_path is not None else None
     _check_backend_agrees(config_path, config, backend)
     try:
-        settings, base = _key_holder_settings(policy_path, key_path)
+        try:
+            settings, base = _key_holder_settings(policy_path, key_path)
+        except OSError as exc:  # its --policy file: no permission, an I/O error
+            _path_read_failure("secagg keyholder", f"{name}: --policy", str(policy_path), exc)
         _refuse_special_policy_files(settings, base, key_path is not None)
         if "key" in settings and config_path is None:
             # named as given: a key from the policy file was reported as "--key"
