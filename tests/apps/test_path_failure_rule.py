@@ -324,3 +324,16 @@ def test_a_file_a_party_reads_says_the_flag_the_path_and_the_cause(
         assert line == f"Error: --config: {why}: {given}", line
     else:
         assert line == f"{prefix}{flag} {given}: {why}: {given}", line
+
+
+def test_a_bench_out_file_in_a_folder_it_may_not_write_is_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench masking --out F`` checks F's folder before the run: one it may not write in
+    said ``Invalid value for '--out': the folder D is not writable``, exit 2; the
+    machine's refusal by the one rule. Nothing runs (the check is the option's)."""
+    monkeypatch.setattr(bench_commands.os, "access", lambda *args, **kwargs: False)
+    out = tmp_path / "masking.json"
+    line = _one_line(CliRunner().invoke(main, ["bench", "masking", "--out", str(out)]), 1)
+    assert line == f"Error: --out: {os.strerror(errno.EACCES)}: {tmp_path}", line
+    assert not out.exists()
