@@ -99,6 +99,7 @@ from secagg.errors import (
     FileTooLarge,
     NotARegularFile,
     ProtocolError,
+    SecAggError,
     WrongRound,
     closest_spelling,
     decimal_digits,
@@ -916,6 +917,23 @@ class StateChanged(KeyHolderRefusal):
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
+class DecryptionRecordUnwritable(SecAggError):
+    """The machine refused the key holder's record at start (a full disk, an I/O error,
+    no permission, another process holding its lock): the key holder stops, exit 1.
+
+    Why not a :class:`~secagg.errors.ConfigurationError` (exit 2, "a mistake in the
+    options or files"): an upgrade of the record that failed on a full disk said so,
+    sending the operator to a state path that was right (path-failure review,
+    2026-12-07). The OSError is its cause (``__cause__``)."""
+
+
+def _os_cause(exc: OSError) -> str:
+    """An OSError's cause and path in one phrase, without its errno number."""
+    if isinstance(exc, LockTimeout) or not exc.strerror:
+        return str(exc) or type(exc).__name__
+    return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+
+
 class _Unreadable(Exception):
     """A state file that does not hold a record (why, in a few words)."""
 
@@ -1099,11 +1117,16 @@ class DecryptionRecord:
                 if again != (rounds, count, None, version):
                     raise _Unreadable("it changed while it was read")
                 write_json_atomically(path, _document(federation, rounds, count))
-        except (LockTimeout, _Unreadable, OSError) as exc:
+        except _Unreadable as exc:  # the file, not the machine: the state's mistake
             raise ConfigurationError(
                 f"[key_holder] state: cannot upgrade {path} to record federation "
                 f"{federation!r} ({exc}); refusing to start"
             ) from None
+        except (LockTimeout, OSError) as exc:  # a held lock, a full disk: the machine's
+            raise DecryptionRecordUnwritable(
+                f"[key_holder] state: cannot upgrade {path} to record federation "
+                f"{federation!r} ({_os_cause(exc)}); refusing to start"
+            ) from exc
         log.info(
             "key holder: %s (version %d, no federation) %s: its %d decryptions are federation %r's",
             path,

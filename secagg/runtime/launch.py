@@ -327,6 +327,17 @@ class ServerState:
         self.store.close()
 
 
+class StateDirectoryMissing(StateMissing, ConfigurationError):
+    """``server.state`` names a file in a folder that does not exist (or is a file): the
+    config's mistake, as a ``--state`` in a missing folder is ``secagg client``'s (exit 2
+    naming the option), not the machine's failure.
+
+    Why a ConfigurationError too: it was a plain :class:`StateMissing`, which ``secagg
+    server`` says as a failure of its state (exit 1), while the client said the same
+    mistake of its own state with exit 2 (path-failure review, 2026-12-07). Still a
+    :class:`StateMissing`, so a program that catches that keeps catching it."""
+
+
 def open_server_state(config: FederationConfig, *, init: bool | None = None) -> ServerState:
     """Lock, open and check ``server.state`` and its ledger; nothing binds a port here.
 
@@ -364,7 +375,7 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
     key_path = Path(config.server.state + ".ledger-key")
     directory = state.parent
     if not directory.is_dir():
-        raise StateMissing(
+        raise StateDirectoryMissing(
             f"the state directory {directory} does not exist (server.state = "
             f"{config.server.state!r}): create it, or point server.state elsewhere"
         )

@@ -1,9 +1,9 @@
 """``secagg bench papers --out FOLDER``: a folder the command cannot make because of the
-machine (a full disk, a quota, an I/O error) is a failure of the environment, exit 1,
-not a mistake in ``--out`` (exit 2): the same path works once there is room. A path
-that is the mistake (its parent missing, a file in the way, no permission) stays a
-usage error naming the flag, as ``certs init --dir`` and ``keyholder-init --key`` say
-them (:func:`secagg.apps.commands.common._path_failure`).
+machine (a full disk, a quota, an I/O error, no permission, a read-only filesystem) is a
+failure of the environment, exit 1, not a mistake in ``--out`` (exit 2): the same path
+works once the machine lets it. A path that is the mistake (its parent missing, a file in
+the way) stays a usage error naming the flag, as ``certs init --dir`` and ``keyholder-init
+--key`` say them (:func:`secagg.apps.commands.common._path_failure`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("Error")]
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EROFS])
 def test_a_folder_the_machine_cannot_make_is_an_environment_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
@@ -48,7 +48,7 @@ def test_a_folder_the_machine_cannot_make_is_an_environment_failure(
     assert "Traceback" not in result.output and not folder.exists()
 
 
-@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOENT, errno.ENOTDIR, errno.EEXIST])
+@pytest.mark.parametrize("code", [errno.ENOENT, errno.ENOTDIR, errno.EEXIST])
 def test_a_folder_the_path_keeps_from_being_made_is_a_usage_error_naming_the_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:

@@ -145,8 +145,11 @@ def test_keyholder_on_a_database_error_is_one_line(
         # the machine's: the same --dir would do once there is room
         (OSError(errno.ENOSPC, FULL, "CA/ca.key"), 1, f"Error: --dir: {FULL}: CA/ca.key"),
         (OSError(errno.EIO, "Input/output error", "CA"), 1, "Input/output error: CA"),
+        # no permission is the machine's too (a chmod fixes it): the one rule of
+        # tests/apps/test_path_failure_rule.py (it was exit 2)
+        (PermissionError(errno.EACCES, "Permission denied", "CA"), 1, "Error: --dir: Permission"),
         # the path's: a mistake in --dir, as before
-        (PermissionError(errno.EACCES, "Permission denied", "CA"), 2, "Invalid value for --dir"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "CA"), 2, "Invalid value for --dir"),
     ],
 )
 def test_certs_init_tells_a_full_disk_from_a_wrong_folder(
@@ -176,7 +179,9 @@ def test_certs_issue_on_a_full_disk_is_exit_1(
     ("error", "status"),
     [
         (OSError(errno.ENOSPC, FULL, "keys/kh.key"), 1),
-        (PermissionError(errno.EACCES, "Permission denied", "keys/kh.key"), 2),
+        # the machine's too (it was 2): tests/apps/test_path_failure_rule.py's one rule
+        (PermissionError(errno.EACCES, "Permission denied", "keys/kh.key"), 1),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "keys/kh.key"), 2),
     ],
 )
 def test_keyholder_init_tells_a_full_disk_from_a_wrong_key_path(

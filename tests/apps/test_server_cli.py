@@ -154,8 +154,12 @@ def test_a_missing_state_directory_is_one_line_before_binding(workdir: Path) -> 
     missing = workdir / "nodir" / "state.sqlite"
     with _port_held() as port:
         result = _server("--config", str(_toml(workdir, port, missing)), "--init")
-    assert result.exit_code == 1
-    assert f"the state directory {missing.parent} does not exist" in _one_line(result)
+    # the config's mistake, exit 2 as the client's --state in a missing folder (it was 1:
+    # tests/apps/test_path_failure_rule.py's one rule)
+    assert result.exit_code == 2
+    line = _one_line(result)
+    assert f"the state directory {missing.parent} does not exist" in line
+    assert line.startswith("secagg server: --config "), line
     assert not missing.parent.exists()
 
 

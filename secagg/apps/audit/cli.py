@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, check_memory
-from secagg.apps.commands.common import MAX_FEDERATION_ROUNDS, _environment_cause
+from secagg.apps.commands.common import (
+    MAX_FEDERATION_ROUNDS,
+    _environment_cause,
+    machine_failure,
+    os_error_status,
+)
 from secagg.apps.json_output import dumps
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
 from secagg.dp.config import MAX_NOISE_MULTIPLIER
@@ -126,6 +131,10 @@ def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None
         data = read_regular_file(value, MAX_PUBKEY_BYTES, "a public key file")
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc)) from None
+    except OSError as exc:  # a key it may not read (exit 1), gone since click saw it (2)
+        if os_error_status(exc) == 1:
+            raise machine_failure("--pubkey", _environment_cause(exc)) from None
+        raise click.BadParameter(_environment_cause(exc), param_hint="'--pubkey'") from None
     try:
         return VerifyKey.from_pem(data).raw
     except ConfigurationError as exc:
@@ -162,7 +171,9 @@ def _out_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     probe file) before the ledger is read. Why: an unwritable --out ended a finished
     report in ``[Errno 1] Operation not permitted`` (CLI audit, 2026-12-05); root may
     write where the mode bits say no, and no one where the filesystem says so, so the
-    mode is not asked, a file is written."""
+    mode is not asked, a file is written. A folder the machine refuses (no permission, a
+    read-only filesystem, a full disk) is exit 1 naming --out, a path that is the mistake
+    exit 2 (:func:`~secagg.apps.commands.common.os_error_status`)."""
     import tempfile
 
     folder = Path(value)
@@ -173,7 +184,9 @@ def _out_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".secagg-probe-"):
             pass
-    except OSError as exc:
+    except OSError as exc:  # no permission, read-only, full: the machine's (exit 1)
+        if os_error_status(exc) == 1:
+            raise machine_failure("--out", f"cannot write in {folder}: {_reason(exc)}") from None
         raise click.BadParameter(f"cannot write in {folder}: {_reason(exc)}") from None
     return value
 
@@ -192,6 +205,10 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
         # quoted, as click names every flag ("Invalid value for '--config'"): it read
         # "Invalid value for --config" beside "Invalid value for '--config'" for a folder
         raise click.BadParameter(str(exc), param_hint="'--config'") from exc
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        if os_error_status(exc) == 1:
+            raise machine_failure("--config", _environment_cause(exc)) from None
+        raise click.BadParameter(_environment_cause(exc), param_hint="'--config'") from None
     dp = federation.dp
     return ExpectedPrivacy(
         delta=None if dp is None else dp.delta,
@@ -328,8 +345,10 @@ Exit status:
      at its genesis or round 1 (or --first-round, --prior-ledger), the prior
      ledger fails, a claim does not follow, a row contradicts
      itself or the --config (delta, sampling kind, rate, population, unit,
-     mechanism); or it is a damaged ledger that cannot be read
-  2  usage error (bad option, missing ledger, unreadable key or --config, a
+     mechanism); or it is a damaged ledger that cannot be read; or the
+     machine refused --pubkey (no permission, an I/O error: one line naming it)
+  2  usage error (bad option, missing ledger, a --pubkey that is no key or
+     names no file, unreadable --config, a
      --prior-ledger that is the ledger itself, a file that is not a ledger:
      the server's state database, whose ledger is <state>.ledger)
   3  verified but NOT PRIVATE: some round's DP noise was seeded (a
@@ -707,9 +726,11 @@ def _echo_rebuilt(lines: list[str]) -> None:
     epilog="""\b
 Exit status:
   0  the report was written (it states whether the ledger verified)
-  1  the ledger is damaged and cannot be read, or writing the report failed
-  2  usage error (bad option, missing ledger, unreadable key or --config, an
-     --out folder that cannot be written in, a file that is not a ledger:
+  1  the ledger is damaged and cannot be read, or writing the report failed,
+     or the machine refused --out or --pubkey (no permission, a read-only
+     filesystem, a full disk: one line naming the flag)
+  2  usage error (bad option, missing ledger, a --pubkey that is no key,
+     unreadable --config, an --out that is a file, a file that is not a ledger:
      the server's state database, whose ledger is <state>.ledger)""",
 )
 @click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))

@@ -7,6 +7,7 @@ after minutes of work.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -48,13 +49,14 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     """An output path whose folder exists, checked before the work: a benchmark that runs
     for minutes and then cannot write its result was a traceback (CLI audit).
 
-    A folder ``--out`` names is made here; one the machine cannot make (a full disk, a
-    quota, an I/O error) is a failure of the environment, exit 1, and one the path keeps
-    from being made (its parent missing, a file in its place, no permission) a usage
-    error naming the flag (:func:`~secagg.apps.commands.common._path_failure`, as
-    ``certs init --dir`` says them). Why: every OSError read as a mistake in ``--out``
+    A folder ``--out`` names is made here; one the machine cannot make (no permission, a
+    read-only filesystem, a full disk, a quota, an I/O error) is a failure of the
+    environment, exit 1, and one the path keeps from being made (its parent missing, a
+    file in its place) a usage error naming the flag
+    (:func:`~secagg.apps.commands.common._path_failure`, as ``certs init --dir`` says
+    them). Why: every OSError read as a mistake in ``--out``
     (exit 2), a full disk included, which sent the operator to change a path that was
-    right (tests/apps/test_bench_out_folder_failures.py)."""
+    right (tests/apps/test_bench_out_folder_failures.py, tests/apps/test_path_failure_rule.py)."""
     if value is None:  # an empty one (an unset $OUT) never gets here: NonEmptyPath refuses it
         return None
     if isinstance(param.type, click.Path) and not param.type.file_okay:  # a folder: make it
@@ -70,8 +72,10 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     parent = os.path.dirname(os.path.abspath(value))
     if not os.path.isdir(parent):
         raise click.BadParameter(f"the folder {parent} does not exist", ctx, param)
-    if not os.access(parent, os.W_OK):
-        raise click.BadParameter(f"the folder {parent} is not writable", ctx, param)
+    if not os.access(parent, os.W_OK):  # the machine's refusal (a chmod fixes it): exit 1
+        raise _path_failure(
+            PermissionError(errno.EACCES, os.strerror(errno.EACCES), parent), "--out"
+        ) from None
     return value
 
 

@@ -21,6 +21,7 @@ from secagg.apps.commands.common import (
     _fail,
     _one_line,
     _party_environment_failure,
+    _path_read_failure,
     _state_file_status,
 )
 from secagg.apps.commands.dialling import (
@@ -306,8 +307,9 @@ def client(
     stopped before it finished, the server cannot be reached, the TLS handshake fails,
     the server refuses this branch, the server runs an older secagg release (its round
     start is of an older wire version: upgrade the server), or the branch gave up
-    redialling, or its --state file cannot be read, written or locked (a full disk, an
-    I/O error, another process of the branch holding it); 2 for a mistake in its
+    redialling, or the machine refuses its --state or --policy file (no permission, a
+    read-only or full disk, an I/O error, another process of the branch holding its
+    lock); 2 for a mistake in its
     options or files (a model whose size is not the federation's included, and a
     --state file that is not this branch's state, or a --state path in a folder that
     does not exist).
@@ -330,7 +332,10 @@ def client(
     _refuse_special_certificates(certificates, name)
     _setup_logging(verbose, quiet)
     try:
-        policy = _branch_policy(policy_path, policy_options)
+        try:
+            policy = _branch_policy(policy_path, policy_options)
+        except OSError as exc:  # its --policy file: no permission, an I/O error
+            _path_read_failure("secagg client", f"{name}: --policy", str(policy_path), exc)
         _check_budget_is_kept(policy, policy_options, state_path, name)
         training = _build_hook(hook, name, dimension)
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):

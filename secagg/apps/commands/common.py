@@ -44,27 +44,53 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}:{where}" if where else str(exc.strerror or exc)
 
 
-#: an OSError of the machine's resources, not of the path the user named: the same path
-#: would do once there is room (a full disk, a quota, an I/O error, no descriptors or
-#: memory left). Why: ``certs init`` and ``keyholder-init`` said every OSError as a
-#: mistake in ``--dir`` or ``--key`` (exit 2), a full disk included, which sent the
-#: operator to change a path that was right (environment-failure review, 2026-12-07)
-RESOURCE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
-     errno.ENOBUFS}
-)  # fmt: skip
+#: The ONE rule for an OSError on a path the user named (a flag's, or a config key's),
+#: which every command follows: what the path NAMES is the user's mistake, exit 2 naming
+#: the flag (a folder on it missing or a file, the path a folder, too long, a loop of
+#: links, a file there that the command refuses to overwrite); anything else is what
+#: the MACHINE refuses (no permission, a read-only filesystem, a full disk or quota, an
+#: I/O error, no memory or descriptors left, another process's lock), exit 1 with one
+#: line naming the flag, the path and the cause (:func:`os_error_status`: an errno not
+#: listed here, or none, as a held lock's timeout, is the machine's).
+#:
+#: Why one rule: ``secagg client --state`` said a permission error with exit 1 while
+#: ``certs init --dir``, ``keyholder-init --key`` and ``bench --out`` said it with exit 2,
+#: and a key holder's record on a full disk was exit 2 (path-failure review,
+#: 2026-12-07): a script could not tell "fix your flag" from "fix the machine". The
+#: same path given again works once the machine lets it (a chmod, a remount, room),
+#: so no permission is the machine's, as the server's own state has always said it.
+PATH_MISTAKE_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
+)
+
+
+def os_error_status(exc: BaseException | None) -> int:
+    """The exit status of an OSError met on a path the user named: 2 when the path is
+    the mistake (:data:`PATH_MISTAKE_ERRNOS`), 1 when the machine refused it (any other
+    OSError, a held lock's :class:`TimeoutError` included). Anything else that is not an
+    OSError is the file's content, the user's mistake: 2."""
+    if not isinstance(exc, OSError):
+        return 2
+    return 2 if exc.errno in PATH_MISTAKE_ERRNOS else 1
 
 
 def _path_failure(exc: OSError, flag: str) -> click.ClickException:
-    """An OSError met on the path ``flag`` gave: a usage error naming the flag (exit 2)
-    when the path is the mistake (missing, not a folder, not writable), one line of the
-    machine's failure with the path (exit 1) when its resources are
-    (:data:`RESOURCE_ERRNOS`)."""
-    if exc.errno in RESOURCE_ERRNOS:
-        failure = click.ClickException(f"{flag}: {_environment_cause(exc)}")
-        failure.exit_code = 1
-        return failure
+    """An OSError met on the path ``flag`` gave, by :func:`os_error_status`: a usage
+    error naming the flag (exit 2) when the path is the mistake (missing, not a folder,
+    a folder, too long), one line of the machine's failure with the flag, the path and
+    the cause (exit 1) when the machine refused it (no permission, read-only, full)."""
+    if os_error_status(exc) == 1:
+        return machine_failure(flag, _environment_cause(exc))
     return click.BadParameter(_os_error(exc), param_hint=flag)
+
+
+def machine_failure(flag: str, cause: str) -> click.ClickException:
+    """The machine's refusal of the path ``flag`` gave as click's one line, ``Error:
+    <flag>: <cause and path>``, exit 1 (:func:`os_error_status`'s other side): the line
+    every environment failure of the top-level group prints, with the flag named."""
+    failure = click.ClickException(f"{flag}: {cause}")
+    failure.exit_code = 1
+    return failure
 
 
 def _environment_cause(exc: BaseException) -> str:
@@ -97,6 +123,20 @@ def _party_environment_failure(party: str, name: str, exc: sqlite3.Error) -> NoR
     _fail(party, f"{name}: {_environment_cause(exc)}")
 
 
+def _path_read_failure(party: str, flag: str, path: str, exc: OSError) -> NoReturn:
+    """A file a party was given (``--config``, ``--policy``) that the system would not
+    read, as the party's one line naming the flag, the path and the cause
+    (``secagg server: --config F: Permission denied: F``), its status by
+    :func:`os_error_status`: 1 where the machine refused it, 2 where the path names no
+    file (a folder on it removed since click checked it).
+
+    Why: such a read went past the command's own handlers, so ``server --config`` and
+    ``keyholder-init --config`` said ``Error: Permission denied: F`` naming no flag, and
+    ``client --policy`` ``[Errno 13] Permission denied: 'F'`` (path-failure review,
+    2026-12-07)."""
+    _fail(party, f"{flag} {path}: {_os_error(exc)}", os_error_status(exc))
+
+
 def _state_file_status(exc: BaseException) -> int:
     """The exit status of a party's state file that failed (``secagg client --state``):
     1 when the machine failed it (its read, write or lock met an OSError: a full disk,
@@ -110,21 +150,12 @@ def _state_file_status(exc: BaseException) -> int:
     is the OSError the state's error was raised from (its context).
 
     A path that cannot name a file (a folder on it missing or a file, a name too long, a
-    loop of links: :data:`_PATH_MISTAKE_ERRNOS`) is the operator's own ``--state``
-    mistake, exit 2: the OSError alone made ``--state /srv/brnach/state.json``, a typo
-    in the folder, exit 1 as if the machine had failed
+    loop of links: :data:`PATH_MISTAKE_ERRNOS`, :func:`os_error_status`) is the
+    operator's own ``--state`` mistake, exit 2: the OSError alone made ``--state
+    /srv/brnach/state.json``, a typo in the folder, exit 1 as if the machine had failed
     (tests/apps/test_client_state_file_status.py)."""
     cause = exc.__cause__ or exc.__context__
-    if not isinstance(cause, OSError) or cause.errno in _PATH_MISTAKE_ERRNOS:
-        return 2
-    return 1
-
-
-#: the errors of a path that names no file it could be (the operator's mistake, not the
-#: machine's): a folder on it missing or a file, the path a folder, too long, a link loop
-_PATH_MISTAKE_ERRNOS = frozenset(
-    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP}
-)
+    return os_error_status(cause)
 
 
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:

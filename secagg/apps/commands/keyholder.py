@@ -11,11 +11,12 @@ import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
 from secagg.apps.commands.common import (
-    RESOURCE_ERRNOS,
     _fail,
     _one_line,
     _os_error,
     _party_environment_failure,
+    _path_read_failure,
+    os_error_status,
 )
 from secagg.apps.commands.dialling import (
     _certs_error,
@@ -99,6 +100,8 @@ def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        _path_read_failure(party, "--config", config_path, exc)
     holder = config.backend.key_holder
     if holder is None:
         _fail(
@@ -194,11 +197,12 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        _path_read_failure(party, "--config", config_path, exc)
     try:
         fingerprint = make_key_holder_key(config, key_path)
-    except OSError as exc:  # a folder that cannot be written (2); a full disk (1)
-        status = 1 if exc.errno in RESOURCE_ERRNOS else 2
-        _fail(party, f"--key {key_path}: {_os_error(exc)}", status)
+    except OSError as exc:  # a path that names no file (2); no permission, a full disk (1)
+        _fail(party, f"--key {key_path}: {_os_error(exc)}", os_error_status(exc))
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
@@ -283,6 +287,7 @@ def keyholder(
     mistake in its options or files."""
     import math
 
+    from secagg.aggregation.keyholder_policy import DecryptionRecordUnwritable
     from secagg.runtime.launch import run_key_holder
     from secagg.transport.base import TransportError
     from secagg.transport.certs import CertificateStoreError
@@ -293,7 +298,10 @@ def keyholder(
     config = _key_holders_federation(config_path, name) if config_path is not None else None
     _check_backend_agrees(config_path, config, backend)
     try:
-        settings, base = _key_holder_settings(policy_path, key_path)
+        try:
+            settings, base = _key_holder_settings(policy_path, key_path)
+        except OSError as exc:  # its --policy file: no permission, an I/O error
+            _path_read_failure("secagg keyholder", f"{name}: --policy", str(policy_path), exc)
         _refuse_special_policy_files(settings, base, key_path is not None)
         if "key" in settings and config_path is None:
             # named as given: a key from the policy file was reported as "--key"
@@ -329,6 +337,8 @@ def keyholder(
         )
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
+    except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except ConfigurationError as exc:
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
     except TransportError as exc:

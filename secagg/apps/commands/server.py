@@ -12,7 +12,7 @@ import click
 
 from secagg.apps import cli_types
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
-from secagg.apps.commands.common import _fail
+from secagg.apps.commands.common import _fail, _path_read_failure
 from secagg.apps.commands.parties import (
     _config_failure,
     _one_verbosity,
@@ -80,6 +80,8 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
         _fail("secagg server", _config_failure(config_path, exc), 2)
+    except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
+        _path_read_failure("secagg server", "--config", config_path, exc)
     too_large = _model_past_memory(config_path, config)
     if too_large is not None:  # before the state is opened or the port bound
         _fail("secagg server", too_large, 2)
