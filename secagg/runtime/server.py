@@ -1380,8 +1380,8 @@ class FederationServer:
         next_look = self._clock() + UNSAMPLED_LOOK_SECONDS
         phase, last_progress = session.phase, self._clock()
         awaited = _Awaited(self, session, names)
-        # messages queued when the phase's deadline was seen at a refused one (or a leave),
-        # still to be read before the phase closes (None: not seen so; see below)
+        # reads left before the phase closes once its deadline was seen with messages
+        # still queued (None: not seen yet in this phase; see below)
         backlog: int | None = None
         while not session.done:
             if self._clock() >= next_look:  # a client that connected since is told too
@@ -1411,7 +1411,7 @@ class FederationServer:
             outgoing = None if item is None else self._receive(number, session, party_of, *item)
             if outgoing is not None and item is not None:
                 awaited.answered(item[0])
-            if backlog is not None and item is not None:
+            if backlog is not None:  # one read of the backlog: a message, or an end (None)
                 backlog -= 1
             if outgoing is None:
                 # nothing came, or what came was refused (or a Leave): the phase's deadline
@@ -1420,16 +1420,21 @@ class FederationServer:
                 # past its deadline (runtime audit 2026-12-04)
                 silent = {names[p] for p in session.waiting_for if p in names}
                 if self._clock() - last_progress >= limit:
-                    if item is not None and backlog is None:
-                        # seen at a refused message, not at an empty wait: the answers
-                        # queued behind it arrived before the deadline was seen (a busy
-                        # server had not read them yet) and are read first, then the
-                        # phase closes. Closed at once, one branch's junk sent behind its
-                        # own answer made every answer queued after it a dropout, and
-                        # the round could abort below its threshold (runtime review,
-                        # 2026-12-07). Bounded: what came after the look waits its turn
+                    if backlog is None:
+                        # seen at a refused message, or at a None that was a session's
+                        # end with messages queued behind it (an empty wait finds none
+                        # queued and closes at once): the answers queued arrived before
+                        # the deadline was seen (a busy server had not read them yet)
+                        # and are read first, then the phase closes. Closed at once, one
+                        # branch's junk sent behind its own answer made every answer
+                        # queued after it a dropout, and the round could abort below its
+                        # threshold (runtime review, 2026-12-07); so did a branch that
+                        # answered and hung up, its end read as a None (second review,
+                        # 2026-12-07). Bounded: one read each, of what was queued at the
+                        # look (a session's end counts where the transport queues one);
+                        # what came after it waits its turn
                         backlog = self._queued()
-                    if item is not None and backlog:
+                    if backlog > 0:
                         continue
                     log.debug("round %d: deadline of %s passed", number, session.phase)
                 elif silent and all(self._gone(name) for name in silent):
