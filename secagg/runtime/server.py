@@ -25,10 +25,15 @@ One round (:meth:`FederationServer.run_round`):
    :class:`~secagg.runtime.wire.RoundStart` (spec, party, clip and the float32
    model) to every participant, its payloads become
    :class:`~secagg.runtime.wire.Relay` messages, and the parties' relays are fed
-   back in. The session has no clock; this loop is its clock: a phase that sees
-   no progress for ``deadlines.phase_seconds`` (``training_seconds`` for the
-   phase that follows the announcement, which includes local training) is
-   closed, and whoever has not answered has dropped. Refused payloads are
+   back in. The session has no clock; this loop is its clock: a phase lasts at
+   most ``deadlines.phase_seconds`` from its start (``training_seconds`` for the
+   phase that follows the announcement, which includes local training; an answer
+   does not restart that clock, so a phase whose answers trickle in still ends on
+   time). Past it, the first receive that brings nothing the session takes (an
+   empty wait, a refused message, a session's end) closes the phase once the
+   messages already queued then are read (a busy server's backlog, bounded by
+   what was queued at that look), and whoever has not answered has dropped. It
+   closes earlier once everyone it awaits is gone (below). Refused payloads are
    logged and the round goes on.
 4. **Release** through the DP mechanism (:mod:`secagg.dp.release`): noise the
    backend did not add, the mean over the mechanism's denominator, the
