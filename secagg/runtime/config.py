@@ -46,7 +46,7 @@ A file looks like::
     # record_unit = "customer" (default) or "transaction" when rows name no customer
 
     [deadlines]
-    phase_seconds = 30.0        # silence longer than this is a dropout
+    phase_seconds = 30.0        # a phase's length: who has not answered by then drops
     # training_seconds = 600.0  # the first phase, which includes local training
 
     [server]

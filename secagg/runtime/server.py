@@ -25,10 +25,15 @@ One round (:meth:`FederationServer.run_round`):
    :class:`~secagg.runtime.wire.RoundStart` (spec, party, clip and the float32
    model) to every participant, its payloads become
    :class:`~secagg.runtime.wire.Relay` messages, and the parties' relays are fed
-   back in. The session has no clock; this loop is its clock: a phase that sees
-   no progress for ``deadlines.phase_seconds`` (``training_seconds`` for the
-   phase that follows the announcement, which includes local training) is
-   closed, and whoever has not answered has dropped. Refused payloads are
+   back in. The session has no clock; this loop is its clock: a phase lasts at
+   most ``deadlines.phase_seconds`` from its start (``training_seconds`` for the
+   phase that follows the announcement, which includes local training; an answer
+   does not restart that clock, so a phase whose answers trickle in still ends on
+   time). Past it, the first receive that brings nothing the session takes (an
+   empty wait, a refused message, a session's end) closes the phase once the
+   messages already queued then are read (a busy server's backlog, bounded by
+   what was queued at that look), and whoever has not answered has dropped. It
+   closes earlier once everyone it awaits is gone (below). Refused payloads are
    logged and the round goes on.
 4. **Release** through the DP mechanism (:mod:`secagg.dp.release`): noise the
    backend did not add, the mean over the mechanism's denominator, the
@@ -1359,8 +1364,11 @@ class FederationServer:
         # a participant's is taken again as its round start leaves (_dispatch), the
         # helper's as each request leaves (_deliver_to_helper)
         self._round_sessions, self._round_session_ids = {}, {}
+        connected = self.transport.connected()  # one look for all: see _sessions_now
         for name in names.values():
-            self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(name)
+            self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(
+                name, connected
+            )
         self._cohorts[number] = frozenset(names.values())
         for past in sorted(self._cohorts)[:-LATE_ROUNDS_REMEMBERED]:
             del self._cohorts[past]
@@ -1380,8 +1388,8 @@ class FederationServer:
         next_look = self._clock() + UNSAMPLED_LOOK_SECONDS
         phase, last_progress = session.phase, self._clock()
         awaited = _Awaited(self, session, names)
-        # messages queued when the phase's deadline was seen at a refused one (or a leave),
-        # still to be read before the phase closes (None: not seen so; see below)
+        # reads left before the phase closes once its deadline was seen with messages
+        # still queued (None: not seen yet in this phase; see below)
         backlog: int | None = None
         while not session.done:
             if self._clock() >= next_look:  # a client that connected since is told too
@@ -1411,28 +1419,41 @@ class FederationServer:
             outgoing = None if item is None else self._receive(number, session, party_of, *item)
             if outgoing is not None and item is not None:
                 awaited.answered(item[0])
-            if backlog is not None and item is not None:
+            if backlog is not None:  # one read of the backlog: a message, or an end (None)
                 backlog -= 1
             if outgoing is None:
                 # nothing came, or what came was refused (or a Leave): the phase's deadline
                 # and the early close are checked here either way, so a stream of junk,
                 # which keeps the queue from ever running dry, cannot hold a phase open
                 # past its deadline (runtime audit 2026-12-04)
-                silent = {names[p] for p in session.waiting_for if p in names}
                 if self._clock() - last_progress >= limit:
-                    if item is not None and backlog is None:
-                        # seen at a refused message, not at an empty wait: the answers
-                        # queued behind it arrived before the deadline was seen (a busy
-                        # server had not read them yet) and are read first, then the
-                        # phase closes. Closed at once, one branch's junk sent behind its
-                        # own answer made every answer queued after it a dropout, and
-                        # the round could abort below its threshold (runtime review,
-                        # 2026-12-07). Bounded: what came after the look waits its turn
+                    if backlog is None:
+                        # seen at a refused message, or at a None that was a session's
+                        # end with messages queued behind it (an empty wait finds none
+                        # queued and closes at once): the answers queued arrived before
+                        # the deadline was seen (a busy server had not read them yet)
+                        # and are read first, then the phase closes. Closed at once, one
+                        # branch's junk sent behind its own answer made every answer
+                        # queued after it a dropout, and the round could abort below its
+                        # threshold (runtime review, 2026-12-07); so did a branch that
+                        # answered and hung up, its end read as a None (second review,
+                        # 2026-12-07). Bounded: one read each, of what was queued at the
+                        # look (a session's end counts where the transport queues one);
+                        # what came after it waits its turn
                         backlog = self._queued()
-                    if item is not None and backlog:
+                    if backlog > 0:
                         continue
                     log.debug("round %d: deadline of %s passed", number, session.phase)
-                elif silent and all(self._gone(name) for name in silent):
+                elif awaited.someone_can_answer():
+                    # a look since the last departure found a party that can still
+                    # answer: no early close, and no O(n) look (the silent set, who is
+                    # connected) for each refused message of a junk stream (second
+                    # review of the collect loop, 2026-12-07: 1.8 ms a message at 5 000
+                    # branches, for messages that cost microseconds to refuse)
+                    continue
+                elif (silent := {names[p] for p in session.waiting_for if p in names}) and all(
+                    self._gone(name) for name in silent
+                ):
                     if (
                         cfg.backend.key_holder in silent
                         and cfg.backend.key_holder not in self._left
@@ -1556,7 +1577,7 @@ class FederationServer:
         session_id = getattr(self.transport, "session_id", None)
         return session_id(name) if session_id is not None else True
 
-    def _sessions_now(self, name: str) -> tuple[object, object]:
+    def _sessions_now(self, name: str, connected: set[str] | None = None) -> tuple[object, object]:
         """``(_session_of(name), _session_id(name))`` from one look at the session id, taken
         before the look at who is connected: what the early-close rule compares with and
         the id a round's messages are bound to (:meth:`_send`) name the same session.
@@ -1566,14 +1587,26 @@ class FederationServer:
         the round, while the early-close rule counted the branch gone and closed the phase
         without it (review, 2026-12-06). With the id first, a reconnect after it leaves
         both on the old session (the start is refused there: a dropout), one before it
-        both on the new one."""
+        both on the new one.
+
+        ``connected``: the transport's :meth:`connected`, looked at once before a loop
+        over a round's parties, and trusted only where it names ``name`` (a snapshot
+        taken before the id: a reconnect between the two leaves both on the new session,
+        one after the id both on the old one, as above); a party it does not name is
+        looked at again now, so one that connected since the snapshot is not taken for
+        gone. Why: a look copies the connected set, O(n), and taken for every party it
+        made each round start O(n^2): 3.6 s at 5 000 branches of the in-process hub, twice
+        a round (second review of the collect loop, 2026-12-07)."""
         session_id = getattr(self.transport, "session_id", None)
+        now = None if session_id is None else session_id(name)
+        if session_id is not None and now is None:
+            return None, None
+        present = (connected is not None and name in connected) or (
+            name in self.transport.connected()
+        )
         if session_id is None:
-            return (True if name in self.transport.connected() else None), None
-        now = session_id(name)
-        if now is None or name not in self.transport.connected():
-            return None, now
-        return now, now
+            return (True if present else None), None
+        return (now, now) if present else (None, now)
 
     def _session_id(self, name: str) -> object:
         """``name``'s open session id as the transport tells it (None: no open session, or
@@ -2077,6 +2110,7 @@ class FederationServer:
                 clip, report = self.mechanism.clip, self.mechanism.report_unclipped
                 # how long the round may still last: a branch waits that long in it (D3)
                 left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
+                connected = self.transport.connected()  # one look for all: _sessions_now
                 for party, name in enumerate(participants):
                     # the session the start goes to is the round's for this participant:
                     # one that reconnected since the sampling (while the CKKS key holder
@@ -2086,7 +2120,7 @@ class FederationServer:
                     # on the start the server had sent it (review, 2026-12-06)
                     # one look at the session: see _sessions_now
                     self._round_sessions[name], self._round_session_ids[name] = self._sessions_now(
-                        name
+                        name, connected
                     )
                     start = RoundStart(
                         number,
@@ -2687,6 +2721,7 @@ class _Awaited:
         self._session = session
         self._names = names
         self._answerable: set[str] = set()
+        self._looked = False  # _answerable is a look's (not the helper awaited alone)
         self._phase: str | None = None
         self._mark: object = object()  # equal to no mark: the first call looks
 
@@ -2704,6 +2739,7 @@ class _Awaited:
         if self._answerable and mark == self._mark and session.phase == self._phase:
             return False
         self._mark, self._phase = mark, session.phase
+        self._looked = False
         silent = [self._names[p] for p in session.waiting_for if p in self._names]
         helper = server.config.backend.key_holder
         if helper in silent and helper not in server._left:
@@ -2714,7 +2750,23 @@ class _Awaited:
             return False
         connected = server.transport.connected()
         self._answerable = {name for name in silent if not server._gone(name, connected)}
+        self._looked = True
         return not self._answerable
+
+    def someone_can_answer(self) -> bool:
+        """Whether the last look (:meth:`none_can_answer`) found a party of this phase
+        that can still answer, which has not answered since, and nothing has happened
+        since that could make it gone (the same phase and departures mark): the loop's
+        early-close look would find it, and is skipped. Never true for a helper awaited
+        alone (its return is looked for at every wake: the resend) nor on a transport
+        that counts no session changes (every mark is new). A wrong answer could only
+        delay an early close to the phase's deadline, never close a phase early."""
+        return (
+            self._looked
+            and bool(self._answerable)
+            and self._session.phase == self._phase
+            and self._server._departures() == self._mark
+        )
 
 
 def _session_sender(transport: ServerEndpoint) -> Callable[[str, int, list[bytes]], None] | None:

@@ -78,8 +78,9 @@ class ServerEndpoint(Protocol):
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         """The next ``(name, payload)``, or None: on timeout, or earlier where the
-        transport can tell that a session ended (the in-process hub and gRPC do), so that the
-        server looks at who is still connected without waiting out its poll."""
+        transport can tell that a session ended, or opened while this call waits (the
+        in-process hub and gRPC do), so that the server looks at who is still connected
+        (or back: a key holder it resends a request to) without waiting out its poll."""
         ...
 
     def connected(self) -> set[str]: ...

@@ -539,6 +539,7 @@ class GrpcServerTransport:
         # call when an end came while a call returned a message (else None): see receive
         self._ended_sessions = 0
         self._end_untold: int | None = None
+        self._opened_sessions = 0  # sessions opened so far: an open wakes a waiting receive
         # bumped whenever a session opens or ends, or the server stops: what
         # wait_for_sessions() waits on (the runtime's quorum wait)
         self._sessions_serial = 0
@@ -724,7 +725,10 @@ class GrpcServerTransport:
         so the messages a session queued before its end come first (also when a new
         session of its name opened meanwhile: they count against its budget, and come
         out under the name, as the runtime reads them). Ends before the call
-        are not said: the caller that wants them looks at :meth:`connected`.
+        are not said: the caller that wants them looks at :meth:`connected`. A session
+        that opens while this call waits (with an empty inbox) wakes it too, and only
+        then: the runtime waiting for a key holder back mid-phase sends it its request
+        again at once, not at its next poll (up to 0.5 s later).
 
         Why the early None: a session's end is no message, so a server blocked here
         learnt of it only when its wait ran out (the runtime waits half a second at a
@@ -744,8 +748,11 @@ class GrpcServerTransport:
         with self._changed:
             ends = self._ended_sessions if self._end_untold is None else self._end_untold
             self._end_untold = None
+            opens = self._opened_sessions
             while not self._inbox:
                 if self._ended_sessions != ends:  # what the caller waits for may never come
+                    return None
+                if self._opened_sessions != opens:  # who it waits for may be back
                     return None
                 if deadline is None:
                     self._changed.wait()
@@ -912,6 +919,7 @@ class GrpcServerTransport:
             session.id = self._session_serial
             self._sessions[name] = session
             self._publish(Connected(name, peer))
+            self._opened_sessions += 1  # wakes a waiting receive(): see there
             self._sessions_changed()
         self._wake.set()  # the re-check timer may need to wake for this expiry
         if adopted:

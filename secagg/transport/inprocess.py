@@ -55,6 +55,7 @@ class InProcessHub:
         # signals while holding its own locks, never this one, so no lock order to keep)
         self._changes = 0
         self._changed = threading.Condition(threading.Lock())
+        self._receiving = 0  # server receives waiting now (under _lock): see connect
 
     # server side
     def send(self, name: str, payload: bytes) -> None:
@@ -95,11 +96,17 @@ class InProcessHub:
         Why the early None: a session's end is no message, and the server learnt of it
         only when its receive timed out (it polls twice a second), so every branch that
         vanished cost its round up to half a second of waiting for nobody; the end now
-        wakes it, and it looks at who is still connected at once."""
+        wakes it, and it looks at who is still connected at once. So does a session
+        that opens while this call waits (:meth:`connect`), as over gRPC."""
+        with self._lock:
+            self._receiving += 1
         try:
             item = self._to_server.get(timeout=waitable_seconds(timeout))
         except queue.Empty:
             return None
+        finally:
+            with self._lock:
+                self._receiving -= 1
         return None if item is _WAKE else item
 
     def queued(self) -> int:
@@ -153,6 +160,14 @@ class InProcessHub:
             self._session_ids[name] = self._next_session
             self._next_session += 1
             client = _InProcessClient(self, name, self._session_ids[name])
+            waiting = self._receiving > 0
+        if waiting:
+            # a server waiting in receive for a party that came back (a key holder
+            # restarted mid-phase, whose request it resends) looks at once, not at its
+            # next poll (up to 0.5 s later). Only a waiting receive: a later call is not
+            # handed a None it did not wait for (one that took a message at this very
+            # moment may be: a None is never more than "look again")
+            self._to_server.put(_WAKE)  # unbounded: never blocks
         self.sessions_changed()  # the server's waits for parties look again at once
         return client
 

@@ -210,3 +210,26 @@ def test_an_end_and_a_stop_wake_a_wait_for_sessions(server: GrpcServerTransport)
     woke, _ = _in_thread(lambda: server.wait_for_sessions(seen, LONGER_THAN_THE_TEST))
     server.stop(grace=0)  # no session open: the stop alone must wake it
     assert woke.wait(BOUND), "the stop did not wake the wait"
+
+
+def test_a_session_opening_wakes_a_server_blocked_in_receive(server: GrpcServerTransport) -> None:
+    """Second review of the collect loop (2026-12-07): the runtime waits in ``receive``
+    for a key holder gone mid-phase, and resends its request when it is back; its new
+    session did not wake the wait, so the resend came at the next poll, up to 0.5 s
+    later. Now an opening wakes a waiting receive (None: look again); one before the
+    call is not said, as for ends (a message waiting is returned, not a None)."""
+    first = _connect(server, "branch-a")
+    second = third = None
+    try:
+        woke, heard = _in_thread(lambda: server.receive(timeout=LONGER_THAN_THE_TEST))
+        assert server.test_waiting.wait(BOUND)  # type: ignore[attr-defined]  # receive is waiting
+        second = _connect(server, "branch-b")
+        assert woke.wait(BOUND), "the opening did not wake receive"  # before: at its timeout
+        assert heard == [None]
+        third = _connect(server, "branch-c")  # before the call: not said
+        first.send(b"next")
+        assert server.receive(timeout=BOUND) == ("branch-a", b"next")
+    finally:
+        for client in (first, second, third):
+            if client is not None:
+                client.close()

@@ -12,6 +12,7 @@ message sent after the end comes after it (before the fix, the message came firs
 
 from __future__ import annotations
 
+import queue
 import threading
 
 from _threads import BOUND
@@ -62,3 +63,40 @@ def test_ending_an_ended_session_queues_no_wake() -> None:
     assert hub.receive(timeout=BOUND) is None  # the one end
     hub.connect("branch-b").send(b"next")
     assert hub.receive(timeout=BOUND) == ("branch-b", b"next")
+
+
+class _WatchedQueue(queue.Queue):  # type: ignore[type-arg]
+    """The server's inbox, saying when a receive is in its ``get`` (about to wait)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.getting = threading.Event()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        self.getting.set()
+        return super().get(block, timeout)
+
+
+def test_a_session_opening_wakes_a_server_blocked_in_receive() -> None:
+    """Second review of the collect loop (2026-12-07): the runtime waits in ``receive``
+    for a key holder gone mid-phase and resends its request when it is back; its new
+    session did not wake the wait, so the resend came at the next poll, up to 0.5 s
+    later. Now an opening wakes a waiting receive (None: look again), as an end does;
+    one while no receive waits queues nothing (the next call gets the message)."""
+    hub = InProcessHub()
+    inbox = hub._to_server = _WatchedQueue()
+    heard: list[object] = []
+    woke = threading.Event()
+
+    def serve() -> None:
+        heard.append(hub.receive(timeout=3 * BOUND))  # far longer than the test's bound
+        woke.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert inbox.getting.wait(BOUND)
+    back = hub.connect("key-holder")
+    assert woke.wait(BOUND), "the opening did not wake receive"  # before: at its timeout
+    assert heard == [None]
+    hub.connect("branch-b")  # no receive waits: nothing queued
+    back.send(b"reply")
+    assert hub.receive(timeout=BOUND) == ("key-holder", b"reply")
