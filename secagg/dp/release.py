@@ -143,7 +143,7 @@ def _same_delta(branch: float, federation: float) -> bool:
 
 
 #: the most runs (merged ``(z, q, steps)`` entries) and DP-SGD steps of a branch's history
-#: the server replays (:func:`_replayed_epsilon`). Why: Opacus's PRV grows its grid with
+#: the server replays (:func:`_past_replay_caps`). Why: Opacus's PRV grows its grid with
 #: the square root of the steps (measured on 2 cores: 1-16 s at 10^5 steps, 20-30 s at
 #: 10^7, and 1.1 GiB it could not allocate at 4 * 10^9, the wire's largest count) and with
 #: every distinct run (the wire allows 10^5), so a hostile report could stall or exhaust
@@ -153,45 +153,53 @@ MAX_REPLAYED_RUNS = 32
 MAX_REPLAYED_STEPS = 10**6
 
 
-def _replayed_epsilon(report: RecordReport) -> float | None:
+def _past_replay_caps(history: Iterable[tuple[float, float, int]]) -> str | None:
+    """Why the server will not replay ``history`` (:data:`MAX_REPLAYED_RUNS`,
+    :data:`MAX_REPLAYED_STEPS`), or None. Counting costs no accountant: a pass over the
+    entries, so it runs as a report arrives.
+
+    Why a refusal and not the stated figure: the server kept the stated epsilon of a
+    history past the caps, so a report of 33 runs stating 0.01 beside a history that
+    gives 1.26 was signed as 0.01 (``audit verify`` failed the row afterwards); nor is
+    infinity an answer (verify replays the history to a finite figure and fails that
+    claim too). A history the server cannot replay carries no claim it can sign."""
+    runs = history_runs(history)
+    steps = sum(n for _, _, n in runs)
+    if len(runs) > MAX_REPLAYED_RUNS:
+        return (
+            f"its DP-SGD history holds {len(runs)} runs, more than the {MAX_REPLAYED_RUNS} "
+            "runs the server replays"
+        )
+    if steps > MAX_REPLAYED_STEPS:
+        return (
+            f"its DP-SGD history holds {steps} steps, more than the {MAX_REPLAYED_STEPS} "
+            "steps the server replays"
+        )
+    return None
+
+
+def _replayed_epsilon(report: RecordReport) -> float:
     """The epsilon a branch's DP-SGD history gives by its own accountant at its delta
     (what ``audit verify`` replays): inf where no accountant can evaluate it (PRV's
     :class:`~secagg.dp.accounting.PrvCannotEvaluate`, as the verifier replays it, or an
-    overflow), None where it is too long to replay here (:data:`MAX_REPLAYED_RUNS`,
-    :data:`MAX_REPLAYED_STEPS`; ``audit verify`` replays it).
+    overflow). The caller has checked the caps (:func:`_past_replay_caps`).
 
     Why: the server kept the epsilon a report *states*, and the worst branch's stated
     figure is what every record-level row claims and the server signs. A report of
     epsilon 0.5 beside a history of (z 1, q 0.1, 1000 steps), which gives 27.16 by its
     own RDP accountant, was signed as a claim of 0.5; ``audit verify`` failed the ledger
-    only afterwards (tests/dp/test_release_record_epsilon_replayed.py)."""
-    runs = history_runs(report.history)
-    if len(runs) > MAX_REPLAYED_RUNS or sum(steps for _, _, steps in runs) > MAX_REPLAYED_STEPS:
-        return None
+    only afterwards (tests/dp/test_release_record_epsilon_replayed.py).
+
+    The merged runs are replayed, as Opacus's own accountant keeps an honest trainer's
+    history (the same floats then): 10^5 entries of one step each are one run, not 10^5.
+    ``audit verify`` replays the entries as recorded; the two agree to float noise
+    (measured: at most 1.5e-10 relative, PRV, 100 to 300 split entries; RDP exact),
+    within its tolerances either side."""
     try:
-        # the merged runs, as Opacus's own accountant keeps an honest trainer's history
-        # (the same floats then): 10^5 entries of one step each are one run, not 10^5
+        runs = history_runs(report.history)
         return RecordLevelAccountant(report.accountant, report.delta, runs).epsilon()
     except (ConfigurationError, ArithmeticError, RuntimeError, ValueError, MemoryError):
         return math.inf
-
-
-def _at_least_replayed(identity: str, report: RecordReport, replayed: float) -> RecordReport:
-    """``report`` with its epsilon raised to ``replayed`` (what its history gives) where
-    it states less by more than float noise (logged, naming the branch); as it is else."""
-    stated = report.epsilon
-    if not replayed > stated or (
-        math.isfinite(replayed) and replayed - stated <= RECORD_FLOAT_NOISE * max(1.0, replayed)
-    ):
-        return report
-    log.warning(
-        "record-level report of %s…: it states epsilon %r, its DP-SGD history gives %r; %r is kept",
-        identity[:12],
-        stated,
-        replayed,
-        replayed,
-    )
-    return replace(report, epsilon=replayed)
 
 
 #: the largest step count a report may carry: the wire's u32 field (a larger count
@@ -997,8 +1005,13 @@ class RecordRelease(Mechanism):
         self._round: dict[str, RecordReport] = {}  # this round's, by identity hash
         #: this round's branches whose report was refused (it did not extend their last)
         self._refused: dict[str, str] = {}
-        #: branches whose latest report came from the ledger and is not replayed yet
+        #: branches whose latest report is not replayed yet (kept this round, or restored)
         self._unreplayed: set[str] = set()
+        #: each branch's report as last replayed and held: the figure its rows recorded,
+        #: which the branch's next replay may not fall below (``audit verify``'s rule)
+        self._held: dict[str, RecordReport] = {}
+        #: restored branches -> the largest epsilon the ledger's rows recorded for them
+        self._restored: dict[str, float] = {}
 
     def take_report(self, identity: str, report: RecordReport) -> None:
         """Keep a branch's report unless it accounts at another delta than the rows
@@ -1018,6 +1031,10 @@ class RecordRelease(Mechanism):
                 f"{self.delta!r}",
             )
             return
+        past_caps = _past_replay_caps(report.history)
+        if past_caps is not None:
+            self._refuse_report(identity, past_caps)
+            return
         # compared with the branch's last figure as replayed when its round's row was
         # written (or, restored, at the server's first claim); nothing is replayed here,
         # inside a phase (see _replay_pending)
@@ -1033,16 +1050,6 @@ class RecordRelease(Mechanism):
             if problem is not None:
                 self._refuse_report(identity, problem)
                 return
-            if report.epsilon < previous.epsilon:  # the accountant's error: keep the larger
-                log.info(
-                    "record-level report of %s…: epsilon %r is %.3g below the last, within "
-                    "its accountant's error; %r is kept",
-                    identity[:12],
-                    report.epsilon,
-                    previous.epsilon - report.epsilon,
-                    previous.epsilon,
-                )
-                report = replace(report, epsilon=previous.epsilon)
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
@@ -1056,7 +1063,14 @@ class RecordRelease(Mechanism):
 
     def require_reports(self, identities: Iterable[str]) -> None:
         """Refuse the round unless every one of ``identities`` (the contributors, by the
-        identity the server passes to :meth:`take_report`) reported this round."""
+        identity the server passes to :meth:`take_report`) reported this round and its
+        report holds once replayed (:meth:`_replay_pending`).
+
+        Why the replay here: the server calls this once the round's phases are over,
+        before :meth:`release`, which matches reports by count only; a contributor
+        refused at the replay could otherwise be made up for by the report of a branch
+        whose input dropped out of the sum."""
+        self._replay_pending()
         missing = sorted(set(identities) - set(self._round))
         if missing:
             reasons = [self._refused.get(i, "no DP-SGD report") for i in missing]
@@ -1077,7 +1091,8 @@ class RecordRelease(Mechanism):
         dropped could stand in for a contributor that sent none.)"""
         self._replay_pending()
         if len(self._round) < contributors:
-            refused = f"; refused: {len(self._refused)}" if self._refused else ""
+            why = "; ".join(sorted(set(self._refused.values())))
+            refused = f"; refused: {len(self._refused)} ({why})" if self._refused else ""
             raise UnaccountedContribution(
                 f"{contributors} branches contributed but only {len(self._round)} sent an "
                 f"accepted DP-SGD privacy report{refused}: the record-level epsilon would not "
@@ -1088,42 +1103,119 @@ class RecordRelease(Mechanism):
         )
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
-        """Reports recorded in the ledger before a restart; each branch's latest is
-        replayed once, before anything reads it (:meth:`_replay_pending`)."""
+        """Reports recorded in the ledger before a restart (one row's, called row by
+        row in ledger order); each branch's latest is replayed once, before anything
+        reads it (:meth:`_replay_pending`), and held to no less than the largest figure
+        the rows recorded for it: a claim the server signed does not go down."""
         for identity, report in reports.items():
-            self.latest[identity] = RecordReport.from_dict(report)
+            restored = RecordReport.from_dict(report)
+            self.latest[identity] = restored
+            self._restored[identity] = max(
+                self._restored.get(identity, restored.epsilon), restored.epsilon
+            )
             self._unreplayed.add(identity)
 
     def _replay_pending(self) -> None:
         """Hold each branch's latest report (kept this round, or restored from the
-        ledger) to what its DP-SGD history gives (:func:`_replayed_epsilon`): a stated
-        figure below it is replaced by it, in what is claimed and recorded.
+        ledger) to what its DP-SGD history gives (:func:`_replayed_epsilon`): that figure,
+        or the branch's last held one where the replay lies below it within the
+        accountant's error, is what is recorded and claimed, whatever the report states
+        (a warning names a branch whose stated figure differs). A report of this round
+        whose replay is infinite, or falls below the branch's last figure by more than
+        its accountant's error (another accountant, say), is refused: the branch counts
+        as unreported (:meth:`require_reports`) and its last report stays its claim.
+
+        Why the replayed figure and not the larger: ``audit verify`` holds each report to
+        its replay (no more than 1e-6 above it, no less than float noise below), so a
+        stated figure above the replay, kept as the safe side, made the server sign a
+        row verify failed; every epsilon signed is the one of what ran. Why refusals:
+        verify fails a report whose figure goes down, or that states no finite figure;
+        an honest server does not release an update it can state no guarantee for.
 
         Why here and not as a report arrives: a replay costs Opacus's PRV up to seconds,
         and a report arrives inside a phase of the round, whose deadline keeps running
-        while the server computes; this runs when the round's sum is released or its row
-        written, once per branch (a restored ledger: once per branch, not per row). A
-        ledger written before reports were replayed (2026-12-07) may record an understated
-        figure, which a restarted server claimed until that branch reported anew."""
+        while the server computes; this runs when the round's phases are over (the
+        contributors' check, the release, the row), once per report (a restored ledger:
+        once per branch, not per row). A ledger written before reports were replayed
+        (2026-12-07) may record an understated figure, which a restarted server claimed
+        until that branch reported anew."""
         for identity in sorted(self._unreplayed):
             report = self.latest[identity]
-            replayed = _replayed_epsilon(report)
-            if replayed is None:
-                log.warning(
-                    "record-level report of %s…: its DP-SGD history is too long to replay "
-                    "here (more than %d runs or %d steps); its stated epsilon %r is kept "
-                    "(audit verify replays it)",
-                    identity[:12],
-                    MAX_REPLAYED_RUNS,
-                    MAX_REPLAYED_STEPS,
-                    report.epsilon,
-                )
+            restored = self._restored.pop(identity, None)
+            if restored is not None:
+                self._hold_restored(identity, report, restored)
                 continue
-            held = _at_least_replayed(identity, report, replayed)
-            self.latest[identity] = held
-            if self._round.get(identity) is report:
-                self._round[identity] = held
+            before = self._held.get(identity)
+            replayed = _replayed_epsilon(report)
+            problem = None
+            if not math.isfinite(replayed):
+                problem = (
+                    "its DP-SGD history gives no finite epsilon (no noise, or none its "
+                    f"{report.accountant!r} accountant can evaluate)"
+                )
+            elif before is not None and not record_epsilon_drop_allowed(
+                (before.accountant, report.accountant), before.epsilon, replayed
+            ):
+                problem = (
+                    f"its DP-SGD history gives epsilon {replayed!r} by its {report.accountant!r} "
+                    f"accountant, below the {before.epsilon!r} recorded for it before (by "
+                    f"{before.accountant!r})"
+                )
+            if problem is not None:
+                self._refuse_report(identity, problem)
+                if before is None:
+                    del self.latest[identity]
+                else:
+                    self.latest[identity] = before
+                continue
+            figure = replayed if before is None else max(before.epsilon, replayed)
+            self._keep_held(identity, report, figure)
         self._unreplayed.clear()
+
+    def _hold_restored(self, identity: str, report: RecordReport, recorded: float) -> None:
+        """A restored branch's latest report, held to its replay and to no less than
+        ``recorded`` (the largest figure its rows signed); one past the replay caps
+        (written by an older server) keeps ``recorded``, with a warning. Nothing is
+        refused: the rows are signed already, and its claim does not go down."""
+        if _past_replay_caps(report.history) is not None:
+            log.warning(
+                "record-level report of %s… restored from the ledger: its DP-SGD history is "
+                "past what the server replays (%d runs, %d steps); the %r its rows recorded "
+                "is kept (audit verify replays it)",
+                identity[:12],
+                MAX_REPLAYED_RUNS,
+                MAX_REPLAYED_STEPS,
+                recorded,
+            )
+            self._keep_held(identity, report, recorded)
+            return
+        self._keep_held(identity, report, max(recorded, _replayed_epsilon(report)))
+
+    def _keep_held(self, identity: str, report: RecordReport, figure: float) -> None:
+        """``report`` held at ``figure``: what is recorded and claimed for the branch
+        (a warning where its stated epsilon differs beyond float noise)."""
+        stated = report.epsilon
+        if not (
+            stated == figure
+            or (
+                math.isfinite(stated)
+                and math.isfinite(figure)
+                and abs(stated - figure) <= RECORD_FLOAT_NOISE * max(1.0, figure)
+            )
+        ):
+            log.warning(
+                "record-level report of %s…: it states epsilon %r, its DP-SGD history gives "
+                "%r; %r is recorded and claimed",
+                identity[:12],
+                stated,
+                figure,
+                figure,
+            )
+        held = replace(report, epsilon=figure)
+        self.latest[identity] = held
+        self._held[identity] = held
+        if self._round.get(identity) is report:
+            self._round[identity] = held
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
         self._replay_pending()

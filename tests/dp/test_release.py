@@ -69,11 +69,16 @@ def test_distributed_counts_only_honest_shares_and_restores_them() -> None:
 
 def test_record_level_claims_the_worst_branch() -> None:
     mechanism = _mechanism(unit="record", mechanism="dpsgd")
-    mechanism.take_report("a", RecordReport("prv", 1e-5, 1.5, ((1.0, 0.01, 10),)))
-    mechanism.take_report("b", RecordReport("prv", 1e-5, 2.5, ((1.0, 0.01, 10),)))
+    from secagg.dp.accountants import opacus_epsilon
+
+    # each branch's figure is what its history gives (the server replays it)
+    short, long = ((1.0, 0.01, 10),), ((1.0, 0.01, 1000),)
+    worst = opacus_epsilon("rdp", long, 1e-5)
+    mechanism.take_report("a", RecordReport("rdp", 1e-5, opacus_epsilon("rdp", short, 1e-5), short))
+    mechanism.take_report("b", RecordReport("rdp", 1e-5, worst, long))
     out = mechanism.release(np.ones(50) * 2, contributors=2, participants=2, noise_added=0.0)
     np.testing.assert_array_equal(out.mean, np.ones(50))  # FedAvg over contributors
-    assert out.epsilon is None and mechanism.ledger_claim(None) == 2.5
+    assert out.epsilon is None and mechanism.ledger_claim(None) == worst
     block = mechanism.ledger_block({})
     assert set(block["client_reports"]) == {"a", "b"}
 

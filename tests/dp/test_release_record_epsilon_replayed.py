@@ -6,7 +6,9 @@ figure is what every record-level ledger row claims and the server signs. A repo
 epsilon 0.5 beside a history of (z 1, q 0.1, 1000 steps), which gives 27.16 by the
 report's own RDP accountant, was signed as a claim of 0.5 (`audit verify` failed the
 ledger only afterwards). The server now replays each report's history by its accountant
-at its delta, as the verifier does, and keeps the larger figure.
+at its delta, as the verifier does, and records and claims that figure (a history it
+cannot replay or state a finite figure for is refused:
+tests/dp/test_release_record_signed_replay.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.dp.accountants import opacus_epsilon
-from secagg.dp.release import RecordRelease, RecordReport
+from secagg.dp.release import RecordRelease, RecordReport, UnaccountedContribution
 
 DELTA = 1e-5
 
@@ -61,29 +63,29 @@ def test_no_claim_lies_below_what_the_history_gives(
     assert _released_claim(honest) == ran
 
 
-def test_an_overstated_report_keeps_its_larger_figure() -> None:
-    """The safe side: a branch may claim more than its history gives."""
+def test_an_overstated_report_is_claimed_at_its_historys_epsilon() -> None:
+    """A figure above the history's is not kept either: ``audit verify`` fails a report
+    more than 1e-6 above its replay, and what is signed is the figure of what ran."""
     history = ((2.0, 0.01, 100),)
     ran = opacus_epsilon("rdp", history, DELTA)
-    assert _released_claim(RecordReport("rdp", DELTA, ran + 1.0, history, 1.0, "record")) == (
-        ran + 1.0
-    )
+    assert _released_claim(RecordReport("rdp", DELTA, ran + 1.0, history, 1.0, "record")) == ran
 
 
-def test_a_history_no_accountant_can_evaluate_is_claimed_infinite() -> None:
-    """A noise multiplier past Opacus's floats (1e200) cannot be accounted: no guarantee
-    is stated for it, rather than the report's 0."""
+def test_a_history_no_accountant_can_evaluate_is_refused() -> None:
+    """A noise multiplier past Opacus's floats (1e200) cannot be accounted: no figure is
+    claimed for it (the report's 0 was), and its round is not released."""
     history = ((1e200, 0.1, 10),)
-    assert _released_claim(RecordReport("rdp", DELTA, 0.0, history, 1.0)) == math.inf
+    with pytest.raises(UnaccountedContribution, match="no finite epsilon"):
+        _released_claim(RecordReport("rdp", DELTA, 0.0, history, 1.0))
 
 
-def test_a_history_too_long_to_replay_costs_nothing_and_keeps_its_figure(
+def test_a_history_too_long_to_replay_costs_nothing_and_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The wire allows 10^5 runs of up to 2^32 - 1 steps, which Opacus's PRV cannot
     evaluate in bounded time or memory (1.1 GiB at 4e9 steps): the server replays only a
-    history an honest trainer can have, and keeps the stated figure of a longer one
-    (``audit verify`` replays it); the accountant is never asked."""
+    history an honest trainer can have and refuses a longer one (its stated figure was
+    kept, whatever it was); the accountant is never asked."""
     from secagg.dp import release as release_module
 
     def never(*_: object) -> None:
@@ -93,7 +95,8 @@ def test_a_history_too_long_to_replay_costs_nothing_and_keeps_its_figure(
     many_runs = tuple((1.0 + i / 1000, 0.01, 1) for i in range(1000))
     many_steps = ((50.0, 1e-6, 4_000_000_000),)
     for history in (many_runs, many_steps):
-        assert _released_claim(RecordReport("prv", DELTA, 2.0, history, 1.0)) == 2.0
+        with pytest.raises(UnaccountedContribution, match="the server replays"):
+            _released_claim(RecordReport("prv", DELTA, 2.0, history, 1.0))
 
 
 def test_no_report_is_replayed_inside_a_phase(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,10 +124,11 @@ def test_no_report_is_replayed_inside_a_phase(monkeypatch: pytest.MonkeyPatch) -
     assert len(asked) == 3  # once per report
 
 
-def test_a_history_without_noise_is_claimed_infinite() -> None:
+def test_a_history_without_noise_is_refused() -> None:
     history = ((0.0, 0.1, 10),)
     assert math.isinf(opacus_epsilon("rdp", history, DELTA))
-    assert _released_claim(RecordReport("rdp", DELTA, 1.0, history, 1.0, "record")) == math.inf
+    with pytest.raises(UnaccountedContribution, match="no finite epsilon"):
+        _released_claim(RecordReport("rdp", DELTA, 1.0, history, 1.0, "record"))
 
 
 def test_a_restored_report_is_held_to_its_history_too() -> None:
