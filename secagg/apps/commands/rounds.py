@@ -22,6 +22,7 @@ from secagg.apps.json_output import dumps
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_MAX_CLIENTS
+from secagg.protocol.messages import MAX_POPULATION
 
 #: ``secagg round``'s exit status for an aborted round (2 is click's, for a usage mistake)
 ROUND_ABORTED_EXIT = 3
@@ -331,7 +332,21 @@ def one_round(
     help="Fraction of clients that may drop out.",
 )
 @click.option("--semi-malicious", is_flag=True, help="Server may lie about dropouts.")
-def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
+@click.option(
+    "--population",
+    type=click.IntRange(2, MAX_POPULATION),
+    default=None,
+    help="Clients the round is drawn from (a federation that samples its rounds): k and t "
+    "are sized for the colluders of all of them, any of whom the server may put in the "
+    "round (default: the round is its own population).",
+)
+def params(
+    num_clients: int,
+    corrupt: float,
+    dropout: float,
+    semi_malicious: bool,
+    population: int | None,
+) -> None:
     """Show the SecAgg+ neighbour count k and threshold t for a cohort.
 
     The numbers a round of this size runs with, as the server plans it, colluder
@@ -341,7 +356,17 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
     k = 2, t = 2 for 4 to 10 clients, where the rounds ran k = 4, t = 3 or the complete
     graph (network audit, 2026-12-03). The history stays here, after click's ``\\f``,
     out of ``--help`` (a newcomer read "(network audit, 2026-12-03)" and RST markup
-    there, walk-through of 2026-12-05)."""
+    there, walk-through of 2026-12-05).
+
+    ``--population`` (second review of colluders, 2026-12-07): a sampled round is
+    planned for its population's colluders (``RoundConfig.create(population=...)``),
+    and an operator had no way to see the k and t, or the refusal, of such a round."""
+    if population is not None and population < num_clients:
+        raise click.BadParameter(
+            f"{population} is fewer than --clients {num_clients}: a round is drawn from a "
+            "population of at least its own clients",
+            param_hint="'--population'",
+        )
     try:
         config = RoundConfig.create(
             num_clients,
@@ -349,10 +374,19 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
             active=semi_malicious,
             dropout_fraction=dropout,
             corrupt_fraction=corrupt,
+            population=population,
         )
     except ConfigurationError as exc:
-        raise _config_error(exc, {**_ROUND_FLAGS, "dropout_fraction": "--dropout"}) from exc
+        error = _config_error(exc, {**_ROUND_FLAGS, "dropout_fraction": "--dropout"})
+        if population is not None and "drawn from a population" in str(exc):
+            # the round, its population and the fraction together refuse it
+            error.param_hint = ["--clients", "--population", "--corrupt"]
+        raise error from exc
     colluders = f"tolerates {config.tolerated_colluders} colluders"
+    if population is not None and population > num_clients:
+        colluders += (
+            f"; drawn from a population of {population}, sized for its {config.colluders} colluders"
+        )
     if config.degree >= num_clients - 1:
         click.echo(
             f"complete graph for n={num_clients}: k={config.degree} neighbours, "
