@@ -6,6 +6,8 @@ had no way to see that 20 of 1 000 is refused."""
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -44,3 +46,27 @@ def test_a_population_below_the_round_or_past_the_limit_is_the_flag_s_mistake() 
 
 def test_without_population_or_with_the_round_itself_nothing_changes() -> None:
     assert _params("--clients", "20")[1] == _params("--clients", "20", "--population", "20")[1]
+
+
+def test_round_runs_a_sampled_round_as_planned_for_its_population() -> None:
+    """``secagg round --population``: the round runs with the k and t of the plan, the
+    clients counting the population's colluders (their policy takes the setup)."""
+    config = RoundConfig.create(20, 4, active=True, population=100)
+    flags = ["--clients", "20", "--dim", "4", "--active", "--dropout", "0"]
+    result = CliRunner().invoke(main, ["round", *flags, "--population", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["config"]["k"] == config.degree
+    assert report["config"]["threshold"] == config.threshold
+    assert report["config"]["population"] == 100
+    assert report["sum_matches_plaintext"] is True
+
+
+def test_round_refuses_a_round_too_small_for_its_population_in_one_line() -> None:
+    result = CliRunner().invoke(
+        main, ["round", "--clients", "20", "--dim", "4", "--population", "1000"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "'--clients' / '--population' / '--corrupt'" in result.output
+    result = CliRunner().invoke(main, ["round", "--clients", "20", "--population", "5"])
+    assert result.exit_code == 2 and "--population" in result.output
