@@ -567,7 +567,7 @@ class ClientPolicy:
         raise PolicyRefused(
             f"{self.keys}expected_clients",
             f"the round of {n} clients names a population of {drawn} ({told} colluders at "
-            f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, min_colluders = "
+            f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, {self.keys}min_colluders = "
             f"{self.min_colluders}); this client expects {self.expected_clients} clients, "
             f"{own} colluders, every one of whom the server that draws the round may put "
             "in it",

@@ -59,3 +59,13 @@ def test_the_fraction_is_still_named_where_the_population_is_not_the_cause() -> 
     # the floor, not the population, refuses: min_colluders as before
     small = RoundSetup(bytes(16), 0, 8, 4, 32, 2, GraphKind.HARARY, 4, bytes(32), False, 0)
     assert ClientPolicy(expected_clients=8).refusing_key(small) == "min_colluders"
+
+
+def test_a_smaller_population_s_refusal_names_every_key_with_its_table() -> None:
+    """The refusal of a population smaller than expected named ``min_colluders`` bare
+    beside ``branch.corrupt_fraction``: every key it names carries the branch's prefix."""
+    with pytest.raises(PolicyRefused) as refused:
+        ClientPolicy(expected_clients=100, keys="branch.").check(_setup(0))
+    text = str(refused.value)
+    assert refused.value.setting == "branch.expected_clients"
+    assert "branch.corrupt_fraction = 0.05, branch.min_colluders = 2" in text
