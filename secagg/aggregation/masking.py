@@ -820,6 +820,7 @@ class MaskingServer(ServerSession):
                 "honest-but-curious server learns only the sum of the contributions it "
                 f"received; parameters sized for {_percent_down(spec.dropout_fraction)} "
                 f"dropout and {_percent_down(spec.corrupt_fraction)} clients colluding with it"
+                f"{_colluders_counted(spec, config.colluders)}"
             ),
             details=details,
             dropouts=self.dropouts(),
@@ -876,6 +877,22 @@ def fixed_point_error_bound(contributors: int, scale: float, value_bound: float)
     8.9e-15 off with a reported bound of 7.2e-15 (1.23 times it)."""
     unit = (1 / scale) * (1 + 2.0**-50)
     return contributors * (unit + value_bound * 2.0**-50)
+
+
+def _colluders_counted(spec: MaskingSpec, colluders: int) -> str:
+    """The population the round's colluders were counted over, and how many: what the
+    corrupt fraction of the threat model is a fraction *of*.
+
+    Why: a round of 20 drawn from 100 at 5 % is sized for the population's 5 colluders
+    (the server that draws it may put all of them in it); "5.0% clients colluding"
+    alone read as 1 of the round's 20 (second review of colluders, 2026-12-07)."""
+    drawn = spec.drawn_from()
+    if drawn > spec.num_clients:
+        return (
+            f", of the population of {drawn} clients the round was drawn from "
+            f"({colluders} colluders, every one of whom may be in the round)"
+        )
+    return f" ({colluders} colluders of its {spec.num_clients} clients)"
 
 
 def _percent_down(fraction: float) -> str:

@@ -361,7 +361,9 @@ class ClientPolicy:
       computed itself with :func:`~secagg.protocol.graph_params.minimum_threshold`
       from those three assumptions. The refusal names the assumption that refused
       the round (:meth:`refusing_key`): the one that, alone relaxed to 0, would
-      have let it through; ``corrupt_fraction`` when no single one would.
+      have let it through; ``expected_clients`` when it is the population whose
+      colluders refuse a round sized for its own; ``corrupt_fraction`` when no single
+      one would.
 
     ``check_parameters=False`` skips the checks sized for the policy's colluders: the
     minimum threshold, and (active variant) leaving its colluders out of the survivors'
@@ -520,6 +522,8 @@ class ClientPolicy:
         colluders = self.colluders(n, setup.population)
         cohort = self.population(n, setup.population)
         drawn = f", drawn from a population of {cohort}" if cohort > n else ""
+        if drawn and cohort == self.expected_clients:
+            drawn += f" ({self.keys}expected_clients)"
         variant = "active" if setup.active else "passive"
         assumptions = (
             f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, "
@@ -563,7 +567,7 @@ class ClientPolicy:
         raise PolicyRefused(
             f"{self.keys}expected_clients",
             f"the round of {n} clients names a population of {drawn} ({told} colluders at "
-            f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, min_colluders = "
+            f"{self.keys}corrupt_fraction = {self.corrupt_fraction}, {self.keys}min_colluders = "
             f"{self.min_colluders}); this client expects {self.expected_clients} clients, "
             f"{own} colluders, every one of whom the server that draws the round may put "
             "in it",
@@ -591,8 +595,30 @@ class ClientPolicy:
         that, alone set to 0, would accept the round (``min_colluders`` first: in a
         small cohort its floor, not the fraction, sets the colluders). When none alone
         would, the colluders' fraction is named, the assumption the threshold exists
-        for. Pure: it builds relaxed copies and changes nothing."""
-        for name in ("min_colluders", "corrupt_fraction", "dropout_fraction"):
-            if getattr(self, name) and replace(self, **{name: 0}).accepts_parameters(setup):
+        for. Pure: it builds relaxed copies and changes nothing.
+
+        ``expected_clients`` is named (after ``min_colluders``) when it is the population
+        whose colluders refuse the round: the round sized for its own colluders would
+        pass, and the branch's expected cohort is at least the population the server
+        announced. It named ``corrupt_fraction`` (second review of colluders,
+        2026-12-07): a branch expecting 100 clients refused an active round of 20 at
+        k = 8, t = 6 for the 5 colluders of its 100, and was sent to lower its corrupt
+        fraction, where the cause was the population it set."""
+        names = ("min_colluders", "expected_clients", "corrupt_fraction", "dropout_fraction")
+        for name in names:
+            if name == "expected_clients":
+                if self._population_refuses(setup):
+                    return f"{self.keys}expected_clients"
+            elif getattr(self, name) and replace(self, **{name: 0}).accepts_parameters(setup):
                 return f"{self.keys}{name}"
         return f"{self.keys}corrupt_fraction"
+
+    def _population_refuses(self, setup: RoundSetup) -> bool:
+        """Whether this policy's ``expected_clients`` is the population that refuses
+        ``setup``: it is larger than the round and no smaller than the population the
+        server announced, and the round counted as its own population would pass."""
+        expected = self.expected_clients
+        if expected is None or expected <= setup.num_clients or expected < setup.population:
+            return False
+        own_round = replace(self, expected_clients=None)
+        return own_round.accepts_parameters(replace(setup, population=0))

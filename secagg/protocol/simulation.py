@@ -120,8 +120,13 @@ def run_round(
     dropout_fraction: float = DEFAULT_DROPOUT_FRACTION,
     corrupt_fraction: float = DEFAULT_CORRUPT_FRACTION,
     on_phase: Callable[[str], None] | None = None,
+    population: int | None = None,
 ) -> RoundOutcome:
     """Run one round in memory; like :func:`simulate_round` but also returns the report.
+
+    ``population``: the clients the round was drawn from (None: the round is its own
+    population): k and t are sized for its colluders and the setup names it, so each
+    client counts them too (``RoundConfig.create(population=...)``).
 
     ``dropout_fraction`` and ``corrupt_fraction`` steer the default choice of k
     and t (see :class:`RoundConfig`) and are also the clients' own policy
@@ -142,6 +147,7 @@ def run_round(
         active=active,
         dropout_fraction=dropout_fraction,
         corrupt_fraction=corrupt_fraction,
+        population=population,
     )
     round_id = graph_seed = None
     if seed is not None:  # reproducible graph and round id; keys and masks stay random

@@ -22,6 +22,7 @@ from secagg.apps.json_output import dumps
 from secagg.errors import ConfigurationError, RoundAborted
 from secagg.protocol import PHASES, RoundConfig, run_round
 from secagg.protocol.config import DEFAULT_MAX_CLIENTS
+from secagg.protocol.messages import MAX_POPULATION
 
 #: ``secagg round``'s exit status for an aborted round (2 is click's, for a usage mistake)
 ROUND_ABORTED_EXIT = 3
@@ -103,6 +104,39 @@ def _round_refusal(exc: ConfigurationError, degree: int | None) -> click.BadPara
     return error
 
 
+def _population_option(function: Any) -> Any:
+    """``--population``, shared by ``round`` and ``params``."""
+    return click.option(
+        "--population",
+        type=click.IntRange(2, MAX_POPULATION),
+        default=None,
+        help="Clients the round is drawn from (a federation that samples its rounds): k "
+        "and t are sized for the colluders of all of them, any of whom the server may put "
+        "in the round (default: the round is its own population).",
+    )(function)
+
+
+def _check_population(population: int | None, num_clients: int) -> None:
+    """A population of fewer clients than the round is no population it was drawn from:
+    the flag's mistake, in one line."""
+    if population is not None and population < num_clients:
+        raise click.BadParameter(
+            f"{population} is fewer than --clients {num_clients}: a round is drawn from a "
+            "population of at least its own clients",
+            param_hint="'--population'",
+        )
+
+
+def _population_refusal(
+    error: click.BadParameter, cause: ConfigurationError, population: int | None
+) -> click.BadParameter:
+    """A round too small for its population's colluders: the round's size, the
+    population and the fraction refuse it together, so all three flags are named."""
+    if population is not None and "drawn from a population" in str(cause):
+        error.param_hint = ["--clients", "--population", "--corrupt"]
+    return error
+
+
 def _out_of_memory(num_clients: int, vector_length: int) -> click.BadParameter:
     """A round that fit the lower bound but not the memory free: one line, not a
     MemoryError traceback."""
@@ -181,6 +215,7 @@ def _out_of_memory(num_clients: int, vector_length: int) -> click.BadParameter:
     show_default=True,
     help="Fraction of clients assumed to collude with the server.",
 )
+@_population_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 def one_round(
     num_clients: int,
@@ -193,6 +228,7 @@ def one_round(
     dropout: float,
     tolerated_dropout: float,
     corrupt: float,
+    population: int | None,
     as_json: bool,
 ) -> None:
     """Run one secure-aggregation round in memory and check its sum.
@@ -201,6 +237,7 @@ def one_round(
     included inputs; 1 when it completed with another sum; 2 for a mistake in the
     options; 3 when the round aborted (fewer survivors than the threshold: no sum)."""
     width = int(bits)
+    _check_population(population, num_clients)
     try:
         config = RoundConfig.create(
             num_clients,
@@ -212,9 +249,10 @@ def one_round(
             active=active,
             dropout_fraction=tolerated_dropout,
             corrupt_fraction=corrupt,
+            population=population,
         )
     except ConfigurationError as exc:
-        raise _round_refusal(exc, degree) from exc
+        raise _population_refusal(_round_refusal(exc, degree), exc, population) from exc
     dtype = np.uint32 if width == 32 else np.uint64
     words = num_clients * vector_length
     # a lower bound: the inputs, and the masked copies the server receives
@@ -269,6 +307,8 @@ def one_round(
         },
         "dropped": schedule,
     }
+    if population is not None:
+        payload["config"]["population"] = population
     if note is not None:
         payload["note"] = note
     try:
@@ -283,6 +323,7 @@ def one_round(
             dropout_fraction=tolerated_dropout,
             corrupt_fraction=corrupt,
             on_phase=show_phase,
+            population=population,
         )
     except MemoryError:  # past the lower bound above, with what else the round holds
         raise _out_of_memory(num_clients, vector_length) from None
@@ -331,7 +372,14 @@ def one_round(
     help="Fraction of clients that may drop out.",
 )
 @click.option("--semi-malicious", is_flag=True, help="Server may lie about dropouts.")
-def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: bool) -> None:
+@_population_option
+def params(
+    num_clients: int,
+    corrupt: float,
+    dropout: float,
+    semi_malicious: bool,
+    population: int | None,
+) -> None:
     """Show the SecAgg+ neighbour count k and threshold t for a cohort.
 
     The numbers a round of this size runs with, as the server plans it, colluder
@@ -341,7 +389,12 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
     k = 2, t = 2 for 4 to 10 clients, where the rounds ran k = 4, t = 3 or the complete
     graph (network audit, 2026-12-03). The history stays here, after click's ``\\f``,
     out of ``--help`` (a newcomer read "(network audit, 2026-12-03)" and RST markup
-    there, walk-through of 2026-12-05)."""
+    there, walk-through of 2026-12-05).
+
+    ``--population`` (second review of colluders, 2026-12-07): a sampled round is
+    planned for its population's colluders (``RoundConfig.create(population=...)``),
+    and an operator had no way to see the k and t, or the refusal, of such a round."""
+    _check_population(population, num_clients)
     try:
         config = RoundConfig.create(
             num_clients,
@@ -349,10 +402,16 @@ def params(num_clients: int, corrupt: float, dropout: float, semi_malicious: boo
             active=semi_malicious,
             dropout_fraction=dropout,
             corrupt_fraction=corrupt,
+            population=population,
         )
     except ConfigurationError as exc:
-        raise _config_error(exc, {**_ROUND_FLAGS, "dropout_fraction": "--dropout"}) from exc
+        error = _config_error(exc, {**_ROUND_FLAGS, "dropout_fraction": "--dropout"})
+        raise _population_refusal(error, exc, population) from exc
     colluders = f"tolerates {config.tolerated_colluders} colluders"
+    if population is not None and population > num_clients:
+        colluders += (
+            f"; drawn from a population of {population}, sized for its {config.colluders} colluders"
+        )
     if config.degree >= num_clients - 1:
         click.echo(
             f"complete graph for n={num_clients}: k={config.degree} neighbours, "
