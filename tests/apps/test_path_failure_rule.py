@@ -337,3 +337,46 @@ def test_a_bench_out_file_in_a_folder_it_may_not_write_is_exit_1(
     line = _one_line(CliRunner().invoke(main, ["bench", "masking", "--out", str(out)]), 1)
     assert line == f"Error: --out: {os.strerror(errno.EACCES)}: {tmp_path}", line
     assert not out.exists()
+
+
+def test_a_key_holder_record_the_machine_will_not_read_is_no_config_mistake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the key holder may not read at start (EACCES, EIO) was a
+    ConfigurationError, exit 2, as if its --state were wrong; now the machine's
+    :class:`DecryptionRecordUnwritable`, chained to the OSError, as the upgrade beside it.
+    A read that finds no record stays the configuration's mistake."""
+    record = _version_1_record(tmp_path)
+    for code in (errno.EACCES, errno.EIO):
+        failure = OSError(code, os.strerror(code), str(record))
+        monkeypatch.setattr(keyholder_policy, "read_regular_file", _failing_with(failure))
+        with pytest.raises(keyholder_policy.DecryptionRecordUnwritable) as raised:
+            keyholder_policy.DecryptionRecord(record, "env")
+        assert raised.value.__cause__ is failure
+        assert f"cannot read {record} ({os.strerror(code)}: {record})" in str(raised.value)
+    monkeypatch.setattr(keyholder_policy, "read_regular_file", lambda *a, **k: b"[]")
+    with pytest.raises(ConfigurationError):
+        keyholder_policy.DecryptionRecord(record, "env")
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOTDIR], ids=errno.errorcode.get)
+def test_keyholder_says_a_record_it_may_not_read_by_the_one_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, code: int
+) -> None:
+    """``secagg keyholder`` over a record it may not read: exit 1 (it was 2); a path that
+    names no file (a folder on it a file) stays exit 2."""
+    record = tmp_path / "kh-state.json"
+    failure = OSError(code, os.strerror(code), str(record))
+    monkeypatch.setattr(keyholder_policy, "read_regular_file", _failing_with(failure))
+
+    def run_key_holder(*args: object, **kwargs: object) -> Any:
+        return keyholder_policy.DecryptionRecord(record, "env")
+
+    monkeypatch.setattr("secagg.runtime.launch.run_key_holder", run_key_holder)
+    args = ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs"]
+    result = CliRunner().invoke(main, [*args, str(keyholder_certs), "--quiet"])
+    line = _one_line(result, 1 if code == errno.EACCES else 2)
+    assert line == (
+        f"secagg keyholder: kh: [key_holder] state: cannot read {record} "
+        f"({os.strerror(code)}: {record}); refusing to start"
+    ), line

@@ -283,8 +283,9 @@ def keyholder(
     Exit status: 0 when the server announced that the federation finished; 1, with one
     line naming the cause, when the federation was stopped before it finished, the
     server fell silent for --idle without announcing an end, the server cannot be
-    reached or refuses this party, or the key holder gave up redialling; 2 for a
-    mistake in its options or files."""
+    reached or refuses this party, or the key holder gave up redialling, or the machine
+    refuses a file it reads (its --certs files, its record: no permission, an I/O
+    error, a full disk); 2 for a mistake in its options or files."""
     import math
 
     from secagg.aggregation.keyholder_policy import DecryptionRecordUnwritable
