@@ -339,6 +339,88 @@ def test_a_bench_out_file_in_a_folder_it_may_not_write_is_exit_1(
     assert not out.exists()
 
 
+def _refusing_certificate_reads(mp: pytest.MonkeyPatch, code: int, refused: Path) -> None:
+    """The certificate store's reads (a key's, a certificate's) of ``refused`` meet an
+    OSError ``code``; every other file reads as it is."""
+    from secagg.transport import certs as transport_certs
+
+    real_open, real_read = transport_certs.opened_regular_file, transport_certs.read_regular_file
+
+    def opened(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(refused):
+            raise OSError(code, os.strerror(code), str(refused))
+        return real_open(path, *args, **kwargs)
+
+    def read(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(refused):
+            raise OSError(code, os.strerror(code), str(refused))
+        return real_read(path, *args, **kwargs)
+
+    mp.setattr(transport_certs, "opened_regular_file", opened)
+    mp.setattr(transport_certs, "read_regular_file", read)
+
+
+#: a party given a CA folder (``{ca}``) with a file it reads (relative to the folder): its
+#: arguments, that file, and the start of its line when the machine refuses the file
+CERTIFICATE_READS: dict[str, tuple[list[str], str, str]] = {
+    "client --certs (its key)": (
+        "client --server 127.0.0.1:1 --name kh --certs {ca} --dimension 4 --quiet".split(),
+        "clients/kh.key",
+        "Error: --certs: private key of client 'kh' at {path} cannot be read: ",
+    ),
+    "keyholder --certs (the CA)": (
+        ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs", "{ca}", "--quiet"],
+        "ca.pem",
+        "Error: --certs: CA certificate at {path} cannot be read: ",
+    ),
+    "server [server] certificates (its key)": (
+        ["server", "--config", "{config}", "--quiet"],
+        "server.key",
+        "secagg server: --config {config}: [server] certificates = '{ca}': "
+        "server private key at {path} cannot be read: ",
+    ),
+    "certs issue --dir (ca.key)": (
+        ["certs", "issue", "b2", "--dir", "{ca}"],
+        "ca.key",
+        "Error: --dir: CA private key at {path} cannot be read: ",
+    ),
+    "certs revoke --dir (ca.pem)": (
+        ["certs", "revoke", "kh", "--dir", "{ca}"],
+        "ca.pem",
+        "Error: --dir: CA certificate at {path} cannot be read: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ENOTDIR], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", list(CERTIFICATE_READS))
+def test_a_certificate_file_the_machine_will_not_read_is_exit_1_naming_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, command: str, code: int
+) -> None:
+    """A certificate or key file the party may not read was raised ``from None``, its
+    errno lost, and said as ``Invalid value for '--certs': ... cannot be read: permission
+    denied`` (the server's and ``certs issue``'s likewise), exit 2: the machine's refusal
+    is exit 1, one line naming the flag, the path and the cause; a path that names no
+    file stays the usage error (exit 2). No key material in the line."""
+    before, relative, said = CERTIFICATE_READS[command]
+    refused = keyholder_certs / relative
+    config = _federation(tmp_path, tmp_path / "state.sqlite", keyholder_certs)
+    fill = {"ca": str(keyholder_certs), "config": str(config), "path": str(refused)}
+    _refusing_certificate_reads(monkeypatch, code, refused)
+    result = CliRunner().invoke(main, [a.format(**fill) for a in before])
+    machine = code != errno.ENOTDIR
+    line = _one_line(result, 1 if machine else 2)
+    assert "PRIVATE KEY" not in result.output
+    if machine:
+        why = "permission denied" if code == errno.EACCES else os.strerror(code)
+        assert line == said.format(**fill) + why, line
+    else:
+        assert str(refused) in line and (
+            "--certs" in line or "certificates" in line or "--dir" in line
+        )
+    assert not (keyholder_certs / "clients" / "b2.pem").exists()
+
+
 def test_a_key_holder_record_the_machine_will_not_read_is_no_config_mistake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
