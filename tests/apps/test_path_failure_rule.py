@@ -462,3 +462,49 @@ def test_keyholder_says_a_record_it_may_not_read_by_the_one_rule(
         f"secagg keyholder: kh: [key_holder] state: cannot read {record} "
         f"({os.strerror(code)}: {record}); refusing to start"
     ), line
+
+
+#: READS, and ``audit verify --pubkey``: a file read through the configuration reader
+#: (:func:`secagg.runtime.config.read_regular_file`)
+READS_WITH_PUBKEY = {
+    **READS,
+    "audit verify --pubkey": (["audit", "verify"], "Error: ", "--pubkey", ["{tmp}/ledger"]),
+}
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ENOTDIR], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", list(READS_WITH_PUBKEY))
+def test_the_configuration_reader_leaves_the_machines_refusal_to_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, code: int
+) -> None:
+    """The OSError met at the bottom (:func:`secagg.durable.read_regular_file`, the one
+    open), not at the configuration reader above it: that reader turned every OSError
+    into a ConfigurationError, so ``server --config``, ``client --policy``, ``audit
+    verify --pubkey`` (...) on a file they may not read said exit 2 (``cannot read F:
+    Permission denied``) and the commands' OSError handlers never ran. A path that names
+    no file stays exit 2, naming the file."""
+    from secagg import durable
+
+    before, prefix, flag, after = READS_WITH_PUBKEY[command]
+    given = tmp_path / "given.toml"
+    given.write_text("[x]\n")
+    (tmp_path / "ledger").write_bytes(b"")
+    real = durable.read_regular_file
+
+    def read(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(given):
+            raise OSError(code, os.strerror(code), str(given))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(durable, "read_regular_file", read)
+    args = [a.format(tmp=tmp_path) for a in [*before, flag, str(given), *after]]
+    if command == "keyholder-init --config":
+        args += ["--key", str(tmp_path / "kh.key")]
+    line = _one_line(CliRunner().invoke(main, args), 2 if code == errno.ENOTDIR else 1)
+    why = os.strerror(code)
+    if code == errno.ENOTDIR:
+        assert str(given) in line and why in line, line
+    elif command.startswith("audit"):
+        assert line == f"Error: {flag}: {why}: {given}", line
+    else:
+        assert line == f"{prefix}{flag} {given}: {why}: {given}", line
