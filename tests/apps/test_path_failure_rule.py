@@ -508,3 +508,26 @@ def test_the_configuration_reader_leaves_the_machines_refusal_to_the_command(
         assert line == f"Error: {flag}: {why}: {given}", line
     else:
         assert line == f"{prefix}{flag} {given}: {why}: {given}", line
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ENOTDIR], ids=errno.errorcode.get)
+def test_keyholder_says_a_key_file_it_may_not_read_by_the_one_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, code: int
+) -> None:
+    """The key holder's secret key file (``--key``, or ``[key_holder] key``) it may not
+    read was a ConfigurationError raised ``from None``, exit 2 as if the file were
+    wrong; its cause is kept now, and the machine's refusal is exit 1. Never the key's
+    bytes: none was read."""
+    from secagg.he import keys
+
+    key = tmp_path / "kh.key"
+    monkeypatch.setattr(keys, "read_regular_file", _failing(code, key))
+
+    def run_key_holder(*args: object, **kwargs: object) -> Any:
+        return keys.KeyHolder.load(key, None)  # type: ignore[arg-type]  # read first
+
+    monkeypatch.setattr("secagg.runtime.launch.run_key_holder", run_key_holder)
+    args = ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs"]
+    result = CliRunner().invoke(main, [*args, str(keyholder_certs), "--quiet"])
+    line = _one_line(result, 2 if code == errno.ENOTDIR else 1)
+    assert line == f"secagg keyholder: kh: cannot read the key file {key}: {os.strerror(code)}"

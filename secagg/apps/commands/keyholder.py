@@ -340,8 +340,8 @@ def keyholder(
         raise _certs_error(exc, name) from None
     except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
-    except ConfigurationError as exc:
-        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
+    except ConfigurationError as exc:  # a file's mistake (2); one the machine refused (1)
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except sqlite3.Error as exc:  # a store under the key holder (a library's)
