@@ -531,3 +531,22 @@ def test_keyholder_says_a_key_file_it_may_not_read_by_the_one_rule(
     result = CliRunner().invoke(main, [*args, str(keyholder_certs), "--quiet"])
     line = _one_line(result, 2 if code == errno.ENOTDIR else 1)
     assert line == f"secagg keyholder: kh: cannot read the key file {key}: {os.strerror(code)}"
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", ["issue", "revoke"])
+def test_a_branch_certificate_the_ca_may_not_read_is_exit_1_naming_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, command: str, code: int
+) -> None:
+    """``certs issue kh --force`` must bar the certificate it replaces, and ``certs
+    revoke kh`` the one it revokes; one the machine will not let it read was refused in
+    words of its own raised ``from None`` (the errno lost), exit 2 as a usage error.
+    Now exit 1 naming ``--dir``; nothing is written (the certificate and the list stay)."""
+    certificate = keyholder_certs / "clients" / "kh.pem"
+    before = certificate.read_bytes(), (keyholder_certs / "revoked.json").read_bytes()
+    _refusing_certificate_reads(monkeypatch, code, certificate)
+    force = ["--force"] if command == "issue" else []
+    args = ["certs", command, "kh", "--dir", str(keyholder_certs), *force]
+    line = _one_line(CliRunner().invoke(main, args), 1)
+    assert line.startswith("Error: --dir: ") and str(certificate) in line, line
+    assert before == (certificate.read_bytes(), (keyholder_certs / "revoked.json").read_bytes())

@@ -163,7 +163,13 @@ def _ca_file_failure(exc: ConfigurationError) -> click.ClickException:
 
     Why: ``certs issue b2 --dir D`` with a ``ca.key`` it may not read said ``Error: CA
     key at D/ca.key cannot be read: permission denied`` with exit 2, "a mistake in the
-    options", naming no flag (path-failure review, 2026-12-07)."""
-    if os_error_status(exc.__cause__) == 1:
+    options", naming no flag (path-failure review, 2026-12-07). The OSError is looked
+    for along the chain of causes: ``issue --force`` over an old certificate it may not
+    read refuses in words of its own (it cannot bar it), raised from the store's."""
+    cause, seen = exc.__cause__, set()
+    while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
+        seen.add(id(cause))  # a refusal raised from a refusal; a cycle ends the walk
+        cause = cause.__cause__
+    if os_error_status(cause) == 1:
         return machine_failure("--dir", str(exc))
     return click.UsageError(str(exc))
