@@ -556,3 +556,54 @@ def test_a_branch_certificate_the_ca_may_not_read_is_exit_1_naming_dir(
     line = _one_line(CliRunner().invoke(main, args), 1)
     assert line.startswith("Error: --dir: ") and str(certificate) in line, line
     assert before == (certificate.read_bytes(), (keyholder_certs / "revoked.json").read_bytes())
+
+
+#: an option whose path click checks itself (exists, readable, writable): the arguments,
+#: ``{path}`` the option's own path, which exists
+CLICK_CHECKED: dict[str, list[str]] = {
+    "server --config": ["server", "--config", "{path}"],
+    "keyholder-init --config": ["keyholder-init", "--config", "{path}", "--key", "{tmp}/kh.key"],
+    "audit verify --config": ["audit", "verify", "--config", "{path}", "{tmp}/ledger"],
+    "bench masking --out": ["bench", "masking", "--out", "{path}"],
+    "client --policy": [
+        *"client --server 127.0.0.1:1 --name b --certs {tmp} --dimension 4 --policy".split(),
+        "{path}",
+    ],
+}
+
+
+@pytest.mark.parametrize("how", ["not readable or writable", "not searchable"])
+@pytest.mark.parametrize("command", list(CLICK_CHECKED))
+def test_click_path_checks_say_the_machines_refusal_with_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, how: str
+) -> None:
+    """click's own checks of an option's path came before every command's handler:
+    ``server --config F`` with F unreadable said ``Invalid value for '--config': File 'F'
+    is not readable.``, ``bench --out F`` one it may not overwrite ``... is not
+    writable``, exit 2, and a folder it may not search made F ``does not exist``. The
+    machine's refusal is exit 1 naming the flag, the path and the cause; nothing runs."""
+    given = tmp_path / "given.toml"
+    given.write_text("[x]\n")
+    (tmp_path / "ledger").write_bytes(b"")
+    real_access, real_stat = os.access, os.stat
+    if how == "not searchable":
+
+        def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if os.fspath(path) == str(given):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(given))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", stat)
+    else:
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, *a, **k: os.fspath(p) != str(given) and real_access(p, *a, **k),
+        )
+    args = [a.format(path=given, tmp=tmp_path) for a in CLICK_CHECKED[command]]
+    result = CliRunner().invoke(main, args)
+    monkeypatch.undo()
+    flag = args[args.index(str(given)) - 1]
+    line = _one_line(result, 1)
+    assert line == f"Error: {flag}: {os.strerror(errno.EACCES)}: {given}", line
+    assert given.read_text() == "[x]\n"
