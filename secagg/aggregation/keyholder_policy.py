@@ -918,13 +918,15 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 
 class DecryptionRecordUnwritable(SecAggError):
-    """The machine refused the key holder's record at start (a full disk, an I/O error,
-    no permission, another process holding its lock): the key holder stops, exit 1.
+    """The machine refused the key holder's record at start, its read or its upgrade (a
+    full disk, an I/O error, no permission, another process holding its lock): the key
+    holder stops, exit 1 (exit 2 where the OSError says the path names no file).
 
     Why not a :class:`~secagg.errors.ConfigurationError` (exit 2, "a mistake in the
     options or files"): an upgrade of the record that failed on a full disk said so,
-    sending the operator to a state path that was right (path-failure review,
-    2026-12-07). The OSError is its cause (``__cause__``)."""
+    sending the operator to a state path that was right, and so did a record the key
+    holder may not read (path-failure review, 2026-12-07). The OSError is its cause
+    (``__cause__``), whose errno the command's status follows."""
 
 
 def _os_cause(exc: OSError) -> str:
@@ -1038,13 +1040,17 @@ class DecryptionRecord:
     def _open(cls, path: Path, federation: str | None) -> tuple[list[int], int]:
         """The record at start: fail closed on a file that holds no record or another
         federation's; a version-1 file is upgraded (rewritten naming ``federation``)."""
+        # fail closed either way: a key holder that forgot what it served could serve it again
         try:
             rounds, count, found, version = cls._parse(path)
-        except (_Unreadable, OSError) as exc:
-            # fail closed: a key holder that forgot what it served could serve it again
+        except _Unreadable as exc:  # the file holds no record: the state's mistake
             raise ConfigurationError(
                 f"[key_holder] state: cannot read {path} ({exc}); refusing to start"
             ) from None
+        except OSError as exc:  # no permission, an I/O error: the machine's, as _upgrade's
+            raise DecryptionRecordUnwritable(
+                f"[key_holder] state: cannot read {path} ({_os_cause(exc)}); refusing to start"
+            ) from exc
         if version is None:
             cls._refuse_if_removed(path)
         if version is not None and version >= 2 and found != federation:

@@ -9,6 +9,7 @@ one-line usage error naming the flag.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from pathlib import Path
@@ -70,7 +71,39 @@ class NonEmptyPath(click.Path):
                 param,
                 ctx,
             )
+        if isinstance(param, click.Option) and isinstance(value, str | os.PathLike):
+            self._refuse_what_the_machine_refuses(value, param)
         return super().convert(value, param, ctx)
+
+    def _refuse_what_the_machine_refuses(self, value: str | os.PathLike[str], option: Any) -> None:
+        """The machine's refusal of an option's path, said by the one rule before click's
+        own checks (``secagg.apps.commands.common.os_error_status``): a path it may not
+        look at (no search permission on a folder on it), or one that exists but that
+        the command may not read or write as it needs, is exit 1 in one line naming
+        the flag, the path and the cause (``Error: --config: Permission denied: F``).
+
+        Why: click's checks said it as a usage error, exit 2: ``server --config F``
+        with F unreadable read ``Invalid value for '--config': File 'F' is not
+        readable.``, ``bench --out`` one it may not overwrite ``... is not writable``,
+        and a folder it may not search made F ``does not exist`` (path-failure review,
+        2026-12-07); the commands' own handlers of the rule never ran. A path that
+        names no file is left to click (exit 2); a positional argument too (an audited
+        ledger's status is the audit's)."""
+        from secagg.apps.commands.common import machine_failure, os_error_status
+
+        flag = option.opts[0] if option.opts else option.human_readable_name
+        try:
+            os.stat(value)
+        except OSError as exc:
+            if os_error_status(exc) == 1:
+                raise machine_failure(flag, f"{exc.strerror}: {os.fspath(value)}") from None
+            return  # missing, behind a file, too long: click's own words, exit 2
+        except ValueError:  # a NUL in the path: click's own words
+            return
+        for wanted, mode in ((self.readable, os.R_OK), (self.writable, os.W_OK)):
+            if wanted and not os.access(value, mode):
+                denied = os.strerror(errno.EACCES)
+                raise machine_failure(flag, f"{denied}: {os.fspath(value)}")
 
 
 class RegularFilePath(NonEmptyPath):

@@ -539,7 +539,7 @@ def _bar_replaced(layout: CaLayout, name: str, revoked: RevocationList) -> Revoc
             raise ReplacedCertificateUnknown(
                 f"client {name!r} not re-issued: {exc}, so it cannot be barred, and "
                 f"--force would leave it admitted; {keep}"
-            ) from None
+            ) from exc  # its cause kept: a file the machine refuses is exit 1
         return revoked.barring(old)
     if name in revoked.names:
         raise ReplacedCertificateUnknown(
@@ -627,7 +627,7 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
                 raise CertificateStoreError(
                     f"{exc}: it cannot be barred by itself; use --force to bar the name "
                     f"{name!r} (every certificate bearing it, that one included)"
-                ) from None
+                ) from exc  # its cause kept: a file the machine refuses is exit 1
             logger.warning("revoking %r by name only: %s", name, exc)
     _save_revocations(layout, updated)
     logger.info("revoked client %r", name)

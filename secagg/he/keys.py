@@ -222,8 +222,8 @@ class KeyHolder(_SecretRole):
             # one open, bounded: a named pipe here (or a file swapped for one after the
             # command line's check) blocked the key holder's start forever
             data = read_regular_file(path, MAX_KEY_FILE_BYTES, "a key holder's key file")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the key file {path}: {exc.strerror}") from None
+        except OSError as exc:  # its cause kept: its errno is the command's exit status
+            raise ConfigurationError(f"cannot read the key file {path}: {exc.strerror}") from exc
         if not data.startswith(_KEY_FILE_MAGIC):
             raise ConfigurationError(f"{path} is not a secagg key holder's key file")
         try:

@@ -86,8 +86,13 @@ _FIELDS = {
 class BranchStateError(ConfigurationError):
     """The branch's state file cannot be read, is not a branch's state, holds another
     branch's or another federation's rounds, or cannot be written: the branch stops
-    rather than forget its rounds (``secagg client`` exits 2 with one line naming the
-    file)."""
+    rather than forget its rounds, in one line naming ``--state`` and the file. Its
+    ``secagg client`` exit status depends on the cause: 2 when the file is the mistake
+    (not a branch's state, another branch's or federation's, a path that names no file:
+    a folder on it missing, too long), 1 when the machine refused it (no permission, a
+    read-only or full disk, an I/O error, another process holding its lock). The OSError
+    met, if any, is its ``__context__``, which the command reads
+    (``secagg.apps.commands.common._state_file_status``)."""
 
 
 class RoundMark:

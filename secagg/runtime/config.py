@@ -65,6 +65,7 @@ for the address a branch dials.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -1052,12 +1053,18 @@ MAX_CONFIG_BYTES = 256 * 1024 * 1024
 def read_regular_file(path: str | Path, max_bytes: int, what: str) -> bytes:
     """The bytes of the regular file at ``path``, at most ``max_bytes``, read through ONE
     open (:func:`secagg.durable.read_regular_file`, where every layer's reader of a
-    user-named file now reads): a missing, unreadable, oversized or special file (a
-    named pipe, a device, a folder) is a one-line :class:`ConfigurationError` naming
-    ``path`` and ``what`` it should have been (``a configuration file``, ``a public key
-    file``); a named pipe or a device as its subclass
-    :class:`~secagg.errors.NotARegularFile`, an oversized file as
-    :class:`~secagg.errors.FileTooLarge`.
+    user-named file now reads): a missing, oversized or special file (a named pipe, a
+    device, a folder), or a path that names no file, is a one-line
+    :class:`ConfigurationError` naming ``path`` and ``what`` it should have been (``a
+    configuration file``, ``a public key file``); a named pipe or a device as its
+    subclass :class:`~secagg.errors.NotARegularFile`, an oversized file as
+    :class:`~secagg.errors.FileTooLarge`. A file the machine will not read (no
+    permission, an I/O error) is the :class:`OSError` itself: the machine's refusal, not
+    the file's mistake, which the commands say with exit 1 naming the flag (the one rule,
+    ``secagg.apps.commands.common.os_error_status``). It was a ConfigurationError, so
+    ``server --config``, ``client --policy`` and ``audit verify --pubkey`` on a file
+    they may not read said exit 2, and their OSError handlers never ran (path-failure
+    review, 2026-12-07).
 
     Why one open: checking the path with ``stat`` and then opening it let the file be
     swapped in between (a named pipe blocks ``open()`` forever, waiting for a writer; a
@@ -1069,11 +1076,19 @@ def read_regular_file(path: str | Path, max_bytes: int, what: str) -> bytes:
     except IsADirectoryError:
         raise ConfigurationError(f"{path} is a directory, not {what}") from None
     except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+        if exc.errno in _PATH_NAMES_NO_FILE:  # the path is the mistake: the user's
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+        raise  # the machine's refusal: the command says it by its flag, exit 1
+
+
+#: the errnos of a path that names no file (a folder on it a file, too long, a loop of
+#: links), besides a missing one and a folder, said above: the user's mistake, as
+#: ``secagg.apps.commands.common.PATH_MISTAKE_ERRNOS`` says it
+_PATH_NAMES_NO_FILE = frozenset({errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
 
 
 def read_toml(path: str | Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any]:
-    """A TOML file's tables; a missing, unreadable, non-UTF-8, malformed or oversized file
+    """A TOML file's tables; a missing, non-UTF-8, malformed or oversized file
     (past ``max_bytes``), or a path that is not a regular file (a named pipe blocked
     open() forever), is a one-line :class:`ConfigurationError` naming it (every
     command's config and policy files are read here, through one open:

@@ -508,7 +508,13 @@ def _unreadable(path: Path, what: str, exc: OSError) -> CertificateStoreError:
     20] Not a directory: 'base.toml/clients/b1.pem'``, an OSError the commands report as
     a failure (exit 1) rather than as the mistake in their options it is (CLI audit,
     2026-12-05). Missing, behind a file, or a folder: :class:`MissingCertificate`;
-    unreadable (permissions): :class:`CertificateStoreError`."""
+    unreadable (permissions): :class:`CertificateStoreError`.
+
+    The caller raises it ``from exc``: the OSError is its ``__cause__``, by whose errno
+    the commands give their exit status (``secagg.apps.commands.common.os_error_status``:
+    a file the machine will not read is exit 1, not "a mistake in the options"; the
+    cause was dropped, so ``--certs`` said a permission error as exit 2, path-failure
+    review, 2026-12-07)."""
     if isinstance(exc, FileNotFoundError):
         return MissingCertificate(f"{what} not found at {path}")
     if isinstance(exc, NotADirectoryError):
@@ -543,8 +549,8 @@ def _read(path: Path, what: str, max_bytes: int = MAX_CERTIFICATE_BYTES) -> byte
     start forever (it waits for a writer); checked here, on the descriptor read."""
     try:
         return read_regular_file(path, max_bytes, f"the {what}")
-    except OSError as exc:
-        raise _unreadable(path, what, exc) from None
+    except OSError as exc:  # its cause kept: the commands' exit status is the errno's
+        raise _unreadable(path, what, exc) from exc
     except (NotARegularFile, FileTooLarge) as exc:
         raise CertificateStoreError(str(exc)) from None
 
@@ -635,8 +641,8 @@ def _read_key_bytes(path: Path, what: str, *, allow_insecure_key_permissions: bo
                     mode,
                 )
             data = read_at_most(fd, MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise _unreadable(path, what, exc) from None
+    except OSError as exc:  # its cause kept (an OSError holds no key bytes)
+        raise _unreadable(path, what, exc) from exc
     except NotARegularFile as exc:
         raise CertificateStoreError(str(exc)) from None
     if len(data) > MAX_KEY_FILE_BYTES:
@@ -734,7 +740,7 @@ def load_revocations(source: Path | str, *, missing_ok: bool = True) -> Revocati
         if not isinstance(exc, FileNotFoundError | NotADirectoryError):  # there, unreadable
             raise UnreadableRevocationList(
                 f"revocation list at {path} cannot be read: {exc.strerror or exc}"
-            ) from None
+            ) from exc
         if not missing_ok:
             raise MissingRevocationList(
                 f"revocation list not found at {path}: a server needs one ('secagg certs "

@@ -337,3 +337,273 @@ def test_a_bench_out_file_in_a_folder_it_may_not_write_is_exit_1(
     line = _one_line(CliRunner().invoke(main, ["bench", "masking", "--out", str(out)]), 1)
     assert line == f"Error: --out: {os.strerror(errno.EACCES)}: {tmp_path}", line
     assert not out.exists()
+
+
+def _refusing_certificate_reads(mp: pytest.MonkeyPatch, code: int, refused: Path) -> None:
+    """The certificate store's reads (a key's, a certificate's) of ``refused`` meet an
+    OSError ``code``; every other file reads as it is."""
+    from secagg.transport import certs as transport_certs
+
+    real_open, real_read = transport_certs.opened_regular_file, transport_certs.read_regular_file
+
+    def opened(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(refused):
+            raise OSError(code, os.strerror(code), str(refused))
+        return real_open(path, *args, **kwargs)
+
+    def read(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(refused):
+            raise OSError(code, os.strerror(code), str(refused))
+        return real_read(path, *args, **kwargs)
+
+    mp.setattr(transport_certs, "opened_regular_file", opened)
+    mp.setattr(transport_certs, "read_regular_file", read)
+
+
+#: a party given a CA folder (``{ca}``) with a file it reads (relative to the folder): its
+#: arguments, that file, and the start of its line when the machine refuses the file
+CERTIFICATE_READS: dict[str, tuple[list[str], str, str]] = {
+    "client --certs (its key)": (
+        "client --server 127.0.0.1:1 --name kh --certs {ca} --dimension 4 --quiet".split(),
+        "clients/kh.key",
+        "Error: --certs: private key of client 'kh' at {path} cannot be read: ",
+    ),
+    "keyholder --certs (the CA)": (
+        ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs", "{ca}", "--quiet"],
+        "ca.pem",
+        "Error: --certs: CA certificate at {path} cannot be read: ",
+    ),
+    "server [server] certificates (its key)": (
+        ["server", "--config", "{config}", "--quiet"],
+        "server.key",
+        "secagg server: --config {config}: [server] certificates = '{ca}': "
+        "server private key at {path} cannot be read: ",
+    ),
+    "server [server] certificates (revoked.json)": (
+        ["server", "--config", "{config}", "--quiet"],
+        "revoked.json",
+        "secagg server: --config {config}: [server] certificates = '{ca}': "
+        "revocation list at {path} cannot be read: ",
+    ),
+    "certs issue --dir (ca.key)": (
+        ["certs", "issue", "b2", "--dir", "{ca}"],
+        "ca.key",
+        "Error: --dir: CA private key at {path} cannot be read: ",
+    ),
+    "certs revoke --dir (ca.pem)": (
+        ["certs", "revoke", "kh", "--dir", "{ca}"],
+        "ca.pem",
+        "Error: --dir: CA certificate at {path} cannot be read: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ENOTDIR], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", list(CERTIFICATE_READS))
+def test_a_certificate_file_the_machine_will_not_read_is_exit_1_naming_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, command: str, code: int
+) -> None:
+    """A certificate or key file the party may not read was raised ``from None``, its
+    errno lost, and said as ``Invalid value for '--certs': ... cannot be read: permission
+    denied`` (the server's and ``certs issue``'s likewise), exit 2: the machine's refusal
+    is exit 1, one line naming the flag, the path and the cause; a path that names no
+    file stays the usage error (exit 2). No key material in the line."""
+    before, relative, said = CERTIFICATE_READS[command]
+    refused = keyholder_certs / relative
+    config = _federation(tmp_path, tmp_path / "state.sqlite", keyholder_certs)
+    fill = {"ca": str(keyholder_certs), "config": str(config), "path": str(refused)}
+    _refusing_certificate_reads(monkeypatch, code, refused)
+    result = CliRunner().invoke(main, [a.format(**fill) for a in before])
+    machine = code != errno.ENOTDIR
+    line = _one_line(result, 1 if machine else 2)
+    assert "PRIVATE KEY" not in result.output
+    if machine:
+        why = os.strerror(code)  # the store says "permission denied" in lower case
+        assert line.lower() == (said.format(**fill) + why).lower(), line
+    else:
+        assert str(refused) in line and (
+            "--certs" in line or "certificates" in line or "--dir" in line
+        )
+    assert not (keyholder_certs / "clients" / "b2.pem").exists()
+
+
+def test_a_key_holder_record_the_machine_will_not_read_is_no_config_mistake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the key holder may not read at start (EACCES, EIO) was a
+    ConfigurationError, exit 2, as if its --state were wrong; now the machine's
+    :class:`DecryptionRecordUnwritable`, chained to the OSError, as the upgrade beside it.
+    A read that finds no record stays the configuration's mistake."""
+    record = _version_1_record(tmp_path)
+    for code in (errno.EACCES, errno.EIO):
+        failure = OSError(code, os.strerror(code), str(record))
+        monkeypatch.setattr(keyholder_policy, "read_regular_file", _failing_with(failure))
+        with pytest.raises(keyholder_policy.DecryptionRecordUnwritable) as raised:
+            keyholder_policy.DecryptionRecord(record, "env")
+        assert raised.value.__cause__ is failure
+        assert f"cannot read {record} ({os.strerror(code)}: {record})" in str(raised.value)
+    monkeypatch.setattr(keyholder_policy, "read_regular_file", lambda *a, **k: b"[]")
+    with pytest.raises(ConfigurationError):
+        keyholder_policy.DecryptionRecord(record, "env")
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOTDIR], ids=errno.errorcode.get)
+def test_keyholder_says_a_record_it_may_not_read_by_the_one_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, code: int
+) -> None:
+    """``secagg keyholder`` over a record it may not read: exit 1 (it was 2); a path that
+    names no file (a folder on it a file) stays exit 2."""
+    record = tmp_path / "kh-state.json"
+    failure = OSError(code, os.strerror(code), str(record))
+    monkeypatch.setattr(keyholder_policy, "read_regular_file", _failing_with(failure))
+
+    def run_key_holder(*args: object, **kwargs: object) -> Any:
+        return keyholder_policy.DecryptionRecord(record, "env")
+
+    monkeypatch.setattr("secagg.runtime.launch.run_key_holder", run_key_holder)
+    args = ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs"]
+    result = CliRunner().invoke(main, [*args, str(keyholder_certs), "--quiet"])
+    line = _one_line(result, 1 if code == errno.EACCES else 2)
+    assert line == (
+        f"secagg keyholder: kh: [key_holder] state: cannot read {record} "
+        f"({os.strerror(code)}: {record}); refusing to start"
+    ), line
+
+
+#: READS, and ``audit verify --pubkey``: a file read through the configuration reader
+#: (:func:`secagg.runtime.config.read_regular_file`)
+READS_WITH_PUBKEY = {
+    **READS,
+    "audit verify --pubkey": (["audit", "verify"], "Error: ", "--pubkey", ["{tmp}/ledger"]),
+}
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ENOTDIR], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", list(READS_WITH_PUBKEY))
+def test_the_configuration_reader_leaves_the_machines_refusal_to_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, code: int
+) -> None:
+    """The OSError met at the bottom (:func:`secagg.durable.read_regular_file`, the one
+    open), not at the configuration reader above it: that reader turned every OSError
+    into a ConfigurationError, so ``server --config``, ``client --policy``, ``audit
+    verify --pubkey`` (...) on a file they may not read said exit 2 (``cannot read F:
+    Permission denied``) and the commands' OSError handlers never ran. A path that names
+    no file stays exit 2, naming the file."""
+    from secagg import durable
+
+    before, prefix, flag, after = READS_WITH_PUBKEY[command]
+    given = tmp_path / "given.toml"
+    given.write_text("[x]\n")
+    (tmp_path / "ledger").write_bytes(b"")
+    real = durable.read_regular_file
+
+    def read(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(given):
+            raise OSError(code, os.strerror(code), str(given))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(durable, "read_regular_file", read)
+    args = [a.format(tmp=tmp_path) for a in [*before, flag, str(given), *after]]
+    if command == "keyholder-init --config":
+        args += ["--key", str(tmp_path / "kh.key")]
+    line = _one_line(CliRunner().invoke(main, args), 2 if code == errno.ENOTDIR else 1)
+    why = os.strerror(code)
+    if code == errno.ENOTDIR:
+        assert str(given) in line and why in line, line
+    elif command.startswith("audit"):
+        assert line == f"Error: {flag}: {why}: {given}", line
+    else:
+        assert line == f"{prefix}{flag} {given}: {why}: {given}", line
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ENOTDIR], ids=errno.errorcode.get)
+def test_keyholder_says_a_key_file_it_may_not_read_by_the_one_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, code: int
+) -> None:
+    """The key holder's secret key file (``--key``, or ``[key_holder] key``) it may not
+    read was a ConfigurationError raised ``from None``, exit 2 as if the file were
+    wrong; its cause is kept now, and the machine's refusal is exit 1. Never the key's
+    bytes: none was read."""
+    from secagg.he import keys
+
+    key = tmp_path / "kh.key"
+    monkeypatch.setattr(keys, "read_regular_file", _failing(code, key))
+
+    def run_key_holder(*args: object, **kwargs: object) -> Any:
+        return keys.KeyHolder.load(key, None)  # type: ignore[arg-type]  # read first
+
+    monkeypatch.setattr("secagg.runtime.launch.run_key_holder", run_key_holder)
+    args = ["keyholder", "--server", "127.0.0.1:1", "--name", "kh", "--certs"]
+    result = CliRunner().invoke(main, [*args, str(keyholder_certs), "--quiet"])
+    line = _one_line(result, 2 if code == errno.ENOTDIR else 1)
+    assert line == f"secagg keyholder: kh: cannot read the key file {key}: {os.strerror(code)}"
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO], ids=errno.errorcode.get)
+@pytest.mark.parametrize("command", ["issue", "revoke"])
+def test_a_branch_certificate_the_ca_may_not_read_is_exit_1_naming_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyholder_certs: Path, command: str, code: int
+) -> None:
+    """``certs issue kh --force`` must bar the certificate it replaces, and ``certs
+    revoke kh`` the one it revokes; one the machine will not let it read was refused in
+    words of its own raised ``from None`` (the errno lost), exit 2 as a usage error.
+    Now exit 1 naming ``--dir``; nothing is written (the certificate and the list stay)."""
+    certificate = keyholder_certs / "clients" / "kh.pem"
+    before = certificate.read_bytes(), (keyholder_certs / "revoked.json").read_bytes()
+    _refusing_certificate_reads(monkeypatch, code, certificate)
+    force = ["--force"] if command == "issue" else []
+    args = ["certs", command, "kh", "--dir", str(keyholder_certs), *force]
+    line = _one_line(CliRunner().invoke(main, args), 1)
+    assert line.startswith("Error: --dir: ") and str(certificate) in line, line
+    assert before == (certificate.read_bytes(), (keyholder_certs / "revoked.json").read_bytes())
+
+
+#: an option whose path click checks itself (exists, readable, writable): the arguments,
+#: ``{path}`` the option's own path, which exists
+CLICK_CHECKED: dict[str, list[str]] = {
+    "server --config": ["server", "--config", "{path}"],
+    "keyholder-init --config": ["keyholder-init", "--config", "{path}", "--key", "{tmp}/kh.key"],
+    "audit verify --config": ["audit", "verify", "--config", "{path}", "{tmp}/ledger"],
+    "bench masking --out": ["bench", "masking", "--out", "{path}"],
+    "client --policy": [
+        *"client --server 127.0.0.1:1 --name b --certs {tmp} --dimension 4 --policy".split(),
+        "{path}",
+    ],
+}
+
+
+@pytest.mark.parametrize("how", ["not readable or writable", "not searchable"])
+@pytest.mark.parametrize("command", list(CLICK_CHECKED))
+def test_click_path_checks_say_the_machines_refusal_with_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, how: str
+) -> None:
+    """click's own checks of an option's path came before every command's handler:
+    ``server --config F`` with F unreadable said ``Invalid value for '--config': File 'F'
+    is not readable.``, ``bench --out F`` one it may not overwrite ``... is not
+    writable``, exit 2, and a folder it may not search made F ``does not exist``. The
+    machine's refusal is exit 1 naming the flag, the path and the cause; nothing runs."""
+    given = tmp_path / "given.toml"
+    given.write_text("[x]\n")
+    (tmp_path / "ledger").write_bytes(b"")
+    real_access, real_stat = os.access, os.stat
+    if how == "not searchable":
+
+        def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if os.fspath(path) == str(given):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(given))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", stat)
+    else:
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, *a, **k: os.fspath(p) != str(given) and real_access(p, *a, **k),
+        )
+    args = [a.format(path=given, tmp=tmp_path) for a in CLICK_CHECKED[command]]
+    result = CliRunner().invoke(main, args)
+    monkeypatch.undo()
+    flag = args[args.index(str(given)) - 1]
+    line = _one_line(result, 1)
+    assert line == f"Error: {flag}: {os.strerror(errno.EACCES)}: {given}", line
+    assert given.read_text() == "[x]\n"

@@ -10,7 +10,7 @@ import click
 
 from secagg.apps import devca
 from secagg.apps.cli_types import NonEmptyPath, refuse_special_files
-from secagg.apps.commands.common import _path_failure
+from secagg.apps.commands.common import _path_failure, machine_failure, os_error_status
 from secagg.errors import ConfigurationError
 from secagg.transport.certs import MissingCertificate, load_ca_certificate
 
@@ -93,7 +93,7 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
         raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise _ca_file_failure(exc) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
         raise _path_failure(exc, "--dir") from exc
     # the key holder's certificate is issued here too: "the branch" misnamed its party
@@ -128,7 +128,7 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
         raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise _ca_file_failure(exc) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
         raise _path_failure(exc, "--dir") from exc
     # the server re-reads the list at each connection, before each round's sampling and
@@ -152,3 +152,24 @@ def _refuse_special_ca_files(directory: str, name: str) -> None:
     refuse_special_files(
         [layout.ca_cert, layout.ca_key, layout.revocations, *own], "a CA folder's file", "--dir"
     )
+
+
+def _ca_file_failure(exc: ConfigurationError) -> click.ClickException:
+    """A refusal of ``issue`` or ``revoke`` as click's one line, its status by the one
+    rule (:func:`~secagg.apps.commands.common.os_error_status`): a CA file the machine
+    will not read (``ca.key`` without permission, an I/O error: the OSError the
+    certificate store's error was raised from) is exit 1 naming ``--dir``; anything else
+    (a name refused, a certificate that exists) is the usage error, exit 2.
+
+    Why: ``certs issue b2 --dir D`` with a ``ca.key`` it may not read said ``Error: CA
+    key at D/ca.key cannot be read: permission denied`` with exit 2, "a mistake in the
+    options", naming no flag (path-failure review, 2026-12-07). The OSError is looked
+    for along the chain of causes: ``issue --force`` over an old certificate it may not
+    read refuses in words of its own (it cannot bar it), raised from the store's."""
+    cause, seen = exc.__cause__, set()
+    while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
+        seen.add(id(cause))  # a refusal raised from a refusal; a cycle ends the walk
+        cause = cause.__cause__
+    if os_error_status(cause) == 1:
+        return machine_failure("--dir", str(exc))
+    return click.UsageError(str(exc))

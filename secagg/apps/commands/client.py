@@ -307,12 +307,11 @@ def client(
     stopped before it finished, the server cannot be reached, the TLS handshake fails,
     the server refuses this branch, the server runs an older secagg release (its round
     start is of an older wire version: upgrade the server), or the branch gave up
-    redialling, or the machine refuses its --state or --policy file (no permission, a
-    read-only or full disk, an I/O error, another process of the branch holding its
-    lock); 2 for a mistake in its
-    options or files (a model whose size is not the federation's included, and a
-    --state file that is not this branch's state, or a --state path in a folder that
-    does not exist).
+    redialling, or the machine refuses its --state or --policy file or a --certs file
+    (no permission, a read-only or full disk, an I/O error, another process of the
+    branch holding its lock); 2 for a mistake in its options or files (a model whose
+    size is not the federation's included, and a --state file that is not this
+    branch's state, or a --state path in a folder that does not exist).
     """
     import math
 

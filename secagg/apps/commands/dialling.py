@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, refuse_special_files
-from secagg.apps.commands.common import _one_line
+from secagg.apps.commands.common import _one_line, machine_failure, os_error_status
 from secagg.errors import ConfigurationError
 from secagg.transport.base import MAX_WAIT_SECONDS
 from secagg.transport.framing import MAX_MESSAGE_BYTES
@@ -132,11 +132,21 @@ def _connection_failure(exc: Exception, target: str, certificates: str, name: st
     return message
 
 
-def _certs_error(exc: BaseException, name: str) -> click.BadParameter:
-    """A certificate folder's missing or unreadable file as a usage error naming --certs.
+def _certs_error(exc: BaseException, name: str) -> click.ClickException:
+    """A certificate folder's file that could not be used, as click's one line naming
+    --certs, its status by the one rule (:func:`~secagg.apps.commands.common.os_error_status`
+    of the OSError the error was raised from): a file the machine will not read (no
+    permission, an I/O error) is exit 1, ``Error: --certs: <what> at <path> cannot be
+    read: <cause>``; a missing file, a file for a folder, or one that holds no
+    certificate is the usage error (exit 2).
 
     Why: ``client --certs base.toml`` exited 1 with ``[Errno 20] Not a directory``, a
-    failure the user could not tell was their option (CLI audit, 2026-12-05)."""
+    failure the user could not tell was their option (CLI audit, 2026-12-05); and a key
+    file the party may not read said ``Invalid value for '--certs': ... permission
+    denied``, exit 2, where every other path the machine refuses is exit 1 (path-failure
+    review, 2026-12-07). Never key material: the message names files and causes only."""
+    if os_error_status(exc.__cause__) == 1:
+        return machine_failure("--certs", _one_line(exc, name))
     return click.BadParameter(_one_line(exc, name), param_hint="'--certs'")
 
 

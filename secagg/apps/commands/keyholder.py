@@ -283,8 +283,9 @@ def keyholder(
     Exit status: 0 when the server announced that the federation finished; 1, with one
     line naming the cause, when the federation was stopped before it finished, the
     server fell silent for --idle without announcing an end, the server cannot be
-    reached or refuses this party, or the key holder gave up redialling; 2 for a
-    mistake in its options or files."""
+    reached or refuses this party, or the key holder gave up redialling, or the machine
+    refuses a file it reads (its --certs files, its record: no permission, an I/O
+    error, a full disk); 2 for a mistake in its options or files."""
     import math
 
     from secagg.aggregation.keyholder_policy import DecryptionRecordUnwritable
@@ -339,8 +340,8 @@ def keyholder(
         raise _certs_error(exc, name) from None
     except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
-    except ConfigurationError as exc:
-        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", 2)
+    except ConfigurationError as exc:  # a file's mistake (2); one the machine refused (1)
+        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except sqlite3.Error as exc:  # a store under the key holder (a library's)

@@ -12,7 +12,7 @@ import click
 
 from secagg.apps import cli_types
 from secagg.apps.cli_types import FiniteFloat, NonEmptyPath
-from secagg.apps.commands.common import _fail, _path_read_failure
+from secagg.apps.commands.common import _fail, _path_read_failure, os_error_status
 from secagg.apps.commands.parties import (
     _config_failure,
     _one_verbosity,
@@ -59,8 +59,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     The state is locked (one server per state), checked against its ledger and
     tested for writing before the port is bound. Exit status: 0 when the
     federation finished (or had already finished); 1 when it stopped before its
-    last round, or for a state, ledger or network failure (one line naming it);
-    2 for a mistake in the options or the config.
+    last round, or for a state, ledger or network failure, or a certificate file the
+    machine will not read (one line naming it); 2 for a mistake in the options or the
+    config.
     """
     import sqlite3
 
@@ -108,8 +109,12 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
                 if server.ledger is not None:
                     server.ledger.close()
                 server.store.close()
-    except CertificateStoreError as exc:  # the server's own folder: missing, incomplete
-        _fail("secagg server", _certificates_failure(config_path, config, exc), 2)
+    except CertificateStoreError as exc:  # missing, incomplete (2); not readable (1)
+        _fail(
+            "secagg server",
+            _certificates_failure(config_path, config, exc),
+            os_error_status(exc.__cause__),
+        )
     except ConfigurationError as exc:
         _fail("secagg server", _config_failure(config_path, exc), 2)
     except (StateError, LedgerError, TransportError) as exc:
