@@ -15,19 +15,20 @@ from secagg.aggregation import BACKENDS
 from secagg.apps.models import MODELS
 from secagg.apps.simulation.config import (
     CAPS,
+    CENTRALIZED_VALIDATIONS,
     ENGINES,
     MAX_EPSILON,
     MAX_PRIOR_EPSILON,
     MECHANISMS,
     MIN_DELTA,
     PARTITIONS,
+    PRIOR_VALIDATIONS,
     PRIORS,
     REAL_CAPS,
     REAL_FLOORS,
     SOURCES,
     STANDARDIZE,
     TRAINABLE,
-    TUNING_VALIDATIONS,
     UNITS,
     SimulationConfig,
 )
@@ -89,7 +90,8 @@ def ranges_violated(c: SimulationConfig) -> list[str]:
         "prior_delta": c.prior_delta is None
         or (_within(c.prior_delta, 0, 1) and c.prior_delta < 1),
         "trainable": c.trainable in TRAINABLE,
-        "tuning_validation": c.tuning_validation in TUNING_VALIDATIONS,
+        "prior_validation": c.prior_validation in PRIOR_VALIDATIONS,
+        "centralized_validation": c.centralized_validation in CENTRALIZED_VALIDATIONS,
         "source": c.source in SOURCES,
         "path": c.path is None or not _blank(c.path),
         "max_rows_per_customer": _within(c.max_rows_per_customer, 1, CAPS["max_rows_per_customer"]),

@@ -1,29 +1,43 @@
-"""The tuning-validation probe: its quick run reports both splits' choices, the customer
-split holding out whole customers, and its command line refuses the reported seeds."""
+"""The tuning-validation check: its quick run reports every fit under every validation
+with a regret against the best candidate, and its command line refuses the reported
+seeds and unbounded seed lists."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from _benchmarks import benchmark_script
 
 
-def test_the_quick_run_reports_both_splits(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_quick_run_reports_every_validation_with_its_regret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with benchmark_script("bench_tuning_validation") as probe:
         assert probe.main(["--quick"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["seed"], r["split"]) for r in rows] == [(1000, "row"), (1000, "customer")]
-    by_split = {r["split"]: r for r in rows}
-    for fit in ("prior", "centralized"):
-        assert by_split["row"][fit]["validation"].endswith(" rows)")
-        assert " rows held out " in by_split["row"][fit]["validation"]
-        assert " customers held out " in by_split["customer"][fit]["validation"]
-        assert 1 <= by_split["customer"][fit]["epochs"] <= 2
-    assert 0 <= by_split["customer"]["centralized_test_auprc"] <= 1
+        schemes = probe.SCHEMES
+    row, summary = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert row["seed"] == 1000
+    for fit, names in schemes.items():
+        assert list(row[fit]) == list(names)
+        for name, result in row[fit].items():
+            # the chosen model is one of the candidates, trained alike: never above the
+            # best of them, and its regret is the difference
+            assert result["in_table"] is True
+            assert result["test_auprc"] <= result["best_test_auprc"]
+            assert math.isclose(result["regret"], result["best_test_auprc"] - result["test_auprc"])
+            assert result["regret"] >= 0
+            assert result["validation_scheme"] in (name, "customer", "row", "none")
+        assert set(summary["summary"][fit]) == set(names)
+    assert " customers held out " in row["prior"]["customer"]["validation"]
+    assert row["prior"]["world"]["validation"].startswith("a held-out public world")
+    assert " rows held out " in row["centralized"]["row"]["validation"]
 
 
-@pytest.mark.parametrize("seeds", [["0"], ["1000", "9"]])
+@pytest.mark.parametrize(
+    "seeds", [["0"], ["1000", "9"], ["999"]], ids=["reported", "one-reported", "below"]
+)
 def test_the_reported_seeds_are_refused(
     seeds: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -33,18 +47,48 @@ def test_the_reported_seeds_are_refused(
     assert "reported seeds" in capsys.readouterr().err
 
 
-def test_each_line_is_strict_json_whatever_a_figure_is(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "seeds", [["-1"], ["2147483648"], ["x"], [str(s) for s in range(1000, 1051)]]
+)
+def test_a_seed_list_out_of_bounds_is_refused(
+    seeds: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A figure with no value (an AUPRC over a split without frauds: NaN) goes out as
-    ``null``, never json.dumps's bare ``NaN`` that strict readers refuse."""
-    import math
+    with benchmark_script("bench_tuning_validation") as probe, pytest.raises(SystemExit) as exit:
+        probe.main(["--seeds", *seeds])
+    assert exit.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
 
-    from secagg.apps.json_output import loads
 
-    row = {"seed": 1000, "split": "row", "centralized_test_auprc": math.nan, "x": math.inf}
+def test_clearly_worse_is_a_paired_difference_beyond_its_standard_error() -> None:
+    """The rule fixed before the check ran: a validation is clearly worse than
+    "customer" when its seeds' mean paired regret difference exceeds its standard
+    error."""
+
+    def seed(seed: int, regrets: dict[str, dict[str, float]]) -> dict[str, object]:
+        return {
+            "seed": seed,
+            **{
+                fit: {s: {"regret": r, "test_auprc": 0.5} for s, r in by_scheme.items()}
+                for fit, by_scheme in regrets.items()
+            },
+        }
+
+    even = {"world": 0.0, "customer": 0.0, "row": 0.0}
+    rows = [
+        seed(1000, {"prior": {**even, "world": 0.10}, "centralized": {**even, "time": 0.00}}),
+        seed(1001, {"prior": {**even, "world": 0.12}, "centralized": {**even, "time": 0.05}}),
+        seed(1002, {"prior": {**even, "world": 0.08}, "centralized": {**even, "time": -0.05}}),
+    ]
+    for row in rows:  # the centralized fit's schemes
+        row["centralized"] = {
+            "time": row["centralized"].pop("time"),
+            "customer": row["centralized"]["customer"],
+            "row": row["centralized"]["row"],
+        }
     with benchmark_script("bench_tuning_validation") as probe:
-        monkeypatch.setattr(probe, "probe_seed", lambda seed, base: [row])
-        assert probe.main(["--quick"]) == 0
-    (line,) = capsys.readouterr().out.splitlines()
-    assert loads(line) == {**row, "centralized_test_auprc": None, "x": "inf"}
+        summary = probe.summarise(rows)
+    world = summary["prior"]["world"]["minus_customer"]
+    assert math.isclose(world["mean"], 0.10) and world["clearly_worse"] is True
+    time = summary["centralized"]["time"]["minus_customer"]
+    assert math.isclose(time["mean"], 0.0, abs_tol=1e-12) and time["clearly_worse"] is False
+    assert math.isclose(summary["prior"]["world"]["se"], 0.02 / math.sqrt(3))

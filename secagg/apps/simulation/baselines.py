@@ -112,7 +112,8 @@ def _run_baselines(
         }
     with_prior_cost(config, settings["local-only"])  # each branch starts from the prior
     # centralized, non-private: the upper bound, with its own tuning (start, learning
-    # rate, epochs chosen on held-out training rows or customers: tuning_validation)
+    # rate, epochs chosen on the latest fifth of its rows by time, as its test is out
+    # of time, or on held-out customers or rows: centralized_validation)
     progress("centralized", 0, 1, "")
     start = time.perf_counter()
     x = np.concatenate([b.x_train for b in branches])
@@ -121,17 +122,21 @@ def _run_baselines(
     if prior is not None:
         starts["prior"] = prior
     customers = pooled_customers([b.customers_train for b in branches])
-    fit = fit_tuned(config, x, y, starts, "centralized", customers=customers)
+    days = [b.day_train for b in branches]
+    fit = fit_tuned(
+        config,
+        x,
+        y,
+        starts,
+        "centralized",
+        customers=customers,
+        validation=config.centralized_validation,
+        days=None if any(d is None for d in days) else np.concatenate(days),
+    )
     model = fit.model
     central = evaluate(model, branches)
     central.update(
-        tuning={
-            "start": fit.start,
-            "learning_rate": fit.learning_rate,
-            "epochs": fit.epochs,
-            "validation_auprc": fit.validation_auprc,
-            "validation": fit.validation,
-        },
+        tuning=fit.choice(),
         epsilon=math.inf,
         epsilon_unit=None,
         bytes_sent_per_branch_per_round=None,

@@ -47,10 +47,12 @@ overrides any of them::
     # prior_delta = 1e-5        # ... and its delta (default: delta; 0 with epsilon 0)
     trainable = "auto"          # all | head; auto: head (the output layer) with a prior,
                                 # all with unit record + mechanism distributed
-    tuning_validation = "customer"  # the tuned fits (public prior, centralized
-                                # baseline) choose on held-out: customer (whole cards,
-                                # no card on both sides; rows for data naming none) |
-                                # row (a card's rows on both sides: the old default)
+    prior_validation = "world"  # the public prior chooses its lr and epochs on: world
+                                # (another public world, what it is used on) |
+                                # customer (held-out whole cards of its own worlds) | row
+    centralized_validation = "time"  # the centralized baseline chooses on: time (the
+                                # latest fifth of its rows, as its test is out of time;
+                                # customer without row times) | customer | row
 
     [data]
     source = "synthetic"        # synthetic | creditcard | csv
@@ -126,8 +128,17 @@ PRIORS = ("auto", "public", "none")
 TRAINABLE = ("auto", "all", "head")
 #: what the tuned fits hold out to choose their start, learning rate and epochs on (see
 #: :mod:`~secagg.apps.simulation.tuning`): single rows (the default before 2026-12-07)
-#: or whole customers (a card's rows never on both sides; the default)
+#: or whole customers (a card's rows never on both sides). Both fits still take them
+#: (``prior_validation``, ``centralized_validation``), and a config.toml of before
+#: 2026-12-07 sets both with its one ``tuning_validation``
 TUNING_VALIDATIONS = ("row", "customer")
+#: what the public prior validates on: ``world``, a public world held out of its fit
+#: (another derived seed; the prior is used on another world, the run's branches), or
+#: one of :data:`TUNING_VALIDATIONS` on its own worlds' rows
+PRIOR_VALIDATIONS = ("world", *TUNING_VALIDATIONS)
+#: what the centralized baseline validates on: ``time``, the latest fifth of its
+#: training rows (it is scored on a later period), or one of :data:`TUNING_VALIDATIONS`
+CENTRALIZED_VALIDATIONS = ("time", *TUNING_VALIDATIONS)
 PARTITIONS = ("iid", "dirichlet", "feature")
 ENGINES = ("inprocess", "ray")
 
@@ -187,6 +198,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "prior_epsilon",
         "prior_delta",
         "trainable",
+        "prior_validation",
+        "centralized_validation",
+        # before 2026-12-07 one key for both fits: a run folder's config.toml of then
+        # still replays (values_from_dict reads it as both keys)
         "tuning_validation",
     ),
     "data": (
@@ -516,12 +531,18 @@ class SimulationConfig:
     prior_epsilon: float | None = None
     prior_delta: float | None = None  # None: delta (0 when prior_epsilon is 0)
     trainable: str = "auto"  # all | head (the output layer); auto: see trains()
-    #: customer | row: what the tuned fits validate on (:data:`TUNING_VALIDATIONS`).
-    #: Why "customer" is the default (since 2026-12-07): split by row, a card's fraud
-    #: burst sits on both sides and the validation scores rows the fit has partly seen,
-    #: so the choice leaks (docs/results.md, "Tuning by customer"); "row" stays
-    #: selectable to replay the figures measured before the switch
-    tuning_validation: str = "customer"
+    #: world | customer | row: what the public prior's tuning validates on
+    #: (:data:`PRIOR_VALIDATIONS`). Why "world" (decided 2026-12-07 before any run):
+    #: the prior is fitted on public worlds and used on another one, the run's
+    #: branches, so what matters is how it transfers: a held-out public world measures
+    #: that, free (no branch's rows). "customer" (the default of 2026-12-07) and "row"
+    #: (before) replay the runs of then (docs/results.md, "Tuning each fit for its use")
+    prior_validation: str = "world"
+    #: time | customer | row: what the centralized baseline's tuning validates on
+    #: (:data:`CENTRALIZED_VALIDATIONS`). Why "time": it is scored on an out-of-time
+    #: test period of the same cards, so the latest fifth of its training rows is the
+    #: validation that looks like its test (data without row times: customer)
+    centralized_validation: str = "time"
     # [data]
     source: str = "synthetic"
     path: str | None = None
@@ -753,8 +774,12 @@ class SimulationConfig:
         _require(self.prior in PRIORS, f"{k('prior')} must be one of {PRIORS}")
         _require(self.trainable in TRAINABLE, f"{k('trainable')} must be one of {TRAINABLE}")
         _require(
-            self.tuning_validation in TUNING_VALIDATIONS,
-            f"{k('tuning_validation')} must be one of {TUNING_VALIDATIONS}",
+            self.prior_validation in PRIOR_VALIDATIONS,
+            f"{k('prior_validation')} must be one of {PRIOR_VALIDATIONS}",
+        )
+        _require(
+            self.centralized_validation in CENTRALIZED_VALIDATIONS,
+            f"{k('centralized_validation')} must be one of {CENTRALIZED_VALIDATIONS}",
         )
         _require(
             not (self.prior == "public" and self.source != "synthetic"),
@@ -1138,6 +1163,7 @@ class SimulationConfig:
                         f"unknown key {section}.{_spelt(name)}{_key_suggestion(section, name)}; "
                         f"known: {', '.join(SECTIONS[section])}"
                     )
+            table = _legacy_tuning_validation(table)
             # epsilon = "three" said "must be real number, not str", naming no key
             check_types(SimulationConfig, table, section)
             values.update(table)
@@ -1165,6 +1191,32 @@ class SimulationConfig:
     def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
         """From a TOML file over ``base`` (default: the defaults)."""
         return replace(base or cls(), **cls.values_from_file(path))
+
+
+def _legacy_tuning_validation(table: dict[str, Any]) -> dict[str, Any]:
+    """``[training] tuning_validation = "row" | "customer"``, the one key both tuned fits
+    read before 2026-12-07, as the two keys of today (``prior_validation`` and
+    ``centralized_validation``) set to it.
+
+    Why: a run folder's config.toml of then names it, and replaying it must tune as
+    that run did; beside either new key it is refused (which one wins is no guess to
+    make for the user)."""
+    if "tuning_validation" not in table:
+        return table
+    value = table["tuning_validation"]
+    newer = [name for name in ("prior_validation", "centralized_validation") if name in table]
+    if newer:
+        raise ConfigurationError(
+            f"training.tuning_validation (before 2026-12-07: both fits) beside "
+            f"{' and '.join(f'training.{n}' for n in newer)}: give the two keys alone"
+        )
+    if value not in TUNING_VALIDATIONS:
+        raise ConfigurationError(
+            f"training.tuning_validation must be one of {TUNING_VALIDATIONS}, not "
+            f"{value!r} (since 2026-12-07: prior_validation and centralized_validation)"
+        )
+    rest = {k: v for k, v in table.items() if k != "tuning_validation"}
+    return {**rest, "prior_validation": value, "centralized_validation": value}
 
 
 #: the defaults of the fields a library caller may leave out

@@ -95,6 +95,9 @@ class ExperimentResult:
     #: seed -> the run's notes (``SimulationResult.notes``: UNSCALED columns, branches
     #: without a test fraud, a diverged prior, ...), which a single run prints as "note:"
     notes: dict[int, list[str]] = field(default_factory=dict)
+    #: seed -> setting -> what its tuning chose and validated on (the public prior, the
+    #: centralized baseline: :meth:`~secagg.apps.simulation.tuning.TunedFit.choice`)
+    tunings: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: seed -> the other lines a single run prints beside its table that are no figure
     #: of the table: its diverged models, and its privacy lines but the ε one (the
     #: replay caveat, the feature statistics, a prior's cost, why it stopped early)
@@ -322,6 +325,7 @@ def _record_seed(result: ExperimentResult, seed: int, run: SimulationResult) -> 
         result.untrained_why[seed] = no_round_completed(run) or "no round completed"
     result.verdicts[seed] = run.branch_verdicts
     result.seconds[seed] = run.seconds
+    result.tunings[seed] = {k: v["tuning"] for k, v in run.settings.items() if "tuning" in v}
     from secagg.apps.simulation.report import divergence_lines, privacy_lines
 
     # what a single run prints besides its table reaches the experiment's report too:
@@ -359,6 +363,7 @@ def write_experiment(result: ExperimentResult, out_dir: Path) -> list[Path]:
         "diverged_settings": result.diverged,
         "ratios": result.ratios,
         "verdicts": result.verdicts,
+        "tunings": result.tunings,
         "epsilons": result.epsilons,
         "setting_epsilons": result.setting_epsilons,
         "above_target": result.above_target,

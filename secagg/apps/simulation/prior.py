@@ -20,7 +20,7 @@ import numpy as np
 
 from secagg.apps.simulation import tuning
 from secagg.apps.simulation.config import SimulationConfig, key
-from secagg.apps.simulation.data import _public_reference
+from secagg.apps.simulation.data import _public_reference, _public_validation_worlds
 from secagg.apps.simulation.tuning import TunedFit, pooled_customers
 from secagg.errors import ConfigurationError
 
@@ -38,7 +38,8 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     earlier federation's released model. ``public``: fitted without privacy on the
     synthetic generator's public reference world (another seed: other branch mixes,
     typology shares and profiles; no branch's rows), standardised with the run's own
-    released statistics. ``none``: None."""
+    released statistics, its tuning validated as ``prior_validation`` says (by default
+    on public worlds held out of its fit). ``none``: None."""
     source = config.prior_source
     if source == "none":
         return None
@@ -49,48 +50,80 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     y = np.concatenate([b.y_train for b in reference])
     if stats is not None:
         x = stats.apply(x)
-    return _fitted_once(config, x, y, pooled_customers([b.customers_train for b in reference]))
+    world = public_validation_world(config, stats) if config.prior_validation == "world" else None
+    customers = pooled_customers([b.customers_train for b in reference])
+    return _fitted_once(config, x, y, customers, world)
+
+
+def public_validation_world(config: SimulationConfig, stats: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (standardised as the reference's are) and labels of the public worlds
+    held out of the prior's fit, which ``prior_validation = "world"`` chooses on."""
+    held_out = _public_validation_worlds(config)
+    x = np.concatenate([b.x_train for b in held_out])
+    if stats is not None:
+        x = stats.apply(x)
+    return x, np.concatenate([b.y_train for b in held_out])
 
 
 def _fit_key(
-    config: SimulationConfig, x: np.ndarray, y: np.ndarray, customers: np.ndarray | None
+    config: SimulationConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    customers: np.ndarray | None,
+    world: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> str:
     """A digest of everything the public prior's fit depends on: its rows, labels and
-    customers (shape, type and bytes; the held-out customers are drawn from them), every
-    setting :func:`~secagg.apps.simulation.tuning.fit_tuned` reads, and torch's thread
-    count (a sum over more threads rounds otherwise)."""
+    customers (shape, type and bytes; the held-out customers are drawn from them), the
+    held-out world's rows and labels (``prior_validation = "world"``), every setting
+    :func:`~secagg.apps.simulation.tuning.fit_tuned` reads, and torch's thread count (a
+    sum over more threads rounds otherwise)."""
     import torch
 
     digest = hashlib.sha256()
     digest.update(b"rows" if customers is None else b"customers")
-    for array in (x, y) if customers is None else (x, y, customers):
+    arrays: tuple[np.ndarray, ...] = (x, y) if customers is None else (x, y, customers)
+    if world is not None:
+        arrays += (np.frombuffer(b"world", dtype=np.uint8), *world)
+    for array in arrays:
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
         digest.update(memoryview(contiguous).cast("B"))
-    settings = (*tuning.fit_settings(config), torch.get_num_threads())
+    settings = (*tuning.fit_settings(config, config.prior_validation), torch.get_num_threads())
     digest.update(repr(settings).encode())
     return digest.hexdigest()
 
 
 def _fitted_once(
-    config: SimulationConfig, x: np.ndarray, y: np.ndarray, customers: np.ndarray | None
+    config: SimulationConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    customers: np.ndarray | None,
+    world: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TunedFit:
-    """The public prior fitted on ``x``, ``y`` (validated on whole ``customers``, or on
-    rows when None), once per process for the same inputs.
+    """The public prior fitted on ``x``, ``y``, validated as ``config.prior_validation``
+    says (on ``world``, the held-out public worlds' rows and labels; on whole
+    ``customers``; on rows), once per process for the same inputs.
 
     Why: the fit is a deterministic function of its rows and settings (the same seed
     gives the same model bit for bit), and it is the costliest step before the baselines;
     a process that runs several simulations of one world (an experiment's settings, a
     test module) refitted it every time. Each caller gets its own copy of the model and
     of the vector: nothing it does reaches the next caller's prior."""
-    fit_key = _fit_key(config, x, y, customers)
+    fit_key = _fit_key(config, x, y, customers, world)
     with _FITTED_LOCK:
         kept = _FITTED.get(fit_key)
         if kept is not None:
             _FITTED.move_to_end(fit_key)
     if kept is None:
         kept = tuning.fit_tuned(
-            config, x, y, {"scratch": None}, "public-prior", customers=customers
+            config,
+            x,
+            y,
+            {"scratch": None},
+            "public-prior",
+            customers=customers,
+            validation=config.prior_validation,
+            world=world,
         )
         with _FITTED_LOCK:
             _FITTED[fit_key] = kept

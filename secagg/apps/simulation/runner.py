@@ -19,9 +19,11 @@ Theory of operation
    *local-only* (each branch trains alone from the same prior, for as many epochs and
    under the same privacy mechanism as in the federation) and *centralized
    non-private* (all training rows pooled, the upper bound no bank may build), which is
-   tuned on its own: start, learning rate and epochs chosen on held-out training
-   rows of whole customers (``tuning_validation = "customer"``, the default), or on
-   single rows with ``"row"``.
+   tuned on its own: start, learning rate and epochs chosen on the latest fifth of
+   its training rows by time (``centralized_validation = "time"``, the default: its
+   test is out of time), on whole customers (``"customer"``) or single rows
+   (``"row"``). The public prior chooses on public worlds held out of its fit
+   (``prior_validation = "world"``), or on customers or rows of its own worlds.
 4. **Federation**: the real runtime, not a shortcut. A
    :class:`~secagg.runtime.server.FederationServer` and one
    :class:`~secagg.runtime.client.FederationClient` thread per branch talk over
@@ -464,6 +466,8 @@ def run_simulation(
             bytes_sent_per_branch_per_round=0,
             seconds_per_round=None,
             source=config.prior_source,
+            # what the public prior's tuning chose, and on what (summary.json)
+            **({"tuning": fitted.choice()} if isinstance(fitted, TunedFit) else {}),
         )
         # a prior from a file costs what its own training spent, on top of the statistics
         with_prior_cost(config, settings["prior only"])

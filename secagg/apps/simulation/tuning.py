@@ -1,20 +1,30 @@
 """The tuned non-private fits: the public prior and the centralized baseline.
 
 Neither is trained at one fixed learning rate: a start, a learning rate and an epoch
-count are chosen on a held-out share of the training rows (never on a test set), then
-the model is refitted on all of them. Why: the centralized baseline is the denominator
-of every claim, and at the federation's learning rate it diverged on some seeds and
-small models, so it is tuned like any model a fraud team would deploy.
+count are chosen on validation rows (never on a test set). Why: the centralized
+baseline is the denominator of every claim, and at the federation's learning rate it
+diverged on some seeds and small models, so it is tuned like any model a fraud team
+would deploy.
 
-With ``tuning_validation = "customer"`` (the default since 2026-12-07) the held-out
-share is made of whole customers (cards) when the data names them
-(:func:`customer_validation_split`), and of rows when it does not (a CSV without a
-customer column); with ``"row"`` (the default before, which the figures of
-docs/results.md labelled "tuned by row" ran) it is single rows. Why customers: a card's
-fraud burst is several rows; split by row, 31 of the 47 fraud cards of tuning seed 1000
-had rows on both sides, so the model was scored on bursts it had partly fitted, the
-validation AUPRC was optimistic and what was chosen on it could be chosen for that
-leakage (docs/results.md, "Tuning by customer").
+Each fit validates on what it is for (since 2026-12-07, decided before any run):
+
+- ``prior_validation = "world"``: the public prior is fitted on the generator's public
+  reference worlds and used on another world, the run's branches; it chooses on public
+  worlds held out of its fit (:func:`~secagg.apps.simulation.data._public_validation_worlds`),
+  which measure that transfer. It trains every candidate on all its rows and keeps the
+  chosen epoch's model (nothing is held out of its own rows, so there is nothing to
+  refit).
+- ``centralized_validation = "time"``: the centralized baseline is scored on an
+  out-of-time test period of the same cards; it chooses on the latest fifth of its
+  training rows by time (:func:`time_validation_split`), then is refitted on all rows.
+
+``"customer"`` (the default of both on 2026-12-07) holds out whole customers (cards;
+:func:`customer_validation_split`), ``"row"`` (the default before) single rows; both
+replay the runs of then exactly. Why not rows: a card's fraud burst is several rows;
+split by row, 31 of the 47 fraud cards of tuning seed 1000 had rows on both sides
+(docs/results.md, "Tuning by customer"). Data that cannot give the asked validation
+(no row times, no customers, no fraud on a side) falls back (time or world, then
+customer, then row, then none), and the fit's ``validation`` says why.
 """
 
 from __future__ import annotations
@@ -41,6 +51,9 @@ TUNING_MAX_EPOCHS = 12
 
 TUNING_VALIDATION_SHARE = 0.2
 
+#: how each validation falls back when the data cannot give it (see :func:`fit_tuned`)
+_FALLBACK = {"time": "customer", "world": "customer", "customer": "row"}
+
 
 @dataclass(frozen=True)
 class TunedFit:
@@ -52,17 +65,32 @@ class TunedFit:
     learning_rate: float
     epochs: int
     validation_auprc: float  # -inf when nothing could be held out (see ``validation``)
-    #: how the choice was validated: whole customers held out, rows (``tuning_validation``
-    #: "row", or data naming no customer), or nothing (too few customers or frauds to
-    #: hold any out: scratch at the first learning rate for every epoch, untuned)
+    #: how the choice was validated, in words: which rows or worlds were held out, and
+    #: why a validation asked for fell back (e.g. data without row times)
     validation: str
+    #: the validation that ran: "world", "time", "customer", "row", or "none" (too few
+    #: customers or frauds to hold any out: scratch at the first learning rate for
+    #: every epoch, untuned)
+    scheme: str = "none"
+
+    def choice(self) -> dict[str, Any]:
+        """What the tuning chose and on what, as summary.json records it."""
+        return {
+            "start": self.start,
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "validation_auprc": self.validation_auprc,
+            "validation_scheme": self.scheme,
+            "validation": self.validation,
+        }
 
 
-def fit_settings(config: SimulationConfig) -> tuple[object, ...]:
-    """Every setting :func:`fit_tuned` reads, of ``config`` and of this module: with the
-    same rows, starts and label, two configs that agree on these fit the same model (the
-    public prior's cache in :mod:`~secagg.apps.simulation.prior` is keyed on them).
-    Extend it with any setting :func:`fit_tuned` comes to read."""
+def fit_settings(config: SimulationConfig, validation: str) -> tuple[object, ...]:
+    """Every setting :func:`fit_tuned` reads, of ``config`` and of this module, for a fit
+    validated by ``validation``: with the same rows, starts, label and validation rows,
+    two configs that agree on these fit the same model (the public prior's cache in
+    :mod:`~secagg.apps.simulation.prior` is keyed on them). Extend it with any setting
+    :func:`fit_tuned` comes to read."""
     return (
         config.model,
         config.seed,
@@ -72,7 +100,7 @@ def fit_settings(config: SimulationConfig) -> tuple[object, ...]:
         TUNING_LEARNING_RATES,
         TUNING_MAX_EPOCHS,
         TUNING_VALIDATION_SHARE,
-        config.tuning_validation,
+        validation,
     )
 
 
@@ -121,6 +149,23 @@ def customer_validation_split(customers: np.ndarray, share: float, seed: int) ->
     return held_customer[owner.reshape(-1)]
 
 
+def time_validation_split(days: np.ndarray, share: float) -> np.ndarray:
+    """Which rows (True) the tuning holds out: the latest ``share`` of them by time
+    (rounded to a row; at least one row on each side when there are two).
+
+    Why: the centralized baseline is scored on a later period than it trains on (drift:
+    channels, amounts and typologies move); the latest rows of its training period are
+    the validation that looks most like that test. Rows of one time keep their order
+    (a stable sort), so the split is a function of the rows and their order."""
+    days = np.asarray(days).reshape(-1)
+    held = np.zeros(days.size, dtype=bool)
+    if days.size < 2:
+        return held
+    count = min(max(round(share * days.size), 1), days.size - 1)
+    held[np.argsort(days, kind="stable")[days.size - count :]] = True
+    return held
+
+
 def fit_tuned(
     config: SimulationConfig,
     x: np.ndarray,
@@ -129,12 +174,21 @@ def fit_tuned(
     label: str,
     *,
     customers: np.ndarray | None,
+    validation: str,
+    days: np.ndarray | None = None,
+    world: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TunedFit:
     """Non-private training whose start, learning rate and epoch count are chosen on
-    validation rows held out of ``x`` (never on a test set), then refitted on all rows.
-    ``customers`` names each row's customer (:func:`pooled_customers`): with
-    ``config.tuning_validation == "customer"`` the held-out rows are whole customers;
-    with ``"row"``, or None (data without customers), single rows.
+    validation rows (never on a test set).
+
+    ``validation`` says which: ``"world"``, the rows ``world`` (features, labels) of
+    data held out of ``x`` altogether (every candidate trains on all of ``x`` and the
+    chosen epoch's model is kept); ``"time"``, the latest fifth of ``x`` by ``days``;
+    ``"customer"``, whole ``customers`` (:func:`pooled_customers`); ``"row"``, single
+    rows. The last three are held out of ``x``, and the chosen setting is refitted on
+    all rows. Without what the validation needs (no ``days``, no ``world``, no
+    ``customers``, or no fraud on a side) it falls back (time or world to customer,
+    customer to row), saying why in the fit's ``validation``.
 
     Why: the centralized baseline is the denominator of every claim; at one fixed
     learning rate (2, the federation's) it diverged on some seeds and small models, so
@@ -146,8 +200,11 @@ def fit_tuned(
 
     if customers is not None and customers.shape != y.shape:
         raise ValueError(f"{customers.shape} customer ids for {y.shape} rows")
-    by_customer = config.tuning_validation == "customer"
-    held, validation = _held_out(config, y, label, customers if by_customer else None)
+    if days is not None and np.shape(days) != y.shape:
+        raise ValueError(f"{np.shape(days)} row times for {y.shape} rows")
+    if validation not in (*_FALLBACK, "row"):
+        raise ValueError(f"no validation {validation!r}: world, time, customer or row")
+    plan = _validation_plan(config, y, label, validation, customers, days, world)
     epochs = min(TUNING_MAX_EPOCHS, config.epochs)
 
     def fresh(start: np.ndarray | None) -> Any:
@@ -157,20 +214,32 @@ def fit_tuned(
         return set_trainable(model, "all")
 
     best = (-math.inf, "scratch", TUNING_LEARNING_RATES[0], epochs)
-    if held.any():
+    kept: np.ndarray | None = None  # "world": the chosen epoch's parameters
+    if plan.scheme != "none":
         # the two sides of the split, made once: every start and learning rate trains on
         # the same rows and every epoch validates on the same rows (a boolean mask
         # copies: indexing per candidate and per epoch copied the held-out rows up to
         # 4 x 12 times a fit, and the training rows 4 times)
-        x_fit, y_fit = x[~held], y[~held]
-        x_held, y_held = x[held], y[held]
+        if plan.held is None:  # another data set: every candidate trains on all rows
+            assert plan.x_held is not None and plan.y_held is not None
+            x_fit, y_fit, x_held, y_held = x, y, plan.x_held, plan.y_held
+        else:
+            x_fit, y_fit = x[~plan.held], y[~plan.held]
+            x_held, y_held = x[plan.held], y[plan.held]
         for name, start in starts.items():
             for lr in TUNING_LEARNING_RATES:
                 seen: list[float] = []
+                candidate = (name, lr)
 
-                def validate(epoch: int, model: Any, seen: list[float] = seen) -> None:
+                def validate(
+                    epoch: int, model: Any, seen: list[float] = seen, candidate: Any = candidate
+                ) -> None:
+                    nonlocal best, kept
                     s = scores(model, x_held)
                     seen.append(average_precision(y_held, s) if np.isfinite(s).all() else -1)
+                    if plan.held is None and seen[-1] > best[0]:  # kept, not refitted
+                        best = (seen[-1], *candidate, epoch)  # epoch counts from 1
+                        kept = flat_parameters(model)
 
                 train_plain(
                     fresh(start),
@@ -180,27 +249,107 @@ def fit_tuned(
                     batch_size=config.batch_size,
                     learning_rate=lr,
                     loss_fn=fraud_loss(config.positive_weight),
-                    seed=_derived_seed(config, label, name, lr),
+                    # a candidate validated on another data set is the model shipped:
+                    # it trains as the refit of a held-out split would
+                    seed=_derived_seed(
+                        config, label, name, lr, *(() if plan.held is not None else ("final",))
+                    ),
                     after_epoch=validate,
                 )
                 top = int(np.argmax(seen))
-                if seen[top] > best[0]:
+                if plan.held is not None and seen[top] > best[0]:
                     best = (seen[top], name, lr, top + 1)
     score, name, lr, chosen_epochs = best
     model = fresh(starts.get(name))
-    train_plain(
-        model,
-        x,
-        y,
-        epochs=chosen_epochs,
-        batch_size=config.batch_size,
-        learning_rate=lr,
-        loss_fn=fraud_loss(config.positive_weight),
-        seed=_derived_seed(config, label, name, lr, "final"),
-    )
+    if kept is not None:
+        load_flat_parameters(model, kept)
+    else:
+        train_plain(
+            model,
+            x,
+            y,
+            epochs=chosen_epochs,
+            batch_size=config.batch_size,
+            learning_rate=lr,
+            loss_fn=fraud_loss(config.positive_weight),
+            seed=_derived_seed(config, label, name, lr, "final"),
+        )
     return TunedFit(
-        model, flat_parameters(model), name, lr, chosen_epochs, float(score), validation
+        model,
+        flat_parameters(model),
+        name,
+        lr,
+        chosen_epochs,
+        float(score),
+        plan.described,
+        plan.scheme,
     )
+
+
+@dataclass(frozen=True)
+class _ValidationPlan:
+    """The rows a fit validates on: ``held`` rows of its own, or (``held`` None) another
+    data set, ``x_held`` and ``y_held``; none at all when ``scheme`` is "none"."""
+
+    held: np.ndarray | None
+    x_held: np.ndarray | None
+    y_held: np.ndarray | None
+    scheme: str
+    described: str
+
+
+def _validation_plan(
+    config: SimulationConfig,
+    y: np.ndarray,
+    label: str,
+    asked: str,
+    customers: np.ndarray | None,
+    days: np.ndarray | None,
+    world: tuple[np.ndarray, np.ndarray] | None,
+) -> _ValidationPlan:
+    """The validation ``asked`` for, or the first fallback the data can give, with the
+    reasons of each fallback in its description."""
+    reasons: list[str] = []
+    scheme = asked
+    while True:
+        if scheme == "world":
+            if world is None:
+                reasons.append("world: no held-out public world (the prior is not public)")
+            elif not np.asarray(world[1]).any():
+                reasons.append("world: the held-out public worlds hold no fraud")
+            else:
+                x_world, y_world = world
+                text = (
+                    f"a held-out public world: {y_world.size} rows, {int(y_world.sum())} "
+                    "fraud rows, none of them fitted"
+                )
+                return _ValidationPlan(None, x_world, y_world, "world", _why(reasons, text))
+        elif scheme == "time":
+            if days is None:
+                reasons.append("time: no row times in this data")
+            else:
+                held = time_validation_split(days, TUNING_VALIDATION_SHARE)
+                if y[held].sum() == 0 or y[~held].sum() == 0:
+                    reasons.append("time: no fraud on one side of the latest fifth")
+                else:
+                    text = (
+                        f"the latest {int(held.sum())} of {y.size} rows held out (from day "
+                        f"{float(np.min(days[held])):.2f})"
+                    )
+                    return _ValidationPlan(held, None, None, "time", _why(reasons, text))
+        elif scheme == "customer" and customers is None:
+            reasons.append("customer: no customer ids in this data")
+        else:  # customer or row: the draws these splits always made
+            held, text = _held_out(config, y, label, customers if scheme == "customer" else None)
+            if not held.any():
+                return _ValidationPlan(None, None, None, "none", _why(reasons, text))
+            return _ValidationPlan(held, None, None, scheme, _why(reasons, text))
+        scheme = _FALLBACK[scheme]
+
+
+def _why(reasons: list[str], text: str) -> str:
+    """``text``, after the reasons the validation asked for fell back (if it did)."""
+    return f"{text} (fell back: {'; '.join(reasons)})" if reasons else text
 
 
 def _held_out(

@@ -24,7 +24,9 @@ def test_a_learning_rate_that_blows_up_is_never_chosen(monkeypatch: pytest.Monke
     x, y = _pooled(SMALL)
     monkeypatch.setattr(tuning, "TUNING_LEARNING_RATES", (1e6, 0.25))
     monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 3)
-    fit = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized", customers=None)
+    fit = runner.fit_tuned(
+        SMALL, x, y, {"scratch": None}, "centralized", customers=None, validation="row"
+    )
     assert fit.learning_rate == 0.25
     assert np.all(np.isfinite(fit.vector))
     assert 1 <= fit.epochs <= 3 and 0 <= fit.validation_auprc <= 1
@@ -45,10 +47,14 @@ def test_the_tuning_chooses_on_held_out_training_rows_and_is_deterministic(
         return original(labels, scores)
 
     monkeypatch.setattr(metrics, "average_precision", spy)
-    a = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized", customers=None)
+    a = runner.fit_tuned(
+        SMALL, x, y, {"scratch": None}, "centralized", customers=None, validation="row"
+    )
     # validated on about a fifth of the training rows, never on a test set
     assert seen and all(0.1 * y.size < n < 0.3 * y.size for n in seen)
-    b = runner.fit_tuned(SMALL, x, y, {"scratch": None}, "centralized", customers=None)
+    b = runner.fit_tuned(
+        SMALL, x, y, {"scratch": None}, "centralized", customers=None, validation="row"
+    )
     assert np.array_equal(a.vector, b.vector)
     assert (a.start, a.learning_rate, a.epochs) == (b.start, b.learning_rate, b.epochs)
 
@@ -80,10 +86,16 @@ def test_the_tuned_fit_is_pinned() -> None:
     torch.set_num_threads(1)  # as run_simulation trains
     try:
         prior = runner.fit_tuned(
-            PINNED, x, y, {"scratch": None}, "public-prior", customers=None
+            PINNED, x, y, {"scratch": None}, "public-prior", customers=None, validation="row"
         ).vector
         fit = runner.fit_tuned(
-            PINNED, x, y, {"scratch": None, "prior": prior}, "centralized", customers=None
+            PINNED,
+            x,
+            y,
+            {"scratch": None, "prior": prior},
+            "centralized",
+            customers=None,
+            validation="row",
         )
     finally:
         torch.set_num_threads(threads)
@@ -115,7 +127,15 @@ def test_the_held_out_split_is_made_once_per_fit(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(training, "train_plain", train_spy)
     monkeypatch.setattr(training, "scores", scores_spy)
-    runner.fit_tuned(SMALL, x, y, {"scratch": None, "prior": None}, "centralized", customers=None)
+    runner.fit_tuned(
+        SMALL,
+        x,
+        y,
+        {"scratch": None, "prior": None},
+        "centralized",
+        customers=None,
+        validation="row",
+    )
     # 2 starts x 2 learning rates on one array, then the refit on all rows
     assert len(trained) == 5 and all(a is trained[0] for a in trained[:4])
     assert trained[4] is x
