@@ -146,3 +146,21 @@ def test_a_fixed_count_below_the_smallest_plannable_round_is_still_refused() -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error", SmallDrawWarning)
         _federation(100, 0.07, kind="fixed")  # a fixed 7 never draws smaller
+
+
+def test_the_bisected_smallest_round_is_the_one_a_downward_scan_finds() -> None:
+    # 1000 clients, 50 colluders, 60 expected: the scan plans each size down from 60
+    with pytest.warns(SmallDrawWarning) as caught:
+        config = _federation(1000, 0.06)
+    backend, mechanism = config.aggregation_backend(), config.mechanism()
+    size = 60
+    while size > 2:
+        try:
+            backend.plan(size - 1, config.dimension, **mechanism.round_options(size - 1))
+        except ConfigurationError:
+            break
+        size -= 1
+    text = str(caught[0].message)
+    assert f"no round smaller than {size} can run" in text
+    share = binomial_below(1000, 0.06, size)  # held to the brute-force sum above
+    assert f"{math.ceil(share * 1000) / 10:.1f} % of the draws are smaller" in text
