@@ -1137,8 +1137,12 @@ class FederationConfig:
         A seeded cohort costs the per-client claims of today's servers nothing (they
         credit no amplification by sampling), but rows written before 2026-12-03 that
         claim amplification never held it under a seeded config: the second value
-        (True) tells the verifier so. Mistakes are refused as by :meth:`load`."""
-        config = cls.load(path)
+        (True) tells the verifier so. Mistakes are refused as by :meth:`load`; the
+        :class:`SmallDrawWarning` is not given: it tells an operator how many rounds
+        will abort, and the auditor reads the rounds that ran."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SmallDrawWarning)
+            config = cls.load(path)
         return config, config.seed is not None
 
 

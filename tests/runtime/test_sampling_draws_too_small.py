@@ -15,6 +15,7 @@ import logging
 import math
 import warnings
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -164,3 +165,18 @@ def test_the_bisected_smallest_round_is_the_one_a_downward_scan_finds() -> None:
     assert f"no round smaller than {size} can run" in text
     share = binomial_below(1000, 0.06, size)  # held to the brute-force sum above
     assert f"{math.ceil(share * 1000) / 10:.1f} % of the draws are smaller" in text
+
+
+def test_an_auditor_loading_the_config_is_not_warned(tmp_path: Path) -> None:
+    names = ", ".join(f'"b{i}"' for i in range(100))
+    path = tmp_path / "federation.toml"
+    path.write_text(
+        f'[federation]\nname = "draws"\nclients = [{names}]\ndimension = 8\nrounds = 1\n'
+        "[sampling]\nrate = 0.07\n[backend]\ncorrupt_fraction = 0.05\n"
+    )
+    with pytest.warns(SmallDrawWarning):
+        FederationConfig.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallDrawWarning)
+        config, seeded = FederationConfig.load_for_audit(path)
+    assert config.sampling.rate == 0.07 and not seeded
