@@ -149,6 +149,75 @@ MAX_ROUNDS = 10**9
 DEFAULT_PORT = 50051
 
 
+#: A Poisson-sampled federation more than this share of whose draws are smaller than the
+#: smallest round its backend can plan is refused at load: most of its rounds would abort.
+REFUSED_ABORT_SHARE = 0.5
+
+#: ... and one more than this share of whose draws are so is told so at load (a
+#: :class:`SmallDrawWarning`): Poisson draws below the expected size are a normal event,
+#: but a federation that aborts one round in twenty should know it before it starts.
+WARNED_ABORT_SHARE = 0.01
+
+
+class SmallDrawWarning(UserWarning):
+    """A Poisson-sampled federation some of whose draws are too small for any round of
+    its backend: they abort (uncharged) and the next round goes on, but they cost time.
+    ``secagg server`` logs it as one WARNING line at start (the log it gives the plan's
+    :class:`~secagg.dp.config.PrivacyCostWarning`)."""
+
+
+def binomial_below(population: int, rate: float, size: int) -> float:
+    """P(X < ``size``) for X ~ Binomial(``population``, ``rate``): the share of Poisson
+    draws smaller than ``size``.
+
+    Exact up to float rounding (no normal approximation: the draws that matter lie in
+    the lower tail, where one is worst): the terms are summed downward from
+    ``size - 1``, each from the one above by the ratio of binomial terms, until they
+    fall below 2^-60 of the sum past the mode, so the cost is the tail's width, not the
+    population's size. The first term comes from ``lgamma`` (a term below 1e-308 is 0)."""
+    if size <= 0:
+        return 0.0
+    if size > population:
+        return 1.0
+    if rate >= 1.0:
+        return 0.0
+    log_q, log_p = math.log(rate), math.log1p(-rate)
+    k = size - 1
+    term = math.exp(
+        math.lgamma(population + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(population - k + 1)
+        + k * log_q
+        + (population - k) * log_p
+    )
+    terms = [term]
+    running = term  # for the stop only: the sum returned is fsum's
+    odds = (1.0 - rate) / rate
+    mode = math.floor((population + 1) * rate)
+    while k > 0:
+        # P(k - 1) / P(k) = k (1 - q) / ((n - k + 1) q)
+        term *= k * odds / (population - k + 1)
+        k -= 1
+        terms.append(term)
+        running += term
+        if k <= mode and term <= running * 2.0**-60:
+            break
+    return min(1.0, math.fsum(terms))
+
+
+def _share(probability: float) -> str:
+    """A share of rounds as a percentage, rounded up (the safe side for a warning)."""
+    return f"{shown(100.0 * probability, 1, significant=False)} %"
+
+
+#: the smallest plannable draw of a Poisson federation's settings (see
+#: :meth:`FederationConfig._smallest_plannable_draw`), cached: a config is built more
+#: than once per process (validated, then rebuilt by the simulator), and the search
+#: plans rounds; bounded so that a long-lived process keeps a few entries
+_PLANNABLE_DRAWS: dict[tuple[Any, ...], tuple[int, str]] = {}
+_PLANNABLE_DRAWS_KEPT = 64
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigurationError(message)
@@ -775,6 +844,122 @@ class FederationConfig:
                     f"[backend] name = {self.backend.name!r}, {values}: no round of {which} "
                     f"can run with these settings: {' '.join(str(exc).split())}"
                 ) from None
+        self._warn_of_draws_too_small(mechanism, backend, options, sampled)
+
+    def _warn_of_draws_too_small(
+        self,
+        mechanism: Mechanism,
+        backend: AggregationBackend,
+        options: dict[str, Any],
+        expected: int,
+    ) -> None:
+        """Refuse a Poisson federation most of whose draws no round can run with, and
+        warn (:class:`SmallDrawWarning`) of one more than 1 % of whose draws are so.
+
+        Why: a sampled round is sized for the colluders of the whole federation and
+        a draw too small for them is aborted at planning, but the check above plans
+        only the expected draw: 100 clients, ``corrupt_fraction = 0.05`` and
+        ``rate = 0.07`` loaded (7 expected, and 7 plans), while 44 % of the rounds
+        drew fewer than 7 and aborted (review, 2026-12-07). The share is the exact
+        Binomial(clients, rate) probability of a draw below the smallest plannable
+        round (:func:`binomial_below`)."""
+        if self.sampling.kind != "poisson" or self.sampling.rate >= 1.0:
+            return  # a fixed count is planned above; rate 1 draws every client
+        population = len(self.clients)
+        smallest, reason = self._smallest_plannable_draw(mechanism, backend, options, expected)
+        # to 12 places: the sum's float error (1e-16) must not decide a share that is
+        # exactly a threshold (3 clients at rate 0.5 draw fewer than 2 in exactly half
+        # the rounds: warned, as docs/deployment.md says, not refused)
+        share = round(binomial_below(population, self.sampling.rate, smallest), 12)
+        if share <= WARNED_ABORT_SHARE:
+            return
+        below_two = round(binomial_below(population, self.sampling.rate, 2), 12)
+        what = (
+            f"[sampling] rate = {self.sampling.rate!r} over {population} clients draws "
+            f"rounds of {self.sampling.rate * population:g} clients on average, but no round "
+            f"smaller than {smallest} can run ({reason}): {_share(share)} of the draws "
+            f"are smaller (below 2: {_share(below_two)}) and abort"
+        )
+        if share > REFUSED_ABORT_SHARE:
+            raise ConfigurationError(
+                f"{what}: more than {REFUSED_ABORT_SHARE:.0%} of the rounds would abort; "
+                "raise [sampling] rate (or lower backend.corrupt_fraction)"
+            )
+        warnings.warn(
+            f"{what}; such rounds are not charged and the next round goes on",
+            SmallDrawWarning,
+            stacklevel=4,
+        )
+
+    def _smallest_plannable_draw(
+        self,
+        mechanism: Mechanism,
+        backend: AggregationBackend,
+        options: dict[str, Any],
+        expected: int,
+    ) -> tuple[int, str]:
+        """The smallest round size the backend plans for this population, and why the
+        size below it does not (its plan's refusal in one line), found with the
+        server's own calls (the mechanism's round options, then the backend's plan).
+
+        The search assumes what the plans hold: a round that plans at one size plans
+        at every larger one (the same colluders among more clients). It first plans
+        the largest size at most 1 % of the draws fall below; if that plans, nothing
+        smaller can move the verdict and the search stops there. Otherwise it bisects
+        between it (refused) and ``expected`` (planned by the caller): about
+        ``2 + log2(expected)`` plans, whatever the population (cached)."""
+        population = len(self.clients)
+        rate = self.sampling.rate
+        key = (self.backend, self.dp, rate, population, self.dimension)
+        cached = _PLANNABLE_DRAWS.get(key)
+        if cached is not None:
+            return cached
+        fewer_than_two = "fewer than 2 clients make no round"
+
+        def refusal(size: int) -> str | None:
+            if size < 2:
+                return fewer_than_two
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    round_options = mechanism.round_options(size)
+                if "identities" in options:
+                    round_options["identities"] = options["identities"][:size]
+                backend.plan(size, mechanism.round_dimension(self.dimension), **round_options)
+            except ConfigurationError as exc:
+                return " ".join(str(exc).split())
+            return None
+
+        # the largest size with at most 1 % of the draws below it (2 if there is none)
+        low, high = 2, expected
+        while low < high:
+            middle = (low + high + 1) // 2
+            if binomial_below(population, rate, middle) <= WARNED_ABORT_SHARE:
+                low = middle
+            else:
+                high = middle - 1
+        floor = low
+        result: tuple[int, str]
+        if refusal(floor) is None:
+            # planned: at most 1 % of the draws are below it; a size of 2 plans every
+            # round a draw can make
+            result = (floor, fewer_than_two if floor == 2 else "")
+        else:
+            # the caller planned the population, and the expected draw unless the
+            # mechanism refused it (left to the run): bisect below a planned size
+            planned = expected if refusal(expected) is None else population
+            refused = floor  # refusal(refused), not refusal(planned)
+            while planned - refused > 1:
+                middle = (refused + planned) // 2
+                if refusal(middle) is None:
+                    planned = middle
+                else:
+                    refused = middle
+            result = (planned, refusal(refused) or fewer_than_two)
+        if len(_PLANNABLE_DRAWS) >= _PLANNABLE_DRAWS_KEPT:
+            _PLANNABLE_DRAWS.clear()
+        _PLANNABLE_DRAWS[key] = result
+        return result
 
     def _sampled_round_size(self) -> int:
         """The round the server draws: ``sampling.count`` (fixed), or the expected
@@ -953,8 +1138,12 @@ class FederationConfig:
         A seeded cohort costs the per-client claims of today's servers nothing (they
         credit no amplification by sampling), but rows written before 2026-12-03 that
         claim amplification never held it under a seeded config: the second value
-        (True) tells the verifier so. Mistakes are refused as by :meth:`load`."""
-        config = cls.load(path)
+        (True) tells the verifier so. Mistakes are refused as by :meth:`load`; the
+        :class:`SmallDrawWarning` is not given: it tells an operator how many rounds
+        will abort, and the auditor reads the rounds that ran."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SmallDrawWarning)
+            config = cls.load(path)
         return config, config.seed is not None
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+import secagg.runtime.config as config_module
 import secagg.runtime.server as server_module
-from secagg.runtime.config import FederationConfig
+from secagg.runtime.config import FederationConfig, SmallDrawWarning
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
@@ -34,13 +35,17 @@ def test_rounds_that_never_sample_two_clients_stop_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(server_module, "MAX_UNDERSIZED_IN_A_ROW", CAP, raising=False)
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "tiny", "clients": NAMES, "dimension": 4, "rounds": 3},
-            "sampling": {"kind": "poisson", "rate": 1e-9},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-        }
-    )
+    # since 2026-12-07 the load refuses this rate (every draw is below 2: see
+    # test_sampling_draws_too_small.py); the server's own guard is what is tested here
+    monkeypatch.setattr(config_module, "REFUSED_ABORT_SHARE", 1.0)
+    with pytest.warns(SmallDrawWarning, match=r"\[sampling\] rate"):
+        config = FederationConfig.from_dict(
+            {
+                "federation": {"name": "tiny", "clients": NAMES, "dimension": 4, "rounds": 3},
+                "sampling": {"kind": "poisson", "rate": 1e-9},
+                "backend": {"name": "secagg+", "value_bound": 1.0},
+            }
+        )
     hub = InProcessHub()
     endpoints = [hub.connect(name) for name in NAMES]  # connected: the quorum is there
     server = FederationServer(config, hub, ServerStore(tmp_path / "s.sqlite"))
