@@ -42,9 +42,14 @@ def test_the_sampling_rate_is_validated_and_read_from_a_file(tmp_path: Path) -> 
         SimulationConfig(branches=100, train_rows=10_000, unit="record",
                          mechanism="distributed", sample_rate=0.5)  # fmt: skip
     path = tmp_path / "c.toml"
-    path.write_text("[simulation]\nsample_rate = 0.25\nbranches = 40\n[data]\nworld = 'many'\n")
+    # half of 40: a drawn round is sized for the colluders of all 40 (a quarter of them,
+    # the default corrupt fraction, all of whom may be drawn): rounds of 10 cannot run
+    path.write_text("[simulation]\nsample_rate = 0.5\nbranches = 40\n[data]\nworld = 'many'\n")
     config = SimulationConfig.load(path)
-    assert (config.sample_rate, config.world) == (0.25, "many")
+    assert (config.sample_rate, config.world) == (0.5, "many")
+    path.write_text("[simulation]\nsample_rate = 0.25\nbranches = 40\n[data]\nworld = 'many'\n")
+    with pytest.raises(ConfigurationError, match="drawn from a population of 40"):
+        SimulationConfig.load(path)
     path.write_text("[simulation]\nsample_rate = 'often'\n")
     with pytest.raises(ConfigurationError, match=r"\[simulation\] sample_rate must be"):
         SimulationConfig.load(path)
