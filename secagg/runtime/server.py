@@ -387,6 +387,9 @@ class FederationServer:
         # simulated branch keeps its own): a round's messages go to these only (_send)
         self._round_session_ids: dict[str, object] = {}
         self._left: set[str] = set()
+        #: the round in flight's parties whose DP-SGD report was refused as it arrived:
+        #: dropouts of the round, whose later messages of it are refused
+        self._report_refused: set[str] = set()
         # the parties of the round in flight a send to failed (gone, or a message the
         # transport refused): they never got it, so they are gone from the round (_gone)
         self._unreached: set[str] = set()
@@ -1360,6 +1363,7 @@ class FederationServer:
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
         self._left, self._unreached = set(), set()
+        self._report_refused = set()  # see _check_report_on_arrival
         # each party's session as the round starts: a later one means it has gone (D6);
         # a participant's is taken again as its round start leaves (_dispatch), the
         # helper's as each request leaves (_deliver_to_helper)
@@ -1910,6 +1914,12 @@ class FederationServer:
                 raise ProtocolError(f"expected a payload of round {number}")
             if name not in party_of:
                 raise ProtocolError(f"{name} is not a party of this round")
+            if name in self._report_refused:
+                raise ProtocolError(
+                    f"{name}'s DP-SGD report was refused this round: it is a dropout of it"
+                )
+            if message.privacy is not None and party_of[name] != HELPER:
+                self._check_report_on_arrival(number, name, message.privacy)
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
@@ -1971,6 +1981,32 @@ class FederationServer:
         if message.privacy is not None and party_of[name] != HELPER:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
+
+    def _check_report_on_arrival(self, number: int, name: str, report: Any) -> None:
+        """Refuse the message carrying ``report`` (a :class:`ProtocolError`, before the
+        session sees it: nothing of the round changes) when the mechanism would not keep
+        the report by a check that needs no replay (:meth:`Mechanism.report_problem`),
+        and make ``name`` a dropout of the round: it counts as having left (the phase
+        does not wait for it) and its later messages of the round are refused.
+
+        Why: the report was checked only after the round's phases, once the sum was
+        unmasked, and its refusal aborted the round; nothing stopped the branch sending
+        it again, so one enrolled branch aborted every round it was sampled into (the
+        rule: no single branch can stop the server). As a dropout its mask is removed
+        as any dropout's, and the others' round completes without its update."""
+        problem = self.mechanism.report_problem(self._identity(name), report)
+        if problem is None:
+            return
+        self._report_refused.add(name)
+        self._left.add(name)
+        log.warning(
+            "round %d: %s is a dropout of the round: its DP-SGD privacy report was refused "
+            "as it arrived: %s",
+            number,
+            name,
+            problem,
+        )
+        raise ProtocolError(f"{name}'s DP-SGD report was refused: {problem}")
 
     def _late(
         self,
