@@ -120,7 +120,7 @@ from secagg.aggregation import (
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.display import shown
-from secagg.dp.release import Mechanism, Release
+from secagg.dp.release import Mechanism, Release, UnaccountedContribution
 from secagg.errors import (
     ConfigurationError,
     ProtocolError,
@@ -349,6 +349,9 @@ class FederationServer:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
             self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
+        #: branches whose DP-SGD report was refused after a round's sum (see
+        #: _take_unaccounted) -> why: left out of later rounds, as the accused are
+        self._unaccounted: dict[str, str] = {}
         # the accountant's charges of the completed rounds, before the ledger is backfilled:
         # a round the mechanism cannot charge refuses the start with no row written
         for row in store.rounds():
@@ -361,6 +364,9 @@ class FederationServer:
                 self._last_epsilon = revealed.get("epsilon", self._last_epsilon)
             for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
                 self._accusers.setdefault(accused, set()).update(accusers)
+            unaccounted = (row["report"] or {}).get("unaccounted") or {}
+            if isinstance(unaccounted, dict):
+                self._unaccounted.update({str(k): str(v) for k, v in unaccounted.items()})
         if ledger is not None:
             restored = self._last_epsilon
             self._backfill_ledger(recovery.aborted_on_restart)
@@ -932,7 +938,37 @@ class FederationServer:
         """Branches at least ``server.exclude_after_accusers`` distinct others named as
         senders of shares that did not open (security review M3): left out of rounds."""
         limit = self.config.server.exclude_after_accusers
-        return {name for name, by in self._accusers.items() if len(by) >= limit}
+        accused = {name for name, by in self._accusers.items() if len(by) >= limit}
+        return accused | set(self._unaccounted)
+
+    def _take_unaccounted(self, exc: SecAggError, participants: list[str]) -> dict[str, str] | None:
+        """The contributors a record-level round could not account for after its sum
+        (:class:`~secagg.dp.release.UnaccountedContribution`: no DP-SGD report, or one
+        only the replay refuses), by name -> why, kept out of later rounds (stored with
+        the aborted round, so a restart keeps them out too); None for any other error.
+
+        Why: every check that needs no replay runs as the report arrives (a dropout of
+        the round, :meth:`_check_report_on_arrival`); what is left aborts the round after
+        its sum, and the same branch could do it again in every round it was sampled
+        into. Excluded, one branch can abort at most one round (the rule: no single
+        branch can stop the server)."""
+        if not isinstance(exc, UnaccountedContribution):
+            return None
+        by_identity = {self._identity(name): name for name in participants}
+        named = {
+            by_identity[identity]: reason
+            for identity, reason in sorted(exc.reasons.items())
+            if identity in by_identity
+        }
+        for name, reason in sorted(named.items()):
+            self._unaccounted[name] = reason
+            log.error(
+                "%s is excluded from later rounds: its update could not be accounted for "
+                "after the round's sum (%s)",
+                name,
+                reason,
+            )
+        return named or None
 
     def _take_accusations(self, session: ServerSession | None, participants: list[str]) -> dict:
         """Fold the round's accusations into the record; returns them by name (for the store)."""
@@ -1230,8 +1266,18 @@ class FederationServer:
             dropouts = session.dropouts() if session is not None else {}
             accused = self._take_accusations(session, participants)
             disputed = self._take_disputes(session, participants)
+            unaccounted = self._take_unaccounted(exc, participants)
             return self._abort(
-                number, participants, str(exc), started, {}, dropouts, accused, None, disputed
+                number,
+                participants,
+                str(exc),
+                started,
+                {},
+                dropouts,
+                accused,
+                None,
+                disputed,
+                unaccounted,
             )
         accused = self._take_accusations(session, participants)
         disputed = self._take_disputes(session, participants)
@@ -1317,12 +1363,16 @@ class FederationServer:
         accused: dict[str, list[str]] | None = None,
         released: Release | None = None,
         disputed: dict[str, list[str]] | None = None,
+        unaccounted: dict[str, str] | None = None,
     ) -> RoundResult:
         """Record the round aborted. ``released``: the mechanism released it (and charged
-        its accountant) before the round failed: the charge is kept, as for a sum revealed."""
+        its accountant) before the round failed: the charge is kept, as for a sum revealed.
+        ``unaccounted``: contributors excluded for it (:meth:`_take_unaccounted`)."""
         report: dict[str, Any] = {"reason": reason, **({"accused": accused} if accused else {})}
         if disputed:
             report["disputed"] = disputed
+        if unaccounted:
+            report["unaccounted"] = unaccounted
         charge = self._revealed.get(number)
         if released is not None and (released.epsilon is not None or released.store):
             charge = {"epsilon": released.epsilon, **released.store}

@@ -123,3 +123,46 @@ def test_a_branch_with_a_report_refused_on_arrival_drops_out_and_the_rounds_comp
     later = results if bad is not _rewinds else results[1:]
     assert all(MALLORY not in r.contributed for r in later), [r.contributed for r in results]
     assert all(set(NAMES) - {MALLORY} <= set(r.contributed) for r in results)
+
+
+def _silent_federation(
+    tmp_path: Path, hub: InProcessHub, rounds: int, attempts: int
+) -> tuple[FederationServer, list[RoundResult]]:
+    """Six branches, MALLORY sending no report at all: only the sum's check finds it."""
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "reports", "clients": NAMES, "dimension": D, "rounds": rounds},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
+            "deadlines": {"phase_seconds": 20.0},
+        }
+    )
+    for name in NAMES:
+        client = FederationClient(
+            name,
+            lambda m: np.full_like(m, 0.1),
+            hub.connect(name),
+            privacy_report=None if name == MALLORY else _reporter(None),
+        )
+        threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 60, "rounds": None}, daemon=True
+        ).start()
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
+    return server, server.run(wait_for_clients=60, max_attempts=attempts)
+
+
+def test_a_branch_refused_after_the_sum_aborts_one_round_and_is_excluded(
+    tmp_path: Path,
+) -> None:
+    hub = InProcessHub()
+    server, results = _silent_federation(tmp_path, hub, rounds=2, attempts=3)
+    assert [r.status for r in results] == ["aborted", "complete", "complete"], [
+        r.reason for r in results
+    ]
+    assert "not accounted" in (results[0].reason or "")
+    assert all(MALLORY not in r.participants for r in results[1:])
+    assert MALLORY in server.excluded()
+    # kept across a restart: the exclusion is stored with the aborted round
+    restarted = FederationServer(server.config, hub, ServerStore(tmp_path / "state.sqlite"))
+    assert MALLORY in restarted.excluded()
