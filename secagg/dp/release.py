@@ -148,15 +148,35 @@ def _same_delta(branch: float, federation: float) -> bool:
 #: 10^7, and 1.1 GiB it could not allocate at 4 * 10^9, the wire's largest count) and with
 #: every distinct run (the wire allows 10^5), so a hostile report could stall or exhaust
 #: the server. An honest trainer's history holds a few runs (the releases before training,
-#: then one per noise multiplier and rate) of thousands of steps.
+#: then one per noise multiplier and rate) of thousands of steps. RDP's replay costs about
+#: 9 ms a run whatever the steps (32 runs of 1 000 steps: 0.28 s of CPU), so these two
+#: caps bound it; PRV's is bounded further (:data:`MAX_PRV_REPLAYED_RUNS`).
 MAX_REPLAYED_RUNS = 32
 MAX_REPLAYED_STEPS = 10**6
+#: the most runs, and runs times steps, of a history the server replays by Opacus's PRV
+#: accountant. Why: the server replays each report in its own thread after the round's
+#: phases, and the branches wait at most ROUND_GRACE_SECONDS (30 s) past the round's
+#: deadline; within the caps above a PRV replay took minutes (one run of 10^6 steps over
+#: 500 s; 32 runs of 1 000 steps 52.9 s of CPU). Measured in-process on 2 cores (CPU
+#: time): about 0.02 s a run plus 6-8e-5 s per run and step (1 run x 10^4 steps 0.61 s,
+#: 3 x 10^4 1.68 s, 10^5 6.1 s; 8 runs x 100 0.53 s, 8 x 1 000 3.35 s, 4 x 5 000 5.8 s),
+#: so at most 8 runs and 20 000 runs x steps replay in about 1.5-2 s at z 1, q 0.01. The
+#: cost grows too as the noise falls and the rate rises (20 000 steps: z 0.7 3.0 s, z 1 at
+#: q 0.03 4.4 s; z 0.5, q 0.1, 2 000 steps, epsilon 210: 8.2 s): seconds, not minutes; a
+#: bound by the history's epsilon as well is open (docs/privacy.md). An honest branch's
+#: history is far inside: the default ``secagg simulate`` branch reports 2 runs (the
+#: feature statistics' release, then its DP-SGD) of at most 555 steps (1 110, 18x
+#: inside); a branch of 30 000 transaction rows at batch 256 over 30 epochs about 3 500
+#: steps (7 000, 2.8x inside).
+MAX_PRV_REPLAYED_RUNS = 8
+MAX_PRV_REPLAYED_WORK = 20_000
 
 
-def _past_replay_caps(history: Iterable[tuple[float, float, int]]) -> str | None:
-    """Why the server will not replay ``history`` (:data:`MAX_REPLAYED_RUNS`,
-    :data:`MAX_REPLAYED_STEPS`), or None. Counting costs no accountant: a pass over the
-    entries, so it runs as a report arrives.
+def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: str) -> str | None:
+    """Why the server will not replay ``history`` by ``accountant`` (:data:`MAX_REPLAYED_RUNS`,
+    :data:`MAX_REPLAYED_STEPS`; for PRV :data:`MAX_PRV_REPLAYED_RUNS` and
+    :data:`MAX_PRV_REPLAYED_WORK` too), or None. Counting costs no accountant: a pass
+    over the entries, so it runs as a report arrives.
 
     Why a refusal and not the stated figure: the server kept the stated epsilon of a
     history past the caps, so a report of 33 runs stating 0.01 beside a history that
@@ -174,6 +194,17 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]]) -> str | None
         return (
             f"its DP-SGD history holds {steps} steps, more than the {MAX_REPLAYED_STEPS} "
             "steps the server replays"
+        )
+    if accountant == "prv" and len(runs) > MAX_PRV_REPLAYED_RUNS:
+        return (
+            f"its DP-SGD history holds {len(runs)} runs, more than the "
+            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant"
+        )
+    if accountant == "prv" and len(runs) * steps > MAX_PRV_REPLAYED_WORK:
+        return (
+            f"its DP-SGD history holds {len(runs)} runs of {steps} steps in all, more than "
+            f"the {MAX_PRV_REPLAYED_WORK} runs x steps the server replays by the 'prv' "
+            "accountant (its replay's time grows with both)"
         )
     return None
 
@@ -1059,7 +1090,7 @@ class RecordRelease(Mechanism):
                 f"it accounts at delta {report.delta!r}, the federation's rows at delta "
                 f"{self.delta!r}"
             )
-        past_caps = _past_replay_caps(report.history)
+        past_caps = _past_replay_caps(report.history, report.accountant)
         if past_caps is not None:
             return past_caps
         noiseless = _noiseless_run(report.history)
@@ -1218,7 +1249,7 @@ class RecordRelease(Mechanism):
         ``recorded`` (the largest figure its rows signed); one past the replay caps
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
         refused: the rows are signed already, and its claim does not go down."""
-        if _past_replay_caps(report.history) is not None:
+        if _past_replay_caps(report.history, report.accountant) is not None:
             log.warning(
                 "record-level report of %s… restored from the ledger: its DP-SGD history is "
                 "past what the server replays (%d runs, %d steps); the %r its rows recorded "
