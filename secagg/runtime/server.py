@@ -935,8 +935,10 @@ class FederationServer:
                 )
 
     def excluded(self) -> set[str]:
-        """Branches at least ``server.exclude_after_accusers`` distinct others named as
-        senders of shares that did not open (security review M3): left out of rounds."""
+        """Branches left out of rounds: those at least ``server.exclude_after_accusers``
+        distinct others named as senders of shares that did not open (security review
+        M3), and those a record-level round could not account for after its sum
+        (:meth:`_take_unaccounted`)."""
         limit = self.config.server.exclude_after_accusers
         accused = {name for name, by in self._accusers.items() if len(by) >= limit}
         return accused | set(self._unaccounted)
