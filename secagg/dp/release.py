@@ -148,15 +148,35 @@ def _same_delta(branch: float, federation: float) -> bool:
 #: 10^7, and 1.1 GiB it could not allocate at 4 * 10^9, the wire's largest count) and with
 #: every distinct run (the wire allows 10^5), so a hostile report could stall or exhaust
 #: the server. An honest trainer's history holds a few runs (the releases before training,
-#: then one per noise multiplier and rate) of thousands of steps.
+#: then one per noise multiplier and rate) of thousands of steps. RDP's replay costs about
+#: 9 ms a run whatever the steps (32 runs of 1 000 steps: 0.28 s of CPU), so these two
+#: caps bound it; PRV's is bounded further (:data:`MAX_PRV_REPLAYED_RUNS`).
 MAX_REPLAYED_RUNS = 32
 MAX_REPLAYED_STEPS = 10**6
+#: the most runs, and runs times steps, of a history the server replays by Opacus's PRV
+#: accountant. Why: the server replays each report in its own thread after the round's
+#: phases, and the branches wait at most ROUND_GRACE_SECONDS (30 s) past the round's
+#: deadline; within the caps above a PRV replay took minutes (one run of 10^6 steps over
+#: 500 s; 32 runs of 1 000 steps 52.9 s of CPU). Measured in-process on 2 cores (CPU
+#: time): about 0.02 s a run plus 6-8e-5 s per run and step (1 run x 10^4 steps 0.61 s,
+#: 3 x 10^4 1.68 s, 10^5 6.1 s; 8 runs x 100 0.53 s, 8 x 1 000 3.35 s, 4 x 5 000 5.8 s),
+#: so at most 8 runs and 20 000 runs x steps replay in about 1.5-2 s at z 1, q 0.01. The
+#: cost grows too as the noise falls and the rate rises (20 000 steps: z 0.7 3.0 s, z 1 at
+#: q 0.03 4.4 s; z 0.5, q 0.1, 2 000 steps, epsilon 210: 8.2 s): seconds, not minutes; a
+#: bound by the history's epsilon as well is open (docs/privacy.md). An honest branch's
+#: history is far inside: the default ``secagg simulate`` branch reports 2 runs (the
+#: feature statistics' release, then its DP-SGD) of at most 555 steps (1 110, 18x
+#: inside); a branch of 30 000 transaction rows at batch 256 over 30 epochs about 3 500
+#: steps (7 000, 2.8x inside).
+MAX_PRV_REPLAYED_RUNS = 8
+MAX_PRV_REPLAYED_WORK = 20_000
 
 
-def _past_replay_caps(history: Iterable[tuple[float, float, int]]) -> str | None:
-    """Why the server will not replay ``history`` (:data:`MAX_REPLAYED_RUNS`,
-    :data:`MAX_REPLAYED_STEPS`), or None. Counting costs no accountant: a pass over the
-    entries, so it runs as a report arrives.
+def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: str) -> str | None:
+    """Why the server will not replay ``history`` by ``accountant`` (:data:`MAX_REPLAYED_RUNS`,
+    :data:`MAX_REPLAYED_STEPS`; for PRV :data:`MAX_PRV_REPLAYED_RUNS` and
+    :data:`MAX_PRV_REPLAYED_WORK` too), or None. Counting costs no accountant: a pass
+    over the entries, so it runs as a report arrives.
 
     Why a refusal and not the stated figure: the server kept the stated epsilon of a
     history past the caps, so a report of 33 runs stating 0.01 beside a history that
@@ -175,6 +195,32 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]]) -> str | None
             f"its DP-SGD history holds {steps} steps, more than the {MAX_REPLAYED_STEPS} "
             "steps the server replays"
         )
+    if accountant == "prv" and len(runs) > MAX_PRV_REPLAYED_RUNS:
+        return (
+            f"its DP-SGD history holds {len(runs)} runs, more than the "
+            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant"
+        )
+    if accountant == "prv" and len(runs) * steps > MAX_PRV_REPLAYED_WORK:
+        return (
+            f"its DP-SGD history holds {len(runs)} runs of {steps} steps in all, more than "
+            f"the {MAX_PRV_REPLAYED_WORK} runs x steps the server replays by the 'prv' "
+            "accountant (its replay's time grows with both)"
+        )
+    return None
+
+
+def _noiseless_run(history: Iterable[tuple[float, float, int]]) -> str | None:
+    """Why ``history`` gives no finite epsilon, by a look at its entries (no accountant),
+    or None: a run of steps that sampled records (``q > 0``) with no noise (``z == 0``)
+    releases them in clear, which no accountant bounds (the replay gives inf). Cheap,
+    so it runs as a report arrives (:meth:`RecordRelease.report_problem`); a history
+    that gives no finite figure for a subtler reason is still refused at the replay."""
+    for z, q, steps in history:
+        if z == 0 and q > 0 and steps > 0:
+            return (
+                f"its DP-SGD history holds {steps} steps without noise (noise multiplier 0, "
+                f"sample rate {q!r}): no finite epsilon"
+            )
     return None
 
 
@@ -411,6 +457,11 @@ class Mechanism:
         Why: the charge is kept before the sum is revealed, at the planned noise; a key
         holder that then adds less has released its sum to the server under that less
         noise, and charging the plan's epsilon for it was a number of what did not run."""
+        return None
+
+    def report_problem(self, identity: str, report: RecordReport) -> str | None:
+        """Why this mechanism would not keep ``report`` from ``identity``, found without
+        replaying it, or None; changes nothing. Only record-level mechanisms keep reports."""
         return None
 
     def take_report(self, identity: str, report: RecordReport) -> None:
@@ -981,7 +1032,15 @@ class UnaccountedContribution(SecAggError):
     Why a :class:`~secagg.errors.SecAggError`: the server turns one raised by
     :meth:`Mechanism.release` into an abort, so the round releases nothing (the worst
     branch's epsilon would otherwise be claimed for a sum holding an update trained
-    without DP-SGD: DP audit, 2026-12-04)."""
+    without DP-SGD: DP audit, 2026-12-04).
+
+    ``reasons``: each contributor not accounted for (by the identity the server passed
+    to :meth:`RecordRelease.take_report`) and why, so the server can keep that branch
+    out of later rounds: refused after the sum, it would abort every round it is in."""
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons: dict[str, str] = dict(reasons or {})
 
 
 class RecordRelease(Mechanism):
@@ -1013,43 +1072,55 @@ class RecordRelease(Mechanism):
         #: restored branches -> the largest epsilon the ledger's rows recorded for them
         self._restored: dict[str, float] = {}
 
-    def take_report(self, identity: str, report: RecordReport) -> None:
-        """Keep a branch's report unless it accounts at another delta than the rows
-        print (:func:`_same_delta`) or rewinds its accounting: a history that does
-        not extend the branch's previous one (a restarted trainer) or an epsilon below
-        it by more than its accountant's error (:func:`record_epsilon_drop_allowed`).
-        Such a report is not kept (its epsilon is no cumulative guarantee); the branch
-        then counts as unreported and :meth:`release` refuses a round it contributed
-        to. A report within that error below the last is kept with the last epsilon:
-        nothing kept, claimed or recorded goes down. Nothing is raised here: the
-        server calls this after the message's protocol step, where an exception has no
-        handler."""
+    def report_problem(self, identity: str, report: RecordReport) -> str | None:
+        """Why ``report`` cannot be kept, by every check that needs no replay, or None;
+        changes nothing. The checks: the delta the rows print (:func:`_same_delta`), the
+        replay caps (:func:`_past_replay_caps`), a run without noise (no finite figure,
+        :func:`_noiseless_run`), and a rewind of the branch's accounting: a history that
+        does not extend its previous one (a restarted trainer) or an epsilon below it by
+        more than its accountant's error (:func:`record_epsilon_drop_allowed`).
+
+        Why apart from :meth:`take_report`: the server asks this as the report ARRIVES,
+        before the message's protocol step, and refuses the message, so the branch is a
+        dropout of the round (its mask removed as any dropout's). Found only after the
+        sum was unmasked, the refusal aborted the whole round, and one enrolled branch
+        sending such a report aborted every round it was sampled into (2026-12-07)."""
         if not _same_delta(report.delta, self.delta):
-            self._refuse_report(
-                identity,
+            return (
                 f"it accounts at delta {report.delta!r}, the federation's rows at delta "
-                f"{self.delta!r}",
+                f"{self.delta!r}"
             )
-            return
-        past_caps = _past_replay_caps(report.history)
+        past_caps = _past_replay_caps(report.history, report.accountant)
         if past_caps is not None:
-            self._refuse_report(identity, past_caps)
-            return
+            return past_caps
+        noiseless = _noiseless_run(report.history)
+        if noiseless is not None:
+            return noiseless
         # compared with the branch's last figure as replayed when its round's row was
         # written (or, restored, at the server's first claim); nothing is replayed here,
         # inside a phase (see _replay_pending)
         previous = self.latest.get(identity)
         if previous is not None:
-            problem = None
             if not history_extends(history_runs(report.history), history_runs(previous.history)):
-                problem = "its DP-SGD history does not extend its previous report's"
-            elif not record_epsilon_drop_allowed(
+                return "its DP-SGD history does not extend its previous report's"
+            if not record_epsilon_drop_allowed(
                 (previous.accountant, report.accountant), previous.epsilon, report.epsilon
             ):
-                problem = f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
-            if problem is not None:
-                self._refuse_report(identity, problem)
-                return
+                return f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
+        return None
+
+    def take_report(self, identity: str, report: RecordReport) -> None:
+        """Keep a branch's report unless :meth:`report_problem` names a problem with it.
+        Such a report is not kept (its epsilon is no cumulative guarantee); the branch
+        then counts as unreported and :meth:`release` refuses a round it contributed
+        to. A report within its accountant's error below the last is kept with the last
+        epsilon: nothing kept, claimed or recorded goes down. Nothing is raised here:
+        the server calls this after the message's protocol step, where an exception has
+        no handler (it asked :meth:`report_problem` before that step)."""
+        problem = self.report_problem(identity, report)
+        if problem is not None:
+            self._refuse_report(identity, problem)
+            return
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
@@ -1073,11 +1144,12 @@ class RecordRelease(Mechanism):
         self._replay_pending()
         missing = sorted(set(identities) - set(self._round))
         if missing:
-            reasons = [self._refused.get(i, "no DP-SGD report") for i in missing]
+            reasons = {i: self._refused.get(i, "no DP-SGD report") for i in missing}
             raise UnaccountedContribution(
                 f"{len(missing)} contributing branches are not accounted for "
-                f"({'; '.join(sorted(set(reasons)))}): their updates carry no record-level "
-                "guarantee, so the round is not released"
+                f"({'; '.join(sorted(set(reasons.values())))}): their updates carry no "
+                "record-level guarantee, so the round is not released",
+                reasons,
             )
 
     def release(
@@ -1177,7 +1249,7 @@ class RecordRelease(Mechanism):
         ``recorded`` (the largest figure its rows signed); one past the replay caps
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
         refused: the rows are signed already, and its claim does not go down."""
-        if _past_replay_caps(report.history) is not None:
+        if _past_replay_caps(report.history, report.accountant) is not None:
             log.warning(
                 "record-level report of %s… restored from the ledger: its DP-SGD history is "
                 "past what the server replays (%d runs, %d steps); the %r its rows recorded "

@@ -120,7 +120,7 @@ from secagg.aggregation import (
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.stream import KeyedStream, derive
 from secagg.dp.display import shown
-from secagg.dp.release import Mechanism, Release
+from secagg.dp.release import Mechanism, Release, UnaccountedContribution
 from secagg.errors import (
     ConfigurationError,
     ProtocolError,
@@ -349,6 +349,9 @@ class FederationServer:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
             self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
+        #: branches whose DP-SGD report was refused after a round's sum (see
+        #: _take_unaccounted) -> why: left out of later rounds, as the accused are
+        self._unaccounted: dict[str, str] = {}
         # the accountant's charges of the completed rounds, before the ledger is backfilled:
         # a round the mechanism cannot charge refuses the start with no row written
         for row in store.rounds():
@@ -361,6 +364,9 @@ class FederationServer:
                 self._last_epsilon = revealed.get("epsilon", self._last_epsilon)
             for accused, accusers in ((row["report"] or {}).get("accused") or {}).items():
                 self._accusers.setdefault(accused, set()).update(accusers)
+            unaccounted = (row["report"] or {}).get("unaccounted") or {}
+            if isinstance(unaccounted, dict):
+                self._unaccounted.update({str(k): str(v) for k, v in unaccounted.items()})
         if ledger is not None:
             restored = self._last_epsilon
             self._backfill_ledger(recovery.aborted_on_restart)
@@ -387,6 +393,9 @@ class FederationServer:
         # simulated branch keeps its own): a round's messages go to these only (_send)
         self._round_session_ids: dict[str, object] = {}
         self._left: set[str] = set()
+        #: the round in flight's parties whose DP-SGD report was refused as it arrived:
+        #: dropouts of the round, whose later messages of it are refused
+        self._report_refused: set[str] = set()
         # the parties of the round in flight a send to failed (gone, or a message the
         # transport refused): they never got it, so they are gone from the round (_gone)
         self._unreached: set[str] = set()
@@ -926,10 +935,42 @@ class FederationServer:
                 )
 
     def excluded(self) -> set[str]:
-        """Branches at least ``server.exclude_after_accusers`` distinct others named as
-        senders of shares that did not open (security review M3): left out of rounds."""
+        """Branches left out of rounds: those at least ``server.exclude_after_accusers``
+        distinct others named as senders of shares that did not open (security review
+        M3), and those a record-level round could not account for after its sum
+        (:meth:`_take_unaccounted`)."""
         limit = self.config.server.exclude_after_accusers
-        return {name for name, by in self._accusers.items() if len(by) >= limit}
+        accused = {name for name, by in self._accusers.items() if len(by) >= limit}
+        return accused | set(self._unaccounted)
+
+    def _take_unaccounted(self, exc: SecAggError, participants: list[str]) -> dict[str, str] | None:
+        """The contributors a record-level round could not account for after its sum
+        (:class:`~secagg.dp.release.UnaccountedContribution`: no DP-SGD report, or one
+        only the replay refuses), by name -> why, kept out of later rounds (stored with
+        the aborted round, so a restart keeps them out too); None for any other error.
+
+        Why: every check that needs no replay runs as the report arrives (a dropout of
+        the round, :meth:`_check_report_on_arrival`); what is left aborts the round after
+        its sum, and the same branch could do it again in every round it was sampled
+        into. Excluded, one branch can abort at most one round (the rule: no single
+        branch can stop the server)."""
+        if not isinstance(exc, UnaccountedContribution):
+            return None
+        by_identity = {self._identity(name): name for name in participants}
+        named = {
+            by_identity[identity]: reason
+            for identity, reason in sorted(exc.reasons.items())
+            if identity in by_identity
+        }
+        for name, reason in sorted(named.items()):
+            self._unaccounted[name] = reason
+            log.error(
+                "%s is excluded from later rounds: its update could not be accounted for "
+                "after the round's sum (%s)",
+                name,
+                reason,
+            )
+        return named or None
 
     def _take_accusations(self, session: ServerSession | None, participants: list[str]) -> dict:
         """Fold the round's accusations into the record; returns them by name (for the store)."""
@@ -1227,8 +1268,18 @@ class FederationServer:
             dropouts = session.dropouts() if session is not None else {}
             accused = self._take_accusations(session, participants)
             disputed = self._take_disputes(session, participants)
+            unaccounted = self._take_unaccounted(exc, participants)
             return self._abort(
-                number, participants, str(exc), started, {}, dropouts, accused, None, disputed
+                number,
+                participants,
+                str(exc),
+                started,
+                {},
+                dropouts,
+                accused,
+                None,
+                disputed,
+                unaccounted,
             )
         accused = self._take_accusations(session, participants)
         disputed = self._take_disputes(session, participants)
@@ -1314,12 +1365,16 @@ class FederationServer:
         accused: dict[str, list[str]] | None = None,
         released: Release | None = None,
         disputed: dict[str, list[str]] | None = None,
+        unaccounted: dict[str, str] | None = None,
     ) -> RoundResult:
         """Record the round aborted. ``released``: the mechanism released it (and charged
-        its accountant) before the round failed: the charge is kept, as for a sum revealed."""
+        its accountant) before the round failed: the charge is kept, as for a sum revealed.
+        ``unaccounted``: contributors excluded for it (:meth:`_take_unaccounted`)."""
         report: dict[str, Any] = {"reason": reason, **({"accused": accused} if accused else {})}
         if disputed:
             report["disputed"] = disputed
+        if unaccounted:
+            report["unaccounted"] = unaccounted
         charge = self._revealed.get(number)
         if released is not None and (released.epsilon is not None or released.store):
             charge = {"epsilon": released.epsilon, **released.store}
@@ -1360,6 +1415,7 @@ class FederationServer:
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
         self._left, self._unreached = set(), set()
+        self._report_refused = set()  # see _check_report_on_arrival
         # each party's session as the round starts: a later one means it has gone (D6);
         # a participant's is taken again as its round start leaves (_dispatch), the
         # helper's as each request leaves (_deliver_to_helper)
@@ -1910,6 +1966,12 @@ class FederationServer:
                 raise ProtocolError(f"expected a payload of round {number}")
             if name not in party_of:
                 raise ProtocolError(f"{name} is not a party of this round")
+            if name in self._report_refused:
+                raise ProtocolError(
+                    f"{name}'s DP-SGD report was refused this round: it is a dropout of it"
+                )
+            if message.privacy is not None and party_of[name] != HELPER:
+                self._check_report_on_arrival(number, name, message.privacy)
             outgoing = session.handle(party_of[name], message.payload)
         except SecAggError as exc:
             self.refused_messages += 1
@@ -1971,6 +2033,32 @@ class FederationServer:
         if message.privacy is not None and party_of[name] != HELPER:
             self.mechanism.take_report(self._identity(name), message.privacy)
         return outgoing
+
+    def _check_report_on_arrival(self, number: int, name: str, report: Any) -> None:
+        """Refuse the message carrying ``report`` (a :class:`ProtocolError`, before the
+        session sees it: nothing of the round changes) when the mechanism would not keep
+        the report by a check that needs no replay (:meth:`Mechanism.report_problem`),
+        and make ``name`` a dropout of the round: it counts as having left (the phase
+        does not wait for it) and its later messages of the round are refused.
+
+        Why: the report was checked only after the round's phases, once the sum was
+        unmasked, and its refusal aborted the round; nothing stopped the branch sending
+        it again, so one enrolled branch aborted every round it was sampled into (the
+        rule: no single branch can stop the server). As a dropout its mask is removed
+        as any dropout's, and the others' round completes without its update."""
+        problem = self.mechanism.report_problem(self._identity(name), report)
+        if problem is None:
+            return
+        self._report_refused.add(name)
+        self._left.add(name)
+        log.warning(
+            "round %d: %s is a dropout of the round: its DP-SGD privacy report was refused "
+            "as it arrived: %s",
+            number,
+            name,
+            problem,
+        )
+        raise ProtocolError(f"{name}'s DP-SGD report was refused: {problem}")
 
     def _late(
         self,
