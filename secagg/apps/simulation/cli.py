@@ -23,7 +23,12 @@ import click
 
 from secagg.aggregation import BACKENDS
 from secagg.apps.cli_types import FINITE
-from secagg.apps.commands.common import _environment_cause
+from secagg.apps.commands.common import (
+    _environment_cause,
+    _path_failure,
+    machine_failure,
+    os_error_status,
+)
 from secagg.apps.models import MODELS
 from secagg.apps.models.tabular import MissingLabelColumn
 from secagg.apps.simulation.config import (
@@ -589,11 +594,14 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     from secagg.apps.simulation.runner import run_simulation
 
     try:
-        config = build_config(config_file, flags)
+        with _small_draws_said_once():
+            config = build_config(config_file, flags)
         run_dir = _run_dir(config, config_file, typed_out=flags.get("out") is not None)
         from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # the file named, not read: by the project's one rule
+        raise _path_failure(exc, "--config") from exc
     typed = [k for k, v in flags.items() if v is not None]
     _check_run_dir_writable(run_dir)
     with (
@@ -647,6 +655,13 @@ def _check_run_dir_writable(run_dir: Path) -> None:
         target.mkdir(parents=True)
         target.rmdir()
     except OSError as exc:
+        # by the project's one rule (``os_error_status``): what the path names is the
+        # user's mistake (exit 2); what the machine refuses (no permission, read-only,
+        # an I/O error) is exit 1, one line naming --out, the path and the cause
+        if os_error_status(exc) == 1:
+            raise machine_failure(
+                "--out", f"{run_dir}: cannot {action}: {exc.strerror or exc}"
+            ) from exc
         raise click.UsageError(f"--out {run_dir}: cannot {action}: {exc.strerror or exc}") from exc
 
 
@@ -723,12 +738,41 @@ def _no_label_column(exc: ConfigurationError, config: SimulationConfig) -> str |
 
 
 @contextmanager
+def _small_draws_said_once() -> Iterator[None]:
+    """While the configuration is built: its :class:`SmallDrawWarning` (too many Poisson
+    draws too small for a round, in the simulation's keys) is said once, as one
+    ``warning:`` line; any other warning goes on as it was given.
+
+    Why: ``sample_rate = 0.3`` over 40 branches printed it three times, once in Python's
+    raw form (``<string>:16: SmallDrawWarning: ...``) naming the federation's keys, as
+    the configuration, the early checks and the federation each planned it (review,
+    2026-12-07). The run says no more of it (:func:`_quiet_libraries`)."""
+    from secagg.runtime.config import SmallDrawWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SmallDrawWarning)
+        yield
+    said: set[str] = set()
+    for warning in caught:
+        if not issubclass(warning.category, SmallDrawWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+            continue
+        text = " ".join(str(warning.message).split())
+        if text not in said:
+            said.add(text)
+            click.echo(f"warning: SmallDrawWarning: {text}", err=True)
+
+
+@contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """While the simulation runs: the progress bar tells the story, so the engine logs
     errors only and Opacus's and torch's advisory warnings are hidden. The federation's
     verdict is not logged at all: the console says it (an early stop read twice, once as
     the server's ERROR record, review 2026-12-05). Restored after, so a caller that runs
     the command in-process (tests, notebooks) keeps its logging."""
+    from secagg.runtime.config import SmallDrawWarning
     from secagg.runtime.outcome import reported_by_caller
 
     logger = logging.getLogger("secagg")
@@ -739,6 +783,8 @@ def _quiet_libraries() -> Iterator[None]:
             warnings.filterwarnings("ignore", module="opacus")
             warnings.filterwarnings("ignore", category=UserWarning, module="torch")
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            # said once at load (:func:`_small_draws_said_once`), in the simulation's keys
+            warnings.filterwarnings("ignore", category=SmallDrawWarning)
             # the DP engine says a privacy caveat to each trainer that asks (every
             # branch's, local-only and federated): the console says each caveat once
             # (``--epsilon 1e308`` printed the same NoiseFloorWarning 16 times). Not a

@@ -104,6 +104,8 @@ or a branch whose test set holds none, is a note in the results instead.
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -966,30 +968,48 @@ class SimulationConfig:
             f"1/{self.branches}{_default_branches(self.branches)}: the guarantee "
             "would allow releasing one branch's update outright; choose a smaller one",
         )
-        from secagg.runtime.config import BackendConfig, FederationConfig, SamplingConfig
+        from secagg.runtime.config import (
+            BackendConfig,
+            FederationConfig,
+            SamplingConfig,
+            SmallDrawWarning,
+        )
 
         try:
-            FederationConfig(
-                name="simulation-plan",
-                clients=tuple(f"branch-{b + 1:02d}" for b in range(self.branches)),
-                dimension=33,
-                rounds=1,
-                sampling=SamplingConfig(kind="poisson", rate=self.sample_rate),
-                backend=BackendConfig(
-                    name=self.backend,
-                    value_bound=self.dp_clip if client_dp else self.update_clip,
-                    dropout_fraction=self.tolerated_dropout,
-                    corrupt_fraction=self.corrupt_fraction,
-                    key_holder="key-holder" if self.backend == "ckks" else None,
-                ),
-            )
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always", SmallDrawWarning)
+                FederationConfig(
+                    name="simulation-plan",
+                    clients=tuple(f"branch-{b + 1:02d}" for b in range(self.branches)),
+                    dimension=33,
+                    rounds=1,
+                    sampling=SamplingConfig(kind="poisson", rate=self.sample_rate),
+                    backend=BackendConfig(
+                        name=self.backend,
+                        value_bound=self.dp_clip if client_dp else self.update_clip,
+                        dropout_fraction=self.tolerated_dropout,
+                        corrupt_fraction=self.corrupt_fraction,
+                        key_holder="key-holder" if self.backend == "ckks" else None,
+                    ),
+                )
         except ConfigurationError as exc:
+            if str(exc).startswith("[sampling] rate"):
+                # most draws too small (the population rule): the rate is the cause
+                raise ConfigurationError(
+                    f"no round can run: {self._in_simulation_words(str(exc))}"
+                ) from None
             reason = str(exc).split(": no round of the ", 1)[-1]
             reason = reason.split("can run with these settings: ", 1)[-1]
             reason = reason.replace("corrupt_fraction", k("corrupt_fraction"))
             reason = reason.replace("dropout_fraction", k("tolerated_dropout"))
             reason = reason.replace("num_clients", k("branches"))
             fractions = "dropout_fraction" in str(exc) or "corrupt_fraction" in str(exc)
+            if "(sampling) can run" in str(exc):
+                # a drawn round too small for the population's colluders: the rate and
+                # the colluders decide it, not the dropouts (review, 2026-12-07)
+                raise ConfigurationError(
+                    f"{self._draws_named()}: no round can run: {reason}"
+                ) from None
             blamed = (
                 f"{k('tolerated_dropout')} = {self.tolerated_dropout:g} and "
                 f"{k('corrupt_fraction')} = {self.corrupt_fraction:g} with "
@@ -1007,6 +1027,50 @@ class SimulationConfig:
                 f"{' (the default)' if _from_default('branches') else ''}: "
                 f"no round can run: {reason}{bound}"
             ) from None
+
+        for warning in said:  # the population rule's warning, in this file's words
+            if issubclass(warning.category, SmallDrawWarning):
+                warnings.warn(self._in_simulation_words(str(warning.message)), SmallDrawWarning, 2)
+            else:  # any other: as it was given
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
+
+    def _draws_named(self) -> str:
+        """The keys a sampled round's size hangs on, as the user spelled them:
+        ``simulation.sample_rate = 0.26, simulation.corrupt_fraction = 0.25 and
+        simulation.branches = 40 with --backend secagg+``."""
+        k = key
+        return (
+            f"{k('sample_rate', self.sample_rate)}, "
+            f"{k('corrupt_fraction', self.corrupt_fraction)} and "
+            f"{k('branches', self.branches)}"
+            f"{' (the default)' if _from_default('branches') else ''} with "
+            f"{k('backend', self.backend)}"
+        )
+
+    def _in_simulation_words(self, text: str) -> str:
+        """The federation's sampling message (:class:`SmallDrawWarning`, its refusal)
+        with this file's keys for the federation's: ``[sampling] rate = 0.3 over 40
+        clients`` is ``simulation.sample_rate = 0.3 over simulation.branches = 40
+        branches``,
+        ``backend.corrupt_fraction`` is ``simulation.corrupt_fraction``.
+
+        Why: ``secagg simulate`` printed the federation's keys, which no simulation
+        file has (review, 2026-12-07)."""
+        k = key
+        text = " ".join(text.split())
+        text = re.sub(
+            r"\[sampling\] rate = (\S+) over (\d+) clients",
+            lambda m: (
+                f"{k('sample_rate', float(m.group(1)))} over "
+                f"{k('branches', int(m.group(2)))} branches"
+            ),
+            text,
+        )
+        text = text.replace("[sampling] rate", k("sample_rate"))
+        text = text.replace("backend.corrupt_fraction", "corrupt_fraction")
+        return re.sub(r"(?<![\w.-])corrupt_fraction", k("corrupt_fraction"), text)
 
     @property
     def private(self) -> bool:

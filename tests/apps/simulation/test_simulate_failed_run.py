@@ -138,10 +138,12 @@ def test_a_usage_error_found_mid_run_still_marks_the_folder(
 def test_a_read_only_out_folder_is_refused_before_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An existing, empty ``--out`` this process cannot write in: one usage line naming
+    """An existing, empty ``--out`` this process cannot write in: one line naming
     ``--out`` before anything runs. Before, it passed, the run trained, and its first file
     failed with a traceback. (As root chmod changes nothing: the folder's refusal is
-    what the kernel says for a read-only one, EACCES, on the probe's mkdir.)"""
+    what the kernel says for a read-only one, EACCES, on the probe's mkdir.) Exit 1: no
+    permission is the machine's refusal, by the project's one rule (``os_error_status``),
+    not a mistake in the flag (review, 2026-12-07)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     real_mkdir = Path.mkdir
@@ -157,8 +159,8 @@ def test_a_read_only_out_folder_is_refused_before_the_run(
         "secagg.apps.simulation.runner.run_simulation", _job_that_fails(denied, calls)
     )
     monkeypatch.setattr(Path, "mkdir", read_only)
-    line = _one_error_line(_simulate(run_dir), 2)
-    assert f"--out {run_dir}: cannot write in it: Permission denied" in line, line
+    line = _one_error_line(_simulate(run_dir), 1)
+    assert f"--out: {run_dir}: cannot write in it: Permission denied" in line, line
     assert calls == []
     assert list(run_dir.iterdir()) == []
 
