@@ -5,6 +5,7 @@ folder says is what ran (simulate audit, 2026-12-04)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -431,7 +432,9 @@ def test_a_library_csv_config_refuses_synthetic_row_counts_and_records_none(
     assert not {"train_rows", "test_rows_per_branch", "world"} & set(recorded)
     assert recorded["source"] == "csv" and recorded["branches"] == 3
     text = _write_config(runner.SimulationResult(config, []), tmp_path / "config.toml").read_text()
-    assert "train_rows" not in text and "test_rows" not in text and "world" not in text
+    assert "train_rows" not in text and "test_rows" not in text
+    # no `world = ...` key (a validation may still be named "world": prior_validation)
+    assert not re.search(r"^\s*world\s*=", text, re.MULTILINE), text
     from secagg.apps.simulation.cli import build_config
 
     assert build_config(str(tmp_path / "config.toml"), {}) == config  # the replay is accepted
