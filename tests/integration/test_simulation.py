@@ -347,11 +347,24 @@ def test_a_diverging_baseline_is_a_row_that_says_so_not_a_crash(
 
     real = training.train_plain
 
-    def blows_up(model: torch.nn.Module, *args: object, **kwargs: object) -> None:
-        real(model, *args, **kwargs)
+    def infinite(model: torch.nn.Module) -> None:
         with torch.no_grad():
             for parameter in model.parameters():
                 parameter.fill_(math.inf)
+
+    def blows_up(model: torch.nn.Module, *args: object, **kwargs: object) -> None:
+        # blown up after every epoch too: a fit validated on another data set (the
+        # prior's held-out public worlds) keeps the model its epoch validated, not a refit
+        validate = kwargs.get("after_epoch")
+        if callable(validate):
+
+            def after_epoch(epoch: int, trained: torch.nn.Module) -> None:
+                infinite(trained)
+                validate(epoch, trained)
+
+            kwargs["after_epoch"] = after_epoch
+        real(model, *args, **kwargs)
+        infinite(model)
 
     monkeypatch.setattr(training, "train_plain", blows_up)  # the centralized baseline's
     out = tmp_path / "run"

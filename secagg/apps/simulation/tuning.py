@@ -236,8 +236,12 @@ def fit_tuned(
                 ) -> None:
                     nonlocal best, kept
                     s = scores(model, x_held)
-                    seen.append(average_precision(y_held, s) if np.isfinite(s).all() else -1)
-                    if plan.held is None and seen[-1] > best[0]:  # kept, not refitted
+                    finite = bool(np.isfinite(s).all())
+                    seen.append(average_precision(y_held, s) if finite else -1)
+                    # kept, not refitted; never a diverged epoch (its parameters would
+                    # not load: where every candidate diverged, the fallback below refits
+                    # one and the run says the prior diverged, instead of stopping)
+                    if plan.held is None and finite and seen[-1] > best[0]:
                         best = (seen[-1], *candidate, epoch)  # epoch counts from 1
                         kept = flat_parameters(model)
 
