@@ -445,23 +445,12 @@ def _capped(config: SimulationConfig, branch: BranchData) -> BranchData:
 PUBLIC_WORLDS = 12
 
 
-@functools.lru_cache(maxsize=1)
 def _public_reference(config: SimulationConfig) -> list[BranchData]:
     """The synthetic generator's public reference: :data:`PUBLIC_WORLDS` worlds drawn
     under other seeds, no branch's data (what a consortium's shared, consented or
-    synthetic data stands for). Cached for the run: public statistics and the public
-    prior both read it (read-only)."""
-    return [
-        branch
-        for world in range(PUBLIC_WORLDS)
-        for branch in generate_branches(
-            config.branches,
-            seed=_derived_seed(config, "public-reference", world),
-            total_train_rows=max(100 * config.branches, config.train_rows // 4),
-            test_rows_per_branch=100,
-            **_world(config),
-        )
-    ]
+    synthetic data stands for). Cached for the run (:func:`_public_worlds`): public
+    statistics and the public prior both read it (read-only)."""
+    return _public_worlds(config, "public-reference", PUBLIC_WORLDS)
 
 
 #: public worlds held out of the public prior's fit to validate its tuning on
@@ -472,7 +461,6 @@ def _public_reference(config: SimulationConfig) -> list[BranchData]:
 PUBLIC_VALIDATION_WORLDS = 3
 
 
-@functools.lru_cache(maxsize=1)
 def _public_validation_worlds(config: SimulationConfig) -> list[BranchData]:
     """Public worlds that are not in :func:`_public_reference`: the public prior's
     tuning chooses on them (``prior_validation = "world"``).
@@ -480,14 +468,31 @@ def _public_validation_worlds(config: SimulationConfig) -> list[BranchData]:
     Why: the prior is fitted on public worlds and used on another one (the run's
     branches); a world held out of its fit measures that transfer, where cards held
     out of the same worlds measure how it fits those worlds. It costs no privacy: no
-    branch's rows. Drawn as the reference's worlds are (same sizes, same ``world``
-    knob) under seeds labelled apart from theirs."""
+    branch's rows. Drawn as the reference's worlds are (:func:`_public_worlds`) under
+    seeds labelled apart from theirs."""
+    return _public_worlds(config, "public-validation-world", PUBLIC_VALIDATION_WORLDS)
+
+
+@functools.lru_cache(maxsize=2)  # a run's reference and its held-out worlds
+def _public_worlds(config: SimulationConfig, label: str, count: int) -> list[BranchData]:
+    """``count`` synthetic worlds of ``config.branches`` branches, world ``i`` drawn
+    under the seed derived from ``(label, i)``, each with a quarter of the run's
+    training rows (at least 100 a branch) and 100 test rows a branch, under the
+    config's ``world`` knob. ``label`` is part of every world's seed: the same label
+    and config draw the same worlds, another label others.
+
+    Why one function: the public reference and the held-out validation worlds were
+    two copies of this draw that differed only in the label and the count, and a
+    size or knob changed in one copy would have drawn the validation worlds unlike
+    the worlds the prior is fitted on. Cached (one entry a label, as each copy kept
+    its one): the reference and the held-out worlds of one run are both read more
+    than once; callers only read them."""
     return [
         branch
-        for world in range(PUBLIC_VALIDATION_WORLDS)
+        for world in range(count)
         for branch in generate_branches(
             config.branches,
-            seed=_derived_seed(config, "public-validation-world", world),
+            seed=_derived_seed(config, label, world),
             total_train_rows=max(100 * config.branches, config.train_rows // 4),
             test_rows_per_branch=100,
             **_world(config),

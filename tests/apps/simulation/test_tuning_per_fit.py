@@ -44,7 +44,7 @@ def test_the_held_out_worlds_are_not_the_reference_and_replay_per_seed() -> None
     # no row of the prior's fit is a row it is validated on
     assert not _row_bytes(reference) & _row_bytes(held_out)
     # the same seed draws the same worlds, another seed others
-    data._public_validation_worlds.cache_clear()
+    data._public_worlds.cache_clear()
     again = data._public_validation_worlds(TINY)
     for a, b in zip(held_out, again, strict=True):
         assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_train, b.y_train)
