@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import re
 import time
@@ -259,15 +260,40 @@ def run_experiment(
     _check_later_seeds(config, seeds, progress)
     with _engine_session(config):
         for done, seed in enumerate(seeds):
+            # before the seed's run, which makes its folder with its parents
+            _check_folders_still_there(out_dir, seeds[:done])
             progress("seeds", done, len(seeds), f"seed {seed}")
             one = dataclasses.replace(config, seed=seed, seeds=1, out=None)
             run = run_simulation(one, out_dir / f"seed-{seed}", progress)
+            # before its report, which would make a removed folder again
+            _check_folders_still_there(out_dir, seeds[: done + 1])
             write_run_folder(run, out_dir / f"seed-{seed}")
             _record_seed(result, seed, run)
             progress("seeds", done + 1, len(seeds), f"seed {seed}: ratio {result.ratios[seed]:.3f}")
     result.total_seconds = time.perf_counter() - started
+    _check_folders_still_there(out_dir, seeds)
     write_experiment(result, out_dir)
     return result
+
+
+def _check_folders_still_there(out_dir: Path, seeds: list[int]) -> None:
+    """Raise FileNotFoundError if the experiment folder, or the folder of one of
+    ``seeds`` (those run so far), went away while the experiment ran.
+
+    Why: each seed's run makes its folder with its parents and its report makes it
+    again, so a folder removed mid-experiment (an operator's clean-up) came back:
+    the next seed made the experiment folder anew, and experiment.md and
+    experiment.json summed up seeds whose folders, ledgers and reports were gone, or
+    a seed's report.md was written beside no ledger. The experiment then fails as a
+    single run whose folder went away does (``secagg simulate``: one line, exit 1)."""
+    for folder in (out_dir, *(out_dir / f"seed-{seed}" for seed in seeds)):
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                errno.ENOENT,
+                "a folder of the experiment was removed while the experiment ran (a "
+                "seed's ledger, server state and report with it)",
+                str(folder),
+            )
 
 
 def _check_later_seeds(config: SimulationConfig, seeds: list[int], progress: Progress) -> None:

@@ -202,6 +202,7 @@ def test_an_experiment_on_ray_starts_ray_once_for_all_its_seeds(
 
     def fake_run(config: SimulationConfig, out: Path, progress: object) -> object:
         inside.append(active["depth"] == 1)
+        out.mkdir(parents=True, exist_ok=True)  # as a seed's run makes its folder
         fields = {
             "branch_verdicts": {},
             "seconds": 0.0,
