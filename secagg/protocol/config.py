@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from decimal import ROUND_FLOOR, Decimal
 from numbers import Integral, Real
 from typing import Literal
 
@@ -145,12 +146,7 @@ class RoundConfig:
             raise ConfigurationError(f"population must be an integer or None, not {population!r}")
         population = int(population)
         object.__setattr__(self, "population", population)
-        if not self.num_clients <= population <= graph_params.MAX_NUM_CLIENTS:
-            raise ConfigurationError(
-                f"population must lie in [num_clients = {self.num_clients}, "
-                f"{graph_params.MAX_NUM_CLIENTS}] (the clients a round is drawn from), "
-                f"got {population}"
-            )
+        _check_population_range(self.num_clients, population)
         _sized_floor(self.num_clients, population, self.corrupt_fraction, self.min_colluders)
 
     @property
@@ -255,6 +251,8 @@ class RoundConfig:
             isinstance(population, bool) or not isinstance(population, Integral)
         ):
             raise ConfigurationError(f"population must be an integer or None, not {population!r}")
+        if population is not None:  # before the colluders are counted over it
+            _check_population_range(num_clients, int(population))
         sized_floor = _sized_floor(num_clients, population, corrupt_fraction, min_colluders)
         colluders = graph_params.tolerated_colluders(num_clients, corrupt_fraction, sized_floor)
         kind = GraphKind.HARARY if graph == "harary" else GraphKind.COMPLETE
@@ -318,15 +316,72 @@ def _sized_floor(
     when the population's colluders may fill the round but one."""
     floor = graph_params.colluder_floor(num_clients, population, corrupt_fraction, min_colluders)
     if floor is None:
+        assert population is not None  # a round that is its population is never refused so
         packed = graph_params.population_colluders(num_clients, population, corrupt_fraction)
         raise ConfigurationError(
             f"a round of {num_clients} clients drawn from a population of {population} "
             f"(corrupt_fraction = {corrupt_fraction}: {packed} colluders, all of whom the "
             f"server that draws the round may put in it) has no private threshold: with "
             f"{num_clients - 1} or more colluders in it the sum alone reveals the last honest "
-            f"input; draw rounds of at least {packed + 2} clients, or lower the corrupt fraction"
+            f"input; {_population_hint(num_clients, population, packed)}"
         )
     return floor
+
+
+def _check_population_range(num_clients: int, population: int) -> None:
+    """Refuse a population below the round or above the largest cohort the search
+    sizes (:data:`graph_params.MAX_NUM_CLIENTS`), naming the range.
+
+    Why in :meth:`RoundConfig.create` too, before the colluders are counted: a
+    population of 2 000 000 was refused for its colluders first, with the hint to
+    draw rounds of 1 000 002 clients, more than any round or population may have."""
+    if not num_clients <= population <= graph_params.MAX_NUM_CLIENTS:
+        raise ConfigurationError(
+            f"population must lie in [num_clients = {num_clients}, "
+            f"{graph_params.MAX_NUM_CLIENTS}] (the clients a round is drawn from), "
+            f"got {population}"
+        )
+
+
+def _population_hint(num_clients: int, population: int, packed: int) -> str:
+    """What passes instead of a round of ``num_clients`` drawn from ``population`` whose
+    ``packed`` colluders may fill it but one: the smallest round drawn from the same
+    population that leaves two honest clients, where the population has one (a round
+    larger than its population is none), and the largest corrupt fraction the refused
+    round takes.
+
+    Why: the refusal said "draw rounds of at least ``packed + 2`` clients" whatever
+    the population: 11 for a population of 10 at 90 %, where no round of it, the whole
+    population too, holds two honest clients."""
+    lowered = f"lower the corrupt fraction to at most {_largest_fraction(num_clients, population)}"
+    smallest = packed + 2
+    if smallest < population:
+        return f"draw rounds of at least {smallest} clients, or {lowered}"
+    if smallest == population:
+        return f"draw rounds of {population} clients (the whole population), or {lowered}"
+    return (
+        f"its {packed} colluders leave the population fewer than 2 honest clients, so no "
+        f"round drawn from it has one: {lowered}"
+    )
+
+
+def _largest_fraction(num_clients: int, population: int) -> str:
+    """The largest corrupt fraction, to 3 significant digits and rounded down, whose
+    colluders over ``population`` (:func:`graph_params.population_colluders`) leave a
+    round of ``num_clients`` two honest clients; checked against that count, so the
+    fraction shown always passes (the count nudges the fraction up by 1e-14)."""
+    allowed = num_clients - 2
+    exact = Decimal(allowed) / Decimal(population)
+    if exact == 0:
+        return "0"
+    step = Decimal(1).scaleb(exact.adjusted() - 2)
+    shown = exact.quantize(step, rounding=ROUND_FLOOR)
+    while (
+        shown > 0
+        and graph_params.population_colluders(num_clients, population, float(shown)) > allowed
+    ):
+        shown -= step
+    return f"{float(shown):g}"
 
 
 def _positive_int(name: str, value: object) -> None:
