@@ -816,12 +816,7 @@ class MaskingServer(ServerSession):
             contributed=contributed,
             dropped=dropped,
             error_bound=bound,
-            threat_model=(
-                "honest-but-curious server learns only the sum of the contributions it "
-                f"received; parameters sized for {_percent_down(spec.dropout_fraction)} "
-                f"dropout and {_percent_down(spec.corrupt_fraction)} clients colluding with it"
-                f"{_colluders_counted(spec, config.colluders)}"
-            ),
+            threat_model=_threat_model(spec, config.colluders),
             details=details,
             dropouts=self.dropouts(),
         )
@@ -877,6 +872,33 @@ def fixed_point_error_bound(contributors: int, scale: float, value_bound: float)
     8.9e-15 off with a reported bound of 7.2e-15 (1.23 times it)."""
     unit = (1 / scale) * (1 + 2.0**-50)
     return contributors * (unit + value_bound * 2.0**-50)
+
+
+def _threat_model(spec: MaskingSpec, colluders: int) -> str:
+    """The report's threat model: the server the round's variant holds against, then
+    the dropouts and colluders its parameters were sized for.
+
+    Why by variant: every report said "honest-but-curious server", the active
+    variant's too, whose signed keys and survivor sets, and t sized for colluders
+    placed anywhere, hold against a server that lies about who dropped out or picks
+    the graph seed (docs/protocol.md, "Threat model"); and the passive report did not
+    say that such a server is outside its model."""
+    sized = (
+        f"parameters sized for {_percent_down(spec.dropout_fraction)} dropout and "
+        f"{_percent_down(spec.corrupt_fraction)} clients colluding with it"
+        f"{_colluders_counted(spec, colluders)}"
+    )
+    if spec.active:
+        return (
+            "active variant: a server that deviates (lies about who dropped out, picks the "
+            "graph seed) learns only the sum of the contributions it received, the clients "
+            f"signing their keys and survivor sets; {sized}, placed anywhere"
+        )
+    return (
+        "passive variant: honest-but-curious server learns only the sum of the "
+        f"contributions it received; {sized}; a server that deviates (lies about who "
+        "dropped out) is outside this variant's model"
+    )
 
 
 def _colluders_counted(spec: MaskingSpec, colluders: int) -> str:
