@@ -46,10 +46,7 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
     if source == "file":
         return read_prior_file(config)
     reference = _public_reference(config)
-    x = np.concatenate([b.x_train for b in reference])
-    y = np.concatenate([b.y_train for b in reference])
-    if stats is not None:
-        x = stats.apply(x)
+    x, y = _standardised_rows(reference, stats)
     world = public_validation_world(config, stats) if config.prior_validation == "world" else None
     customers = pooled_customers([b.customers_train for b in reference])
     return _fitted_once(config, x, y, customers, world)
@@ -58,11 +55,20 @@ def prior_model(config: SimulationConfig, stats: Any) -> TunedFit | np.ndarray |
 def public_validation_world(config: SimulationConfig, stats: Any) -> tuple[np.ndarray, np.ndarray]:
     """The rows (standardised as the reference's are) and labels of the public worlds
     held out of the prior's fit, which ``prior_validation = "world"`` chooses on."""
-    held_out = _public_validation_worlds(config)
-    x = np.concatenate([b.x_train for b in held_out])
+    return _standardised_rows(_public_validation_worlds(config), stats)
+
+
+def _standardised_rows(worlds: list[Any], stats: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows of ``worlds`` pooled, standardised with the run's released
+    feature statistics (when it has them), and their labels.
+
+    Why one function: the prior is fitted on the reference's rows and chooses its
+    tuning on the held-out worlds' rows; both must be standardised alike, or the
+    validation scores the prior on rows unlike those it will be used on."""
+    x = np.concatenate([b.x_train for b in worlds])
     if stats is not None:
         x = stats.apply(x)
-    return x, np.concatenate([b.y_train for b in held_out])
+    return x, np.concatenate([b.y_train for b in worlds])
 
 
 def _fit_key(
