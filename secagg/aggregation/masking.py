@@ -892,7 +892,8 @@ def _threat_model(spec: MaskingSpec, colluders: int) -> str:
         return (
             "active variant: a server that deviates (lies about who dropped out, picks the "
             "graph seed) learns only the sum of the contributions it received, the clients "
-            f"signing their keys and survivor sets; {sized}, placed anywhere"
+            "signing their keys and survivor sets under identities it cannot issue itself "
+            f"(a CA that is not the server operator's); {sized}, placed anywhere"
         )
     return (
         "passive variant: honest-but-curious server learns only the sum of the "

@@ -64,6 +64,8 @@ def test_an_active_round_does_not_call_its_server_honest_but_curious() -> None:
     assert "honest-but-curious" not in text, text
     assert text.startswith("active variant: a server that deviates"), text
     assert "learns only the sum of the contributions it received" in text
+    # what the signatures rest on (docs/deployment.md): identities the server cannot issue
+    assert "a CA that is not the server operator's" in text
     assert "colluders of its 3 clients), placed anywhere" in text
 
 
