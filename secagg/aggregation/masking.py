@@ -910,12 +910,14 @@ def _colluders_counted(spec: MaskingSpec, colluders: int) -> str:
     (the server that draws it may put all of them in it); "5.0% clients colluding"
     alone read as 1 of the round's 20 (second review of colluders, 2026-12-07)."""
     drawn = spec.drawn_from()
+    counted = f"{colluders} colluder" + ("" if colluders == 1 else "s")
     if drawn > spec.num_clients:
+        who = "who" if colluders == 1 else "every one of whom"
         return (
             f", of the population of {drawn} clients the round was drawn from "
-            f"({colluders} colluders, every one of whom may be in the round)"
+            f"({counted}, {who} may be in the round)"
         )
-    return f" ({colluders} colluders of its {spec.num_clients} clients)"
+    return f" ({counted} of its {spec.num_clients} clients)"
 
 
 def _percent_down(fraction: float) -> str:

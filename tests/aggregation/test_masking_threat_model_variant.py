@@ -66,7 +66,9 @@ def test_an_active_round_does_not_call_its_server_honest_but_curious() -> None:
     assert "learns only the sum of the contributions it received" in text
     # what the signatures rest on (docs/deployment.md): identities the server cannot issue
     assert "a CA that is not the server operator's" in text
-    assert "colluders of its 3 clients), placed anywhere" in text
+    # a round of 3 is sized for 1 colluder (min_colluders capped at n - 2): it read
+    # "1 colluders"
+    assert "(1 colluder of its 3 clients), placed anywhere" in text
 
 
 def test_a_passive_round_says_honest_but_curious_and_what_is_outside_it() -> None:
