@@ -2,7 +2,7 @@
 draw under two seed labels (:func:`~secagg.apps.simulation.data._public_worlds`,
 2026-12-07). Folding the two copies into one must move no world: every public prior and
 statistic of a run, and the default ``secagg simulate`` model, are drawn from them. The
-copies as they were are kept below as the reference the folded draw is checked against."""
+copies' draw as it was is kept below as the reference the folded draw is checked against."""
 
 from __future__ import annotations
 
@@ -20,22 +20,29 @@ from secagg.apps.simulation.seeding import _derived_seed
 TINY = SimulationConfig(branches=3, train_rows=1200, test_rows_per_branch=200)
 
 
-def _worlds_as_drawn_before(config: SimulationConfig, label: str, count: int) -> list[Any]:
-    """The two copies' draw before they were folded (``data.py`` at dc5238f): world
-    ``i`` under ``_derived_seed(config, label, i)``, a quarter of the training rows
-    (at least 100 a branch), 100 test rows a branch, the config's world knob."""
+def _worlds_as_drawn_before(config: SimulationConfig, label: str, world: int) -> list[Any]:
+    """World ``world`` as the two copies drew it before they were folded (``data.py`` at
+    dc5238f): under ``_derived_seed(config, label, world)``, a quarter of the training
+    rows (at least 100 a branch), 100 test rows a branch, the config's world knob."""
     knob = {} if config.world == "standard" else {"world": config.world}
-    return [
-        branch
-        for world in range(count)
-        for branch in generate_branches(
-            config.branches,
-            seed=_derived_seed(config, label, world),
-            total_train_rows=max(100 * config.branches, config.train_rows // 4),
-            test_rows_per_branch=100,
-            **knob,
-        )
-    ]
+    return generate_branches(
+        config.branches,
+        seed=_derived_seed(config, label, world),
+        total_train_rows=max(100 * config.branches, config.train_rows // 4),
+        test_rows_per_branch=100,
+        **knob,
+    )
+
+
+def _same_worlds(drawn: list[Any], config: SimulationConfig, label: str, count: int) -> None:
+    """``drawn`` holds ``count`` worlds of the config's branches, its first and last as
+    drawn before (the label and the count pinned; the worlds between are the same
+    loop's, and drawing them all twice doubled the test's time)."""
+    per_world = config.branches
+    assert len(drawn) == count * per_world
+    for world in (0, count - 1):
+        own = drawn[world * per_world : (world + 1) * per_world]
+        _same_rows(own, _worlds_as_drawn_before(config, label, world))
 
 
 def _same_rows(drawn: list[Any], expected: list[Any]) -> None:
@@ -55,13 +62,12 @@ def test_the_folded_draw_is_the_two_copies_draw_under_their_own_labels(
 ) -> None:
     """Each world keeps its seed label exactly: the reference's ``public-reference``,
     the held-out worlds' ``public-validation-world``, and their counts."""
-    _same_rows(
-        data._public_reference(config),
-        _worlds_as_drawn_before(config, "public-reference", data.PUBLIC_WORLDS),
-    )
-    _same_rows(
+    _same_worlds(data._public_reference(config), config, "public-reference", data.PUBLIC_WORLDS)
+    _same_worlds(
         data._public_validation_worlds(config),
-        _worlds_as_drawn_before(config, "public-validation-world", data.PUBLIC_VALIDATION_WORLDS),
+        config,
+        "public-validation-world",
+        data.PUBLIC_VALIDATION_WORLDS,
     )
 
 
