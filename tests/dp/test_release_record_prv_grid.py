@@ -165,3 +165,17 @@ def test_the_points_are_opacuss_own_grid(
         assert points == len(runs) * domain.size
     else:  # only where PRV itself refuses: a domain past exp's range
         assert domain.t_max > 700
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.floats(10.0, 1000.0),
+    st.sampled_from([0.001, 0.01, 0.1, 0.3, 0.7, 1.0]),  # away from 0.5: cheap curves
+    st.integers(1, 20000),
+)
+def test_the_arrival_grid_at_less_noise_is_never_smaller(z: float, q: float, steps: int) -> None:
+    """The arrival check sizes the grid at no more than z 10 (a large z's RDP curve costs
+    up to a second near q 0.5): sound only if less noise never shrinks the grid, so no
+    history it lets through has a larger grid than it counted."""
+    exact = prv_replay_points([(z, q, steps)], DELTA)
+    assert prv_replay_points([(10.0, q, steps)], DELTA) >= exact
