@@ -1142,11 +1142,13 @@ class RecordRelease(Mechanism):
 
     def report_problem(self, identity: str, report: RecordReport) -> str | None:
         """Why ``report`` cannot be kept, by every check that needs no replay, or None;
-        changes nothing. The checks: the delta the rows print (:func:`_same_delta`), the
-        replay caps (:func:`_past_replay_caps`), a run without noise (no finite figure,
-        :func:`_noiseless_run`), and a rewind of the branch's accounting: a history that
-        does not extend its previous one (a restarted trainer) or an epsilon below it by
-        more than its accountant's error (:func:`record_epsilon_drop_allowed`).
+        changes nothing. The checks: the delta the rows print (:func:`_same_delta`), a run
+        without noise (no finite figure, :func:`_noiseless_run`), the replay caps
+        (:func:`_replay_refusal`: runs and steps, the noise multiplier, and for PRV the
+        size of its grid, from RDP curves only), and a rewind of the branch's accounting:
+        a history that does not extend its previous one (a restarted trainer) or an
+        epsilon below it by more than its accountant's error
+        (:func:`record_epsilon_drop_allowed`).
 
         Why apart from :meth:`take_report`: the server asks this as the report ARRIVES,
         before the message's protocol step, and refuses the message, so the branch is a
