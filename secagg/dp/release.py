@@ -50,10 +50,12 @@ from secagg.dp.accountants import (
     RecordLevelAccountant,
     history_extends,
     history_runs,
+    prv_replay_points,
 )
 from secagg.dp.adaptive import AdaptiveClipping, append_report, split_report, unclipped_report
 from secagg.dp.central import CentralGaussian
 from secagg.dp.clipping import clip_l2
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.dp.distributed import (
     DistributedDiscreteGaussian,
     NoiseShareRound,
@@ -170,6 +172,23 @@ MAX_REPLAYED_STEPS = 10**6
 #: steps (7 000, 2.8x inside).
 MAX_PRV_REPLAYED_RUNS = 8
 MAX_PRV_REPLAYED_WORK = 20_000
+#: the most grid points (runs times the domain's size, :func:`~secagg.dp.accountants.
+#: prv_replay_points`) of a history the server replays by PRV. Why: inside the caps above
+#: a replay still took seconds as the noise fell and the rate rose (its domain follows the
+#: history's epsilon: one run of 20 000 steps, z 0.7 3.0 s, z 1 at q 0.03 4.4 s; z 0.5, q
+#: 0.1, 2 000 steps 8.2 s). The replay's time is the points times about 1 us of CPU
+#: (docs/privacy.md: over a grid of histories inside every cap, at most 1.9 s of CPU on
+#: the 2 cores under a load of 5-6). An honest branch's history is inside: the default
+#: ``secagg simulate`` branch at most 0.96 million (at z 0.7, below its calibration), a
+#: branch of 30 000 rows at batch 256 over 30 epochs, z 1, 0.58 million. Left open: at a
+#: rate within about 1e-3 of 0.5 and a large z, Opacus's RDP curve of one run costs up to
+#: a second of its own (z 10^4), which no grid counts (8 such runs: 6.8 s of CPU).
+MAX_PRV_REPLAYED_POINTS = 1_500_000
+#: the noise multiplier the arrival check sizes a PRV domain at, in place of any larger
+#: one (more noise only shrinks the domain: a bound, never an understatement). Why:
+#: Opacus's RDP curve at ``q = 0.5`` costs more as ``z`` grows (0.16 s of CPU at z 10,
+#: 0.8 s at 10^4), and the check runs inside a phase of the round
+_ARRIVAL_NOISE_FOR_DOMAIN = 10.0
 
 
 def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: str) -> str | None:
@@ -209,6 +228,54 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: s
     return None
 
 
+def _past_prv_points(runs: list[tuple[float, float, int]], delta: float) -> str | None:
+    """Why the server will not replay ``runs`` by PRV at ``delta`` by the size of its
+    grid (:data:`MAX_PRV_REPLAYED_POINTS`), or None; the runs are within the counting
+    caps already (:func:`_past_replay_caps`). Costs the runs' RDP curves (milliseconds,
+    memoised), sized at no more noise than :data:`_ARRIVAL_NOISE_FOR_DOMAIN`, so an
+    upper bound of the replay's own grid. A history PRV cannot evaluate at all (too
+    little noise: its replay gives no finite figure) is refused here too."""
+    sized = [(min(z, _ARRIVAL_NOISE_FOR_DOMAIN), q, n) for z, q, n in runs]
+    points = prv_replay_points(sized, delta)
+    if not math.isfinite(points):
+        return (
+            "its DP-SGD history gives no finite epsilon by the 'prv' accountant (too little "
+            "noise for it to evaluate; the 'rdp' accountant states a figure)"
+        )
+    if points > MAX_PRV_REPLAYED_POINTS:
+        return (
+            f"its DP-SGD history needs a PRV grid of {points:.3g} points, more than the "
+            f"{MAX_PRV_REPLAYED_POINTS:.3g} the server replays by the 'prv' accountant (the "
+            "grid grows with the history's epsilon and the square root of its steps)"
+        )
+    return None
+
+
+def _replay_refusal(report: RecordReport) -> str | None:
+    """Why the server will not replay ``report``'s history, or None: the counting caps
+    (:func:`_past_replay_caps`), a noise multiplier past the most a trainer takes
+    (:data:`~secagg.dp.config.MAX_NOISE_MULTIPLIER`) and, for PRV, its grid
+    (:func:`_past_prv_points`). No accountant is asked but RDP's curves, so it runs
+    as a report arrives and on a restart alike.
+
+    Why the noise multiplier: Opacus's RDP curve of a run costs more as z grows at a
+    rate of 0.5 (1.5 s of CPU at z 10^6, 2.3 s at 10^10, where the RDP caps counted
+    9 ms a run), and every trainer of this engine refuses z past 10^4."""
+    past_caps = _past_replay_caps(report.history, report.accountant)
+    if past_caps is not None:
+        return past_caps
+    for z, q, steps in report.history:
+        if z > MAX_NOISE_MULTIPLIER and q > 0 and steps > 0:
+            return (
+                f"its DP-SGD history holds a noise multiplier of {z!r}, past the "
+                f"{MAX_NOISE_MULTIPLIER:g} a trainer takes (the server's replay of it grows "
+                "with the noise)"
+            )
+    if report.accountant == "prv":
+        return _past_prv_points(history_runs(report.history), report.delta)
+    return None
+
+
 def _noiseless_run(history: Iterable[tuple[float, float, int]]) -> str | None:
     """Why ``history`` gives no finite epsilon, by a look at its entries (no accountant),
     or None: a run of steps that sampled records (``q > 0``) with no noise (``z == 0``)
@@ -216,9 +283,10 @@ def _noiseless_run(history: Iterable[tuple[float, float, int]]) -> str | None:
     so it runs as a report arrives (:meth:`RecordRelease.report_problem`); a history
     that gives no finite figure for a subtler reason is still refused at the replay."""
     for z, q, steps in history:
-        if z == 0 and q > 0 and steps > 0:
+        # a z whose square underflows (under 1e-150) is no noise to any accountant either
+        if (z == 0 or z * z < 1e-300) and q > 0 and steps > 0:
             return (
-                f"its DP-SGD history holds {steps} steps without noise (noise multiplier 0, "
+                f"its DP-SGD history holds {steps} steps without noise (noise multiplier {z!r}, "
                 f"sample rate {q!r}): no finite epsilon"
             )
     return None
@@ -1074,11 +1142,13 @@ class RecordRelease(Mechanism):
 
     def report_problem(self, identity: str, report: RecordReport) -> str | None:
         """Why ``report`` cannot be kept, by every check that needs no replay, or None;
-        changes nothing. The checks: the delta the rows print (:func:`_same_delta`), the
-        replay caps (:func:`_past_replay_caps`), a run without noise (no finite figure,
-        :func:`_noiseless_run`), and a rewind of the branch's accounting: a history that
-        does not extend its previous one (a restarted trainer) or an epsilon below it by
-        more than its accountant's error (:func:`record_epsilon_drop_allowed`).
+        changes nothing. The checks: the delta the rows print (:func:`_same_delta`), a run
+        without noise (no finite figure, :func:`_noiseless_run`), the replay caps
+        (:func:`_replay_refusal`: runs and steps, the noise multiplier, and for PRV the
+        size of its grid, from RDP curves only), and a rewind of the branch's accounting:
+        a history that does not extend its previous one (a restarted trainer) or an
+        epsilon below it by more than its accountant's error
+        (:func:`record_epsilon_drop_allowed`).
 
         Why apart from :meth:`take_report`: the server asks this as the report ARRIVES,
         before the message's protocol step, and refuses the message, so the branch is a
@@ -1090,12 +1160,12 @@ class RecordRelease(Mechanism):
                 f"it accounts at delta {report.delta!r}, the federation's rows at delta "
                 f"{self.delta!r}"
             )
-        past_caps = _past_replay_caps(report.history, report.accountant)
-        if past_caps is not None:
-            return past_caps
         noiseless = _noiseless_run(report.history)
         if noiseless is not None:
             return noiseless
+        past_caps = _replay_refusal(report)
+        if past_caps is not None:
+            return past_caps
         # compared with the branch's last figure as replayed when its round's row was
         # written (or, restored, at the server's first claim); nothing is replayed here,
         # inside a phase (see _replay_pending)
@@ -1180,6 +1250,11 @@ class RecordRelease(Mechanism):
         reads it (:meth:`_replay_pending`), and held to no less than the largest figure
         the rows recorded for it: a claim the server signed does not go down."""
         for identity, report in reports.items():
+            if isinstance(report, dict) and report.get("epsilon") == "inf":
+                # the ledger's spelling of an infinity (a server before 2026-12-07 signed
+                # a report's stated figure, inf where the branch's accountant said so):
+                # the start failed on it ("record-level epsilon must be a number")
+                report = {**report, "epsilon": math.inf}
             restored = RecordReport.from_dict(report)
             self.latest[identity] = restored
             self._restored[identity] = max(
@@ -1249,14 +1324,13 @@ class RecordRelease(Mechanism):
         ``recorded`` (the largest figure its rows signed); one past the replay caps
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
         refused: the rows are signed already, and its claim does not go down."""
-        if _past_replay_caps(report.history, report.accountant) is not None:
+        refusal = _replay_refusal(report)
+        if refusal is not None:
             log.warning(
-                "record-level report of %s… restored from the ledger: its DP-SGD history is "
-                "past what the server replays (%d runs, %d steps); the %r its rows recorded "
-                "is kept (audit verify replays it)",
+                "record-level report of %s… restored from the ledger: the server does not "
+                "replay it (%s); the %r its rows recorded is kept (audit verify replays it)",
                 identity[:12],
-                MAX_REPLAYED_RUNS,
-                MAX_REPLAYED_STEPS,
+                refusal,
                 recorded,
             )
             self._keep_held(identity, report, recorded)

@@ -130,10 +130,26 @@ class EpsilonReplay:
             # worst-branch epsilon goes down
             kept = recomputed if before is None else max(before, recomputed)
             stated = report.get("epsilon")
-            if not _real(stated) or not math.isfinite(stated):
-                # float() read a stated "2.23" (or True) as the number it spells
-                raise ReplayFailure(f"{name} states epsilon {stated!r}, not a finite number")
-            claimed = float(stated)
+            if stated == "inf" and math.isinf(recomputed):
+                # the ledger's spelling of an infinity: a report whose history gives no
+                # finite figure, stated as such (servers before 2026-12-07 signed the
+                # stated figure). The truth about that release: the row must claim inf
+                # too, and the ledger reads NOT PRIVATE (a noiseless release), where it
+                # failed as "not a finite number", as if forged
+                claimed = math.inf
+            elif not _real(stated) or not math.isfinite(stated):
+                # float() read a stated "2.23" (or True) as the number it spells; an inf
+                # beside a finite replay is no epsilon of what ran
+                raise ReplayFailure(
+                    f"{name} states epsilon {stated!r}, not a finite number"
+                    + (
+                        ""
+                        if math.isinf(recomputed)
+                        else f" (its DP-SGD history gives {recomputed})"
+                    )
+                )
+            else:
+                claimed = float(stated)
             # the report's own figure, or the larger one the server kept in its place
             # (a PRV figure a little lower over a longer history: see below)
             if not (_agrees(claimed, recomputed) or _agrees(claimed, kept)):
