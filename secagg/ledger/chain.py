@@ -112,6 +112,19 @@ class LedgerBusy(LedgerError):
     its ledger". The operator closes that program and starts again."""
 
 
+class LedgerKeptChanging(LedgerError):
+    """No read of the ledger held still: its files changed during each of
+    :data:`_UNSTABLE_READS` lock-free reads (a server appending as it was read). Nothing
+    was judged: the ledger is neither verified nor failed, and reading it again is what
+    to do.
+
+    Why its own type: ``audit verify`` said it as ``FAILED: L cannot be read as a
+    ledger: ...``, exit 1, the verdict of a ledger changed without the key, for an
+    honest ledger whose server kept appending while an auditor who cannot write its
+    folder read it (tests/ledger/test_verify_busy_writer.py); the audit's commands now
+    say ``NOT READ``, exit 5."""
+
+
 class NotALedger(ConfigurationError):
     """The file given as a ledger is not one (no ledger table in it, or no SQLite file at
     all): the wrong file was named, a usage mistake, not a ledger that failed.
@@ -998,9 +1011,10 @@ def _read_consistently(
             assert isinstance(header, bytes)
             in_wal_mode = header[_WAL_VERSION_BYTES] == b"\x02\x02"
             return read[0], in_wal_mode and header.startswith(_SQLITE_MAGIC)
-    raise LedgerError(
-        f"the ledger {path} changed during each of {_UNSTABLE_READS} reads of it (a server "
-        "writing it as it was read): read it again"
+    raise LedgerKeptChanging(
+        f"could not get a stable read of {path}: the ledger kept changing, during each of "
+        f"{_UNSTABLE_READS} reads of it (a server appending as it was read); nothing was "
+        "judged: read it again (between two rounds, or with the server stopped)"
     )
 
 

@@ -92,6 +92,7 @@ from secagg.ledger.chain import (
     ChainReport,
     ChainRow,
     LedgerError,
+    LedgerKeptChanging,
     NotALedger,
     OptionMistake,
     check_expected_head,
@@ -1010,6 +1011,8 @@ def verify_ledger(
             raise OptionMistake(
                 f"--prior-ledger {exc}", option="--prior-ledger", reason=str(exc)
             ) from None
+        except LedgerKeptChanging:  # nothing judged: the audit is to be made again
+            raise
         except (LedgerError, ValueError) as exc:
             # the prior is the file at fault: read this one alone, and fail naming the
             # prior (the CLI read "L cannot be read as a ledger: P is not ...")

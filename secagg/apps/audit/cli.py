@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -301,6 +301,11 @@ EXIT_NOT_PRIVATE = 3
 #: self-consistent, but checked only against the key the ledger itself embeds (no
 #: --pubkey): anyone who rewrites a ledger can re-sign it with a key of their own
 EXIT_UNVERIFIED = 4
+#: nothing judged: the ledger changed during every read of it (a server appending as it
+#: was read, :class:`~secagg.ledger.chain.LedgerKeptChanging`); read it again. Why not
+#: FAILED (1): that is the verdict of a ledger changed without the key, and an honest
+#: ledger under a busy writer read so (tests/ledger/test_verify_busy_writer.py)
+EXIT_NOT_READ = 5
 
 #: at most this many "round N: ... seeded" lines in the text output (all are in --json)
 _SHOWN_SEEDED = 20
@@ -358,6 +363,8 @@ Exit status:
   4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
      it embeds; it is self-consistent, but anyone can rewrite and re-sign
      a ledger: pass --pubkey with the key the operator gave you
+  5  NOT READ: the ledger changed during every read of it (its server
+     appending as it was read); nothing was judged: run verify again
 A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
 @click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
@@ -427,6 +434,7 @@ def verify(
     verdict is UNVERIFIED (exit 4): the ledger is consistent with the key it carries,
     which proves nothing about who wrote it.
     """
+    from secagg.ledger.chain import LedgerKeptChanging
     from secagg.ledger.verify import verify_ledger
 
     expected = _expected(config)
@@ -443,6 +451,8 @@ def verify(
         # a missing ledger, a --prior-ledger that is the ledger itself: with --json its
         # object is printed by the command's class, as for every usage error
         raise _usage_error(exc) from exc
+    except LedgerKeptChanging as exc:  # no verdict: neither FAILED nor VERIFIED
+        _not_read(ledger, exc, as_json, expect_head, config, first_round)
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
@@ -691,6 +701,32 @@ def _echo_unread(
     click.echo(dumps(payload))
 
 
+def _not_read(
+    ledger: str,
+    exc: BaseException,
+    as_json: bool,
+    expect_head: str | None,
+    config: str | None,
+    first_round: int,
+) -> NoReturn:
+    """A ledger no read of which held still, said as no verdict: ``NOT READ: L: ...``
+    on stderr (with ``--json`` its object, ``"verdict": "NOT READ"``, ``"ok"`` null:
+    nothing was judged), exit :data:`EXIT_NOT_READ`.
+
+    Why: it read ``FAILED: L cannot be read as a ledger: ...``, exit 1, the verdict of
+    a ledger changed without the key, for an honest ledger whose server kept appending
+    as it was read (tests/ledger/test_verify_busy_writer.py)."""
+    reason = " ".join(str(exc).split())
+    if as_json:
+        payload: dict[str, Any] = dict.fromkeys(VERIFY_JSON_KEYS)
+        payload |= {"verdict": "NOT READ", "error": reason, "exit_status": EXIT_NOT_READ}
+        payload |= {"expected_head": expect_head, "config": config, "first_round": first_round}
+        click.echo(dumps(payload))
+    else:
+        click.echo(f"NOT READ: {ledger}: {reason}", err=True)
+    sys.exit(EXIT_NOT_READ)
+
+
 def _verify_usage_json(message: str, params: dict[str, Any]) -> dict[str, Any]:
     """``verify --json``'s object for a usage error: every key of a read ledger's object,
     ``"verdict": "USAGE ERROR"``, exit status 2, the message in ``error`` and
@@ -731,7 +767,9 @@ Exit status:
      filesystem, a full disk: one line naming the flag)
   2  usage error (bad option, missing ledger, a --pubkey that is no key,
      unreadable --config, an --out that is a file, a file that is not a ledger:
-     the server's state database, whose ledger is <state>.ledger)""",
+     the server's state database, whose ledger is <state>.ledger)
+  5  NOT READ: the ledger changed during every read of it (its server
+     appending as it was read); nothing was written: run report again""",
 )
 @click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
 @click.option(
@@ -786,6 +824,7 @@ def report(
     expect_head: str | None,
 ) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
+    from secagg.ledger.chain import LedgerKeptChanging
     from secagg.ledger.report import build_report, write_report_files
 
     expected = _expected(config)
@@ -800,6 +839,9 @@ def report(
         )
     except ConfigurationError as exc:
         raise _usage_error(exc) from exc
+    except LedgerKeptChanging as exc:  # no verdict to report: nothing is written
+        click.echo(f"NOT READ: {ledger}: {' '.join(str(exc).split())}", err=True)
+        sys.exit(EXIT_NOT_READ)
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
         click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
         sys.exit(EXIT_FAILED)
