@@ -29,6 +29,7 @@ anchor outside the file detects the rollback: the auditor keeps the head
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import itertools
@@ -38,7 +39,9 @@ import math
 import os
 import shutil
 import sqlite3
+import struct
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -378,6 +381,7 @@ class Ledger:
             raise
         # the file this writer appends to: one deleted or replaced under it is noticed
         self._identity = FileIdentity.of(self.path)
+        _OPEN_WRITERS.add(self)
 
     def _open(self) -> None:
         """Set the connection up and write what a new ledger needs (tables, key, genesis
@@ -661,6 +665,7 @@ class Ledger:
             if self._wal:
                 self._leave_wal_mode()
         finally:
+            _OPEN_WRITERS.discard(self)
             self._db.close()  # the last connection's close checkpoints and deletes the WAL
 
     def _leave_wal_mode(self) -> None:
@@ -745,6 +750,12 @@ class ChainReport:
     #: :attr:`rows`, and nothing in the file shows whether there were any
     #: (:func:`wal_mode_without_log`)
     without_log: bool = False
+    #: the file is in WAL mode and was read with an empty ``-wal`` that no process held
+    #: open (:func:`empty_log_unheld`): whole if it is a killed server's file read in
+    #: place or a copy of a file and its log taken at one moment; short, with nothing to
+    #: show it, if the main file was copied alone and the log came later or from a
+    #: program that opened the copy
+    empty_log: bool = False
 
     @property
     def ok(self) -> bool:
@@ -913,6 +924,100 @@ _Read = TypeVar("_Read")
 
 def _wal_of(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
+
+
+#: the byte of ``<ledger>-shm`` on which every connection open on a WAL-mode database
+#: holds a shared lock for as long as it is open: the "DMS" slot of SQLite's unix VFS
+#: (https://www.sqlite.org/walformat.html, "the shm locks"; byte 128, after the 8 WAL locks
+#: at 120-127)
+_SHM_DMS_BYTE = 128
+
+
+#: the writers (:class:`Ledger`) open in this process: their logs are live, whatever a
+#: lock query says (:func:`_log_index_held`)
+_OPEN_WRITERS: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _written_here(path: Path) -> bool:
+    """Whether a :class:`Ledger` of this process has the file at ``path`` open.
+
+    Why asked: SQLite's locks are POSIX locks, and a process that opens and closes a
+    file it holds locks on loses them all (the reads beside the ledger here do: its
+    special-file checks, :func:`_file_state`), so a writer in this process is not seen
+    by a lock query once the audit has looked at its ``-shm``."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return any(
+        (w._identity.device, w._identity.inode) == (info.st_dev, info.st_ino)
+        for w in list(_OPEN_WRITERS)
+    )
+
+
+def _log_index_held(path: Path) -> bool:
+    """Whether some connection holds the WAL-mode ledger at ``path`` open: a lock on its
+    ``-shm``'s DMS byte (:data:`_SHM_DMS_BYTE`), asked without taking one. False when
+    there is no ``-shm`` (no connection in WAL mode is open without one) and when it
+    cannot be asked (the file unreadable; a system without open-file-description locks):
+    the audit then says the empty log vouches for nothing (a note), the safe side.
+
+    Why an open-file-description query (``F_OFD_GETLK``) and not ``F_GETLK``: SQLite's
+    locks are process-wide POSIX locks, which ``F_GETLK`` does not report to the process
+    that holds them, so another connection in the auditor's own process would not be
+    seen; an OFD query sees every lock but its own descriptor's. A :class:`Ledger` of
+    this process counts as held without a query (:func:`_written_here`)."""
+    if _written_here(path):
+        return True
+    ofd_query = getattr(fcntl, "F_OFD_GETLK", None)
+    if ofd_query is None:  # not Linux: cannot tell without the platform's flock layout
+        return False
+    try:
+        fd = os.open(_shm_of(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        # struct flock on Linux: l_type, l_whence (short), l_start, l_len (off_t), l_pid
+        asked = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, _SHM_DMS_BYTE, 1, 0)
+        answer = fcntl.fcntl(fd, ofd_query, asked)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
+
+
+def _shm_of(path: Path) -> Path:
+    return path.with_name(path.name + "-shm")
+
+
+def empty_log_unheld(path: str | Path) -> bool:
+    """Whether the ledger file at ``path`` is in WAL mode with an empty ``<path>-wal``
+    beside it that no open connection holds (:func:`_log_index_held`): a log that
+    vouches for nothing (:attr:`ChainReport.empty_log`).
+
+    Why: such a file is read with its log, so it was never "read without its log", yet
+    an empty log says nothing about the main file beside it: a main file copied alone
+    while its writer's log held rows, then opened by any program (Python's ``sqlite3``
+    read-only, the ``sqlite3`` shell, an older ``secagg audit``), which leaves an empty
+    ``-wal`` and a ``-shm``, verified two rounds short with no word
+    (tests/ledger/test_verify_empty_log.py). Nothing in the files tells it from an
+    honest one: a server killed after folding its log in, read in place, or a copy of a
+    running server's file and log (its log is empty after each fold), both whole. A live
+    writer's empty log (held open) is current: every row it committed is in the file."""
+    path = Path(path)
+    if _written_here(path):  # asked first: nothing of this process's writer is opened
+        return False
+    try:
+        with opened_regular_file(path, "a ledger") as fd:
+            header = read_at_most(fd, _WAL_VERSION_BYTES.stop)
+        if os.stat(_wal_of(path)).st_size != 0:
+            return False
+    except (OSError, NotARegularFile):
+        return False
+    if header[: len(_SQLITE_MAGIC)] != _SQLITE_MAGIC or header[_WAL_VERSION_BYTES] != b"\x02\x02":
+        return False
+    return not _log_index_held(path)
 
 
 def wal_mode_without_log(path: str | Path) -> bool:
@@ -1264,7 +1369,11 @@ def read_chain(
         report, without_log = _read_consistently(
             path, lambda db: _check_chain(db, path, public_key, after, prior, shared)
         )
-        return replace(report, without_log=True) if without_log else report
+        if without_log:
+            return replace(report, without_log=True)
+        # asked after the read: a note, not a verdict, so a writer starting in between
+        # at worst adds or drops the note
+        return replace(report, empty_log=True) if empty_log_unheld(path) else report
     except sqlite3.DatabaseError as exc:
         wrong_file = not_a_ledger(path)
         if wrong_file is not None:
