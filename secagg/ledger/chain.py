@@ -290,7 +290,11 @@ class LedgerKey:
             if len(salt.strip()) != 64:
                 raise ValueError("not an Ed25519 ledger key with its salt")
             return cls(signing, bytes.fromhex(salt.strip().decode()))
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # its cause kept, in words: not "[Errno 13] ...: 'K'"
+            raise ConfigurationError(
+                f"cannot read the ledger key {path}: {exc.strerror or type(exc).__name__}"
+            ) from exc
+        except ValueError as exc:
             raise ConfigurationError(f"cannot read the ledger key {path}: {exc}") from None
 
     @classmethod
