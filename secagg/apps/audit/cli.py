@@ -39,6 +39,50 @@ def audit() -> None:
 MAX_PUBKEY_BYTES = 64 * 1024
 
 
+class _LedgerEitherWay(click.Command):
+    """A command that takes its ledger as the argument LEDGER or as ``--ledger``
+    (:func:`_ledger_parameters`): exactly one of them, merged into the ``ledger``
+    parameter before the command runs; both, or neither, is one usage line (exit 2).
+
+    Why: the other commands name their files by flags (``server --config``, ``client
+    --state``, ``certs --dir``), and ``audit verify --ledger L`` said ``No such option
+    '--ledger'. Did you mean '--prior-ledger'?``, the flag of another file altogether,
+    which then ran without the ledger (tests/apps/test_audit_ledger_flag.py). The
+    positional form the docs give keeps working."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        positional, flagged = ctx.params.get("ledger"), ctx.params.pop("ledger_flag", None)
+        if ctx.resilient_parsing:
+            return rest
+        if positional is not None and flagged is not None:
+            raise click.BadParameter(
+                f"{flagged}: the ledger is given as LEDGER already ({positional}): give it "
+                "once, as LEDGER or as --ledger, not both",
+                ctx=ctx,
+                param_hint="'--ledger'",
+            )
+        if positional is None and flagged is None:
+            raise click.UsageError("Missing argument 'LEDGER' (or --ledger LEDGER).", ctx=ctx)
+        ctx.params["ledger"] = positional if positional is not None else flagged
+        return rest
+
+
+def _ledger_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ledger of ``verify`` and ``report``: the argument LEDGER, or ``--ledger``
+    (:class:`_LedgerEitherWay` takes exactly one)."""
+    command = click.option(
+        "--ledger",
+        "ledger_flag",
+        metavar="LEDGER",
+        type=RegularFilePath(dir_okay=False, what="a ledger"),
+        help="The ledger file, as LEDGER gives it (either form; not both).",
+    )(command)
+    return click.argument(
+        "ledger", required=False, type=RegularFilePath(dir_okay=False, what="a ledger")
+    )(command)
+
+
 class _JsonUsageErrors(click.Command):
     """An audit command whose ``--json`` holds for its usage errors too: one JSON object on
     stdout (``"exit_status": 2``, the message in ``"error"``), and the one usage line on
@@ -109,6 +153,11 @@ class _JsonUsageErrors(click.Command):
 
     def _echo(self, exc: click.UsageError, params: dict[str, Any]) -> None:
         click.echo(dumps(self.json_error(exc.format_message(), params)))
+
+
+class _JsonLedgerCommand(_JsonUsageErrors, _LedgerEitherWay):
+    """``verify``: its usage errors in JSON too (:class:`_JsonUsageErrors`), its ledger
+    either way (:class:`_LedgerEitherWay`)."""
 
 
 def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
@@ -339,7 +388,7 @@ _expect_head_option = click.option(
 
 @audit.command(
     "verify",
-    cls=_JsonUsageErrors,
+    cls=_JsonLedgerCommand,
     json_error=lambda message, params: _verify_usage_json(message, params),
     epilog="""\b
 Exit status:
@@ -367,7 +416,7 @@ Exit status:
      appending as it was read); nothing was judged: run verify again
 A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
-@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
+@_ledger_parameters
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -759,6 +808,7 @@ def _echo_rebuilt(lines: list[str]) -> None:
 
 @audit.command(
     "report",
+    cls=_LedgerEitherWay,
     epilog="""\b
 Exit status:
   0  the report was written (it states whether the ledger verified)
@@ -771,7 +821,7 @@ Exit status:
   5  NOT READ: the ledger changed during every read of it (its server
      appending as it was read); nothing was written: run report again""",
 )
-@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
+@_ledger_parameters
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
