@@ -946,9 +946,13 @@ def _written_here(path: Path) -> bool:
     """Whether a :class:`Ledger` of this process has the file at ``path`` open.
 
     Why asked: SQLite's locks are POSIX locks, and a process that opens and closes a
-    file it holds locks on loses them all (the reads beside the ledger here do: its
-    special-file checks, :func:`_file_state`), so a writer in this process is not seen
-    by a lock query once the audit has looked at its ``-shm``."""
+    file it holds locks on loses them all. The lock-free read's checks open the ledger
+    and its ``-shm`` (:func:`special_file_kind`, :func:`_file_state`), so a server
+    checking its own chain (its start, a failed append) dropped its writer's shared
+    lock on the file and on the log index: another process could then take the file
+    for its own (a last connection's close folds the log in and deletes it under the
+    writer), what SQLite names a way to corrupt a database. Such a read goes through
+    SQLite alone (:func:`_read_consistently`)."""
     try:
         info = os.stat(path)
     except OSError:
@@ -1099,6 +1103,12 @@ def _read_consistently(
     file only while the log is there); one that changed under it is read again
     (:data:`_UNSTABLE_READS` times), and the next read of a writer that started goes
     through its log and locks (tests/ledger/test_ledger_concurrent_reader.py)."""
+    if _written_here(path):
+        # a writer of this process holds the file: read through SQLite alone, which
+        # shares that writer's locks, never by an open of our own (its close would drop
+        # them: tests/ledger/test_read_beside_own_writer.py); SQLite's locks make it one
+        # consistent state, and the writer checked the side files when it opened
+        return _closing(_connect_read_only(path, immutable=False), query), False
     _refuse_special_side_files(path)
     for _attempt in range(_UNSTABLE_READS):
         before = _file_state(path)
@@ -1367,8 +1377,11 @@ def read_chain(
         raise ConfigurationError(f"no ledger at {path}")
     # SQLite's read-only open of a named pipe blocked forever, waiting for a writer; it
     # opens by name, so this check just before it is the most that can be done: a file
-    # swapped for a named pipe in the microseconds between them still blocks it
-    refuse_special_file(path, "a ledger")
+    # swapped for a named pipe in the microseconds between them still blocks it. Not
+    # for the file a writer of this process holds (a regular file it opened): the
+    # check's open and close of it would drop that writer's locks
+    if not _written_here(path):
+        refuse_special_file(path, "a ledger")
     try:
         report, without_log = _read_consistently(
             path, lambda db: _check_chain(db, path, public_key, after, prior, shared)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ledgers import ledger_row, write_ledger
+from _ledgers import as_another_process, ledger_row, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.cli import main
@@ -54,7 +54,7 @@ class _WriterThread:
 
     def _run(self) -> None:
         try:
-            ledger = Ledger(self._path, self._key)
+            ledger = as_another_process(Ledger(self._path, self._key))  # a server's
             ledger.append(ledger_row(2, None, None))  # running: in WAL mode, its log emptied
         except BaseException as exc:  # handed to the test, which fails on it
             self.failures.append(exc)
