@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,6 +109,14 @@ class ReplacedCertificateUnknown(CertificateStoreError):
     """``issue --force`` refused: the certificate it would replace cannot be read (its
     file deleted or corrupted), so it could not be barred, and lifting the name's bar
     would re-admit it (see :func:`issue_client`)."""
+
+
+class UnbarrableCertificate(CertificateStoreError):
+    """``revoke`` refused: a file at the name's certificate path that does not read as
+    a certificate (no permission, an I/O error, a corrupt file, a folder, a link to
+    nothing), so the certificate cannot be barred by itself; ``force=True`` bars the
+    name alone. Its cause, when there is one, is the OSError of the read: the CLI says
+    a file the machine refused with exit 1, any other with exit 2, naming ``--dir``."""
 
 
 class LostRevocationList(MissingRevocationList):
@@ -582,6 +591,46 @@ def _revocations(layout: CaLayout) -> RevocationList:
         ) from None
 
 
+def _link_to_nothing(path: Path) -> str | None:
+    """What is at ``path`` when it is a symbolic link that leads to no file (a link to
+    a file that is gone, or a loop of links), in words; None otherwise."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return f"{path} is a link to {os.readlink(path)}, which does not exist"
+    except OSError as exc:
+        return f"{path}: {exc.strerror or type(exc).__name__}"
+    return None
+
+
+def _unbarrable(exc: CertificateStoreError, name: str) -> str:
+    """``revoke``'s refusal of a certificate file that does not read, with the advice
+    that helps: for a file the machine refused (no permission, an I/O error: the
+    certificate intact) to let the command read it and revoke again, which bars the
+    certificate itself; for any other (corrupt, a folder) ``--force``, the name's bar.
+
+    Why: both read "it cannot be barred by itself; use --force", and for a certificate
+    the machine would not let it read, that hid the remedy that bars it by its own
+    signed part and fingerprint (certificate review, 2026-12-07)."""
+    from secagg.apps.commands.common import os_error_status
+
+    cause: BaseException | None = exc.__cause__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__
+    if isinstance(cause, OSError) and os_error_status(cause) == 1:
+        return (
+            f"{exc}: the machine refused to read it; let secagg certs read it and revoke "
+            "again, which bars the certificate itself, or use --force to bar the name "
+            f"{name!r} now (every certificate bearing it, that one included)"
+        )
+    return (
+        f"{exc}: it cannot be barred by itself; use --force to bar the name {name!r} "
+        "(every certificate bearing it, that one included)"
+    )
+
+
 def _save_revocations(layout: CaLayout, revocations: RevocationList) -> None:
     _write_atomic(layout.revocations, revocations.to_json().encode(), 0o644)
 
@@ -606,6 +655,14 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
     load_ca_certificate(layout.ca_cert)
     current = _revocations(layout)
     cert_path = layout.client_cert(name)
+    dangling = _link_to_nothing(cert_path)
+    if dangling is not None and not force:
+        # a link there that leads to no file read as "NAME has no certificate in clients
+        # (issued: NAME)", contradicting itself (certificate review, 2026-12-07)
+        raise UnbarrableCertificate(
+            f"{dangling}: the certificate cannot be barred by itself; use --force to bar "
+            f"the name {name!r} (every certificate bearing it)"
+        )
     if not (force or cert_path.exists() or name in current.names):
         issued = sorted(issued_clients(layout.directory))
         raise UnknownClient(
@@ -614,7 +671,9 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
             "(a certificate deleted here that may still be out there)"
         )
     updated = RevocationList(current.names | {name}, current.fingerprints, current.signed_parts)
-    if cert_path.exists():
+    if dangling is not None:
+        logger.warning("revoking %r by name only: %s", name, dangling)
+    elif cert_path.exists():
         try:
             updated = updated.barring(load_certificate_file(cert_path, "client certificate"))
         except CertificateStoreError as exc:
@@ -624,10 +683,7 @@ def revoke(directory: Path | str, name: str, *, force: bool = False) -> Revocati
             # is what still bars that certificate; issue --force will not lift it
             # without the file (_bar_replaced)
             if not force:
-                raise CertificateStoreError(
-                    f"{exc}: it cannot be barred by itself; use --force to bar the name "
-                    f"{name!r} (every certificate bearing it, that one included)"
-                ) from exc  # its cause kept: a file the machine refuses is exit 1
+                raise UnbarrableCertificate(_unbarrable(exc, name)) from exc  # cause kept
             logger.warning("revoking %r by name only: %s", name, exc)
     _save_revocations(layout, updated)
     logger.info("revoked client %r", name)

@@ -29,6 +29,7 @@ anchor outside the file detects the rollback: the auditor keeps the head
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import itertools
@@ -38,7 +39,9 @@ import math
 import os
 import shutil
 import sqlite3
+import struct
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -110,6 +113,19 @@ class LedgerBusy(LedgerError):
     bare ``database is locked``, which named neither the file nor that another program
     was the cause, and the server's command reported it as a failure of "the state or
     its ledger". The operator closes that program and starts again."""
+
+
+class LedgerKeptChanging(LedgerError):
+    """No read of the ledger held still: its files changed during each of
+    :data:`_UNSTABLE_READS` lock-free reads (a server appending as it was read). Nothing
+    was judged: the ledger is neither verified nor failed, and reading it again is what
+    to do.
+
+    Why its own type: ``audit verify`` said it as ``FAILED: L cannot be read as a
+    ledger: ...``, exit 1, the verdict of a ledger changed without the key, for an
+    honest ledger whose server kept appending while an auditor who cannot write its
+    folder read it (tests/ledger/test_verify_busy_writer.py); the audit's commands now
+    say ``NOT READ``, exit 5."""
 
 
 class NotALedger(ConfigurationError):
@@ -274,7 +290,11 @@ class LedgerKey:
             if len(salt.strip()) != 64:
                 raise ValueError("not an Ed25519 ledger key with its salt")
             return cls(signing, bytes.fromhex(salt.strip().decode()))
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # its cause kept, in words: not "[Errno 13] ...: 'K'"
+            raise ConfigurationError(
+                f"cannot read the ledger key {path}: {exc.strerror or type(exc).__name__}"
+            ) from exc
+        except ValueError as exc:
             raise ConfigurationError(f"cannot read the ledger key {path}: {exc}") from None
 
     @classmethod
@@ -365,6 +385,7 @@ class Ledger:
             raise
         # the file this writer appends to: one deleted or replaced under it is noticed
         self._identity = FileIdentity.of(self.path)
+        _OPEN_WRITERS.add(self)
 
     def _open(self) -> None:
         """Set the connection up and write what a new ledger needs (tables, key, genesis
@@ -648,6 +669,7 @@ class Ledger:
             if self._wal:
                 self._leave_wal_mode()
         finally:
+            _OPEN_WRITERS.discard(self)
             self._db.close()  # the last connection's close checkpoints and deletes the WAL
 
     def _leave_wal_mode(self) -> None:
@@ -732,6 +754,12 @@ class ChainReport:
     #: :attr:`rows`, and nothing in the file shows whether there were any
     #: (:func:`wal_mode_without_log`)
     without_log: bool = False
+    #: the file is in WAL mode and was read with an empty ``-wal`` that no process held
+    #: open (:func:`empty_log_unheld`): whole if it is a killed server's file read in
+    #: place or a copy of a file and its log taken at one moment; short, with nothing to
+    #: show it, if the main file was copied alone and the log came later or from a
+    #: program that opened the copy
+    empty_log: bool = False
 
     @property
     def ok(self) -> bool:
@@ -902,6 +930,104 @@ def _wal_of(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
 
 
+#: the byte of ``<ledger>-shm`` on which every connection open on a WAL-mode database
+#: holds a shared lock for as long as it is open: the "DMS" slot of SQLite's unix VFS
+#: (https://www.sqlite.org/walformat.html, "the shm locks"; byte 128, after the 8 WAL locks
+#: at 120-127)
+_SHM_DMS_BYTE = 128
+
+
+#: the writers (:class:`Ledger`) open in this process: their logs are live, whatever a
+#: lock query says (:func:`_log_index_held`)
+_OPEN_WRITERS: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _written_here(path: Path) -> bool:
+    """Whether a :class:`Ledger` of this process has the file at ``path`` open.
+
+    Why asked: SQLite's locks are POSIX locks, and a process that opens and closes a
+    file it holds locks on loses them all. The lock-free read's checks open the ledger
+    and its ``-shm`` (:func:`special_file_kind`, :func:`_file_state`), so a server
+    checking its own chain (its start, a failed append) dropped its writer's shared
+    lock on the file and on the log index: another process could then take the file
+    for its own (a last connection's close folds the log in and deletes it under the
+    writer), what SQLite names a way to corrupt a database. Such a read goes through
+    SQLite alone (:func:`_read_consistently`)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return any(
+        (w._identity.device, w._identity.inode) == (info.st_dev, info.st_ino)
+        for w in list(_OPEN_WRITERS)
+    )
+
+
+def _log_index_held(path: Path) -> bool:
+    """Whether some connection holds the WAL-mode ledger at ``path`` open: a lock on its
+    ``-shm``'s DMS byte (:data:`_SHM_DMS_BYTE`), asked without taking one. False when
+    there is no ``-shm`` (no connection in WAL mode is open without one) and when it
+    cannot be asked (the file unreadable; a system without open-file-description locks):
+    the audit then says the empty log vouches for nothing (a note), the safe side.
+
+    Why an open-file-description query (``F_OFD_GETLK``) and not ``F_GETLK``: SQLite's
+    locks are process-wide POSIX locks, which ``F_GETLK`` does not report to the process
+    that holds them, so another connection in the auditor's own process would not be
+    seen; an OFD query sees every lock but its own descriptor's. A :class:`Ledger` of
+    this process counts as held without a query (:func:`_written_here`)."""
+    if _written_here(path):
+        return True
+    ofd_query = getattr(fcntl, "F_OFD_GETLK", None)
+    if ofd_query is None:  # not Linux: cannot tell without the platform's flock layout
+        return False
+    try:
+        fd = os.open(_shm_of(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        # struct flock on Linux: l_type, l_whence (short), l_start, l_len (off_t), l_pid
+        asked = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, _SHM_DMS_BYTE, 1, 0)
+        answer = fcntl.fcntl(fd, ofd_query, asked)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
+
+
+def _shm_of(path: Path) -> Path:
+    return path.with_name(path.name + "-shm")
+
+
+def empty_log_unheld(path: str | Path) -> bool:
+    """Whether the ledger file at ``path`` is in WAL mode with an empty ``<path>-wal``
+    beside it that no open connection holds (:func:`_log_index_held`): a log that
+    vouches for nothing (:attr:`ChainReport.empty_log`).
+
+    Why: such a file is read with its log, so it was never "read without its log", yet
+    an empty log says nothing about the main file beside it: a main file copied alone
+    while its writer's log held rows, then opened by any program (Python's ``sqlite3``
+    read-only, the ``sqlite3`` shell, an older ``secagg audit``), which leaves an empty
+    ``-wal`` and a ``-shm``, verified two rounds short with no word
+    (tests/ledger/test_verify_empty_log.py). Nothing in the files tells it from an
+    honest one: a server killed after folding its log in, read in place, or a copy of a
+    running server's file and log (its log is empty after each fold), both whole. A live
+    writer's empty log (held open) is current: every row it committed is in the file."""
+    path = Path(path)
+    if _written_here(path):  # asked first: nothing of this process's writer is opened
+        return False
+    try:
+        with opened_regular_file(path, "a ledger") as fd:
+            header = read_at_most(fd, _WAL_VERSION_BYTES.stop)
+        if os.stat(_wal_of(path)).st_size != 0:
+            return False
+    except (OSError, NotARegularFile):
+        return False
+    if header[: len(_SQLITE_MAGIC)] != _SQLITE_MAGIC or header[_WAL_VERSION_BYTES] != b"\x02\x02":
+        return False
+    return not _log_index_held(path)
+
+
 def wal_mode_without_log(path: str | Path) -> bool:
     """Whether the ledger file at ``path`` is in WAL mode (its header's file format read
     and write versions both 2) with no ``<path>-wal`` beside it: read so, it may lack
@@ -977,6 +1103,12 @@ def _read_consistently(
     file only while the log is there); one that changed under it is read again
     (:data:`_UNSTABLE_READS` times), and the next read of a writer that started goes
     through its log and locks (tests/ledger/test_ledger_concurrent_reader.py)."""
+    if _written_here(path):
+        # a writer of this process holds the file: read through SQLite alone, which
+        # shares that writer's locks, never by an open of our own (its close would drop
+        # them: tests/ledger/test_read_beside_own_writer.py); SQLite's locks make it one
+        # consistent state, and the writer checked the side files when it opened
+        return _closing(_connect_read_only(path, immutable=False), query), False
     _refuse_special_side_files(path)
     for _attempt in range(_UNSTABLE_READS):
         before = _file_state(path)
@@ -998,9 +1130,10 @@ def _read_consistently(
             assert isinstance(header, bytes)
             in_wal_mode = header[_WAL_VERSION_BYTES] == b"\x02\x02"
             return read[0], in_wal_mode and header.startswith(_SQLITE_MAGIC)
-    raise LedgerError(
-        f"the ledger {path} changed during each of {_UNSTABLE_READS} reads of it (a server "
-        "writing it as it was read): read it again"
+    raise LedgerKeptChanging(
+        f"could not get a stable read of {path}: the ledger kept changing, during each of "
+        f"{_UNSTABLE_READS} reads of it (a server appending as it was read); nothing was "
+        "judged: read it again (between two rounds, or with the server stopped)"
     )
 
 
@@ -1244,13 +1377,20 @@ def read_chain(
         raise ConfigurationError(f"no ledger at {path}")
     # SQLite's read-only open of a named pipe blocked forever, waiting for a writer; it
     # opens by name, so this check just before it is the most that can be done: a file
-    # swapped for a named pipe in the microseconds between them still blocks it
-    refuse_special_file(path, "a ledger")
+    # swapped for a named pipe in the microseconds between them still blocks it. Not
+    # for the file a writer of this process holds (a regular file it opened): the
+    # check's open and close of it would drop that writer's locks
+    if not _written_here(path):
+        refuse_special_file(path, "a ledger")
     try:
         report, without_log = _read_consistently(
             path, lambda db: _check_chain(db, path, public_key, after, prior, shared)
         )
-        return replace(report, without_log=True) if without_log else report
+        if without_log:
+            return replace(report, without_log=True)
+        # asked after the read: a note, not a verdict, so a writer starting in between
+        # at worst adds or drops the note
+        return replace(report, empty_log=True) if empty_log_unheld(path) else report
     except sqlite3.DatabaseError as exc:
         wrong_file = not_a_ledger(path)
         if wrong_file is not None:

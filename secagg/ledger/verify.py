@@ -92,6 +92,7 @@ from secagg.ledger.chain import (
     ChainReport,
     ChainRow,
     LedgerError,
+    LedgerKeptChanging,
     NotALedger,
     OptionMistake,
     check_expected_head,
@@ -1010,6 +1011,8 @@ def verify_ledger(
             raise OptionMistake(
                 f"--prior-ledger {exc}", option="--prior-ledger", reason=str(exc)
             ) from None
+        except LedgerKeptChanging:  # nothing judged: the audit is to be made again
+            raise
         except (LedgerError, ValueError) as exc:
             # the prior is the file at fault: read this one alone, and fail naming the
             # prior (the CLI read "L cannot be read as a ledger: P is not ...")
@@ -1400,6 +1403,8 @@ def verify_ledger(
             "(written before accounting became incremental): each lies within the PLD "
             "discretisation above the exact value, or was recomputed that way and matches"
         )
+    if chain.empty_log and expect_head is None:
+        result.notes.append(_read_with_an_empty_log(path))
     if chain.without_log:  # passed only with a head the auditor holds (above)
         result.notes.append(
             f"{_read_without_log(path)}; every row up to the head you expected "
@@ -1427,6 +1432,29 @@ def _version_downgrade(version: int, newest: int, where: str) -> str | None:
         "the layout of the secagg that wrote it and rows are written in order, so versions "
         f"never go down; version {version} is held to fewer checks than {newest} (rewritten "
         "in the older layout, or written by a secagg older than the one before it)"
+    )
+
+
+def _read_with_an_empty_log(path: str | Path) -> str:
+    """What an empty log no process holds says of the file beside it: nothing
+    (:attr:`ChainReport.empty_log`).
+
+    Why a note and not a failure: nothing in the files tells the short copy from two
+    honest ledgers, a server killed after it folded its log in (read in place) and a
+    copy of a running server's file and log (its log is empty after each fold), and
+    failing those would fail the copy the docs ask for; the note says what the verdict
+    rests on, and ``--expect-head`` settles it. It was silent: a main file copied alone
+    while its log held rows, then opened by a program that left an empty log beside it,
+    verified two rounds short (tests/ledger/test_verify_empty_log.py)."""
+    name = Path(path).name
+    return (
+        f"{name} is in WAL mode and was read with an empty {name}-wal that no process has "
+        "open: whole if it is the file of a server killed after it folded its log in, read "
+        "in place, or a copy of the file and its log taken at one moment; an empty log "
+        "vouches for nothing "
+        "else (one copied after the file, or left by a program that opened a file copied "
+        "alone), and rows its writer's log held then are missing with nothing to show it: "
+        "pass the head the server printed (--expect-head) to be sure"
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from _fifo import in_thread, needs_fifos
-from _ledgers import ledger_row, write_ledger
+from _ledgers import as_another_process, ledger_row, write_ledger
 from click.testing import CliRunner
 
 from secagg.apps.audit.cli import audit
@@ -169,7 +169,7 @@ def test_an_audit_of_a_closed_ledger_is_not_torn_by_a_restarted_writer(
     (its switch to WAL mode, the row folded into the file) goes through during the
     read, which notices it and reads again, through the log."""
     path, key = _closed_ledger(tmp_path)
-    ledger = Ledger(path, key)  # the restarted server, before its first append
+    ledger = as_another_process(Ledger(path, key))  # the restarted server, before its first append
     try:
         raised = _writer_inside_the_read(
             monkeypatch, lambda: ledger.append(ledger_row(2, None, None))
@@ -197,7 +197,7 @@ def test_an_audit_of_a_wal_file_without_its_log_is_read_again_when_a_writer_star
     writers: list[Ledger] = []
 
     def restart_and_append() -> None:
-        writers.append(Ledger(path, key))
+        writers.append(as_another_process(Ledger(path, key)))
         writers[0].append(ledger_row(2, None, None))
 
     raised = _writer_inside_the_read(monkeypatch, restart_and_append)
@@ -216,7 +216,7 @@ def test_a_running_writers_append_during_an_audit_leaves_the_audit_its_snapshot(
 ) -> None:
     """WAL mode: the reader does not block the append, and reads the state it began in."""
     path, key = _closed_ledger(tmp_path)
-    ledger = Ledger(path, key)
+    ledger = as_another_process(Ledger(path, key))
     try:
         ledger.append(ledger_row(2, None, None))  # in WAL mode now, its log beside it
         raised = _writer_inside_the_read(
@@ -235,7 +235,7 @@ def test_audit_verify_of_a_closed_ledger_a_restarted_server_appends_to_is_verifi
 ) -> None:
     path, key = _closed_ledger(tmp_path)
     pubkey = export_public_key(key.public_key, tmp_path / "fed.pub")
-    ledger = Ledger(path, key)
+    ledger = as_another_process(Ledger(path, key))
     try:
         _writer_inside_the_read(monkeypatch, lambda: ledger.append(ledger_row(2, None, None)))
         result = CliRunner().invoke(audit, ["verify", str(path), "--pubkey", str(pubkey)])
@@ -293,7 +293,7 @@ def test_a_copy_torn_by_an_append_within_one_tick_is_read_again(
     appended without the key"). The log index's header changes with every commit: the
     copy is made again."""
     path, key = _closed_ledger(tmp_path, rows=3)
-    ledger = Ledger(path, key)
+    ledger = as_another_process(Ledger(path, key))
     try:
         ledger.append(ledger_row(4, None, None))  # running: in WAL mode, its log emptied
         real_connect, real_copy, real_stat = chain._connect_read_only, shutil.copyfile, os.stat
@@ -336,7 +336,7 @@ def test_a_writer_that_appends_and_closes_within_the_read_is_noticed_by_the_head
     the header's change counter tells. The read is made again and sees both rows."""
     path, key = _closed_ledger(tmp_path)
     size = path.stat().st_size
-    ledger = Ledger(path, key)
+    ledger = as_another_process(Ledger(path, key))
 
     def append_and_close() -> None:
         ledger.append(ledger_row(2, None, None))

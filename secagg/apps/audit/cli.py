@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -37,6 +37,50 @@ def audit() -> None:
 #: the largest --pubkey file read: a PEM Ed25519 public key is 113 bytes; past this
 #: the file is no public key (``/dev/zero``-sized files were read whole)
 MAX_PUBKEY_BYTES = 64 * 1024
+
+
+class _LedgerEitherWay(click.Command):
+    """A command that takes its ledger as the argument LEDGER or as ``--ledger``
+    (:func:`_ledger_parameters`): exactly one of them, merged into the ``ledger``
+    parameter before the command runs; both, or neither, is one usage line (exit 2).
+
+    Why: the other commands name their files by flags (``server --config``, ``client
+    --state``, ``certs --dir``), and ``audit verify --ledger L`` said ``No such option
+    '--ledger'. Did you mean '--prior-ledger'?``, the flag of another file altogether,
+    which then ran without the ledger (tests/apps/test_audit_ledger_flag.py). The
+    positional form the docs give keeps working."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        positional, flagged = ctx.params.get("ledger"), ctx.params.pop("ledger_flag", None)
+        if ctx.resilient_parsing:
+            return rest
+        if positional is not None and flagged is not None:
+            raise click.BadParameter(
+                f"{flagged}: the ledger is given as LEDGER already ({positional}): give it "
+                "once, as LEDGER or as --ledger, not both",
+                ctx=ctx,
+                param_hint="'--ledger'",
+            )
+        if positional is None and flagged is None:
+            raise click.UsageError("Missing argument 'LEDGER' (or --ledger LEDGER).", ctx=ctx)
+        ctx.params["ledger"] = positional if positional is not None else flagged
+        return rest
+
+
+def _ledger_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ledger of ``verify`` and ``report``: the argument LEDGER, or ``--ledger``
+    (:class:`_LedgerEitherWay` takes exactly one)."""
+    command = click.option(
+        "--ledger",
+        "ledger_flag",
+        metavar="LEDGER",
+        type=RegularFilePath(dir_okay=False, what="a ledger"),
+        help="The ledger file, as LEDGER gives it (either form; not both).",
+    )(command)
+    return click.argument(
+        "ledger", required=False, type=RegularFilePath(dir_okay=False, what="a ledger")
+    )(command)
 
 
 class _JsonUsageErrors(click.Command):
@@ -109,6 +153,11 @@ class _JsonUsageErrors(click.Command):
 
     def _echo(self, exc: click.UsageError, params: dict[str, Any]) -> None:
         click.echo(dumps(self.json_error(exc.format_message(), params)))
+
+
+class _JsonLedgerCommand(_JsonUsageErrors, _LedgerEitherWay):
+    """``verify``: its usage errors in JSON too (:class:`_JsonUsageErrors`), its ledger
+    either way (:class:`_LedgerEitherWay`)."""
 
 
 def _pubkey_option(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
@@ -301,6 +350,11 @@ EXIT_NOT_PRIVATE = 3
 #: self-consistent, but checked only against the key the ledger itself embeds (no
 #: --pubkey): anyone who rewrites a ledger can re-sign it with a key of their own
 EXIT_UNVERIFIED = 4
+#: nothing judged: the ledger changed during every read of it (a server appending as it
+#: was read, :class:`~secagg.ledger.chain.LedgerKeptChanging`); read it again. Why not
+#: FAILED (1): that is the verdict of a ledger changed without the key, and an honest
+#: ledger under a busy writer read so (tests/ledger/test_verify_busy_writer.py)
+EXIT_NOT_READ = 5
 
 #: at most this many "round N: ... seeded" lines in the text output (all are in --json)
 _SHOWN_SEEDED = 20
@@ -334,7 +388,7 @@ _expect_head_option = click.option(
 
 @audit.command(
     "verify",
-    cls=_JsonUsageErrors,
+    cls=_JsonLedgerCommand,
     json_error=lambda message, params: _verify_usage_json(message, params),
     epilog="""\b
 Exit status:
@@ -358,9 +412,11 @@ Exit status:
   4  UNVERIFIED: no --pubkey, so the ledger was only checked against the key
      it embeds; it is self-consistent, but anyone can rewrite and re-sign
      a ledger: pass --pubkey with the key the operator gave you
+  5  NOT READ: the ledger changed during every read of it (its server
+     appending as it was read); nothing was judged: run verify again
 A failure (1) outranks NOT PRIVATE (3), which outranks UNVERIFIED (4).""",
 )
-@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
+@_ledger_parameters
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -427,6 +483,7 @@ def verify(
     verdict is UNVERIFIED (exit 4): the ledger is consistent with the key it carries,
     which proves nothing about who wrote it.
     """
+    from secagg.ledger.chain import LedgerKeptChanging
     from secagg.ledger.verify import verify_ledger
 
     expected = _expected(config)
@@ -443,6 +500,8 @@ def verify(
         # a missing ledger, a --prior-ledger that is the ledger itself: with --json its
         # object is printed by the command's class, as for every usage error
         raise _usage_error(exc) from exc
+    except LedgerKeptChanging as exc:  # no verdict: neither FAILED nor VERIFIED
+        _not_read(ledger, exc, as_json, expect_head, config, first_round)
     except Exception as exc:
         reason = f"{ledger} cannot be read as a ledger: {exc}"
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
@@ -691,6 +750,32 @@ def _echo_unread(
     click.echo(dumps(payload))
 
 
+def _not_read(
+    ledger: str,
+    exc: BaseException,
+    as_json: bool,
+    expect_head: str | None,
+    config: str | None,
+    first_round: int,
+) -> NoReturn:
+    """A ledger no read of which held still, said as no verdict: ``NOT READ: L: ...``
+    on stderr (with ``--json`` its object, ``"verdict": "NOT READ"``, ``"ok"`` null:
+    nothing was judged), exit :data:`EXIT_NOT_READ`.
+
+    Why: it read ``FAILED: L cannot be read as a ledger: ...``, exit 1, the verdict of
+    a ledger changed without the key, for an honest ledger whose server kept appending
+    as it was read (tests/ledger/test_verify_busy_writer.py)."""
+    reason = " ".join(str(exc).split())
+    if as_json:
+        payload: dict[str, Any] = dict.fromkeys(VERIFY_JSON_KEYS)
+        payload |= {"verdict": "NOT READ", "error": reason, "exit_status": EXIT_NOT_READ}
+        payload |= {"expected_head": expect_head, "config": config, "first_round": first_round}
+        click.echo(dumps(payload))
+    else:
+        click.echo(f"NOT READ: {ledger}: {reason}", err=True)
+    sys.exit(EXIT_NOT_READ)
+
+
 def _verify_usage_json(message: str, params: dict[str, Any]) -> dict[str, Any]:
     """``verify --json``'s object for a usage error: every key of a read ledger's object,
     ``"verdict": "USAGE ERROR"``, exit status 2, the message in ``error`` and
@@ -723,6 +808,7 @@ def _echo_rebuilt(lines: list[str]) -> None:
 
 @audit.command(
     "report",
+    cls=_LedgerEitherWay,
     epilog="""\b
 Exit status:
   0  the report was written (it states whether the ledger verified)
@@ -731,9 +817,11 @@ Exit status:
      filesystem, a full disk: one line naming the flag)
   2  usage error (bad option, missing ledger, a --pubkey that is no key,
      unreadable --config, an --out that is a file, a file that is not a ledger:
-     the server's state database, whose ledger is <state>.ledger)""",
+     the server's state database, whose ledger is <state>.ledger)
+  5  NOT READ: the ledger changed during every read of it (its server
+     appending as it was read); nothing was written: run report again""",
 )
-@click.argument("ledger", type=RegularFilePath(dir_okay=False, what="a ledger"))
+@_ledger_parameters
 @click.option(
     "--pubkey",
     type=NonEmptyPath(dir_okay=False),
@@ -786,6 +874,7 @@ def report(
     expect_head: str | None,
 ) -> None:
     """Write ledger-report.md / .html / .png for a compliance officer."""
+    from secagg.ledger.chain import LedgerKeptChanging
     from secagg.ledger.report import build_report, write_report_files
 
     expected = _expected(config)
@@ -800,6 +889,9 @@ def report(
         )
     except ConfigurationError as exc:
         raise _usage_error(exc) from exc
+    except LedgerKeptChanging as exc:  # no verdict to report: nothing is written
+        click.echo(f"NOT READ: {ledger}: {' '.join(str(exc).split())}", err=True)
+        sys.exit(EXIT_NOT_READ)
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
         click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
         sys.exit(EXIT_FAILED)

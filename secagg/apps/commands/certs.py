@@ -127,6 +127,12 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
         devca.revoke(directory, name, force=force)
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
         raise click.BadParameter(str(exc), param_hint="--dir") from exc
+    except devca.UnbarrableCertificate as exc:  # the machine's (1), or the file's (2)
+        failure = _ca_file_failure(exc)
+        if failure.exit_code == 1:
+            raise failure from exc
+        # a file in --dir that is no certificate: the one rule names the flag
+        raise click.BadParameter(str(exc), param_hint="--dir") from exc
     except ConfigurationError as exc:
         raise _ca_file_failure(exc) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk

@@ -89,6 +89,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     special = _special_server_file(config_path, config)
     if special is not None:  # before the state is opened or the port bound
         _fail("secagg server", special, 2)
+    unreadable_key = _ledger_key_unreadable(config_path, config)
+    if unreadable_key is not None:  # before the state is opened or the port bound
+        _fail("secagg server", *unreadable_key)
     state = config.server.state
     if os.path.isdir(state):
         # SQLite's own word for it was "the state state cannot be opened: unable to open
@@ -237,6 +240,42 @@ def _certificates_failure(config_path: str, config: FederationConfig, exc: BaseE
     )
     message = " ".join(str(exc).split()) or type(exc).__name__
     return f"--config {config_path}: [server] certificates = {folder!r}{where}: {message}"
+
+
+def _ledger_key_unreadable(config_path: str, config: FederationConfig) -> tuple[str, int] | None:
+    """The one line and exit status refusing a ledger key (``<state>.ledger-key``) that
+    is there but cannot be opened for reading, by the one path-failure rule
+    (:func:`~secagg.apps.commands.common.os_error_status`), or None: no file there (a
+    new federation's key is made; beside a ledger with rows the start refuses it as a
+    lost file to restore, exit 1, as a lost state) or one that opens (its content is
+    the start's to judge).
+
+    Why: the start said every failure of that read with exit 1 and naming no flag, in
+    Python's words (``secagg server: cannot read the ledger key K: [Errno 21] Is a
+    directory: 'K'``), and a loop of links at the key as ``the ledger key K is missing
+    ... restore the key from a backup`` (tests/apps/test_server_ledger_key_read.py).
+    A folder, a loop of links or a name too long there is the config's ``[server]
+    state`` mistake (exit 2); no permission or an I/O error is the machine's (exit 1).
+    Opened and closed only, never read: the key is read once, by the start."""
+    from secagg import durable
+
+    state = config.server.state
+    if not os.path.isdir(os.path.dirname(os.path.abspath(state))):
+        return None  # the start names a missing state folder itself (exit 2)
+    key = f"{state}.ledger-key"
+    try:
+        with durable.opened_regular_file(key, "a ledger key file"):
+            return None
+    except FileNotFoundError:
+        return None  # missing, or a link to a file that is gone: the start's to say
+    except OSError as exc:
+        why, status = exc.strerror or type(exc).__name__, os_error_status(exc)
+    except SecAggError:  # a named pipe or a device: _special_server_file's refusal
+        return None
+    where = f"--config {config_path}: [server] state = {state!r}: the ledger key {key}"
+    if status == 1:  # the machine's: the flag, the path and the cause
+        return f"{where} cannot be read: {why}: {key}", 1
+    return f"{where}: {why} (it must be the key file the server wrote there)", 2
 
 
 def _special_server_file(config_path: str, config: FederationConfig) -> str | None:
