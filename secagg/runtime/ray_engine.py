@@ -57,11 +57,11 @@ Dropouts. Each hosted client's endpoint is the simulated network's
 round, name) makes the same branch go silent before the same message on either
 engine. The host reports the vanishing (only the host knows when its client tries
 to send); the driver hides the branch from ``connected()`` when the report arrives
-and brings it back when the server sends it its round's end. (The in-process client
-thread brings itself back when it *reads* that message; a round trip to an actor
-later, the next round's draw could miss it, and the same seed would not give the
-same round.) A report that arrives after its round's end was sent is recorded but
-hides nothing.
+and brings it back when the server sends it its round's end, as the in-process
+network does (brought back when its client *reads* that message, a round trip to an
+actor later, the next round's draw could miss it, and the same seed would not give
+the same round). A report that arrives after its round's end was sent is recorded but
+hides nothing, on the in-process network too (``SimulatedNetwork._vanish``).
 
 Failures. A client whose ``handle`` raises (its policy refused a round and it stops,
 a model of another dimension) leaves: its session ends (gone from ``connected()``,

@@ -10,7 +10,11 @@ back for the next round.
 
 The schedule is a function of the seed, the round and the branch name (SHA-256
 to a uniform number), so a run with the same seed drops the same branches at
-the same phases.
+the same phases. A branch that reaches its vanishing point only after the server
+ended that round (it answered late: its phase closed at the deadline while it
+trained, or the round aborted) is recorded as a dropout and hides nothing, as on
+the Ray engine: hidden until its thread read the round's end, it sat the next
+round out or not by thread timing.
 
 It lives in the runtime (``secagg simulate`` re-exports it from
 ``secagg.apps.simulation.network``) because both of the simulator's engines play
@@ -29,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from secagg.errors import SecAggError
-from secagg.runtime.wire import RoundEnd, RoundStart, decode_message
+from secagg.runtime.wire import ROUND_END, RoundEnd, RoundStart, decode_message
 from secagg.transport.inprocess import InProcessHub
 
 #: the messages a branch sends in a masking round, in order (a dropout skips one and the rest)
@@ -73,6 +77,8 @@ class SimulatedNetwork(InProcessHub):
         super().__init__()
         self.schedule = schedule
         self._vanished: set[str] = set()
+        self._ended_round: dict[str, int] = {}  # the last round whose end was sent, by name
+        self._late_vanishes: set[tuple[str, int]] = set()  # recorded, hiding nothing
         self._count_lock = threading.Lock()
         self.bytes_sent: dict[str, int] = defaultdict(int)  # branch -> server
         self.bytes_received: dict[str, int] = defaultdict(int)  # server -> branch
@@ -91,11 +97,15 @@ class SimulatedNetwork(InProcessHub):
         self._sent_to(name, payload)
 
     def _sent_to(self, name: str, payload: bytes) -> None:
-        """Count a message sent to ``name``; a round's end brings a vanished branch back."""
+        """Count a message sent to ``name``; a round's end is remembered (a vanish of that
+        round from now on hides nothing) and brings a vanished branch back."""
+        ended = _round_end(payload)
         with self._count_lock:
             self.bytes_received[name] += len(payload)
             vanished = name in self._vanished
-        if vanished and _is_round_end(payload):
+            if ended is not None:
+                self._ended_round[name] = max(ended, self._ended_round.get(name, 0))
+        if vanished and ended is not None:
             # back for the next round as soon as the server has ended this one: waiting
             # for the branch's thread to read the RoundEnd let the server sample the next
             # round before it had, so the branch sat that round out on some runs and not
@@ -112,7 +122,17 @@ class SimulatedNetwork(InProcessHub):
         return _ScheduledEndpoint(self, name, super().connect(name))
 
     def _vanish(self, event: DropoutEvent) -> None:
+        """Hide ``event.branch`` from :meth:`connected` until its round's end is sent,
+        and wake the server; once, however many messages it then holds back. A vanish of
+        a round whose end was already sent is recorded once and hides nothing (see the
+        module: the Ray engine's rule, ``RayHub._remote_vanish``)."""
         with self._count_lock:
+            if self._ended_round.get(event.branch, 0) >= event.round:
+                late = (event.branch, event.round)
+                if late not in self._late_vanishes:
+                    self._late_vanishes.add(late)
+                    self.dropouts.append(event)
+                return
             vanishing = event.branch not in self._vanished
             if vanishing:
                 self._vanished.add(event.branch)
@@ -121,6 +141,15 @@ class SimulatedNetwork(InProcessHub):
             self.wake_server()  # the server looks at once, not at its next poll
 
     def _reappear(self, name: str) -> None:
+        """Bring a vanished ``name`` back (its round ended) and wake the server's waits
+        for parties (``wait_for_sessions``: the quorum wait, the start wait).
+
+        Why no :meth:`wake_server`, which a vanish calls: that wakes the collect loop's
+        ``receive``, which waits there for messages and, among returns, only for the
+        round's key holder (to send it its request again); a key holder is sent no
+        :class:`RoundStart`, so it has no schedule and never vanishes here. A branch
+        back for the next round is seen by that round's draw, which looks at
+        :meth:`connected` afresh."""
         with self._count_lock:
             back = name in self._vanished
             self._vanished.discard(name)
@@ -132,13 +161,17 @@ class SimulatedNetwork(InProcessHub):
             self.bytes_sent[name] += size
 
 
-def _is_round_end(payload: bytes) -> bool:
-    """Whether a server message is a :class:`RoundEnd` (decoded only for a vanished
-    branch's few messages; a malformed one is not, and its client refuses it)."""
+def _round_end(payload: bytes) -> int | None:
+    """The round of a :class:`~secagg.runtime.wire.RoundEnd`, else None (the kind byte
+    is read first: a round start's model is not decoded; a malformed message is no
+    round end, and its client refuses it)."""
+    if len(payload) < 6 or payload[5] != ROUND_END:
+        return None
     try:
-        return isinstance(decode_message(payload), RoundEnd)
+        message = decode_message(payload)
     except SecAggError:
-        return False
+        return None
+    return message.round if isinstance(message, RoundEnd) else None
 
 
 class _ScheduledEndpoint:

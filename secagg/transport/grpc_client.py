@@ -345,13 +345,21 @@ class GrpcClientTransport:
             return self._queued_messages, self._queued_bytes
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, half-close, wait up to ``timeout`` for the server, then drop."""
+        """Write what is queued, half-close, wait up to ``timeout`` for the server, then
+        drop; a session the server has not accepted yet is dropped at once.
+
+        Why at once: a party stopped by Ctrl-C or SIGTERM while it dials leaves
+        :meth:`connect` and is closed by its dialler; the reader then waits for the
+        server's answer, and a server holding the session unanswered (its handler threads
+        busy) kept the party the whole ``timeout`` (5 s) before its one line (review of
+        the transport's intake, 2026-12-07). Nothing waits to be written then: a session
+        is used only once :meth:`connect` has returned, after the answer."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._outbox.put(_END)
-        if self._reader is not None:
+        if self._reader is not None and self.identity is not None:
             self._reader.join(timeout)
         self._abandon()
 

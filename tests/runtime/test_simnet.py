@@ -49,3 +49,28 @@ def test_a_vanishing_branch_wakes_the_server_before_a_later_message() -> None:
     assert network.receive(timeout=5.0) is None
     assert "b1" not in network.connected()
     assert network.receive(timeout=5.0) == ("b2", b"later")
+
+
+def test_a_vanish_after_its_rounds_end_was_sent_hides_nothing() -> None:
+    """Second review of the simulated network (2026-12-07): a branch that answers after
+    the server ended its round (its phase closed at the deadline while it trained, or the
+    round aborted) reached its scheduled vanish then, and was hidden from connected()
+    until its thread read that round end: the server's draw for the next round left it
+    out or not by thread timing (the same seed, different runs), where the Ray engine
+    records such a vanish and hides nothing (``RayHub._remote_vanish``). Now the
+    in-process network does as the Ray engine: recorded once, nothing hidden, no wake."""
+    network = SimulatedNetwork(DropoutSchedule(0.5, seed=1))
+    for name in ("b1", "b2"):
+        network.connect(name)
+    network.send("b2", encode_message(RoundEnd(1, False, "phase deadline passed")))
+    woken = network.queued()
+    network._vanish(DropoutEvent(1, "b2", "masked_input"))  # its late answer of round 1
+    network._vanish(DropoutEvent(1, "b2", "masked_input"))  # and the one after it
+    assert network.connected() == {"b1", "b2"}, "hidden from the next round's draw"
+    assert network.queued() == woken  # nothing changed for the server to look at
+    assert network.dropouts == [DropoutEvent(1, "b2", "masked_input")]  # recorded once
+    # a vanish of a round whose end has not been sent hides the branch, as before
+    network._vanish(DropoutEvent(2, "b2", "advertise_keys"))
+    assert network.connected() == {"b1"}
+    network.send("b2", encode_message(RoundEnd(2, False, "too few")))
+    assert network.connected() == {"b1", "b2"}
