@@ -1143,16 +1143,29 @@ _SIDE_FILES = (("-wal", "write-ahead log"), ("-shm", "log index"), ("-journal", 
 
 def _refuse_special_side_files(path: Path, then: str = "read the ledger again") -> None:
     """:class:`LedgerError` (one line) when a file SQLite opens beside the ledger (its
-    log, the log's index, its rollback journal) is a named pipe, a device or a socket;
-    ``then``: what to do once it is moved away.
+    log, the log's index, its rollback journal) is a named pipe, a device, a socket or a
+    symbolic link; ``then``: what to do once it is moved away.
 
     Why: SQLite opens them by name, blocking: a named pipe at ``<ledger>-journal``
     beside a ledger with a ``-wal`` hung ``secagg audit verify`` (and the server's
     start, which reads the ledger the same way) forever, waiting for a writer that never
     comes, and hung the writer's own open (:class:`Ledger`) of a ledger its last writer
-    closed (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
+    closed (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one.
+
+    Nor a symbolic link: SQLite creates these files itself, and deletes and makes them
+    again, never as links. A link is refused before anything is read through it: a
+    forged ledger shipped with ``<ledger>-shm`` linked to ``/proc/self/io`` (whose bytes
+    change at every read) made each lock-free read look like one a writer changed, and
+    ``audit verify`` said ``NOT READ`` (exit 5, "read it again") where the forgery
+    fails (exit 1; tests/ledger/test_side_file_links.py)."""
     for suffix, holds in _SIDE_FILES:
         side = path.with_name(path.name + suffix)
+        if side.is_symlink():
+            raise LedgerError(
+                f"{side} is a symbolic link, where SQLite keeps the "
+                f"ledger's {holds}: no writer of a ledger makes one; put the file itself "
+                f"there, or move the link away, and {then}"
+            )
         kind = special_file_kind(side)
         if kind is not None:
             raise LedgerError(
