@@ -7,6 +7,7 @@ so a change to the row format is made in one place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,20 @@ def as_another_process(ledger: Ledger) -> Ledger:
 
     chain._OPEN_WRITERS.discard(ledger)
     return ledger
+
+
+def posix_locks_on(*files: Path) -> list[str]:
+    """The POSIX locks the kernel holds on ``files`` (by inode; a missing file is
+    skipped), as ``/proc/locks`` (Linux) lists them.
+
+    Why the kernel's table: SQLite's locks are POSIX locks, and any close of a file drops
+    every one its process holds on it; only the table shows a writer's locks lost."""
+    inodes = {os.stat(file).st_ino for file in files if os.path.exists(file)}
+    held = []
+    with open("/proc/locks") as table:
+        for line in table:
+            fields = line.split()
+            where = fields[6] if fields[1] == "->" else fields[5]
+            if int(where.rsplit(":", 1)[1]) in inodes:
+                held.append(line.strip())
+    return held

@@ -370,7 +370,7 @@ class Ledger:
         refuse_special_file(self.path, "a ledger")
         # and beside it: a named pipe at its journal hung this open forever (the server's
         # start reads the ledger first, which refuses one; any other writer did not)
-        _refuse_special_side_files(self.path, "open the ledger again")
+        _refuse_special_side_files(_where_sqlite_opens(self.path), "open the ledger again")
         #: how long this writer waits for another program's lock (:data:`BUSY_TIMEOUT_MS`,
         #: read when the writer opens)
         self._busy_timeout_ms = BUSY_TIMEOUT_MS
@@ -930,6 +930,18 @@ def _wal_of(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
 
 
+def _where_sqlite_opens(path: Path) -> Path:
+    """The file SQLite opens for the ledger named ``path``: every symbolic link on the
+    way resolved. Its ``-wal``, ``-shm`` and ``-journal`` are beside that file.
+
+    Why: SQLite resolves a link to a database and keeps the side files beside its target,
+    and the reads here looked for them beside the link: a running server's honest ledger
+    verified through a link to it (``ln -s /srv/fed/state.sqlite.ledger audit/ledger``)
+    was read as a file in WAL mode without its log, ``FAILED``, exit 1
+    (tests/ledger/test_ledger_through_a_link.py)."""
+    return Path(os.path.realpath(path))
+
+
 #: the byte of ``<ledger>-shm`` on which every connection open on a WAL-mode database
 #: holds a shared lock for as long as it is open: the "DMS" slot of SQLite's unix VFS
 #: (https://www.sqlite.org/walformat.html, "the shm locks"; byte 128, after the 8 WAL locks
@@ -1013,7 +1025,7 @@ def empty_log_unheld(path: str | Path) -> bool:
     honest one: a server killed after folding its log in, read in place, or a copy of a
     running server's file and log (its log is empty after each fold), both whole. A live
     writer's empty log (held open) is current: every row it committed is in the file."""
-    path = Path(path)
+    path = _where_sqlite_opens(Path(path))
     if _written_here(path):  # asked first: nothing of this process's writer is opened
         return False
     try:
@@ -1043,7 +1055,7 @@ def wal_mode_without_log(path: str | Path) -> bool:
     row in the log until the next start. Nothing in the main file tells whether its log
     held a row. False for a file whose header cannot be read (the read that follows
     fails for it)."""
-    path = Path(path)
+    path = _where_sqlite_opens(Path(path))
     try:
         with opened_regular_file(path, "a ledger") as fd:
             header = read_at_most(fd, _WAL_VERSION_BYTES.stop)
@@ -1103,6 +1115,7 @@ def _read_consistently(
     file only while the log is there); one that changed under it is read again
     (:data:`_UNSTABLE_READS` times), and the next read of a writer that started goes
     through its log and locks (tests/ledger/test_ledger_concurrent_reader.py)."""
+    given, path = path, _where_sqlite_opens(path)
     if _written_here(path):
         # a writer of this process holds the file: read through SQLite alone, which
         # shares that writer's locks, never by an open of our own (its close would drop
@@ -1131,7 +1144,7 @@ def _read_consistently(
             in_wal_mode = header[_WAL_VERSION_BYTES] == b"\x02\x02"
             return read[0], in_wal_mode and header.startswith(_SQLITE_MAGIC)
     raise LedgerKeptChanging(
-        f"could not get a stable read of {path}: the ledger kept changing, during each of "
+        f"could not get a stable read of {given}: the ledger kept changing, during each of "
         f"{_UNSTABLE_READS} reads of it (a server appending as it was read); nothing was "
         "judged: read it again (between two rounds, or with the server stopped)"
     )
@@ -1143,16 +1156,29 @@ _SIDE_FILES = (("-wal", "write-ahead log"), ("-shm", "log index"), ("-journal", 
 
 def _refuse_special_side_files(path: Path, then: str = "read the ledger again") -> None:
     """:class:`LedgerError` (one line) when a file SQLite opens beside the ledger (its
-    log, the log's index, its rollback journal) is a named pipe, a device or a socket;
-    ``then``: what to do once it is moved away.
+    log, the log's index, its rollback journal) is a named pipe, a device, a socket or a
+    symbolic link; ``then``: what to do once it is moved away.
 
     Why: SQLite opens them by name, blocking: a named pipe at ``<ledger>-journal``
     beside a ledger with a ``-wal`` hung ``secagg audit verify`` (and the server's
     start, which reads the ledger the same way) forever, waiting for a writer that never
     comes, and hung the writer's own open (:class:`Ledger`) of a ledger its last writer
-    closed (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one."""
+    closed (tests/ledger/test_ledger_concurrent_reader.py). No ledger's writer makes one.
+
+    Nor a symbolic link: SQLite creates these files itself, and deletes and makes them
+    again, never as links. A link is refused before anything is read through it: a
+    forged ledger shipped with ``<ledger>-shm`` linked to ``/proc/self/io`` (whose bytes
+    change at every read) made each lock-free read look like one a writer changed, and
+    ``audit verify`` said ``NOT READ`` (exit 5, "read it again") where the forgery
+    fails (exit 1; tests/ledger/test_side_file_links.py)."""
     for suffix, holds in _SIDE_FILES:
         side = path.with_name(path.name + suffix)
+        if side.is_symlink():
+            raise LedgerError(
+                f"{side} is a symbolic link, where SQLite keeps the "
+                f"ledger's {holds}: no writer of a ledger makes one; put the file itself "
+                f"there, or move the link away, and {then}"
+            )
         kind = special_file_kind(side)
         if kind is not None:
             raise LedgerError(

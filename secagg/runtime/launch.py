@@ -327,6 +327,19 @@ class ServerState:
         self.store.close()
 
 
+class StateNeverStarted(StateMissing, ConfigurationError):
+    """``server.state`` names no file and nothing of a federation is beside it (no
+    ledger, no ledger key), without ``--init``: the config's mistake (a mistyped path) or
+    the operator's (the first start without ``--init``), said naming the key, exit 2.
+
+    Why not a failure of the state (exit 1): a federation that ran leaves its ledger and
+    its key, and losing the state beside them is refused as lost (exit 1); a path that
+    names nothing at all is the path-failure rule's mistake (docs/deployment.md), and a
+    typo in ``[server] state`` read "no state at S: pass --init", exit 1, which invites
+    starting a second federation at the mistyped path. Still a :class:`StateMissing`, so
+    a program that catches that keeps catching it."""
+
+
 class StateDirectoryMissing(StateMissing, ConfigurationError):
     """``server.state`` names a file in a folder that does not exist (or is a file): the
     config's mistake, as a ``--state`` in a missing folder is ``secagg client``'s (exit 2
@@ -349,7 +362,9 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
 
     1. the state's directory exists, and none of the state, its ledger and the ledger
        key is a named pipe, a device or a socket
-       (:class:`~secagg.errors.NotARegularFile`, before any open);
+       (:class:`~secagg.errors.NotARegularFile`, before any open); without ``--init``
+       (``init=False``), a path where nothing of a federation is, no state, ledger or
+       ledger key (:class:`StateNeverStarted`, a usage mistake: nothing is made);
     2. the state's lock (:class:`~secagg.runtime.store.StateLock`): a second server
        fails here, having touched nothing;
     3. ``init``: ``True`` starts a new federation (refused when the state already
@@ -388,6 +403,15 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
         (key_path, "a ledger key"),
     ):
         refuse_special_file(path, what)
+    if init is False and not any(path.exists() for path in (state, ledger_path, key_path)):
+        # nothing of a federation at the path: never started here, or the path is
+        # mistyped (a lost federation leaves its ledger or its key, refused under the
+        # lock as lost); said before the lock, whose file would be left at the typo
+        raise StateNeverStarted(
+            f"[server] state = {str(state)!r} names no file, and no ledger or ledger key "
+            "is beside it: pass --init to start a new federation there, or correct the "
+            "path (a restarted server must find its state)"
+        )
     lock = StateLock(state)
     try:
         return _open_locked_state(state, ledger_path, key_path, lock, init)

@@ -197,6 +197,36 @@ def test_a_server_state_in_a_missing_folder_is_the_configs_mistake(
     assert "does not exist" in line and not state.parent.exists()
 
 
+def test_a_server_state_path_that_names_nothing_is_the_configs_mistake(
+    tmp_path: Path, ca_folder: Path
+) -> None:
+    """A mistyped ``[server] state`` (no state, ledger or key there) without ``--init``
+    read "no state at S: pass --init", exit 1, naming no key, which invites a second
+    federation at the typo; it is exit 2 naming the key, and nothing is made."""
+    (tmp_path / "state.sqlite").write_bytes(b"")  # the real one, never reached
+    typo = tmp_path / "stat.sqlite"
+    config = _federation(tmp_path, typo, ca_folder)
+    line = _one_line(CliRunner().invoke(main, ["server", "--config", str(config)]), 2)
+    assert line.startswith(f"secagg server: --config {config}: [server] state = "), line
+    assert "names no file" in line and "--init" in line and "correct the path" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["federation.toml", "state.sqlite"]
+
+
+def test_a_lost_state_beside_its_ledgers_file_stays_a_failure(
+    tmp_path: Path, ca_folder: Path
+) -> None:
+    """Something of a federation at the path (here its ledger's file, emptied): the
+    state was lost, not mistyped, a failure of the state (exit 1) as before."""
+    state = tmp_path / "state.sqlite"
+    Path(f"{state}.ledger").write_bytes(b"")
+    config = _federation(tmp_path, state, ca_folder)
+    line = _one_line(CliRunner().invoke(main, ["server", "--config", str(config)]), 1)
+    assert line == (
+        f"secagg server: no state at {state}: pass --init to start a new federation there "
+        "(a restarted server must find its state)"
+    ), line
+
+
 def _version_1_record(tmp_path: Path) -> Path:
     record = tmp_path / "kh-state.json"
     record.write_text(json.dumps({"version": 1, "decryptions": 1, "rounds": [3]}))

@@ -95,9 +95,10 @@ def test_init_starts_a_federation_and_a_finished_one_says_so(workdir: Path) -> N
     port = free_port()
     toml = _toml(workdir, port)
     state = workdir / "state.sqlite"
-    # no state, no --init: refused, nothing made
+    # no state, no --init: refused, nothing made (exit 2: nothing of a federation is
+    # there, the path may be mistyped; tests/apps/test_path_failure_rule.py)
     result = _server("--config", str(toml))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "pass --init to start a new federation" in _one_line(result)
     assert not state.exists()
     # --init: a real federation over gRPC with mTLS, branches dialling as it starts

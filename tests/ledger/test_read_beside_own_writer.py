@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _ledgers import ledger_row, write_ledger
+from _ledgers import ledger_row, posix_locks_on, write_ledger
 
 from secagg.ledger import Ledger
 from secagg.ledger.chain import read_chain
@@ -27,19 +27,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _locks_on(*files: Path) -> list[str]:
-    """The POSIX locks the kernel holds on ``files`` (by inode), as /proc/locks says."""
-    inodes = {os.stat(file).st_ino for file in files}
-    held = []
-    with open("/proc/locks") as table:
-        for line in table:
-            fields = line.split()
-            where = fields[6] if fields[1] == "->" else fields[5]
-            if int(where.rsplit(":", 1)[1]) in inodes:
-                held.append(line.strip())
-    return held
-
-
 @pytest.mark.parametrize("read", ["read_chain", "committed_entries"])
 def test_a_read_beside_a_writer_of_this_process_keeps_its_locks(tmp_path: Path, read: str) -> None:
     path, key = write_ledger(tmp_path / "fed.ledger", [ledger_row(1, None, None)])
@@ -47,14 +34,14 @@ def test_a_read_beside_a_writer_of_this_process_keeps_its_locks(tmp_path: Path, 
     try:
         ledger.append(ledger_row(2, None, None))  # in WAL mode: locks on the file and -shm
         shm = path.with_name("fed.ledger-shm")
-        before = _locks_on(path, shm)
+        before = posix_locks_on(path, shm)
         assert len(before) >= 2, before  # the file's shared lock, the log index's DMS lock
         if read == "read_chain":
             report = read_chain(path, key.public_key)
             assert report.ok and len(report.rows) == 2
         else:
             assert len(ledger.committed_entries()) == 2
-        assert _locks_on(path, shm) == before  # was []: every lock dropped
+        assert posix_locks_on(path, shm) == before  # was []: every lock dropped
         ledger.append(ledger_row(3, None, None))
     finally:
         ledger.close()

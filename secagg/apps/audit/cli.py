@@ -78,8 +78,14 @@ def _ledger_parameters(command: Callable[..., Any]) -> Callable[..., Any]:
         type=RegularFilePath(dir_okay=False, what="a ledger"),
         help="The ledger file, as LEDGER gives it (either form; not both).",
     )(command)
+    # metavar: click names an argument that is not required '[LEDGER]', and a ledger that
+    # is no regular file read "Invalid value for '[LEDGER]'" once --ledger made it so
+    # (tests/apps/test_cli_file_one_open.py); the usage line is the documented one
     return click.argument(
-        "ledger", required=False, type=RegularFilePath(dir_okay=False, what="a ledger")
+        "ledger",
+        required=False,
+        metavar="LEDGER",
+        type=RegularFilePath(dir_okay=False, what="a ledger"),
     )(command)
 
 
