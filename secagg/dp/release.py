@@ -191,11 +191,48 @@ MAX_PRV_REPLAYED_POINTS = 1_500_000
 _ARRIVAL_NOISE_FOR_DOMAIN = 10.0
 
 
+#: the most RDP-curve units a history's replay may cost (:func:`_curve_units`), by either
+#: accountant (PRV sizes its domain from the same curves). Why: each distinct ``(z, q)``
+#: run at a rate strictly between 0 and 1 is one Opacus RDP curve, whose fractional
+#: orders' series grows long as the rate nears 0.5 and the noise grows, so a run cost far
+#: more than the 9 ms the counting caps assumed (measured, CPU time on the 2 cores under
+#: load: up to 0.13 s a curve at z <= 10 whatever the rate, 0.19 s at z 30, 0.2 s at z
+#: 100 and 0.67-0.83 s at z 10^4 at a rate within 0.02 of 0.5, 0.04 s or less past z 30
+#: elsewhere). Within the counting caps an RDP report of 32 runs at z 10^4, rates within
+#: 1e-7 of 0.5, replayed in 20.2 s of CPU (32 runs at z 3, rates 0.468-0.499: 2.35 s),
+#: while the branches wait ROUND_GRACE_SECONDS past the deadline. A curve counts one
+#: unit, one in the costly corner (:data:`_COSTLY_CURVE_NOISE`,
+#: :data:`_COSTLY_CURVE_RATE_DISTANCE`) :data:`_COSTLY_CURVE_UNITS`: 8 units replayed in
+#: at most 1.7 s of CPU (8 curves at z 30, rates within 1e-6 of 0.5: RDP 1.48 s, PRV
+#: 1.51 s; 2 at z 10^4 and q 0.5: 1.66 s). An honest branch's history holds a few curves
+#: (the default ``secagg simulate`` branch 2: its noise and rate do not change across
+#: rounds, so its runs merge).
+MAX_REPLAYED_CURVE_UNITS = 8
+#: a run's curve is costly past this noise multiplier, at a rate this near 0.5
+_COSTLY_CURVE_NOISE = 30.0
+_COSTLY_CURVE_RATE_DISTANCE = 0.02
+_COSTLY_CURVE_UNITS = 4
+
+
+def _curve_units(runs: Iterable[tuple[float, float, int]]) -> int:
+    """The RDP-curve units the replay of ``runs`` costs (:data:`MAX_REPLAYED_CURVE_UNITS`):
+    one a distinct ``(z, q)`` of steps at a rate strictly between 0 and 1 (Opacus gives
+    rates 0 and 1 in closed form; a repeated pair is memoised), more in the costly corner."""
+    curves = {(z, q) for z, q, n in runs if n > 0 and 0 < q < 1}
+    return sum(
+        _COSTLY_CURVE_UNITS
+        if z > _COSTLY_CURVE_NOISE and abs(q - 0.5) < _COSTLY_CURVE_RATE_DISTANCE
+        else 1
+        for z, q in curves
+    )
+
+
 def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: str) -> str | None:
     """Why the server will not replay ``history`` by ``accountant`` (:data:`MAX_REPLAYED_RUNS`,
     :data:`MAX_REPLAYED_STEPS`; for PRV :data:`MAX_PRV_REPLAYED_RUNS` and
-    :data:`MAX_PRV_REPLAYED_WORK` too), or None. Counting costs no accountant: a pass
-    over the entries, so it runs as a report arrives.
+    :data:`MAX_PRV_REPLAYED_WORK` too; by either, :data:`MAX_REPLAYED_CURVE_UNITS`), or
+    None. Counting costs no accountant: a pass over the entries, so it runs as a report
+    arrives.
 
     Why a refusal and not the stated figure: the server kept the stated epsilon of a
     history past the caps, so a report of 33 runs stating 0.01 beside a history that
@@ -224,6 +261,15 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: s
             f"its DP-SGD history holds {len(runs)} runs of {steps} steps in all, more than "
             f"the {MAX_PRV_REPLAYED_WORK} runs x steps the server replays by the 'prv' "
             "accountant (its replay's time grows with both)"
+        )
+    units = _curve_units(runs)
+    if units > MAX_REPLAYED_CURVE_UNITS:
+        return (
+            f"its DP-SGD history needs {units} units of Opacus RDP curves, more than the "
+            f"{MAX_REPLAYED_CURVE_UNITS} the server replays (one a distinct noise multiplier "
+            f"and sample rate; {_COSTLY_CURVE_UNITS} one above noise {_COSTLY_CURVE_NOISE:g} at "
+            f"a rate within {_COSTLY_CURVE_RATE_DISTANCE:g} of 0.5, whose curve costs up to a "
+            "second)"
         )
     return None
 
