@@ -184,6 +184,19 @@ MAX_PRV_REPLAYED_WORK = 20_000
 #: rate within about 1e-3 of 0.5 and a large z, Opacus's RDP curve of one run costs up to
 #: a second of its own (z 10^4), which no grid counts (8 such runs: 6.8 s of CPU).
 MAX_PRV_REPLAYED_POINTS = 1_500_000
+#: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
+#: history only grows, so an honest PRV branch past a cap (2 runs of 3 local epochs a
+#: round at 50 000 rows and batch 256: round 18) was a dropout of every later round,
+#: warned of the cap but not of a way on. RDP's replay costs a curve a run, whatever the
+#: steps, and its bound is looser than PRV's (that branch at round 18: RDP 3.33 beside
+#: PRV's 2.98 of round 17), so the switch keeps the server's and ``audit verify``'s rule
+#: that a branch's epsilon does not go down
+_PRV_REMEDY = (
+    "; a branch that trains this long accounts with 'rdp' (a trainer with "
+    "accountant='rdp' and its history so far as prior_releases: the server replays up to "
+    f"{MAX_REPLAYED_RUNS} runs and {MAX_REPLAYED_STEPS:g} steps of it, a looser figure for "
+    "the same training)"
+)
 #: the noise multiplier the arrival check sizes a PRV domain at, in place of any larger
 #: one (more noise only shrinks the domain: a bound, never an understatement). Why:
 #: Opacus's RDP curve at ``q = 0.5`` costs more as ``z`` grows (0.16 s of CPU at z 10,
@@ -254,13 +267,13 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: s
     if accountant == "prv" and len(runs) > MAX_PRV_REPLAYED_RUNS:
         return (
             f"its DP-SGD history holds {len(runs)} runs, more than the "
-            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant"
+            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant" + _PRV_REMEDY
         )
     if accountant == "prv" and len(runs) * steps > MAX_PRV_REPLAYED_WORK:
         return (
             f"its DP-SGD history holds {len(runs)} runs of {steps} steps in all, more than "
             f"the {MAX_PRV_REPLAYED_WORK} runs x steps the server replays by the 'prv' "
-            "accountant (its replay's time grows with both)"
+            "accountant (its replay's time grows with both)" + _PRV_REMEDY
         )
     units = _curve_units(runs)
     if units > MAX_REPLAYED_CURVE_UNITS:
@@ -292,7 +305,7 @@ def _past_prv_points(runs: list[tuple[float, float, int]], delta: float) -> str 
         return (
             f"its DP-SGD history needs a PRV grid of {points:.3g} points, more than the "
             f"{MAX_PRV_REPLAYED_POINTS:.3g} the server replays by the 'prv' accountant (the "
-            "grid grows with the history's epsilon and the square root of its steps)"
+            "grid grows with the history's epsilon and the square root of its steps)" + _PRV_REMEDY
         )
     return None
 
