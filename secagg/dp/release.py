@@ -208,34 +208,42 @@ _ARRIVAL_NOISE_FOR_DOMAIN = 10.0
 #: accountant (PRV sizes its domain from the same curves). Why: each distinct ``(z, q)``
 #: run at a rate strictly between 0 and 1 is one Opacus RDP curve, whose fractional
 #: orders' series grows long as the rate nears 0.5 and the noise grows, so a run cost far
-#: more than the 9 ms the counting caps assumed (measured, CPU time on the 2 cores under
-#: load: up to 0.13 s a curve at z <= 10 whatever the rate, 0.19 s at z 30, 0.2 s at z
-#: 100 and 0.67-0.83 s at z 10^4 at a rate within 0.02 of 0.5, 0.04 s or less past z 30
-#: elsewhere). Within the counting caps an RDP report of 32 runs at z 10^4, rates within
-#: 1e-7 of 0.5, replayed in 20.2 s of CPU (32 runs at z 3, rates 0.468-0.499: 2.35 s),
-#: while the branches wait ROUND_GRACE_SECONDS past the deadline. A curve counts one
-#: unit, one in the costly corner (:data:`_COSTLY_CURVE_NOISE`,
-#: :data:`_COSTLY_CURVE_RATE_DISTANCE`) :data:`_COSTLY_CURVE_UNITS`: 8 units replayed in
-#: at most 1.7 s of CPU (8 curves at z 30, rates within 1e-6 of 0.5: RDP 1.48 s, PRV
-#: 1.51 s; 2 at z 10^4 and q 0.5: 1.66 s). An honest branch's history holds a few curves
-#: (the default ``secagg simulate`` branch 2: its noise and rate do not change across
-#: rounds, so its runs merge).
-MAX_REPLAYED_CURVE_UNITS = 8
+#: more than the 9 ms the run cap assumed (measured, CPU time a curve on the 2 cores under
+#: load: at most 0.032 s at a rate up to 0.1, any z up to 10^4; above it up to 0.13 s at
+#: z <= 10, 0.19 s at z 30; at a rate within 0.02 of 0.5, 0.2 s at z 100 and 0.67-0.83 s
+#: at z 10^4, 0.04 s or less past z 30 elsewhere). Within the run cap an RDP report of 32
+#: runs at z 10^4, rates within 1e-7 of 0.5, replayed in 20.2 s of CPU (32 runs at z 3,
+#: rates 0.468-0.499: 2.35 s), while the branches wait ROUND_GRACE_SECONDS past the
+#: deadline. A curve at a rate up to :data:`_LIGHT_CURVE_RATE` counts one unit (so 32 such
+#: runs replay as before, in about 1.2 s), any other :data:`_CURVE_UNITS`, one in the costly
+#: corner (:data:`_COSTLY_CURVE_NOISE`, :data:`_COSTLY_CURVE_RATE_DISTANCE`)
+#: :data:`_COSTLY_CURVE_UNITS`: 32 units replayed in at most 1.7 s of CPU (8 curves at z 30,
+#: rates within 1e-6 of 0.5: RDP 1.48 s, PRV 1.51 s; 2 at z 10^4 and q 0.5: 1.66 s). An
+#: honest branch's history holds a few curves (the default ``secagg simulate`` branch 1 unit:
+#: its noise and rate do not change across rounds, so its runs merge; its statistics'
+#: release, at rate 1, is Opacus's closed form).
+MAX_REPLAYED_CURVE_UNITS = 32
+#: a curve at a rate up to this costs one unit
+_LIGHT_CURVE_RATE = 0.1
+#: any other curve's units
+_CURVE_UNITS = 4
 #: a run's curve is costly past this noise multiplier, at a rate this near 0.5
 _COSTLY_CURVE_NOISE = 30.0
 _COSTLY_CURVE_RATE_DISTANCE = 0.02
-_COSTLY_CURVE_UNITS = 4
+_COSTLY_CURVE_UNITS = 16
 
 
 def _curve_units(runs: Iterable[tuple[float, float, int]]) -> int:
     """The RDP-curve units the replay of ``runs`` costs (:data:`MAX_REPLAYED_CURVE_UNITS`):
-    one a distinct ``(z, q)`` of steps at a rate strictly between 0 and 1 (Opacus gives
-    rates 0 and 1 in closed form; a repeated pair is memoised), more in the costly corner."""
+    each distinct ``(z, q)`` of steps at a rate strictly between 0 and 1 (Opacus gives
+    rates 0 and 1 in closed form; a repeated pair is memoised), by its rate and noise."""
     curves = {(z, q) for z, q, n in runs if n > 0 and 0 < q < 1}
     return sum(
-        _COSTLY_CURVE_UNITS
+        1
+        if q <= _LIGHT_CURVE_RATE
+        else _COSTLY_CURVE_UNITS
         if z > _COSTLY_CURVE_NOISE and abs(q - 0.5) < _COSTLY_CURVE_RATE_DISTANCE
-        else 1
+        else _CURVE_UNITS
         for z, q in curves
     )
 
@@ -279,10 +287,10 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: s
     if units > MAX_REPLAYED_CURVE_UNITS:
         return (
             f"its DP-SGD history needs {units} units of Opacus RDP curves, more than the "
-            f"{MAX_REPLAYED_CURVE_UNITS} the server replays (one a distinct noise multiplier "
-            f"and sample rate; {_COSTLY_CURVE_UNITS} one above noise {_COSTLY_CURVE_NOISE:g} at "
-            f"a rate within {_COSTLY_CURVE_RATE_DISTANCE:g} of 0.5, whose curve costs up to a "
-            "second)"
+            f"{MAX_REPLAYED_CURVE_UNITS} the server replays (a distinct noise multiplier and "
+            f"sample rate up to {_LIGHT_CURVE_RATE:g} costs 1, above it {_CURVE_UNITS}, above "
+            f"noise {_COSTLY_CURVE_NOISE:g} at a rate within {_COSTLY_CURVE_RATE_DISTANCE:g} "
+            f"of 0.5 {_COSTLY_CURVE_UNITS}: Opacus's curve there costs up to a second)"
         )
     return None
 

@@ -6,7 +6,9 @@ fractional orders' series grows long as the rate nears 0.5 and the noise grows: 
 assumed 9 ms a run. Within those caps an RDP report of 32 runs at z 10^4, rates within
 1e-7 of 0.5, replayed in 20.2 s of CPU (32 runs at z 3, rates 0.468-0.499: 2.35 s), and a
 PRV report of 8 such runs in seconds. :data:`MAX_REPLAYED_CURVE_UNITS` refuses them as
-they arrive, by a count (no curve computed); an honest history's few curves stay inside.
+they arrive, by a count (no curve computed): a curve at a rate up to 0.1 one unit (32
+such runs replay in about 1 s, as before), another 4, one past z 30 within 0.02 of a
+rate of 0.5 16; an honest history's few curves stay inside.
 """
 
 from __future__ import annotations
@@ -77,24 +79,27 @@ def test_a_history_of_too_many_costly_curves_is_refused_as_it_arrives(
         # the default ``secagg simulate`` branch: the statistics' release, then DP-SGD
         ((5.773502691896258, 1.0, 1), (0.7, 256 / 4727, 555)),
         # a trainer switching between two settings round after round: 2 curves, 32 runs
-        tuple((1.0 + (i % 2) / 10, 0.01, 10) for i in range(32)),
-        # 8 distinct settings, every one a curve: the cap exactly
-        tuple((0.8 + i / 20, 256 / 50_000, 100) for i in range(MAX_REPLAYED_CURVE_UNITS)),
-        # one run at a rate of 0.5 and much noise (4 units) beside 4 ordinary ones
-        ((100.0, 0.5, 1), *((1.0 + i / 10, 0.01, 10) for i in range(4))),
+        tuple((1.0 + (i % 2) / 10, 0.6, 10) for i in range(32)),
+        # 32 settings at a bank's rates: the run cap, as before the curve cap
+        tuple((0.8 + i / 50, 256 / 50_000 + i / 1000, 100) for i in range(32)),
+        # 8 settings at a rate near 0.5 (noise a trainer uses): 32 units
+        tuple((0.8 + i / 10, 0.5, 10) for i in range(8)),
+        # one run at a rate of 0.5 and much noise (16 units) beside 16 light ones
+        ((100.0, 0.5, 1), *((1.0 + i / 10, 0.01, 10) for i in range(16))),
     ],
-    ids=["simulate", "alternating", "eight-settings", "one-costly"],
+    ids=["simulate", "alternating", "thirty-two-light", "eight-near-half", "one-costly"],
 )
 def test_an_honest_history_is_inside_the_curve_cap(
     history: tuple[tuple[float, float, int], ...],
 ) -> None:
     assert release_module._past_replay_caps(history, "rdp") is None
+    assert release_module._curve_units(history) <= MAX_REPLAYED_CURVE_UNITS
 
 
 def test_one_curve_past_the_cap_is_refused() -> None:
-    """The cap's edge: one distinct setting more than it holds, or a second costly run
-    beside 4 ordinary ones."""
-    ordinary = tuple((0.8 + i / 20, 0.01, 10) for i in range(MAX_REPLAYED_CURVE_UNITS + 1))
+    """The cap's edge: a ninth setting at a rate past 0.1, or a light run beside two
+    costly ones."""
+    ordinary = tuple((0.8 + i / 20, 0.3, 10) for i in range(9))
     costly = ((100.0, 0.49, 1), (1e3, 0.51, 1), (1.0, 0.01, 1))
     for history in (ordinary, costly):
         assert "RDP curves" in str(release_module._past_replay_caps(history, "rdp"))
