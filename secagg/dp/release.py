@@ -180,9 +180,10 @@ MAX_PRV_REPLAYED_WORK = 20_000
 #: (docs/privacy.md: over a grid of histories inside every cap, at most 1.9 s of CPU on
 #: the 2 cores under a load of 5-6). An honest branch's history is inside: the default
 #: ``secagg simulate`` branch at most 0.96 million (at z 0.7, below its calibration), a
-#: branch of 30 000 rows at batch 256 over 30 epochs, z 1, 0.58 million. Left open: at a
-#: rate within about 1e-3 of 0.5 and a large z, Opacus's RDP curve of one run costs up to
-#: a second of its own (z 10^4), which no grid counts (8 such runs: 6.8 s of CPU).
+#: branch of 30 000 rows at batch 256 over 30 epochs, z 1, 0.58 million. At a rate near
+#: 0.5 and a large z, Opacus's RDP curve of one run costs up to a second of its own (z
+#: 10^4), which no grid counts (8 such runs: 6.8 s of CPU): the curve cap
+#: (:data:`MAX_REPLAYED_CURVE_UNITS`) bounds that.
 MAX_PRV_REPLAYED_POINTS = 1_500_000
 #: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
 #: history only grows, so an honest PRV branch past a cap (2 runs of 3 local epochs a
