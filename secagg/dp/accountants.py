@@ -577,8 +577,9 @@ def prv_replay_points(runs: Sequence[tuple[float, float, int]], delta: float) ->
     of ``runs`` (merged, :func:`history_runs`) at ``delta``: each run's privacy loss is
     discretised, Fourier-composed and convolved on one domain ``[-L, L]`` of Opacus's
     mesh, so the work is the runs times that domain's size. ``inf`` where PRV has no
-    figure to give (a domain past :data:`_PRV_LOSS_LIMIT`, a noise multiplier whose
-    square underflows, or one Opacus cannot square).
+    figure to give (a domain past :data:`_PRV_LOSS_LIMIT`, a run of steps without noise
+    or with a noise multiplier whose square underflows, at any rate, or one Opacus
+    cannot square).
 
     Why: the time of a PRV replay is this count times a constant (measured about 1 us a
     point on 2 cores), and the count follows the history's epsilon (``L`` is Opacus's
@@ -587,8 +588,8 @@ def prv_replay_points(runs: Sequence[tuple[float, float, int]], delta: float) ->
     fell and the rate rose. This costs the RDP curves of the runs (milliseconds each,
     memoised, and the very curves the replay itself reads), no PRV. The domain is
     Opacus's own (``compute_safe_domain_size``; the mesh and alignment of
-    ``PRVAccountant._get_domain``, which tests/dp/test_prv_replay_points.py holds this
-    to)."""
+    ``PRVAccountant._get_domain``, which tests/dp/test_release_record_prv_grid.py holds
+    this to)."""
     from opacus.accountants.analysis.prv import (
         Domain,
         PoissonSubsampledGaussianPRV,
@@ -599,8 +600,12 @@ def prv_replay_points(runs: Sequence[tuple[float, float, int]], delta: float) ->
     runs = [(z, q, n) for z, q, n in runs if n > 0]
     if not runs:
         return 0.0
-    if any(z == 0 or _square_underflows(z) for z, q, n in runs if q > 0):
-        return math.inf  # no noise: PRV has no figure (opacus_epsilon's refusal)
+    if any(z == 0 or _square_underflows(z) for z, q, n in runs):
+        # no noise: PRV has no figure (opacus_epsilon's refusal), nor at a rate of 0,
+        # where Opacus "cannot compute epsilon" (z 0 or 1e-200 at q 0) though the run
+        # sampled nothing: sized as finite, such a report passed the arrival check and
+        # its replay, refused after the sum, aborted the round
+        return math.inf
     eps_error, delta_error = 0.01, delta / 1000  # get_epsilon's defaults, as opacus_epsilon
     memoise_opacus_rdp()
     try:

@@ -180,10 +180,24 @@ MAX_PRV_REPLAYED_WORK = 20_000
 #: (docs/privacy.md: over a grid of histories inside every cap, at most 1.9 s of CPU on
 #: the 2 cores under a load of 5-6). An honest branch's history is inside: the default
 #: ``secagg simulate`` branch at most 0.96 million (at z 0.7, below its calibration), a
-#: branch of 30 000 rows at batch 256 over 30 epochs, z 1, 0.58 million. Left open: at a
-#: rate within about 1e-3 of 0.5 and a large z, Opacus's RDP curve of one run costs up to
-#: a second of its own (z 10^4), which no grid counts (8 such runs: 6.8 s of CPU).
+#: branch of 30 000 rows at batch 256 over 30 epochs, z 1, 0.58 million. At a rate near
+#: 0.5 and a large z, Opacus's RDP curve of one run costs up to a second of its own (z
+#: 10^4), which no grid counts (8 such runs: 6.8 s of CPU): the curve cap
+#: (:data:`MAX_REPLAYED_CURVE_UNITS`) bounds that.
 MAX_PRV_REPLAYED_POINTS = 1_500_000
+#: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
+#: history only grows, so an honest PRV branch past a cap (2 runs of 3 local epochs a
+#: round at 50 000 rows and batch 256: round 18) was a dropout of every later round,
+#: warned of the cap but not of a way on. RDP's replay costs a curve a run, whatever the
+#: steps, and its bound is looser than PRV's (that branch at round 18: RDP 3.33 beside
+#: PRV's 2.98 of round 17), so the switch keeps the server's and ``audit verify``'s rule
+#: that a branch's epsilon does not go down
+_PRV_REMEDY = (
+    "; a branch that trains this long accounts with 'rdp' (a trainer with "
+    "accountant='rdp' and its history so far as prior_releases: the server replays up to "
+    f"{MAX_REPLAYED_RUNS} runs and {MAX_REPLAYED_STEPS:g} steps of it, a looser figure for "
+    "the same training)"
+)
 #: the noise multiplier the arrival check sizes a PRV domain at, in place of any larger
 #: one (more noise only shrinks the domain: a bound, never an understatement). Why:
 #: Opacus's RDP curve at ``q = 0.5`` costs more as ``z`` grows (0.16 s of CPU at z 10,
@@ -191,11 +205,56 @@ MAX_PRV_REPLAYED_POINTS = 1_500_000
 _ARRIVAL_NOISE_FOR_DOMAIN = 10.0
 
 
+#: the most RDP-curve units a history's replay may cost (:func:`_curve_units`), by either
+#: accountant (PRV sizes its domain from the same curves). Why: each distinct ``(z, q)``
+#: run at a rate strictly between 0 and 1 is one Opacus RDP curve, whose fractional
+#: orders' series grows long as the rate nears 0.5 and the noise grows, so a run cost far
+#: more than the 9 ms the run cap assumed (measured, CPU time a curve on the 2 cores under
+#: load: at most 0.032 s at a rate up to 0.1, any z up to 10^4; above it up to 0.13 s at
+#: z <= 10, 0.19 s at z 30; at a rate within 0.02 of 0.5, 0.2 s at z 100 and 0.67-0.83 s
+#: at z 10^4, 0.04 s or less past z 30 elsewhere). Within the run cap an RDP report of 32
+#: runs at z 10^4, rates within 1e-7 of 0.5, replayed in 20.2 s of CPU (32 runs at z 3,
+#: rates 0.468-0.499: 2.35 s), while the branches wait ROUND_GRACE_SECONDS past the
+#: deadline. A curve at a rate up to :data:`_LIGHT_CURVE_RATE` counts one unit (so 32 such
+#: runs replay as before, in about 1.2 s), any other :data:`_CURVE_UNITS`, one in the costly
+#: corner (:data:`_COSTLY_CURVE_NOISE`, :data:`_COSTLY_CURVE_RATE_DISTANCE`)
+#: :data:`_COSTLY_CURVE_UNITS`: 32 units replayed in at most 1.7 s of CPU (8 curves at z 30,
+#: rates within 1e-6 of 0.5: RDP 1.48 s, PRV 1.51 s; 2 at z 10^4 and q 0.5: 1.66 s). An
+#: honest branch's history holds a few curves (the default ``secagg simulate`` branch 1 unit:
+#: its noise and rate do not change across rounds, so its runs merge; its statistics'
+#: release, at rate 1, is Opacus's closed form).
+MAX_REPLAYED_CURVE_UNITS = 32
+#: a curve at a rate up to this costs one unit
+_LIGHT_CURVE_RATE = 0.1
+#: any other curve's units
+_CURVE_UNITS = 4
+#: a run's curve is costly past this noise multiplier, at a rate this near 0.5
+_COSTLY_CURVE_NOISE = 30.0
+_COSTLY_CURVE_RATE_DISTANCE = 0.02
+_COSTLY_CURVE_UNITS = 16
+
+
+def _curve_units(runs: Iterable[tuple[float, float, int]]) -> int:
+    """The RDP-curve units the replay of ``runs`` costs (:data:`MAX_REPLAYED_CURVE_UNITS`):
+    each distinct ``(z, q)`` of steps at a rate strictly between 0 and 1 (Opacus gives
+    rates 0 and 1 in closed form; a repeated pair is memoised), by its rate and noise."""
+    curves = {(z, q) for z, q, n in runs if n > 0 and 0 < q < 1}
+    return sum(
+        1
+        if q <= _LIGHT_CURVE_RATE
+        else _COSTLY_CURVE_UNITS
+        if z > _COSTLY_CURVE_NOISE and abs(q - 0.5) < _COSTLY_CURVE_RATE_DISTANCE
+        else _CURVE_UNITS
+        for z, q in curves
+    )
+
+
 def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: str) -> str | None:
     """Why the server will not replay ``history`` by ``accountant`` (:data:`MAX_REPLAYED_RUNS`,
     :data:`MAX_REPLAYED_STEPS`; for PRV :data:`MAX_PRV_REPLAYED_RUNS` and
-    :data:`MAX_PRV_REPLAYED_WORK` too), or None. Counting costs no accountant: a pass
-    over the entries, so it runs as a report arrives.
+    :data:`MAX_PRV_REPLAYED_WORK` too; by either, :data:`MAX_REPLAYED_CURVE_UNITS`), or
+    None. Counting costs no accountant: a pass over the entries, so it runs as a report
+    arrives.
 
     Why a refusal and not the stated figure: the server kept the stated epsilon of a
     history past the caps, so a report of 33 runs stating 0.01 beside a history that
@@ -217,13 +276,22 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: s
     if accountant == "prv" and len(runs) > MAX_PRV_REPLAYED_RUNS:
         return (
             f"its DP-SGD history holds {len(runs)} runs, more than the "
-            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant"
+            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant" + _PRV_REMEDY
         )
     if accountant == "prv" and len(runs) * steps > MAX_PRV_REPLAYED_WORK:
         return (
             f"its DP-SGD history holds {len(runs)} runs of {steps} steps in all, more than "
             f"the {MAX_PRV_REPLAYED_WORK} runs x steps the server replays by the 'prv' "
-            "accountant (its replay's time grows with both)"
+            "accountant (its replay's time grows with both)" + _PRV_REMEDY
+        )
+    units = _curve_units(runs)
+    if units > MAX_REPLAYED_CURVE_UNITS:
+        return (
+            f"its DP-SGD history needs {units} units of Opacus RDP curves, more than the "
+            f"{MAX_REPLAYED_CURVE_UNITS} the server replays (a distinct noise multiplier and "
+            f"sample rate up to {_LIGHT_CURVE_RATE:g} costs 1, above it {_CURVE_UNITS}, above "
+            f"noise {_COSTLY_CURVE_NOISE:g} at a rate within {_COSTLY_CURVE_RATE_DISTANCE:g} "
+            f"of 0.5 {_COSTLY_CURVE_UNITS}: Opacus's curve there costs up to a second)"
         )
     return None
 
@@ -246,7 +314,7 @@ def _past_prv_points(runs: list[tuple[float, float, int]], delta: float) -> str 
         return (
             f"its DP-SGD history needs a PRV grid of {points:.3g} points, more than the "
             f"{MAX_PRV_REPLAYED_POINTS:.3g} the server replays by the 'prv' accountant (the "
-            "grid grows with the history's epsilon and the square root of its steps)"
+            "grid grows with the history's epsilon and the square root of its steps)" + _PRV_REMEDY
         )
     return None
 
@@ -306,9 +374,10 @@ def _replayed_epsilon(report: RecordReport) -> float:
 
     The merged runs are replayed, as Opacus's own accountant keeps an honest trainer's
     history (the same floats then): 10^5 entries of one step each are one run, not 10^5.
-    ``audit verify`` replays the entries as recorded; the two agree to float noise
-    (measured: at most 1.5e-10 relative, PRV, 100 to 300 split entries; RDP exact),
-    within its tolerances either side."""
+    ``audit verify`` replays the same runs (since 2026-12-07; it replayed the entries
+    as recorded, which agree to float noise, at most 1.5e-10 relative for PRV over 100
+    to 300 split entries, but cost PRV 57 ms an entry:
+    tests/ledger/test_verify_record_split_entries.py)."""
     try:
         runs = history_runs(report.history)
         return RecordLevelAccountant(report.accountant, report.delta, runs).epsilon()

@@ -21,6 +21,8 @@ from secagg.dp.accountants import (
     GaussianAccountant,
     PerClientAccountant,
     RecordLevelAccountant,
+    dpsgd_runs,
+    history_runs,
 )
 from secagg.dp.distributed import ScaleTooCoarse
 from secagg.dp.release import record_epsilon_drop_allowed
@@ -180,12 +182,23 @@ class EpsilonReplay:
         under ``secagg audit verify`` and ``report``, which an auditor reads as a broken
         computation. The value is Opacus's either way: only numpy's divide-by-zero
         report is switched off, around this call only, and per thread (``errstate`` is
-        a context variable; ``warnings.catch_warnings`` is not thread-safe)."""
+        a context variable; ``warnings.catch_warnings`` is not thread-safe).
+
+        The history is replayed as runs (:func:`~secagg.dp.accountants.history_runs`:
+        consecutive entries of one ``(z, q)`` merged, as the server replays it and as
+        Opacus's own accountant keeps a trainer's steps), after each entry is checked.
+        Why: Opacus's PRV composes every entry of the history it is given on its grid,
+        so a report split into one-step entries, which the server takes as one run, cost
+        verify about 57 ms of CPU an entry (200 entries of (2, 0.01, 1): 11.4 s, where
+        the run took 0.06 s; the wire allows 10^5 entries, and each row's report is a new
+        history): a branch could make the audit of a ledger take hours. The figures
+        agree to float noise (3e-11 relative there), and now equal the server's."""
         key = json.dumps([report["accountant"], report["delta"], report["history"]])
         if key not in self._cache:
-            history = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
+            entries = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
+            runs = history_runs(dpsgd_runs(entries))  # each entry checked, then merged
             accountant = RecordLevelAccountant(
-                str(report["accountant"]), float(report["delta"]), history
+                str(report["accountant"]), float(report["delta"]), runs
             )
             with np.errstate(divide="ignore"):
                 self._cache[key] = accountant.epsilon()
