@@ -942,6 +942,22 @@ def _where_sqlite_opens(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+def log_named(path: str | Path) -> str:
+    """How a message names the write-ahead log SQLite reads for the ledger named
+    ``path``: ``<name>-wal`` when it is beside ``path`` under its name (links to folders
+    on the way change nothing), else the full path beside the link's target.
+
+    Why: a ledger named through a link to its file is read with the log beside the
+    target (:func:`_where_sqlite_opens`), and the audit told the auditor to "copy
+    <link's name>-wal with it": a log copied beside the link, as told, is never read,
+    and the same failure came back (tests/ledger/test_link_remedy_names.py)."""
+    given = Path(os.path.abspath(path))
+    opened = _where_sqlite_opens(given)
+    if opened == _where_sqlite_opens(given.parent) / given.name:
+        return f"{given.name}-wal"
+    return str(_wal_of(opened))
+
+
 #: the byte of ``<ledger>-shm`` on which every connection open on a WAL-mode database
 #: holds a shared lock for as long as it is open: the "DMS" slot of SQLite's unix VFS
 #: (https://www.sqlite.org/walformat.html, "the shm locks"; byte 128, after the 8 WAL locks

@@ -96,6 +96,7 @@ from secagg.ledger.chain import (
     NotALedger,
     OptionMistake,
     check_expected_head,
+    log_named,
     read_chain,
 )
 from secagg.ledger.entry import Reconstruction, rebuilt, row_shape_problem
@@ -1114,7 +1115,7 @@ def verify_ledger(
     if chain.ok and chain.without_log and result.anchor is None:
         result.failure = (
             f"{_read_without_log(path)}; the file holds {len(chain.rows)} rows, head "
-            f"{chain.head}: copy {Path(path).name}-wal with it (or verify the live file in "
+            f"{chain.head}: copy {log_named(path)} with it (or verify the live file in "
             "place); where it is the live file, start and stop its server once (which "
             "leaves WAL mode); or pass the head the server printed when it stopped "
             "(--expect-head)"
@@ -1448,10 +1449,10 @@ def _read_with_an_empty_log(path: str | Path) -> str:
     verified two rounds short (tests/ledger/test_verify_empty_log.py)."""
     name = Path(path).name
     return (
-        f"{name} is in WAL mode and was read with an empty {name}-wal that no process has "
-        "open: whole if it is the file of a server killed after it folded its log in, read "
-        "in place, or a copy of the file and its log taken at one moment; an empty log "
-        "vouches for nothing "
+        f"{name} is in WAL mode and was read with an empty {log_named(path)} that no "
+        "process has open: whole if it is the file of a server killed after it folded "
+        "its log in, read in place, or a copy of the file and its log taken at one "
+        "moment; an empty log vouches for nothing "
         "else (one copied after the file, or left by a program that opened a file copied "
         "alone), and rows its writer's log held then are missing with nothing to show it: "
         "pass the head the server printed (--expect-head) to be sure"
@@ -1464,7 +1465,6 @@ def _read_without_log(path: str | Path) -> str:
     Why verify says it: such a copy's rows and signed head agree with each other, so
     the chain alone verified it, short of the rows its log held, at a smaller epsilon
     than the rounds that ran (a main file copied from a running or killed server)."""
-    name = Path(path).name
     # the live file can be so too (review of 2026-12-07): another program holding it
     # read-write when the server stopped keeps it in WAL mode and, closing last, folds
     # the log in and deletes it; a kill between SQLite's deletion of the log and its
@@ -1472,8 +1472,8 @@ def _read_without_log(path: str | Path) -> str:
     # in place is not told only to copy a log that is no longer there
     return (
         f"read without its log: the file is in WAL mode (its writer was running, or was "
-        f"killed, when it was copied) and there is no {name}-wal beside it: rows an append "
-        "committed to that log since the writer last folded it in are not in this file, "
+        f"killed, when it was copied) and there is no {log_named(path)} beside it: rows an "
+        "append committed to that log since the writer last folded it in are not in this file, "
         "and nothing in the file shows whether there are any (read in place: a file "
         "another program held open read-write when its server stopped, one whose server "
         "was killed while leaving WAL mode, or one last closed by a secagg before "
