@@ -951,7 +951,7 @@ def log_named(path: str | Path) -> str:
     target (:func:`_where_sqlite_opens`), and the audit told the auditor to "copy
     <link's name>-wal with it": a log copied beside the link, as told, is never read,
     and the same failure came back (tests/ledger/test_link_remedy_names.py)."""
-    given = Path(os.path.abspath(path))
+    given = Path(path)  # not normalized: "dl/.." is the parent of the folder dl leads to
     opened = _where_sqlite_opens(given)
     if opened == _where_sqlite_opens(given.parent) / given.name:
         return f"{given.name}-wal"
