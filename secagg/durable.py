@@ -386,31 +386,25 @@ def read_regular_file(path: str | os.PathLike[str], max_bytes: int, what: str) -
 
 def special_file_kind(path: str | os.PathLike[str]) -> str | None:
     """What ``path`` is when it is a named pipe, a device or a socket (``a named pipe``),
-    found without blocking (opened non-blocking, its kind taken from that descriptor);
-    None for a regular file, a folder, or a path that cannot be opened (the reader that
-    follows says why, in its own words).
+    told by its status (links followed), never by opening it; None for a regular file, a
+    folder, or a path whose status cannot be read (the reader that follows says why, in
+    its own words).
 
-    A regular file or a folder is told by its status alone, never opened. Why: the
-    callers are readers that open the path by name next (SQLite), and SQLite's locks are
-    POSIX locks, which any close of a file drops for its whole process: a second
-    ``open_server_state`` in a process whose server ran (refused at the state's lock)
-    dropped the running server's locks on its ledger and its state by this check's open
-    and close, the way SQLite says a database gets corrupted
-    (tests/runtime/test_second_start_keeps_locks.py). The answer is the same: the check
-    was always of the path, not of what SQLite then opens."""
+    Why never opened: the callers are readers that open the path by name next (SQLite),
+    and SQLite's locks are POSIX locks, which any close of a file drops for its whole
+    process: a second ``open_server_state`` in a process whose server ran (refused at
+    the state's lock) dropped the running server's locks on its ledger and its state by
+    this check's open and close, the way SQLite says a database gets corrupted
+    (tests/runtime/test_second_start_keeps_locks.py). A special file was still opened to
+    read its kind from the descriptor: a socket cannot be opened (``ENXIO``), so one at a
+    ledger's journal or at ``[server] state`` passed as "cannot be opened" though every
+    refusal names sockets, and a device's open can act (a tape rewinds, a watchdog arms)
+    (tests/test_socket_paths_refused.py). The answer was always of the path, not of what
+    SQLite then opens."""
     try:
-        if stat.S_ISREG(mode := os.stat(path).st_mode) or stat.S_ISDIR(mode):
-            return None
+        mode = os.stat(path).st_mode
     except OSError:
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        mode = os.fstat(fd).st_mode
-    finally:
-        os.close(fd)
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
     return file_kind(mode)
