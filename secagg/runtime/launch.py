@@ -22,6 +22,7 @@ import importlib
 import inspect
 import logging
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -340,6 +341,18 @@ class StateNeverStarted(StateMissing, ConfigurationError):
     a program that catches that keeps catching it."""
 
 
+class StateLinkBroken(StateMissing, ConfigurationError):
+    """The state, its ledger or its key is a symbolic link to nothing (a disk not
+    mounted, a folder moved), without ``--init``: said naming the link and where it
+    leads, exit 2 (the path is the mistake, as a state folder that does not exist is).
+
+    Why not "names no file ... pass --init" (:class:`StateNeverStarted`): a federation
+    reached through links to a disk that is not mounted found none of its files, and
+    that line, taken at its word, began a second federation under the empty mount point
+    (its epsilon restarted) while the real one waited on the disk
+    (tests/runtime/test_state_through_a_broken_link.py)."""
+
+
 class StateDirectoryMissing(StateMissing, ConfigurationError):
     """``server.state`` names a file in a folder that does not exist (or is a file): the
     config's mistake, as a ``--state`` in a missing folder is ``secagg client``'s (exit 2
@@ -403,6 +416,15 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
         (key_path, "a ledger key"),
     ):
         refuse_special_file(path, what)
+    broken = [path for path in (state, ledger_path, key_path) if _leads_nowhere(path)]
+    if init is not True and broken:
+        # said before the lock, whose file would be left beside the link
+        raise StateLinkBroken(
+            f"[server] state = {str(state)!r}: {broken[0]} is a symbolic link to "
+            f"{os.readlink(broken[0])}, which does not exist (a disk not mounted, a folder "
+            "moved): mount or restore it, or correct the link; --init would start a new "
+            "federation there"
+        )
     if init is False and not any(path.exists() for path in (state, ledger_path, key_path)):
         # nothing of a federation at the path: never started here, or the path is
         # mistyped (a lost federation leaves its ledger or its key, refused under the
@@ -418,6 +440,21 @@ def open_server_state(config: FederationConfig, *, init: bool | None = None) -> 
     except BaseException:
         lock.release()
         raise
+
+
+def _leads_nowhere(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link whose target (through every link) is missing.
+    A link that cannot be followed for another reason (a loop, no permission) is left
+    to the open that follows, which says why."""
+    if not path.is_symlink():
+        return False
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _ledger_rows(path: Path, state: Path) -> int | None:
