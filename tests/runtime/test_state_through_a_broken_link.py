@@ -67,3 +67,17 @@ def test_a_link_to_a_state_that_is_there_starts_as_the_file_would(tmp_path: Path
     with pytest.raises(StateMissing) as caught:
         open_server_state(_config(tmp_path, state), init=False)
     assert "symbolic link" not in str(caught.value), caught.value
+
+
+def test_init_through_a_link_to_a_file_not_yet_made_starts_there(tmp_path: Path) -> None:
+    """A link made before the first start (``ln -s /mnt/fed/state.sqlite``) is the
+    layout ``--init`` is for: the state is made at the link's target."""
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "disk").mkdir()
+    state = tmp_path / "srv" / "state.sqlite"
+    os.symlink(tmp_path / "disk" / "state.sqlite", state)
+    opened = open_server_state(_config(tmp_path, state), init=True)
+    try:
+        assert (tmp_path / "disk" / "state.sqlite").stat().st_size > 0
+    finally:
+        opened.close()
