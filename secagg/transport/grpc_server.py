@@ -924,6 +924,12 @@ class GrpcServerTransport:
         with self._lock:
             if self._stopping:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
+            if not context.is_active():
+                # the client gave up while identify ran (a dial abandoned by Ctrl-C, a
+                # timeout): its call is over, so it must not supersede the live session
+                # of the same name, which was then ended for a session already gone
+                logger.info("session from %s (%s) ended before it opened", name, peer)
+                context.abort(grpc.StatusCode.CANCELLED, "call ended before the session opened")
             old = self._sessions.get(name)
             if old is not None:
                 self._finish(
