@@ -41,6 +41,7 @@ from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
     Ledger,
     LedgerError,
+    LedgerKeptChanging,
     LedgerKey,
     NotALedger,
     export_public_key,
@@ -499,6 +500,17 @@ def _ledger_rows(path: Path, state: Path) -> int | None:
         return read_without_writing(path, count)
     except sqlite3.Error as exc:
         failure = exc
+    except LedgerKeptChanging as exc:
+        # the audit's advice ("read it again, between two rounds") is an auditor's: at
+        # a start, under the state's lock, the writer is another process, which the
+        # operator stops; exit 1 (LedgerError), another process being the machine's
+        # side of the path rule, as a held lock is (review leftover, 2026-12-07)
+        raise LedgerKeptChanging(
+            f"the ledger {path} of server.state {state} kept changing while the server "
+            "read it to start: another process is writing the ledger's files (a second "
+            "server on this ledger, or a copy or sync tool writing beside it); stop it, "
+            "then start the server again"
+        ) from exc
     wrong_file = not_a_ledger(path)
     if wrong_file is not None:
         raise NotALedger(
