@@ -320,27 +320,39 @@ def _past_prv_points(runs: list[tuple[float, float, int]], delta: float) -> str 
 
 
 def _replay_refusal(report: RecordReport) -> str | None:
-    """Why the server will not replay ``report``'s history, or None: the counting caps
+    """Why the server will not replay ``report``'s history, or None
+    (:func:`history_replay_refusal` of its history, accountant and delta)."""
+    return history_replay_refusal(report.history, report.accountant, report.delta)
+
+
+def history_replay_refusal(
+    history: Iterable[tuple[float, float, int]], accountant: str, delta: float
+) -> str | None:
+    """Why the record-level server will not replay a DP-SGD ``history`` by
+    ``accountant`` at ``delta``, or None: the counting caps
     (:func:`_past_replay_caps`), a noise multiplier past the most a trainer takes
     (:data:`~secagg.dp.config.MAX_NOISE_MULTIPLIER`) and, for PRV, its grid
     (:func:`_past_prv_points`). No accountant is asked but RDP's curves, so it runs
-    as a report arrives and on a restart alike.
+    as a report arrives and on a restart alike; and before any training, where
+    ``secagg simulate`` checks the history its branches will report (a noise its
+    refusal names must be one the server replays, not only one the accountant states).
 
     Why the noise multiplier: Opacus's RDP curve of a run costs more as z grows at a
     rate of 0.5 (1.5 s of CPU at z 10^6, 2.3 s at 10^10, where the RDP caps counted
     9 ms a run), and every trainer of this engine refuses z past 10^4."""
-    past_caps = _past_replay_caps(report.history, report.accountant)
+    history = tuple(history)
+    past_caps = _past_replay_caps(history, accountant)
     if past_caps is not None:
         return past_caps
-    for z, q, steps in report.history:
+    for z, q, steps in history:
         if z > MAX_NOISE_MULTIPLIER and q > 0 and steps > 0:
             return (
                 f"its DP-SGD history holds a noise multiplier of {z!r}, past the "
                 f"{MAX_NOISE_MULTIPLIER:g} a trainer takes (the server's replay of it grows "
                 "with the noise)"
             )
-    if report.accountant == "prv":
-        return _past_prv_points(history_runs(report.history), report.delta)
+    if accountant == "prv":
+        return _past_prv_points(history_runs(history), delta)
     return None
 
 

@@ -152,8 +152,10 @@ def _check_noise_accountable(
     config: SimulationConfig, branch: BranchData, n: int, batch: int
 ) -> None:
     """Refuse ``noise_multiplier`` now if the trainers' accountant (PRV, what simulate's
-    DP-SGD uses) could not state the epsilon of this branch's training, naming the flag
-    and the smallest noise it can state.
+    DP-SGD uses) could not state the epsilon of this branch's training, or the
+    record-level server would not replay the history the branch reports
+    (:func:`~secagg.dp.release.history_replay_refusal`: its PRV grid), naming the flag
+    and the smallest noise that passes both.
 
     Why: a trainer checks it only when it trains (``DPSGDTrainer._check_accountable``):
     ``--noise-multiplier 0.01`` was refused during local-only training, after the prior's
@@ -169,15 +171,19 @@ def _check_noise_accountable(
 
     from secagg.dp.accountants import _PRV_LOSS_LIMIT
     from secagg.dp.dpsgd import _batches, _prior_entries
+    from secagg.dp.release import history_replay_refusal
 
     assert config.noise_multiplier is not None
     q = 1 / _batches(n, batch)
     steps = config.epochs * int(1 / q)
     prior = _prior_entries(branch.prior_releases)
 
-    def domain(z: float) -> float:
+    def accountable(z: float) -> bool:
+        """The accountant states the run's epsilon and, at record level, the server
+        replays the history the branch reports (its PRV grid, not only its domain:
+        a noise that passed the first alone made every branch a dropout)."""
         runs = [*prior, (z, q, steps)]
-        return float(
+        domain = float(
             compute_safe_domain_size(
                 prvs=[PoissonSubsampledGaussianPRV(rq, rz) for rz, rq, _ in runs],
                 max_self_compositions=[k for _, _, k in runs],
@@ -185,12 +191,15 @@ def _check_noise_accountable(
                 delta_error=config.delta / 1000,
             )
         )
+        if not domain < _PRV_LOSS_LIMIT:
+            return False
+        return history_replay_refusal(runs, "prv", config.delta) is None
 
-    if domain(config.noise_multiplier) < _PRV_LOSS_LIMIT:
+    if accountable(config.noise_multiplier):
         return
     low, high = config.noise_multiplier, max(1.0, 2 * config.noise_multiplier)
     cap = REAL_CAPS["noise_multiplier"]
-    while not domain(high) < _PRV_LOSS_LIMIT:  # more noise: a smaller domain
+    while not accountable(high):  # more noise: a smaller domain
         if high >= cap:
             raise ConfigurationError(
                 f"{key('noise_multiplier', config.noise_multiplier)}: no noise up to "
@@ -200,14 +209,15 @@ def _check_noise_accountable(
         low, high = high, min(2 * high, cap)
     for _ in range(40):  # the smallest accountable z, rounded up (never flattering)
         mid = (low + high) / 2
-        low, high = (low, mid) if domain(mid) < _PRV_LOSS_LIMIT else (mid, high)
+        low, high = (low, mid) if accountable(mid) else (mid, high)
         if high - low <= 1e-3 * high:
             break
     scale = 10.0 ** (math.floor(math.log10(high)) - 1)
     least = float(f"{math.ceil(high / scale) * scale:.2g}")  # two digits, rounded up
     raise ConfigurationError(
         f"{key('noise_multiplier', config.noise_multiplier)} is too little noise for the "
-        f"accountant to state the epsilon of {branch.name}'s {steps} DP-SGD steps "
+        f"accountant to state, and the server to replay, the epsilon of {branch.name}'s "
+        f"{steps} DP-SGD steps "
         f"(q = {q:.3g}): give at least {least:g} (at most {cap:g})"
     )
 

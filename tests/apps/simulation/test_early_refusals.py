@@ -59,16 +59,24 @@ def test_too_little_dpsgd_noise_is_refused_before_the_prior_naming_the_flag(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [[], ["--local-epochs", "2", "--batch-size", "150"]],
+    ids=["one-epoch", "two-epochs-batch-150"],
+)
 def test_the_least_noise_a_refusal_names_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: list[str]
 ) -> None:
     """The range the refusal states is one that works: its least noise trains (the
-    trainers' own accountability check passes), a little less is refused.
+    trainers' own accountability check passes) and the federation's rounds complete (the
+    server replays every branch's report: a least noise the accountant alone allowed,
+    0.054 here, gave a PRV grid the server refuses, so every branch was a dropout and the
+    run ended "0 of 1 rounds completed"), a little less is refused.
 
     Without the public prior's fit or a hidden layer (the run that trains took most of
     the test's time): the least noise is the accountant's, of the branches' data, batch
     and epochs, whatever model trains from wherever."""
-    small = [*SHORT, "--prior", "none", "--model", "logistic"]
+    small = [*SHORT, "--prior", "none", "--model", "logistic", *shape]
     error = _one_line_error(
         _simulate(*small, "--noise-multiplier", "0.01", "--out", str(tmp_path / "a"))
     )
