@@ -113,10 +113,21 @@ def test_a_ledger_key_the_machine_will_not_read_is_exit_1_naming_the_flag(
 
 
 def test_a_ledger_key_lost_beside_a_ledger_is_still_a_file_to_restore(tmp_path: Path) -> None:
-    """Guard: a key gone beside a ledger with rows (here a link to a file that is gone)
-    stays the start's refusal, a lost file to restore (exit 1), as a lost state is."""
+    """Guard: a key gone beside a ledger with rows stays the start's refusal, a lost file
+    to restore (exit 1), as a lost state is."""
+    config, _state, key = _federation(tmp_path)
+    key.unlink()
+    line = _line(_start(config), 1)
+    assert f"the ledger key {key} is missing" in line and "restore" in line, line
+
+
+def test_a_ledger_key_linked_to_nothing_names_the_broken_link(tmp_path: Path) -> None:
+    """A key that is a link to a file gone (a disk not mounted, a folder moved) is the
+    link's mistake, said as such (exit 2, ``StateLinkBroken``: mount or restore the
+    target, or correct the link), not "missing, restore it from a backup": the key may
+    be whole where the link should point."""
     config, _state, key = _federation(tmp_path)
     key.unlink()
     key.symlink_to(tmp_path / "gone.key")
-    line = _line(_start(config), 1)
-    assert f"the ledger key {key} is missing" in line and "restore" in line, line
+    line = _line(_start(config), 2)
+    assert f"{key} is a symbolic link to" in line and "does not exist" in line, line
