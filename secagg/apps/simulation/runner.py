@@ -19,11 +19,12 @@ Theory of operation
    *local-only* (each branch trains alone from the same prior, for as many epochs and
    under the same privacy mechanism as in the federation) and *centralized
    non-private* (all training rows pooled, the upper bound no bank may build), which is
-   tuned on its own: start, learning rate and epochs chosen on the latest fifth of
-   its training rows by time (``centralized_validation = "time"``, the default: its
-   test is out of time), on whole customers (``"customer"``) or single rows
-   (``"row"``). The public prior chooses on public worlds held out of its fit
-   (``prior_validation = "world"``), or on customers or rows of its own worlds.
+   tuned on its own: start, learning rate and epochs chosen on whole customers held
+   out of its rows (``centralized_validation = "customer"``, the default: chosen by
+   the check on the tuning seeds), on the latest fifth of its training rows by time
+   (``"time"``) or on single rows (``"row"``). The public prior chooses on public
+   worlds held out of its fit (``prior_validation = "world"``), or on customers or
+   rows of its own worlds.
 4. **Federation**: the real runtime, not a shortcut. A
    :class:`~secagg.runtime.server.FederationServer` and one
    :class:`~secagg.runtime.client.FederationClient` thread per branch talk over

@@ -14,13 +14,15 @@ Each fit validates on what it is for (since 2026-12-07, decided before any run):
   which measure that transfer. It trains every candidate on all its rows and keeps the
   chosen epoch's model (nothing is held out of its own rows, so there is nothing to
   refit).
-- ``centralized_validation = "time"``: the centralized baseline is scored on an
-  out-of-time test period of the same cards; it chooses on the latest fifth of its
-  training rows by time (:func:`time_validation_split`), then is refitted on all rows.
+- ``centralized_validation = "customer"``: the centralized baseline chooses on whole
+  customers held out of its rows (cards; :func:`customer_validation_split`), then is
+  refitted on all rows. ``"time"`` (the latest fifth of its training rows by time,
+  :func:`time_validation_split`, like its out-of-time test) was its default on the
+  morning of 2026-12-07, until the check on tuning seeds 1000-1009 found it choosing
+  clearly worse than ``"customer"`` (docs/results.md, "Tuning each fit for its use").
 
-``"customer"`` (the default of both on 2026-12-07) holds out whole customers (cards;
-:func:`customer_validation_split`), ``"row"`` (the default before) single rows; both
-replay the runs of then exactly. Why not rows: a card's fraud burst is several rows;
+``"customer"`` (the default of both fits earlier on 2026-12-07) and ``"row"`` (the
+default before) replay the runs of then exactly. Why not rows: a card's fraud burst is several rows;
 split by row, 31 of the 47 fraud cards of tuning seed 1000 had rows on both sides
 (docs/results.md, "Tuning by customer"). Data that cannot give the asked validation
 (no row times, no customers, no fraud on a side) falls back (time or world, then
@@ -40,9 +42,8 @@ from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.seeding import _derived_seed
 
 #: the tuned non-private fits (the prior, the centralized baseline): learning rates and
-#: the most epochs tried, the epoch count chosen on a held-out fifth of the training
-#: rows: whole customers' rows by default (``tuning_validation = "customer"``, see
-#: :func:`customer_validation_split`), single rows with ``"row"``
+#: the most epochs tried, the epoch count chosen on held-out validation rows (what each
+#: fit holds out: ``prior_validation``, ``centralized_validation``)
 TUNING_LEARNING_RATES = (0.25, 1.0)
 
 

@@ -1,7 +1,8 @@
 """Each tuned fit validates on what it is for (2026-12-07): the public prior on public
 worlds held out of its fit (``prior_validation = "world"``: it is used on another
 world), the centralized baseline on the latest fifth of its rows by time
-(``centralized_validation = "time"``: it is scored on a later period). Data that cannot
+(``centralized_validation = "time"``: it is scored on a later period; since the tuning
+seeds' check the default is ``"customer"``, and "time" stays selectable). Data that cannot
 give a validation falls back, and the fit says why; the prior's cache tells the
 validations apart; a config.toml of before (one ``tuning_validation`` for both) still
 replays."""
@@ -230,7 +231,9 @@ def test_a_run_records_what_each_fit_chose_and_on_what(tmp_path: Any) -> None:
     from secagg.apps.simulation import experiment, runner
 
     prior.forget_fitted_priors()
-    run = runner.run_simulation(TINY.with_changes(dropout=0.0), tmp_path)
+    run = runner.run_simulation(
+        TINY.with_changes(dropout=0.0, centralized_validation="time"), tmp_path
+    )
     chosen = run.settings["prior only"]["tuning"]
     assert chosen["validation_scheme"] == "world"
     assert chosen["validation"].startswith("a held-out public world: ")
