@@ -95,8 +95,16 @@ def _in_cache_add_rate(size: int = 256 << 10, calls: int = 256, runs: int = 5) -
 
 
 def test_the_addition_floor_is_at_least_the_in_cache_rate():
-    """The real measurement: no slower than a plain in-cache loop (0.7: room for noise)."""
-    rate = floors.uint32_add_rate()
-    assert rate.bytes_per_cpu_second >= 0.7 * _in_cache_add_rate()
+    """The real measurement: no slower than a plain in-cache loop (0.7: room for noise).
+
+    Up to three tries, each measuring both afresh: a neighbour on the other core (the
+    suite's second xdist worker) once left one measurement at 0.59 of the other in a
+    fresh-clone CI; a measurement broken by a factor stays below on every try."""
+    for _ in range(3):
+        rate = floors.uint32_add_rate()
+        reference = _in_cache_add_rate()
+        if rate.bytes_per_cpu_second >= 0.7 * reference:
+            break
+    assert rate.bytes_per_cpu_second >= 0.7 * reference
     assert set(rate.by_buffer) == set(floors.ADD_FLOOR_BUFFER_BYTES)
     assert rate.by_buffer[rate.buffer_bytes] == rate.bytes_per_cpu_second
