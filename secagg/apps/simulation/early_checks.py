@@ -160,16 +160,12 @@ def _check_noise_accountable(
     Why: a trainer checks it only when it trains (``DPSGDTrainer._check_accountable``):
     ``--noise-multiplier 0.01`` was refused during local-only training, after the prior's
     fit (40 s at the defaults), in the DP engine's words, which suggested
-    ``accountant='rdp'`` (no setting of simulate). The check sizes PRV's privacy loss
-    domain for the whole run's steps (the local-only fit's, and the federated trainer's
-    after its last round: the same ``(z, q, steps)``), milliseconds, as the trainer's own
-    check does first; the evaluation itself is left to the trainers."""
-    from opacus.accountants.analysis.prv import (
-        PoissonSubsampledGaussianPRV,
-        compute_safe_domain_size,
-    )
-
-    from secagg.dp.accountants import _PRV_LOSS_LIMIT
+    ``accountant='rdp'`` (no setting of simulate). The check asks the server's own
+    arrival check of the whole run's history (the local-only fit's, and the federated
+    trainer's after its last round: the same ``(z, q, steps)``), milliseconds: it sizes
+    PRV's privacy loss domain as the trainer's own check does first (a domain past the
+    accountant's limit is refused there too), then its grid; the evaluation itself is
+    left to the trainers."""
     from secagg.dp.dpsgd import _batches, _prior_entries
     from secagg.dp.release import history_replay_refusal
 
@@ -179,21 +175,10 @@ def _check_noise_accountable(
     prior = _prior_entries(branch.prior_releases)
 
     def accountable(z: float) -> bool:
-        """The accountant states the run's epsilon and, at record level, the server
-        replays the history the branch reports (its PRV grid, not only its domain:
-        a noise that passed the first alone made every branch a dropout)."""
-        runs = [*prior, (z, q, steps)]
-        domain = float(
-            compute_safe_domain_size(
-                prvs=[PoissonSubsampledGaussianPRV(rq, rz) for rz, rq, _ in runs],
-                max_self_compositions=[k for _, _, k in runs],
-                eps_error=0.01,  # opacus_epsilon's (get_epsilon's defaults)
-                delta_error=config.delta / 1000,
-            )
-        )
-        if not domain < _PRV_LOSS_LIMIT:
-            return False
-        return history_replay_refusal(runs, "prv", config.delta) is None
+        """The accountant states the run's epsilon and the record-level server replays
+        the history the branch reports (its PRV grid, not only its domain: a noise that
+        passed the domain alone made every branch a dropout)."""
+        return history_replay_refusal([*prior, (z, q, steps)], "prv", config.delta) is None
 
     if accountable(config.noise_multiplier):
         return
