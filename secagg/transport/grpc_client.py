@@ -141,7 +141,8 @@ class GrpcClientTransport:
         self._chunk_bytes = chunk_bytes
         self._lock = threading.Lock()
         self._outbox: queue.Queue[tuple[int, bytes] | object] = queue.Queue()
-        self._inbox: queue.Queue[bytes | TransportClosed] = queue.Queue()
+        # SimpleQueue: a Ctrl-C in receive's wait arrives as itself (see transport.waiting)
+        self._inbox: queue.SimpleQueue[bytes | TransportClosed] = queue.SimpleQueue()
         self._next_id = 0
         self._channel: grpc.Channel | None = None
         # grpc's stream object is at once a Call, a Future and the iterator of responses;

@@ -83,6 +83,7 @@ from secagg.transport.grpc_limits import (
     default_max_connections,
     grpc_milliseconds,
 )
+from secagg.transport.waiting import InterruptSafeCondition
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -531,7 +532,9 @@ class GrpcServerTransport:
             None if session_burst is None else _SessionRate(session_burst, float(session_rate))
         )
         self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)  # inbox, queue room or a session ended
+        # a Ctrl-C or SIGTERM in the main thread's wait on these arrives as itself, never
+        # as "cannot release un-acquired lock" (see transport.waiting)
+        self._changed = InterruptSafeCondition(self._lock)  # inbox, queue room, a session ended
         self._sessions: dict[str, _Session] = {}
         self._session_serial = 0  # the last session id given out
         self._inbox: deque[tuple[_Session, bytes]] = deque()
@@ -545,7 +548,7 @@ class GrpcServerTransport:
         self._sessions_serial = 0
         # the newest events only: the oldest is dropped (and counted) when it is full
         self._events: deque[ConnectionEvent] = deque(maxlen=max_pending_events)
-        self._event_ready = threading.Condition(self._lock)
+        self._event_ready = InterruptSafeCondition(self._lock)
         self._dropped_events = 0
         self._server: grpc.Server | None = None
         self._pool: ThreadPoolExecutor | None = None  # the handlers' threads: ended by stop()

@@ -34,6 +34,7 @@ from typing import Any
 
 # The endpoint protocols and NotConnected are re-exported: callers imported them from here.
 from secagg.transport.base import ClientEndpoint, NotConnected, ServerEndpoint, waitable_seconds
+from secagg.transport.waiting import InterruptSafeCondition
 
 __all__ = ["ClientEndpoint", "InProcessHub", "NotConnected", "ServerEndpoint"]
 
@@ -46,15 +47,15 @@ class InProcessHub:
     """One server endpoint and any number of named client endpoints, in one process."""
 
     def __init__(self) -> None:
-        self._to_server: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self._to_client: dict[str, queue.Queue[bytes]] = {}
+        self._to_server: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._to_client: dict[str, queue.SimpleQueue[bytes]] = {}
         self._session_ids: dict[str, int] = {}  # name -> its open session's id
         self._next_session = 1
         self._lock = threading.Lock()
         # the count of changes of connected() and its waiters (its own lock: a subclass
         # signals while holding its own locks, never this one, so no lock order to keep)
         self._changes = 0
-        self._changed = threading.Condition(threading.Lock())
+        self._changed = InterruptSafeCondition()  # a Ctrl-C in a wait stays one: see waiting
         self._receiving = 0  # server receives waiting now (under _lock): see connect
 
     # server side
@@ -156,7 +157,7 @@ class InProcessHub:
         with self._lock:
             if name in self._to_client:
                 raise ConnectionError(f"client {name!r} is already connected")
-            self._to_client[name] = queue.Queue()
+            self._to_client[name] = queue.SimpleQueue()
             self._session_ids[name] = self._next_session
             self._next_session += 1
             client = _InProcessClient(self, name, self._session_ids[name])
@@ -195,7 +196,7 @@ class _InProcessClient:
         self.name = name
         self.session = session
 
-    def _inbox(self) -> queue.Queue[bytes]:
+    def _inbox(self) -> queue.SimpleQueue[bytes]:
         """This session's inbox; raises NotConnected once the session ended.
         The caller holds the hub's lock."""
         inbox = self._hub._to_client.get(self.name)
@@ -216,7 +217,7 @@ class _InProcessClient:
             self._inbox()
             self._hub._to_server.put((self.name, data))  # unbounded: never blocks
 
-    def _checked_inbox(self) -> queue.Queue[bytes]:
+    def _checked_inbox(self) -> queue.SimpleQueue[bytes]:
         with self._hub._lock:
             return self._inbox()
 

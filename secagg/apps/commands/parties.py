@@ -18,6 +18,8 @@ import click
 from secagg.apps.commands.common import CommandLogHandler, _fail
 from secagg.errors import LISTED_UNKNOWN_NAMES, ConfigurationError, listed_names
 
+log = logging.getLogger(__name__)
+
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     """Timestamped log lines for a long-running party: INFO by default (connections,
@@ -97,20 +99,49 @@ class _Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises :class:`_Terminated` in the main thread while the block runs (the
-    previous handler is put back after); elsewhere than the main thread, nothing."""
+    previous handler is put back after); elsewhere than the main thread, nothing.
+
+    Both signals are also remembered as they are taken (Ctrl-C's handler is replaced
+    only when it is Python's own, and still raises KeyboardInterrupt), so a stop that
+    surfaces as another exception is still the stop: Python raises the signal's
+    exception wherever the main thread is, and unwinding from some places replaces it
+    (``RuntimeError: cannot release un-acquired lock`` from a ``with`` over a
+    condition whose wait it cut short, as a stdlib queue or event waits; the
+    project's CI, 2026-12-07: ``secagg server`` stopped by Ctrl-C while waiting for
+    branches printed a traceback and exited 1). The transport's own waits keep the
+    interrupt (:mod:`secagg.transport.waiting`); this is the net under the rest."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    taken: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
         del frame
+        taken.append(signum)
         raise _Terminated(signum)
 
+    def interrupt(signum: int, frame: object) -> None:
+        del frame
+        taken.append(signum)
+        raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGTERM, stop)
+    previous_int = None
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous_int = signal.signal(signal.SIGINT, interrupt)
     try:
         yield
+    except Exception as exc:
+        if not taken:
+            raise
+        log.debug("stopped by signal %d; it surfaced as %s: %s", taken[0], type(exc).__name__, exc)
+        raise (
+            _Terminated(taken[0]) if taken[0] == signal.SIGTERM else KeyboardInterrupt()
+        ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:

@@ -1,0 +1,70 @@
+"""A condition variable that a Ctrl-C (or a signal handler's exception) leaves intact.
+
+Theory of operation. A party's main thread spends most of its life blocked in a
+transport's wait (the server's ``receive``, its quorum wait, a hub's queue). Python
+runs signal handlers in the main thread between bytecodes, so Ctrl-C's
+``KeyboardInterrupt`` (and the CLI's SIGTERM, raised the same way) can arrive anywhere,
+including in the few bytecodes of ``threading.Condition.wait`` after it released the
+lock and before it takes it back. The interrupt then unwinds through the caller's
+``with condition:``, whose exit releases a lock this thread no longer holds:
+``RuntimeError: cannot release un-acquired lock`` replaces the interrupt (CPython's
+behaviour: an asynchronous exception is not deferred around a ``with`` block's
+cleanup). Seen in the project's CI, 2026-12-07: ``secagg server`` stopped by Ctrl-C
+while waiting for branches printed a traceback and exited 1 instead of its one line
+and 130. With a plain ``Lock`` it is worse: ``Lock.release`` checks no owner, so the
+stray release can free a hold another thread has, breaking its critical section.
+
+:class:`InterruptSafeCondition` is a ``threading.Condition`` over an ``RLock`` (whose
+release checks the owner, so a stray release is refused, never applied to another
+thread's hold) whose ``with`` exit, when an exception is already unwinding the block,
+lets that exception go on instead of replacing it: the lock was given back by the
+interrupted wait, which is the state the exit wanted. A release that fails with no
+exception in flight is a real bug and is raised.
+
+The queues the main thread waits on are ``queue.SimpleQueue``: implemented in C, its
+``get`` leaves no Python-level lock half-held when interrupted (``queue.Queue`` waits
+on a ``Condition`` over a plain ``Lock``, the case above).
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Final
+
+__all__ = ["InterruptSafeCondition"]
+
+#: the type of ``threading.RLock()`` (the C implementation when there is one)
+_RLOCK_TYPE: Final = type(threading.RLock())
+
+
+class InterruptSafeCondition(threading.Condition):
+    """A ``threading.Condition`` whose ``with`` block lets an interrupt that arrived
+    inside :meth:`wait` propagate as itself (see the module's docstring).
+
+    ``lock`` must be an ``RLock`` (a new one when None): a plain ``Lock`` cannot tell a
+    stray release from a real one."""
+
+    def __init__(self, lock: threading.RLock | None = None) -> None:
+        if lock is None:
+            lock = threading.RLock()
+        if not isinstance(lock, _RLOCK_TYPE):
+            raise TypeError(
+                f"InterruptSafeCondition needs a threading.RLock, not {type(lock).__name__}: "
+                "only an RLock refuses a release by a thread that does not hold it"
+            )
+        super().__init__(lock)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.release()
+        except RuntimeError:
+            if value is None:
+                raise  # no interrupt in flight: a release without a hold is a bug
+            # the wait released the lock and the exception in flight came before it
+            # took it back: the lock is already free of this thread; let that one go on
