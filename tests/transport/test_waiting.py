@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _plaintext_grpc import plaintext_server
 from _threads import BOUND
 
 from secagg.transport.grpc_transport import GrpcServerTransport
@@ -101,17 +102,8 @@ def test_a_plain_lock_is_refused() -> None:
 
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
-    transport = GrpcServerTransport(
-        "127.0.0.1:0",
-        server_credentials=None,
-        allow_insecure=True,
-        max_message_bytes=1 << 20,
-        identify=lambda context: "branch-a",
-        recheck_interval=None,
-    )
-    transport.start()
-    yield transport
-    transport.stop(grace=0)
+    with plaintext_server(recheck_interval=None) as transport:
+        yield transport
 
 
 @pytest.mark.parametrize(
