@@ -424,9 +424,14 @@ class GrpcServerTransport:
 
     Connections, which hold a file descriptor before any certificate is seen: one whose
     TLS handshake has not finished within ``handshake_timeout`` seconds (default 10) is
-    closed, one without a session for ``idle_connection_timeout`` seconds (default 60)
+    closed, one without a call for ``idle_connection_timeout`` seconds (default 60)
     too, and at most ``max_connections`` are open at once (None:
-    :func:`default_max_connections`), the next one closed at accept. The two reach
+    :func:`default_max_connections`), the next one closed at accept. None of the three
+    is per peer: gRPC counts a connection at accept, before its certificate is seen, and
+    every call (one refused at once too) restarts the idle clock, so an enrolled party
+    that calls on each of its connections now and then holds them all, and other
+    parties cannot dial in while it does (a per-source connection limit in front of the
+    server bounds it; tests/transport/test_grpc_identity_connection_hold.py). The two reach
     gRPC in milliseconds and are refused above :data:`GRPC_MAX_MILLISECONDS` (about
     24.8 days, :func:`grpc_milliseconds`); ``recheck_interval`` and
     ``partial_idle_timeout``, waited on by the timer thread, above
