@@ -88,9 +88,13 @@ _SERVER_KEEPALIVE: Final = (
 DEFAULT_HANDSHAKE_SECONDS: Final = 10.0
 
 
-#: how long a connection with no open session is kept: a branch's session stream is
-#: open for its connection's whole life, so only a connection opened for nothing (an
-#: enrolled party holding descriptors, or a dial abandoned half-way) is idle this long
+#: how long a connection with no open call is kept (gRPC's ``grpc.max_connection_idle_ms``):
+#: a branch's session stream is open for its connection's whole life, so only a
+#: connection opened for nothing (an enrolled party holding descriptors, or a dial
+#: abandoned half-way) is idle this long. Every call restarts the clock, one refused at
+#: once included, so a party that makes a call on a connection now and then keeps it:
+#: this bounds a connection left alone, not one held on purpose (gRPC has no
+#: per-peer connection limit; tests/transport/test_grpc_identity_connection_hold.py)
 DEFAULT_IDLE_CONNECTION_SECONDS: Final = 60.0
 
 

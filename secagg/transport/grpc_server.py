@@ -424,9 +424,14 @@ class GrpcServerTransport:
 
     Connections, which hold a file descriptor before any certificate is seen: one whose
     TLS handshake has not finished within ``handshake_timeout`` seconds (default 10) is
-    closed, one without a session for ``idle_connection_timeout`` seconds (default 60)
+    closed, one without a call for ``idle_connection_timeout`` seconds (default 60)
     too, and at most ``max_connections`` are open at once (None:
-    :func:`default_max_connections`), the next one closed at accept. The two reach
+    :func:`default_max_connections`), the next one closed at accept. None of the three
+    is per peer: gRPC counts a connection at accept, before its certificate is seen, and
+    every call (one refused at once too) restarts the idle clock, so an enrolled party
+    that calls on each of its connections now and then holds them all, and other
+    parties cannot dial in while it does (a per-source connection limit in front of the
+    server bounds it; tests/transport/test_grpc_identity_connection_hold.py). The two reach
     gRPC in milliseconds and are refused above :data:`GRPC_MAX_MILLISECONDS` (about
     24.8 days, :func:`grpc_milliseconds`); ``recheck_interval`` and
     ``partial_idle_timeout``, waited on by the timer thread, above
@@ -927,10 +932,18 @@ class GrpcServerTransport:
         with self._lock:
             if self._stopping:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "server is stopping")
-            if not context.is_active():
-                # the client gave up while identify ran (a dial abandoned by Ctrl-C, a
-                # timeout): its call is over, so it must not supersede the live session
-                # of the same name, which was then ended for a session already gone
+            # the client gave up while identify ran (a dial abandoned by Ctrl-C, a
+            # timeout): its call is over, so it must not supersede the live session of
+            # the same name, which was then ended for a session already gone. is_active()
+            # sees a call the client cancelled, add_callback one that ended since: gRPC
+            # takes a call's callbacks when it ends, so it either refuses this one (the
+            # call is over: refused here, nothing replaced) or runs it at the call's end,
+            # where _call_ended waits for this lock, so after the session is registered.
+            # Registered only after the supersession, a call that ended in between still
+            # replaced the live session (transport review, 2026-12-07)
+            if not context.is_active() or not context.add_callback(
+                lambda: self._call_ended(session, context)
+            ):
                 logger.info("session from %s (%s) ended before it opened", name, peer)
                 context.abort(grpc.StatusCode.CANCELLED, "call ended before the session opened")
             old = self._sessions.get(name)
@@ -954,8 +967,6 @@ class GrpcServerTransport:
                 name,
             )
         logger.info("session opened: %s from %s (certificate %s)", name, peer, session.fingerprint)
-        if not context.add_callback(lambda: self._call_ended(session, context)):
-            self._finish(session, "connection lost")
         context.send_initial_metadata(((IDENTITY_METADATA_KEY, name.encode()),))
         threading.Thread(
             target=self._read,

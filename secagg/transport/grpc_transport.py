@@ -182,7 +182,7 @@ was admitted some 330 times a second.
 Connections. Every connection holds a file descriptor from TCP accept on, before any
 certificate is seen, so they are bounded apart from sessions: one that has not finished
 its TLS handshake within ``handshake_timeout`` (default 10 s; gRPC's own default is
-120 s) is closed, one with no session open for ``idle_connection_timeout`` (default
+120 s) is closed, one with no call open for ``idle_connection_timeout`` (default
 60 s: an enrolled party's connection opened for nothing) too, and at most
 ``max_connections`` are open at once (default :func:`default_max_connections`: half the
 process's descriptors, at most 4096, at least two per client); past it a new connection
@@ -191,7 +191,15 @@ sockets were all still open after 119 s and nothing capped their number, so a fl
 from anyone who reaches the port could take every descriptor of the process, its
 database's and its ledger's included (hostile review, 2026-12-05). A flood within the
 cap still keeps new branches out while it lasts: the port belongs behind a firewall
-that admits the branches' addresses only (``docs/deployment.md``). Within a connection
+that admits the branches' addresses only (``docs/deployment.md``). So can one enrolled
+branch, for as long as it likes: every call restarts a connection's idle clock (one
+refused at once, or to a method no server serves, which never reaches this code), so a
+call on each connection now and then keeps up to ``max_connections`` of them open, and
+the cap is gRPC's, counted at accept before the certificate is seen, with no per-peer
+limit, hook or close in grpcio (a connection reopened as it is closed takes its slot
+back as fast); its calls are bounded per identity (one live session per name, the
+session rate), its connections only by a per-source connection limit in front of the
+server (tests/transport/test_grpc_identity_connection_hold.py). Within a connection
 at most :data:`MAX_STREAMS_PER_CONNECTION` streams are open at once (HTTP/2's
 SETTINGS_MAX_CONCURRENT_STREAMS; gRPC refuses the next with ``REFUSED_STREAM`` before
 any handler runs): gRPC's default is no limit, and it queued every stream opening an
