@@ -580,12 +580,17 @@ def _opacus_epsilon(
     return float(accountant.get_epsilon(delta=delta))
 
 
-def prv_replay_points(runs: Sequence[tuple[float, float, int]], delta: float) -> float:
+def prv_replay_points(
+    runs: Sequence[tuple[float, float, int]], delta: float, *, grids: int | None = None
+) -> float:
     """How many grid points Opacus's PRV accountant works through to give the epsilon
     of ``runs`` (their :func:`distinct_runs`, as :func:`opacus_epsilon` evaluates them) at
     ``delta``: each run's privacy loss is discretised, Fourier-composed and convolved on
     one domain ``[-L, L]`` of Opacus's mesh, so the work is the runs times that domain's
-    size. ``inf`` where PRV has no
+    size. ``grids``: the runs to count, where they are not those of ``runs`` (the arrival
+    check sizes the domain at a clamped noise, which can make two of the history's pairs
+    one: counted as one, 8 pairs past z 10 at one rate passed as a grid of 1.4 million
+    points whose replay works through 9.6 million). ``inf`` where PRV has no
     figure to give (a domain past :data:`_PRV_LOSS_LIMIT`, a run of steps without noise
     or with a noise multiplier whose square underflows, at any rate, or one Opacus
     cannot square).
@@ -609,6 +614,8 @@ def prv_replay_points(runs: Sequence[tuple[float, float, int]], delta: float) ->
     runs = distinct_runs((z, q, n) for z, q, n in runs if n > 0)  # as opacus_epsilon asks
     if not runs:
         return 0.0
+    if grids is None:
+        grids = len(runs)
     if any(z == 0 or _square_underflows(z) for z, q, n in runs):
         # no noise: PRV has no figure (opacus_epsilon's refusal), nor at a rate of 0,
         # where Opacus "cannot compute epsilon" (z 0 or 1e-200 at q 0) though the run
@@ -631,7 +638,7 @@ def prv_replay_points(runs: Sequence[tuple[float, float, int]], delta: float) ->
     steps = sum(n for _, _, n in runs)
     mesh = eps_error / math.sqrt(steps * math.log(12 / delta_error) / 2)
     try:
-        return float(len(runs) * Domain.create_aligned(-size, size, mesh).size)
+        return float(grids * Domain.create_aligned(-size, size, mesh).size)
     except RuntimeError:  # Opacus's own alignment check: no domain, so no figure
         return math.inf
 

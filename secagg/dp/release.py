@@ -304,7 +304,9 @@ def _past_prv_points(runs: list[tuple[float, float, int]], delta: float) -> str 
     upper bound of the replay's own grid. A history PRV cannot evaluate at all (too
     little noise: its replay gives no finite figure) is refused here too."""
     sized = [(min(z, _ARRIVAL_NOISE_FOR_DOMAIN), q, n) for z, q, n in runs]
-    points = prv_replay_points(sized, delta)
+    # a grid a distinct pair as sent: the clamp may make two pairs one the replay keeps
+    grids = len(distinct_runs((z, q, n) for z, q, n in runs if n > 0))
+    points = prv_replay_points(sized, delta, grids=grids)
     if not math.isfinite(points):
         return (
             "its DP-SGD history gives no finite epsilon by the 'prv' accountant (too little "

@@ -83,8 +83,12 @@ def _replays_started(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         (((1.0, 0.01, 400_000), (1.5, 0.02, 400_000), (1.0, 0.01, 200_000)), "PRV grid"),
         # three costly curves (z past 30 at a rate of 0.5): past the curve units
         (tuple((40.0 + i, 0.5, 1) for i in range(3)), "RDP curves"),
+        # 8 pairs past z 10 at one rate: the arrival check sizes the domain at z 10, where
+        # they are one pair, but the replay works through 8 grids (9.6 million points;
+        # 21 million at 60 000 steps each took 16.6 s of CPU): counted as 1.4 million
+        (tuple((11.0 + i, 0.01, 20_000) for i in range(8)), "PRV grid"),
     ],
-    ids=["pairs", "runs", "steps", "curves"],
+    ids=["pairs", "runs", "steps", "curves", "clamped"],
 )
 def test_a_costly_history_is_still_refused_as_it_arrives(
     monkeypatch: pytest.MonkeyPatch, history: tuple[tuple[float, float, int], ...], says: str
