@@ -179,7 +179,7 @@ MAX_PRV_REPLAYED_RUNS = 8
 #: (by how the grid's size factors for the FFT; one run of 2 000 steps at z 0.5, q 0.1
 #: took 8.2 s: 7.7 million points). Measured on the 2 cores under a load of 6-11 (CPU
 #: time, a cold epsilon memo): the largest history inside of each of 1, 2, 3, 4, 6 or 8
-#: distinct runs at z 0.3 to 5 and q 0.001 to 0.5 (54 histories), and 4 whose grid's
+#: distinct runs at z 0.3 to 10 and q 0.001 to 1 (66 histories), and 4 whose grid's
 #: size is twice a prime (the slowest FFT), replayed in 0.62 to 1.68 s (the most: 2 runs
 #: at z 0.7, q 0.001, 21 218 steps each; one of 112 900 steps, its grid 2 x 999 233
 #: points, as long), below the 1.9 s the 1.5 million points measured under a load of
