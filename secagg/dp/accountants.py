@@ -595,11 +595,14 @@ def prv_replay_points(
     or with a noise multiplier whose square underflows, at any rate, or one Opacus
     cannot square).
 
-    Why: the time of a PRV replay is this count times a constant (measured about 1 us a
-    point on 2 cores), and the count follows the history's epsilon (``L`` is Opacus's
-    RDP bound of the history at ``delta / 4000``, plus 3) times the square root of its
-    steps. Runs and steps alone let one report of 20 000 steps cost 3-8 s as the noise
-    fell and the rate rose. This costs the RDP curves of the runs (milliseconds each,
+    Why: the time of a PRV replay is this count times a constant (measured 0.3-0.85 us
+    of CPU a point on 2 cores, by how the domain's size factors for the FFT:
+    :data:`~secagg.dp.release.MAX_PRV_REPLAYED_POINTS`), and the count follows the
+    history's epsilon (``L`` is Opacus's RDP bound of the history at ``delta / 4000``,
+    plus 3) times the square root of its steps (Opacus's mesh, which its error bound
+    needs: a grid's size grows with the steps so, not with their log). Runs and steps
+    alone let one report of 20 000 steps cost 3-8 s as the noise fell and the rate rose.
+    This costs the RDP curves of the runs (milliseconds each,
     memoised, and the very curves the replay itself reads), no PRV. The domain is
     Opacus's own (``compute_safe_domain_size``; the mesh and alignment of
     ``PRVAccountant._get_domain``, which tests/dp/test_release_record_prv_grid.py holds
