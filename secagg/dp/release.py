@@ -48,6 +48,7 @@ from secagg.dp.accountants import (
     DiscreteGaussianAccountant,
     PerClientAccountant,
     RecordLevelAccountant,
+    distinct_runs,
     history_extends,
     history_runs,
     prv_replay_points,
@@ -155,43 +156,47 @@ def _same_delta(branch: float, federation: float) -> bool:
 #: caps bound it; PRV's is bounded further (:data:`MAX_PRV_REPLAYED_RUNS`).
 MAX_REPLAYED_RUNS = 32
 MAX_REPLAYED_STEPS = 10**6
-#: the most runs, and runs times steps, of a history the server replays by Opacus's PRV
-#: accountant. Why: the server replays each report in its own thread after the round's
-#: phases, and the branches wait at most ROUND_GRACE_SECONDS (30 s) past the round's
-#: deadline; within the caps above a PRV replay took minutes (one run of 10^6 steps over
-#: 500 s; 32 runs of 1 000 steps 52.9 s of CPU). Measured in-process on 2 cores (CPU
-#: time): about 0.02 s a run plus 6-8e-5 s per run and step (1 run x 10^4 steps 0.61 s,
-#: 3 x 10^4 1.68 s, 10^5 6.1 s; 8 runs x 100 0.53 s, 8 x 1 000 3.35 s, 4 x 5 000 5.8 s),
-#: so at most 8 runs and 20 000 runs x steps replay in about 1.5-2 s at z 1, q 0.01. The
-#: cost grows too as the noise falls and the rate rises (20 000 steps: z 0.7 3.0 s, z 1 at
-#: q 0.03 4.4 s; z 0.5, q 0.1, 2 000 steps, epsilon 210: 8.2 s): seconds, not minutes; a
-#: bound by the history's epsilon as well is open (docs/privacy.md). An honest branch's
-#: history is far inside: the default ``secagg simulate`` branch reports 2 runs (the
-#: feature statistics' release, then its DP-SGD) of at most 555 steps (1 110, 18x
-#: inside); a branch of 30 000 transaction rows at batch 256 over 30 epochs about 3 500
-#: steps (7 000, 2.8x inside).
+#: the most distinct ``(z, q)`` pairs of a history the server replays by Opacus's PRV
+#: accountant (:func:`~secagg.dp.accountants.distinct_runs`: PRV is asked each pair once,
+#: its steps composed by one Fourier power). Why: the server replays each report in its
+#: own thread after the round's phases, and the branches wait at most
+#: ROUND_GRACE_SECONDS (30 s) past the round's deadline; within the RDP caps a PRV replay
+#: took minutes (one run of 10^6 steps over 500 s; 32 runs of 1 000 steps 52.9 s of CPU),
+#: and every pair costs a discretisation of the whole grid plus a fixed 0.02-0.1 s (the
+#: mean Opacus integrates). The grid itself is held by :data:`MAX_PRV_REPLAYED_POINTS`.
+#: Until 2026-12-07 the runs (consecutive entries merged only) were counted, and runs x
+#: steps were held to 20 000, a stand-in for the grid that refused an honest branch of
+#: 50 000 rows at batch 256, 3 local epochs a round, from round 18 (2 runs of 10 584
+#: steps, its grid 1.2 million points, a replay of 0.8 s of CPU), so no such branch could
+#: run 30 rounds with PRV, and one of 100 000 rows not even the simulator's default 10.
 MAX_PRV_REPLAYED_RUNS = 8
-MAX_PRV_REPLAYED_WORK = 20_000
-#: the most grid points (runs times the domain's size, :func:`~secagg.dp.accountants.
-#: prv_replay_points`) of a history the server replays by PRV. Why: inside the caps above
-#: a replay still took seconds as the noise fell and the rate rose (its domain follows the
-#: history's epsilon: one run of 20 000 steps, z 0.7 3.0 s, z 1 at q 0.03 4.4 s; z 0.5, q
-#: 0.1, 2 000 steps 8.2 s). The replay's time is the points times about 1 us of CPU
-#: (docs/privacy.md: over a grid of histories inside every cap, at most 1.9 s of CPU on
-#: the 2 cores under a load of 5-6). An honest branch's history is inside: the default
-#: ``secagg simulate`` branch at most 0.96 million (at z 0.7, below its calibration), a
-#: branch of 30 000 rows at batch 256 over 30 epochs, z 1, 0.58 million. At a rate near
-#: 0.5 and a large z, Opacus's RDP curve of one run costs up to a second of its own (z
-#: 10^4), which no grid counts (8 such runs: 6.8 s of CPU): the curve cap
-#: (:data:`MAX_REPLAYED_CURVE_UNITS`) bounds that.
-MAX_PRV_REPLAYED_POINTS = 1_500_000
+#: the most grid points (distinct runs times the domain's size, :func:`~secagg.dp.
+#: accountants.prv_replay_points`) of a history the server replays by PRV: the bound of
+#: its replay's time, whatever its steps. Why: Opacus's grid is its domain ``[-L, L]``
+#: (``L`` its RDP bound of the history at ``delta / 4000``, plus 3) at a mesh that shrinks
+#: with the square root of the steps (its error bound needs it), each distinct run
+#: discretised and Fourier-composed on it, so the replay costs 0.3-0.85 us of CPU a point
+#: (by how the grid's size factors for the FFT; one run of 2 000 steps at z 0.5, q 0.1
+#: took 8.2 s: 7.7 million points). Measured on the 2 cores under a load of 6-11 (CPU
+#: time, a cold epsilon memo): the largest history inside of each of 1, 2, 3, 4, 6 or 8
+#: distinct runs at z 0.3 to 10 and q 0.001 to 1 (66 histories), and 4 whose grid's
+#: size is twice a prime (the slowest FFT), replayed in 0.62 to 1.68 s (the most: 2 runs
+#: at z 0.7, q 0.001, 21 218 steps each; one of 112 900 steps, its grid 2 x 999 233
+#: points, as long), below the 1.9 s the 1.5 million points measured under a load of
+#: 5-6. An honest branch's history is inside: a branch of 100 000 rows at batch 256, 3
+#: local epochs a round, after its feature statistics' release, calibrated to epsilon 3
+#: over 30 rounds (z 0.953), reaches 1.81 million points at round 30 (1.0 s of CPU), and
+#: 1.16 million over the default 10 rounds (z 0.740); one of 50 000 rows 1.28 million over
+#: 30 rounds. Until 2026-12-07 the cap was 1.5 million (that branch of 100 000 rows past
+#: it from round 24 of 30) and the runs were counted as they stood, not their pairs.
+MAX_PRV_REPLAYED_POINTS = 2_000_000
 #: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
-#: history only grows, so an honest PRV branch past a cap (2 runs of 3 local epochs a
-#: round at 50 000 rows and batch 256: round 18) was a dropout of every later round,
-#: warned of the cap but not of a way on. RDP's replay costs a curve a run, whatever the
-#: steps, and its bound is looser than PRV's (that branch at round 18: RDP 3.33 beside
-#: PRV's 2.98 of round 17), so the switch keeps the server's and ``audit verify``'s rule
-#: that a branch's epsilon does not go down
+#: history only grows, so a PRV branch past a cap (before 2026-12-07's grid cap, an honest
+#: one of 50 000 rows at batch 256, 3 local epochs a round: round 18) is a dropout of
+#: every later round, and was warned of the cap but not of a way on. RDP's replay costs a
+#: curve a run, whatever the steps, and its bound is looser than PRV's (that branch at
+#: round 18: RDP 3.33 beside PRV's 2.98 of round 17), so the switch keeps the server's
+#: and ``audit verify``'s rule that a branch's epsilon does not go down
 _PRV_REMEDY = (
     "; a branch that trains this long accounts with 'rdp' (a trainer with "
     "accountant='rdp' and its history so far as prior_releases: the server replays up to "
@@ -251,10 +256,9 @@ def _curve_units(runs: Iterable[tuple[float, float, int]]) -> int:
 
 def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: str) -> str | None:
     """Why the server will not replay ``history`` by ``accountant`` (:data:`MAX_REPLAYED_RUNS`,
-    :data:`MAX_REPLAYED_STEPS`; for PRV :data:`MAX_PRV_REPLAYED_RUNS` and
-    :data:`MAX_PRV_REPLAYED_WORK` too; by either, :data:`MAX_REPLAYED_CURVE_UNITS`), or
-    None. Counting costs no accountant: a pass over the entries, so it runs as a report
-    arrives.
+    :data:`MAX_REPLAYED_STEPS`; for PRV :data:`MAX_PRV_REPLAYED_RUNS` of its distinct
+    pairs too; by either, :data:`MAX_REPLAYED_CURVE_UNITS`), or None. Counting costs no
+    accountant: a pass over the entries, so it runs as a report arrives.
 
     Why a refusal and not the stated figure: the server kept the stated epsilon of a
     history past the caps, so a report of 33 runs stating 0.01 beside a history that
@@ -273,16 +277,12 @@ def _past_replay_caps(history: Iterable[tuple[float, float, int]], accountant: s
             f"its DP-SGD history holds {steps} steps, more than the {MAX_REPLAYED_STEPS} "
             "steps the server replays"
         )
-    if accountant == "prv" and len(runs) > MAX_PRV_REPLAYED_RUNS:
+    pairs = len(distinct_runs(runs))
+    if accountant == "prv" and pairs > MAX_PRV_REPLAYED_RUNS:
         return (
-            f"its DP-SGD history holds {len(runs)} runs, more than the "
-            f"{MAX_PRV_REPLAYED_RUNS} runs the server replays by the 'prv' accountant" + _PRV_REMEDY
-        )
-    if accountant == "prv" and len(runs) * steps > MAX_PRV_REPLAYED_WORK:
-        return (
-            f"its DP-SGD history holds {len(runs)} runs of {steps} steps in all, more than "
-            f"the {MAX_PRV_REPLAYED_WORK} runs x steps the server replays by the 'prv' "
-            "accountant (its replay's time grows with both)" + _PRV_REMEDY
+            f"its DP-SGD history holds {pairs} distinct noise multipliers and sample rates, "
+            f"more than the {MAX_PRV_REPLAYED_RUNS} the server replays by the 'prv' "
+            "accountant" + _PRV_REMEDY
         )
     units = _curve_units(runs)
     if units > MAX_REPLAYED_CURVE_UNITS:
@@ -304,7 +304,9 @@ def _past_prv_points(runs: list[tuple[float, float, int]], delta: float) -> str 
     upper bound of the replay's own grid. A history PRV cannot evaluate at all (too
     little noise: its replay gives no finite figure) is refused here too."""
     sized = [(min(z, _ARRIVAL_NOISE_FOR_DOMAIN), q, n) for z, q, n in runs]
-    points = prv_replay_points(sized, delta)
+    # a grid a distinct pair as sent: the clamp may make two pairs one the replay keeps
+    grids = len(distinct_runs((z, q, n) for z, q, n in runs if n > 0))
+    points = prv_replay_points(sized, delta, grids=grids)
     if not math.isfinite(points):
         return (
             "its DP-SGD history gives no finite epsilon by the 'prv' accountant (too little "

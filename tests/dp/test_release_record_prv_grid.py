@@ -1,7 +1,8 @@
 """A PRV report inside the counting caps is refused as it arrives when its replay's grid is
 too large, and a noise multiplier past a trainer's largest is refused for either accountant.
 
-Within 8 runs and 20 000 runs x steps a PRV replay still cost the server seconds in its
+Within 8 runs and 20 000 runs x steps (the caps until 2026-12-07: the grid's is now the
+bound, over the history's distinct pairs) a PRV replay still cost the server seconds in its
 own thread as the noise fell and the rate rose (one run of 20 000 steps: z 0.7 3.0 s,
 z 1 at q 0.03 4.4 s; z 0.5, q 0.1, 2 000 steps 8.2 s): Opacus's grid follows the
 history's epsilon times the square root of its steps. The grid is now sized as the
@@ -21,7 +22,7 @@ from opacus.accountants import PRVAccountant
 from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
 
 from secagg.dp import release as release_module
-from secagg.dp.accountants import prv_replay_points
+from secagg.dp.accountants import distinct_runs, prv_replay_points
 from secagg.dp.release import (
     MAX_PRV_REPLAYED_POINTS,
     RecordRelease,
@@ -152,9 +153,11 @@ def test_honest_histories_are_inside_the_grid(
 def test_the_points_are_opacuss_own_grid(
     runs: list[tuple[float, float, int]], delta: float
 ) -> None:
-    """The count is the runs times the domain Opacus's PRV accountant builds for them
-    (``_get_domain``: its mesh and alignment): a drift on an Opacus upgrade fails here."""
+    """The count is the distinct runs times the domain Opacus's PRV accountant builds for
+    them (``_get_domain``: its mesh and alignment): a drift on an Opacus upgrade fails
+    here. PRV is asked the distinct runs (:func:`~secagg.dp.accountants.opacus_epsilon`)."""
     points = prv_replay_points(runs, delta)
+    runs = distinct_runs(runs)
     domain = PRVAccountant()._get_domain(
         prvs=[PoissonSubsampledGaussianPRV(q, z) for z, q, _ in runs],
         num_self_compositions=[n for _, _, n in runs],

@@ -2,11 +2,13 @@
 
 A branch's history only grows, so a branch past a PRV cap is a dropout of every later
 round: 50 000 rows at batch 256, 3 local epochs a round (the simulator's default) with
-the feature statistics' release before, is refused from round 18 (2 runs of 10 549
-steps, past 20 000 runs x steps). The warning named the cap but no way on (2026-12-07);
-each PRV refusal now names the 'rdp' accountant, whose replay the server takes for
-that history (its bound is looser: 3.33 at round 18 beside PRV's 2.98 at round 17, so
-the switch does not make the branch's epsilon go down).
+the feature statistics' release before, was refused from round 18 (2 runs of 10 584
+steps, past 20 000 runs x steps, a cap replaced since by the grid's alone:
+tests/dp/test_release_record_prv_honest_length.py). The warning named the cap but no way
+on (2026-12-07); each PRV refusal now names the 'rdp' accountant, whose replay the server
+takes for that history (its bound is looser: 3.33 at round 18 beside PRV's 2.98 at round
+17, so the switch does not make the branch's epsilon go down). A branch of 100 000 rows
+calibrated for the default 10 rounds that runs 30 passes the grid at round 21.
 """
 
 from __future__ import annotations
@@ -17,23 +19,24 @@ from secagg.dp import release as release_module
 from secagg.dp.release import RecordRelease, RecordReport
 
 DELTA = 1e-5
-RATE = 256 / 50_000
-STEPS_A_ROUND = round(3 * 50_000 / 256)
+RATE = 1 / 391  # 100 000 rows at batch 256
+STEPS_A_ROUND = 3 * 391
+NOISE = 0.73  # below its calibration to epsilon 3 over 10 rounds (0.740)
 STATISTICS = (5.773502691896258, 1.0, 1)  # the feature statistics' release
 
 
 def _history(rounds: int) -> tuple[tuple[float, float, int], ...]:
-    return (STATISTICS, (1.0, RATE, STEPS_A_ROUND * rounds))
+    return (STATISTICS, (NOISE, RATE, STEPS_A_ROUND * rounds))
 
 
 def test_an_honest_prv_branch_refused_mid_federation_is_told_to_account_with_rdp() -> None:
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     problems = {
         rounds: release.report_problem("h-a", RecordReport("prv", DELTA, 1.0, _history(rounds)))
-        for rounds in (17, 18)
+        for rounds in (20, 21)
     }
-    assert problems[17] is None
-    assert problems[18] is not None and "accountant='rdp'" in problems[18], problems[18]
+    assert problems[20] is None
+    assert problems[21] is not None and "accountant='rdp'" in problems[21], problems[21]
     # the way named holds: by RDP the same history is inside every cap
     assert release.report_problem("h-b", RecordReport("rdp", DELTA, 1.0, _history(30))) is None
 
@@ -41,11 +44,11 @@ def test_an_honest_prv_branch_refused_mid_federation_is_told_to_account_with_rdp
 @pytest.mark.parametrize(
     "history",
     [
-        tuple((1.0 + i / 100, 0.01, 1) for i in range(9)),  # runs
-        ((1.0, 0.01, 20_001),),  # runs x steps
+        tuple((1.0 + i / 100, 0.01, 1) for i in range(9)),  # distinct pairs
+        ((1.0, 0.01, 10**6),),  # huge steps: the grid
         ((0.7, 0.03, 15_000),),  # the grid
     ],
-    ids=["runs", "work", "grid"],
+    ids=["pairs", "steps", "grid"],
 )
 def test_every_prv_cap_names_the_way_on(history: tuple[tuple[float, float, int], ...]) -> None:
     problem = release_module._replay_refusal(RecordReport("prv", DELTA, 1.0, history))

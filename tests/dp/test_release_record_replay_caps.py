@@ -3,9 +3,10 @@
 The caps of 32 runs and 10^6 steps let a report of one run (z 1, q 0.01, 10^6 steps)
 cost the server over 500 s of Opacus's PRV replay in its own thread (32 runs of 1 000
 steps: 52.9 s of CPU), while the branches wait ROUND_GRACE_SECONDS (30 s) past the
-deadline. PRV histories now have caps of their own (:data:`MAX_PRV_REPLAYED_RUNS`,
-:data:`MAX_PRV_REPLAYED_WORK`), checked as the report arrives, no accountant asked;
-an honest branch's history (the default ``secagg simulate`` branch's) stays inside.
+deadline. PRV histories now have caps of their own (:data:`MAX_PRV_REPLAYED_RUNS` of
+distinct pairs, :data:`MAX_PRV_REPLAYED_POINTS` of its grid; a cap of 20 000 runs x steps
+until 2026-12-07), checked as the report arrives, no accountant asked; an honest
+branch's history (the default ``secagg simulate`` branch's) stays inside.
 """
 
 from __future__ import annotations
