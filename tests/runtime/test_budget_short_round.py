@@ -20,13 +20,17 @@ agree with the figure the run reports.
 from __future__ import annotations
 
 import copy
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from secagg.aggregation import ToParty
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
 from secagg.protocol import decode
@@ -242,3 +246,95 @@ def test_a_round_over_the_budget_with_every_share_of_its_cohort_still_stops(
     assert results[0].reason is not None and server.budget_reached in results[0].reason
     assert not hub.unmasked_rounds
     assert server.mechanism.accountant.rounds == 0  # type: ignore[attr-defined]
+
+
+class _SessionAtTheReveal:
+    """A masking session whose unmasking requests are ready to leave, with ``inputs``
+    masked inputs in the sum (all that ``_hold_at_budget`` asks of it)."""
+
+    def __init__(self, inputs: int) -> None:
+        self.inputs, self.done, self.aborted = inputs, False, None
+
+    def contributors_before_reveal(self) -> int:
+        return self.inputs
+
+    def noise_at_reveal(self) -> float:
+        return 0.0  # masking: the shares are the noise
+
+    def abort(self, reason: str) -> list[object]:
+        self.done, self.aborted = True, reason
+        return ["abort messages"]
+
+
+COHORT_NAMES = [f"branch-{i:02d}" for i in range(12)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    cohort=st.integers(4, 12),
+    lost=st.integers(0, 4),
+    earlier_rounds=st.integers(0, 3),
+    budget_scale=st.floats(0.5, 2.0),
+)
+def test_the_reveal_decision_under_a_budget(
+    cohort: int, lost: int, earlier_rounds: int, budget_scale: float
+) -> None:
+    """Whatever the cohort, the dropouts before the masked inputs, the rounds already
+    charged and the budget: a sum is revealed only at an epsilon within the budget (and
+    charged at it); any other is aborted with nothing noted or charged; and the run
+    stops (``budget_reached``) only when the cohort with every share would cross too,
+    its reason's "at least" figure never above the epsilon it names."""
+    contributors = max(0, cohort - lost)
+    participants = COHORT_NAMES[:cohort]
+    probe = _cohort_config(None).mechanism()
+    everyone = _honest_in(probe, 12, 12)
+    for _ in range(earlier_rounds):
+        probe.accountant.step(everyone)  # type: ignore[attr-defined]
+    with_every_share = probe.epsilon_after_next(contributors=cohort, participants=cohort)
+    after = probe.epsilon_after_next(contributors=contributors, participants=cohort)
+    assert with_every_share is not None and after is not None
+    budget = with_every_share * budget_scale
+    with tempfile.TemporaryDirectory() as folder:
+        store = ServerStore(Path(folder) / "s.sqlite")
+        server = FederationServer(_cohort_config(budget), InProcessHub(), store)
+        accountant = server.mechanism.accountant  # type: ignore[attr-defined]
+        for _ in range(earlier_rounds):
+            accountant.step(everyone)
+        store.begin_round(1, participants)
+        session = _SessionAtTheReveal(contributors)
+        requests = [ToParty(0, b"unmasking request")]
+        out = server._hold_at_budget(1, session, participants, requests)  # type: ignore[arg-type]
+        noted = (store.rounds()[0]["report"] or {}).get("revealed")
+        store.close()
+    assert accountant.rounds == earlier_rounds  # the reveal notes a charge, never steps
+    if _honest_in(probe, contributors, cohort) == 0:  # no honest share: never revealed
+        assert session.aborted is not None and noted is None
+        assert server.budget_reached is None
+    elif after <= budget:
+        assert out == requests and session.aborted is None
+        assert noted is not None and noted["epsilon"] == pytest.approx(after, rel=1e-12)
+        assert server.budget_reached is None
+    else:
+        assert out == ["abort messages"] and noted is None
+        assert session.aborted is not None and "epsilon budget" in session.aborted
+        goes_on = contributors < cohort and with_every_share <= budget
+        assert (server.budget_reached is None) == goes_on, (session.aborted, goes_on)
+        figure = session.aborted.split("at least ")[1].split(";")[0]
+        assert float(figure) <= after
+
+
+def _cohort_config(budget: float | None) -> FederationConfig:
+    dp = DP if budget is None else DP | {"epsilon_budget": budget}
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "decision", "clients": COHORT_NAMES, "dimension": 4},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": dp,
+        }
+    )
+
+
+def _honest_in(mechanism: Any, contributors: int, participants: int) -> int:
+    charge = mechanism.charge_at_reveal(contributors=contributors, participants=participants)
+    return int(charge["noise_contributors"])
