@@ -1728,7 +1728,9 @@ class FederationServer:
         With distributed DP the sum the server unmasks is the release itself, so the
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged. So with
-        central DP whose noise the CKKS key holder adds: before the decryption request."""
+        central DP whose noise the CKKS key holder adds: before the decryption request.
+        The run stops with it only if the round would cross the budget with every
+        contribution of its cohort too (:meth:`_reveal_past_budget`)."""
         self._charge_after_reply(number, session)
         count = session.contributors_before_reveal()
         if count is None or session.done:
@@ -1736,7 +1738,8 @@ class FederationServer:
         refusal = self.mechanism.reveal_refusal(contributors=count, participants=len(participants))
         if refusal is not None:  # a sum with no honest noise share: never revealed
             return session.abort(refusal)
-        if not self._crosses_budget(count, len(participants), "revealing this round's sum"):
+        after = self._epsilon_past_budget(count, len(participants))
+        if after is None:
             first = number not in self._revealed
             self._note_reveal(
                 number, count, len(participants), noise_added=session.noise_at_reveal()
@@ -1749,8 +1752,43 @@ class FederationServer:
                     not isinstance(event, Announce) and event.party == HELPER for event in outgoing
                 )
             return outgoing
-        assert self.budget_reached is not None
-        return session.abort(self.budget_reached)
+        return session.abort(self._reveal_past_budget(number, count, len(participants), after))
+
+    def _reveal_past_budget(
+        self, number: int, contributors: int, participants: int, after: float
+    ) -> str:
+        """Why round ``number``, whose sum of ``contributors`` would take epsilon to
+        ``after``, above ``dp.epsilon_budget``, is aborted unrevealed and uncharged; and
+        whether the run stops with it (:attr:`budget_reached`).
+
+        A round short of contributions (dropouts before their masked inputs: fewer
+        honest noise shares than the cohort planned) is the round's own shortfall: if
+        the same cohort with every share would fit, the run goes on (the next round's
+        draw checks the budget again, :meth:`_budget_spent`), and a run of such rounds
+        ends at ``max_consecutive_aborts``. Only a round that would cross even with every
+        share stops the run. Why: the one short round stopped a whole distributed-DP
+        federation although its later rounds with every share fitted (review of the
+        budget path, 2026-12-07). Nothing is learned either way: no unmasking request
+        has left, and the masked inputs alone reveal nothing."""
+        budget = self._budget
+        at_least = shown(after, 4, significant=True, lower=True)
+        if (
+            contributors < participants
+            and self._epsilon_past_budget(participants, participants) is None
+        ):
+            reason = (
+                f"epsilon budget {budget:g}: revealing this round's sum of {contributors} of "
+                f"{participants} contributions would bring epsilon to at least {at_least}; "
+                "aborted unrevealed and uncharged (a round with every contribution fits: "
+                "the run goes on)"
+            )
+            log.warning("round %d: %s", number, reason)
+            return reason
+        self.budget_reached = (
+            f"epsilon budget {budget:g}: revealing this round's sum would bring epsilon to "
+            f"at least {at_least}; stopped before it"
+        )
+        return self.budget_reached
 
     def _note_reveal(
         self, number: int, contributors: int, participants: int, *, noise_added: float = 0.0
@@ -1897,7 +1935,7 @@ class FederationServer:
         if not able and after is not None:
             self.budget_reached = (
                 f"epsilon budget {self._budget:g}: one more round would bring epsilon to at "
-                f"least {after:.4g}; stopped before it"
+                f"least {shown(after, 4, significant=True, lower=True)}; stopped before it"
             )
         else:
             self.budget_reached = (
@@ -1907,19 +1945,28 @@ class FederationServer:
             )
         return True
 
-    def _crosses_budget(self, contributors: int, participants: int | None, what: str) -> bool:
-        """Whether ``what`` (one more round of ``contributors``) would take epsilon above
-        ``dp.epsilon_budget``; if so, :attr:`budget_reached` says so and the run stops."""
+    def _epsilon_past_budget(self, contributors: int, participants: int | None) -> float | None:
+        """The epsilon one more round of ``contributors`` (of ``participants``) would
+        bring, when that is above ``dp.epsilon_budget``; None when it is within it, or
+        there is no budget, or this server accounts nothing. Nothing is charged."""
         if self._budget is None:
-            return False
+            return None
         after = self.mechanism.epsilon_after_next(
             contributors=contributors, participants=participants
         )
         if after is None or after <= self._budget:
+            return None
+        return after
+
+    def _crosses_budget(self, contributors: int, participants: int | None, what: str) -> bool:
+        """Whether ``what`` (one more round of ``contributors``) would take epsilon above
+        ``dp.epsilon_budget``; if so, :attr:`budget_reached` says so and the run stops."""
+        after = self._epsilon_past_budget(contributors, participants)
+        if after is None:
             return False
         self.budget_reached = (
             f"epsilon budget {self._budget:g}: {what} would bring epsilon to at least "
-            f"{after:.4g}; stopped before it"
+            f"{shown(after, 4, significant=True, lower=True)}; stopped before it"
         )
         return True
 

@@ -296,8 +296,10 @@ def _seed_crossing_in_round(last: int, branches: int, rate: float) -> int:
 
 def test_distributed_epsilon_target_is_a_cap_the_report_names(tmp_path: Path) -> None:
     """DP review: `--mechanism distributed --epsilon 3` ended at 3.46 with exit 0. Now a
-    round whose dropouts would take epsilon past the target is never revealed, the
-    run stops there, and every output says which rounds ran and why it stopped."""
+    round whose dropouts would take epsilon past the target is never revealed nor
+    charged, and every output says which rounds ran and why that one did not. The run
+    goes on with the next round, which fits with every share (until 2026-12-07 the one
+    short round stopped the run: rounds 1-2 released of 4, round 4 never run)."""
     seed = _seed_crossing_in_round(3, 6, 0.3)
     config = SMALL.with_changes(
         branches=6,
@@ -312,16 +314,20 @@ def test_distributed_epsilon_target_is_a_cap_the_report_names(tmp_path: Path) ->
     )
     result = run_simulation(config, tmp_path / "run")
     fed = result.settings["federated (secagg+)"]
-    assert fed["rounds_released"] == [1, 2]
-    assert result.stopped is not None and "epsilon budget 3" in result.stopped
+    assert fed["rounds_released"] == [1, 2, 4]
+    short = result.rounds[2]
+    assert short["status"] == "aborted" and "epsilon budget 3" in short["reason"]
+    assert "unrevealed and uncharged" in short["reason"]
+    # the simulator attempts its planned rounds (max_attempts), the short one included
+    assert result.stopped == "4 rounds attempted (max_attempts)"
     assert 0 < fed["epsilon"] <= 3.0 and not fed["above_target"]
     assert all(r["epsilon"] is not None and r["epsilon"] <= 3.0 for r in result.rounds)
     from secagg.apps.simulation.report import privacy_lines, write_run_folder
 
     lines = privacy_lines(result)
-    assert "2 released rounds of 4 planned (rounds 1-2)" in lines[0]
+    assert "3 released rounds of 4 planned (rounds 1-2, 4)" in lines[0]
     assert "within the target" in lines[0]
-    assert lines[-1].startswith("stopped early")
+    assert "1 aborted (round 3)" in lines[-1] and "epsilon budget 3" in lines[-1]
     write_run_folder(result, tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["privacy"] == lines and summary["stopped"] == result.stopped

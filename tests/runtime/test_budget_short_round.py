@@ -1,0 +1,340 @@
+"""Distributed DP under ``dp.epsilon_budget``: a round whose noise shares fall short.
+
+With client-level distributed DP the server's sight of the unmasked sum is the release,
+so a round is charged at the honest noise shares it kept. A round that loses a branch
+after the round started but before its masked input (its noise share never reaches the
+sum) is charged more, and (the DDG accountant composes every round at the worst per-round
+bound) can cross a budget that the rounds with every share fit.
+
+Such a round must be aborted unrevealed and uncharged (no unmasking request leaves), and
+the run must go on while a round with every share still fits; it stops, saying why, only
+once even such a round would cross the budget. Before (review of the budget path,
+2026-12-07) the one short round stopped the whole federation (``budget_reached``) with
+rounds still to run that fit.
+
+The oracle: the epsilons are the DDG accountant's own (one call each), at the honest
+share counts the mechanism's rule gives; the ledger's replay (``audit verify``) must
+agree with the figure the run reports.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg.aggregation import ToParty
+from secagg.ledger import Ledger, LedgerKey
+from secagg.ledger.verify import verify_ledger
+from secagg.protocol import decode
+from secagg.protocol.messages import MaskedInput, UnmaskingRequest
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore
+from secagg.runtime.wire import Leave, Relay, decode_message, encode_message
+from secagg.transport.inprocess import InProcessHub
+
+NAMES = [f"branch-{i}" for i in range(8)]  # SecAgg+ k = 4, t = 3: one dropout is fine
+DELTA = 1e-3
+DP = {"mechanism": "distributed", "noise_multiplier": 2.0, "clip": 1.0, "delta": DELTA}
+#: the attempt (1-based, counted by the leaving branch) whose masked input it withholds
+SHORT_ATTEMPT = 3
+
+
+def _config(rounds: int, budget: float | None = None) -> FederationConfig:
+    dp = DP if budget is None else DP | {"epsilon_budget": budget}
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "short", "clients": NAMES, "dimension": 4, "rounds": rounds},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": dp,
+            # a phase closes once everyone still in it answered: a generous bound
+            "deadlines": {"phase_seconds": 60.0},
+        }
+    )
+
+
+def _epsilon(honest_counts: list[int]) -> float:
+    """The DDG accountant's epsilon for rounds of these honest share counts."""
+    accountant = copy.deepcopy(_config(1).mechanism().accountant)  # type: ignore[attr-defined]
+    for count in honest_counts:
+        accountant.step(count)
+    return float(accountant.epsilon())
+
+
+def _honest(contributors: int, participants: int = 8) -> int:
+    charge = (
+        _config(1)
+        .mechanism()
+        .charge_at_reveal(contributors=contributors, participants=participants)
+    )
+    assert charge is not None
+    return int(charge["noise_contributors"])
+
+
+class LeavesBeforeMaskedInput:
+    """A branch that, in its ``attempt``-th round, leaves instead of sending its masked
+    input (its noise share never reaches the sum) and stays for later rounds."""
+
+    def __init__(self, inner: Any, attempt: int) -> None:
+        self._inner = inner
+        self._attempt = attempt
+        self._rounds: list[int] = []
+
+    def send(self, payload: bytes) -> None:
+        message = decode_message(payload)
+        if isinstance(message, Relay) and isinstance(decode(message.payload), MaskedInput):
+            if message.round not in self._rounds:
+                self._rounds.append(message.round)
+            if len(self._rounds) == self._attempt:
+                self._inner.send(encode_message(Leave(message.round, "test: left")))
+                return
+        self._inner.send(payload)
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        return self._inner.receive(timeout)
+
+
+class UnmaskWatchingHub(InProcessHub):
+    """Records the rounds the server sent an unmasking request in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unmasked_rounds: set[int] = set()
+
+    def send(self, name: str, payload: bytes) -> None:
+        message = decode_message(payload)
+        if isinstance(message, Relay) and isinstance(decode(message.payload), UnmaskingRequest):
+            self.unmasked_rounds.add(message.round)
+        super().send(name, payload)
+
+
+def _start_clients(
+    hub: InProcessHub, leaver_attempt: int | None, names: list[str] = NAMES
+) -> list[threading.Thread]:
+    threads = []
+    for name in names:
+        endpoint: Any = hub.connect(name)
+        if name == NAMES[3] and leaver_attempt is not None:
+            endpoint = LeavesBeforeMaskedInput(endpoint, leaver_attempt)
+        client = FederationClient(name, lambda m: np.full_like(m, 0.1), endpoint)
+        thread = threading.Thread(
+            target=client.run, kwargs={"idle_timeout": 120, "rounds": None}, daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _budget() -> tuple[float, int, int]:
+    """A budget that three full rounds fit and that two full rounds and one short one
+    (one share fewer) cross, and that a fourth full round crosses too."""
+    full, short = _honest(8), _honest(7)
+    assert short < full
+    three_full = _epsilon([full] * 3)
+    two_full_one_short = _epsilon([full, full, short])
+    assert two_full_one_short > three_full, "the short round must cost more"
+    budget = (three_full + two_full_one_short) / 2
+    assert _epsilon([full] * 4) > budget, "a fourth full round must cross the budget"
+    return budget, full, short
+
+
+def _statuses(results: list[RoundResult]) -> list[str]:
+    return [r.status for r in results]
+
+
+def test_a_short_round_is_aborted_unrevealed_and_the_run_goes_on(tmp_path: Path) -> None:
+    budget, full, _ = _budget()
+    hub = UnmaskWatchingHub()
+    _start_clients(hub, SHORT_ATTEMPT)
+    key = LedgerKey.generate()
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    server = FederationServer(
+        _config(rounds=4, budget=budget), hub, ServerStore(tmp_path / "s.sqlite"), ledger=ledger
+    )
+    results = server.run(wait_for_clients=120)
+    ledger.close()
+    assert _statuses(results) == ["complete", "complete", "aborted", "complete"], [
+        (r.status, r.reason) for r in results
+    ]
+    short = results[2]
+    assert "epsilon budget" in (short.reason or "") and "unrevealed" in (short.reason or "")
+    # nothing of the short round was revealed, and nothing of it charged
+    assert short.number not in hub.unmasked_rounds
+    assert {r.number for r in results if r.status == "complete"} <= hub.unmasked_rounds
+    accountant = server.mechanism.accountant  # type: ignore[attr-defined]
+    assert accountant.honest_shares == [full] * 3
+    # the run stopped only when even a full round would cross, and says so
+    assert server.budget_reached is not None
+    assert "one more round would bring epsilon to at least" in server.budget_reached
+    claimed = results[-1].epsilon
+    assert claimed is not None and claimed <= budget
+    assert claimed == pytest.approx(_epsilon([full] * 3), rel=1e-12)
+    verified = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
+    assert verified.ok, verified.first_failure
+    assert verified.epsilons[-1][1] == pytest.approx(claimed, rel=1e-12)
+
+
+def test_a_restart_after_the_short_round_resumes_uncharged(tmp_path: Path) -> None:
+    """The short round leaves nothing to a restart: the restarted server has the full
+    rounds' charges only, runs the round that still fits, and its ledger verifies."""
+    budget, full, _ = _budget()
+    state, ledger_path = tmp_path / "s.sqlite", tmp_path / "ledger.sqlite"
+    key = LedgerKey.generate()
+    hub = UnmaskWatchingHub()
+    _start_clients(hub, SHORT_ATTEMPT)
+    ledger = Ledger(ledger_path, key)
+    server = FederationServer(
+        _config(rounds=4, budget=budget), hub, ServerStore(state), ledger=ledger
+    )
+    results = server.run(wait_for_clients=120, max_attempts=SHORT_ATTEMPT)
+    ledger.close()
+    assert _statuses(results) == ["complete", "complete", "aborted"]
+    assert server.budget_reached is None, server.budget_reached  # not a stop of the run
+    assert server.stop_reason == f"{SHORT_ATTEMPT} rounds attempted (max_attempts)"
+
+    hub = UnmaskWatchingHub()
+    _start_clients(hub, leaver_attempt=None)
+    ledger = Ledger(ledger_path, key)
+    restarted = FederationServer(
+        _config(rounds=4, budget=budget), hub, ServerStore(state), ledger=ledger
+    )
+    accountant = restarted.mechanism.accountant  # type: ignore[attr-defined]
+    assert accountant.honest_shares == [full] * 2
+    again = restarted.run(wait_for_clients=120)
+    ledger.close()
+    assert _statuses(again) == ["complete"]
+    assert accountant.honest_shares == [full] * 3
+    assert restarted.budget_reached is not None and restarted.completed_rounds() == 3
+    claimed = again[-1].epsilon
+    assert claimed is not None and claimed <= budget
+    verified = verify_ledger(ledger_path, key.public_key)
+    assert verified.ok, verified.first_failure
+    assert verified.epsilons[-1][1] == pytest.approx(claimed, rel=1e-12)
+
+
+def test_a_round_over_the_budget_with_every_share_of_its_cohort_still_stops(
+    tmp_path: Path,
+) -> None:
+    """The run goes on past a short round only when the same cohort with every share
+    would fit. Here one branch never connects, so every cohort is 7 of the 8 clients:
+    the best case of the design (all 8) fits, which starts the round, but 7 shares of 7
+    cross, so the round that also loses a share stops the run, saying why (going on
+    would abort round after round, each run to its reveal for nothing)."""
+    full_of_eight, full_of_seven = _honest(8), _honest(7, participants=7)
+    assert _honest(6, participants=7) <= full_of_seven < full_of_eight
+    best, cohort = _epsilon([full_of_eight]), _epsilon([full_of_seven])
+    assert best < cohort
+    hub = UnmaskWatchingHub()
+    _start_clients(hub, leaver_attempt=1, names=NAMES[:7])
+    server = FederationServer(
+        _config(rounds=3, budget=(best + cohort) / 2), hub, ServerStore(tmp_path / "s.sqlite")
+    )
+    results = server.run(wait_for_clients=0)
+    assert _statuses(results) == ["aborted"], [(r.status, r.reason) for r in results]
+    assert server.budget_reached is not None
+    assert "revealing this round's sum would bring epsilon" in server.budget_reached
+    assert results[0].reason is not None and server.budget_reached in results[0].reason
+    assert not hub.unmasked_rounds
+    assert server.mechanism.accountant.rounds == 0  # type: ignore[attr-defined]
+
+
+class _SessionAtTheReveal:
+    """A masking session whose unmasking requests are ready to leave, with ``inputs``
+    masked inputs in the sum (all that ``_hold_at_budget`` asks of it)."""
+
+    def __init__(self, inputs: int) -> None:
+        self.inputs, self.done, self.aborted = inputs, False, None
+
+    def contributors_before_reveal(self) -> int:
+        return self.inputs
+
+    def noise_at_reveal(self) -> float:
+        return 0.0  # masking: the shares are the noise
+
+    def abort(self, reason: str) -> list[object]:
+        self.done, self.aborted = True, reason
+        return ["abort messages"]
+
+
+COHORT_NAMES = [f"branch-{i:02d}" for i in range(12)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    cohort=st.integers(4, 12),
+    lost=st.integers(0, 4),
+    earlier_rounds=st.integers(0, 3),
+    budget_scale=st.floats(0.5, 2.0),
+)
+def test_the_reveal_decision_under_a_budget(
+    cohort: int, lost: int, earlier_rounds: int, budget_scale: float
+) -> None:
+    """Whatever the cohort, the dropouts before the masked inputs, the rounds already
+    charged and the budget: a sum is revealed only at an epsilon within the budget (and
+    charged at it); any other is aborted with nothing noted or charged; and the run
+    stops (``budget_reached``) only when the cohort with every share would cross too,
+    its reason's "at least" figure never above the epsilon it names."""
+    contributors = max(0, cohort - lost)
+    participants = COHORT_NAMES[:cohort]
+    probe = _cohort_config(None).mechanism()
+    everyone = _honest_in(probe, 12, 12)
+    for _ in range(earlier_rounds):
+        probe.accountant.step(everyone)  # type: ignore[attr-defined]
+    with_every_share = probe.epsilon_after_next(contributors=cohort, participants=cohort)
+    after = probe.epsilon_after_next(contributors=contributors, participants=cohort)
+    assert with_every_share is not None and after is not None
+    budget = with_every_share * budget_scale
+    with tempfile.TemporaryDirectory() as folder:
+        store = ServerStore(Path(folder) / "s.sqlite")
+        server = FederationServer(_cohort_config(budget), InProcessHub(), store)
+        accountant = server.mechanism.accountant  # type: ignore[attr-defined]
+        for _ in range(earlier_rounds):
+            accountant.step(everyone)
+        store.begin_round(1, participants)
+        session = _SessionAtTheReveal(contributors)
+        requests = [ToParty(0, b"unmasking request")]
+        out = server._hold_at_budget(1, session, participants, requests)  # type: ignore[arg-type]
+        noted = (store.rounds()[0]["report"] or {}).get("revealed")
+        store.close()
+    assert accountant.rounds == earlier_rounds  # the reveal notes a charge, never steps
+    if _honest_in(probe, contributors, cohort) == 0:  # no honest share: never revealed
+        assert session.aborted is not None and noted is None
+        assert server.budget_reached is None
+    elif after <= budget:
+        assert out == requests and session.aborted is None
+        assert noted is not None and noted["epsilon"] == pytest.approx(after, rel=1e-12)
+        assert server.budget_reached is None
+    else:
+        assert out == ["abort messages"] and noted is None
+        assert session.aborted is not None and "epsilon budget" in session.aborted
+        goes_on = contributors < cohort and with_every_share <= budget
+        assert (server.budget_reached is None) == goes_on, (session.aborted, goes_on)
+        figure = session.aborted.split("at least ")[1].split(";")[0]
+        assert float(figure) <= after
+
+
+def _cohort_config(budget: float | None) -> FederationConfig:
+    dp = DP if budget is None else DP | {"epsilon_budget": budget}
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "decision", "clients": COHORT_NAMES, "dimension": 4},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": dp,
+        }
+    )
+
+
+def _honest_in(mechanism: Any, contributors: int, participants: int) -> int:
+    charge = mechanism.charge_at_reveal(contributors=contributors, participants=participants)
+    return int(charge["noise_contributors"])
