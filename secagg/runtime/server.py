@@ -1729,8 +1729,8 @@ class FederationServer:
         check comes before the unmasking requests leave (the masked inputs alone reveal
         nothing): the round is aborted, nothing is learned, nothing is charged. So with
         central DP whose noise the CKKS key holder adds: before the decryption request.
-        The run stops with it only if the round would cross the budget with every
-        contribution of its cohort too (:meth:`_reveal_past_budget`)."""
+        The run stops with it only if a round of every client with every contribution
+        would cross the budget too (:meth:`_reveal_past_budget`)."""
         self._charge_after_reply(number, session)
         count = session.contributors_before_reveal()
         if count is None or session.done:
@@ -1761,26 +1761,37 @@ class FederationServer:
         ``after``, above ``dp.epsilon_budget``, is aborted unrevealed and uncharged; and
         whether the run stops with it (:attr:`budget_reached`).
 
-        A round short of contributions (dropouts before their masked inputs: fewer
-        honest noise shares than the cohort planned) is the round's own shortfall: if
-        the same cohort with every share would fit, the run goes on (the next round's
-        draw checks the budget again, :meth:`_budget_spent`), and a run of such rounds
-        ends at ``max_consecutive_aborts``. Only a round that would cross even with every
-        share stops the run. Why: the one short round stopped a whole distributed-DP
-        federation although its later rounds with every share fitted (review of the
-        budget path, 2026-12-07). Nothing is learned either way: no unmasking request
-        has left, and the masked inputs alone reveal nothing."""
+        A round that crosses only because it is short of the design's best round is that
+        round's shortfall, not the budget's end: short of contributions (dropouts before
+        their masked inputs: fewer honest noise shares than the cohort planned), or of
+        clients (a cohort drawn without some: one benched, disconnected at the draw, or
+        left out by the sampling). If a round of every client with every share would
+        still fit (what :meth:`_budget_spent` asks before each draw), the run goes on,
+        and a run of such rounds ends at ``max_consecutive_aborts``. Only a round that
+        would cross even at the design's best stops the run. Why: the one short round
+        stopped a whole distributed-DP federation although its later rounds with every
+        share fitted (review of the budget path, 2026-12-07); and so, until the second
+        review of it that day, did a round whose cohort lacked one branch absent at the
+        draw (7 of 8 clients, every share in: the same epsilon as 7 of 8 shares, which
+        went on), so that one branch, benched or reconnecting, could stop the server.
+        Nothing is learned either way: no unmasking request has left, and the masked
+        inputs alone reveal nothing."""
         budget = self._budget
+        assert budget is not None
         at_least = shown(after, 4, significant=True, lower=True)
-        if (
-            contributors < participants
-            and self._epsilon_past_budget(participants, participants) is None
-        ):
+        clients = list(self.config.clients)
+        best_fits = len(self.mechanism.within_budget(clients, budget)) >= QUORUM
+        if contributors < len(clients) and best_fits:
+            cohort = (
+                f" (a cohort of {participants} of the {len(clients)} clients)"
+                if participants < len(clients)
+                else ""
+            )
             reason = (
                 f"epsilon budget {budget:g}: revealing this round's sum of {contributors} of "
-                f"{participants} contributions would bring epsilon to at least {at_least}; "
-                "aborted unrevealed and uncharged (a round with every contribution fits: "
-                "the run goes on)"
+                f"{participants} contributions{cohort} would bring epsilon to at least "
+                f"{at_least}; aborted unrevealed and uncharged (a round of every client with "
+                "every contribution fits: the run goes on)"
             )
             log.warning("round %d: %s", number, reason)
             return reason
