@@ -1780,7 +1780,9 @@ class FederationServer:
         assert budget is not None
         at_least = shown(after, 4, significant=True, lower=True)
         clients = list(self.config.clients)
-        best_fits = len(self.mechanism.within_budget(clients, budget)) >= QUORUM
+        # the design's best round, as the draw's check asks it (participants None); the
+        # claim so far is in it, so a claim above a lowered budget still stops the run
+        best_fits = self._epsilon_past_budget(len(clients), None) is None
         if contributors < len(clients) and best_fits:
             cohort = (
                 f" (a cohort of {participants} of the {len(clients)} clients)"
