@@ -1775,7 +1775,10 @@ class FederationServer:
         draw (7 of 8 clients, every share in: the same epsilon as 7 of 8 shares, which
         went on), so that one branch, benched or reconnecting, could stop the server.
         Nothing is learned either way: no unmasking request has left, and the masked
-        inputs alone reveal nothing."""
+        inputs alone reveal nothing. The reason says "not the budget's end", not that the
+        run goes on: the same round may be its last for another cause (``max_attempts``,
+        ``max_consecutive_aborts``), and its ledger row said "the run goes on" all the
+        same (second review, 2026-12-07)."""
         budget = self._budget
         assert budget is not None
         at_least = shown(after, 4, significant=True, lower=True)
@@ -1792,8 +1795,8 @@ class FederationServer:
             reason = (
                 f"epsilon budget {budget:g}: revealing this round's sum of {contributors} of "
                 f"{participants} contributions{cohort} would bring epsilon to at least "
-                f"{at_least}; aborted unrevealed and uncharged (a round of every client with "
-                "every contribution fits: the run goes on)"
+                f"{at_least}; aborted unrevealed and uncharged, not the budget's end (a round "
+                "of every client with every contribution fits)"
             )
             log.warning("round %d: %s", number, reason)
             return reason

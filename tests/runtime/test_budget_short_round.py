@@ -202,6 +202,9 @@ def test_a_restart_after_the_short_round_resumes_uncharged(tmp_path: Path) -> No
     assert _statuses(results) == ["complete", "complete", "aborted"]
     assert server.budget_reached is None, server.budget_reached  # not a stop of the run
     assert server.stop_reason == f"{SHORT_ATTEMPT} rounds attempted (max_attempts)"
+    # its reason, in the ledger row, promises no next round: this one was the run's last
+    short = results[-1].reason or ""
+    assert "not the budget's end" in short and "goes on" not in short, short
 
     hub = UnmaskWatchingHub()
     _start_clients(hub, leaver_attempt=None)
@@ -267,7 +270,8 @@ def test_a_cohort_without_one_branch_at_the_draw_does_not_stop_the_run(tmp_path:
     short = results[2]
     assert NAMES[3] not in short.participants and len(short.participants) == 7
     assert short.reason is not None and "unrevealed and uncharged" in short.reason
-    assert "a cohort of 7 of the 8 clients" in short.reason and "goes on" in short.reason
+    assert "a cohort of 7 of the 8 clients" in short.reason
+    assert "not the budget's end" in short.reason
     assert short.number not in hub.unmasked_rounds
     assert server.mechanism.accountant.honest_shares == [full] * 3  # type: ignore[attr-defined]
     assert server.budget_reached is not None
