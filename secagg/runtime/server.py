@@ -1782,7 +1782,7 @@ class FederationServer:
         budget = self._budget
         assert budget is not None
         at_least = shown(after, 4, significant=True, lower=True)
-        clients = list(self.config.clients)
+        clients = self._drawable()
         # the design's best round, as the draw's check asks it (participants None); the
         # claim so far is in it, so a claim above a lowered budget still stops the run
         best_fits = self._epsilon_past_budget(len(clients), None) is None
@@ -1931,10 +1931,19 @@ class FederationServer:
         """Whether ``dp.epsilon_budget`` leaves no round to run: fewer than two clients
         can take one more without the claim crossing it. Who cannot sits out the draws
         (:meth:`sample`); with a mechanism that charges every client every round that
-        is all of them or none."""
+        is all of them or none.
+
+        Only the clients a draw may still take count (:meth:`_drawable`): an excluded
+        branch is in no later round, so a round "of every client" that needs it is no
+        round to run. Why: with one branch excluded (accused; the state keeps it), the
+        best case of all 8 fitted while no cohort of the 7 left could, so the server
+        drew round after round, each run to its reveal and aborted there, until
+        ``max_consecutive_aborts`` ("5 rounds aborted in a row", each charged by every
+        branch that keeps its own budget) instead of stopping at the budget before the
+        draw (second review of the budget path, 2026-12-07)."""
         if self._budget is None:
             return False
-        clients = list(self.config.clients)
+        clients = self._drawable()
         able = self.mechanism.within_budget(clients, self._budget)
         self._at_budget = set(clients) - set(able)
         if len(able) >= QUORUM:
@@ -1954,12 +1963,22 @@ class FederationServer:
                 f"least {shown(after, 4, significant=True, lower=True)}; stopped before it"
             )
         else:
+            left_out = len(self.config.clients) - len(clients)
+            excluded = f" ({left_out} more excluded from rounds)" if left_out else ""
             self.budget_reached = (
-                f"epsilon budget {self._budget:g}: {len(able)} of {len(clients)} clients can "
-                "take one more round without their epsilon crossing it, fewer than a round "
-                "needs; stopped"
+                f"epsilon budget {self._budget:g}: {len(able)} of {len(clients)} clients"
+                f"{excluded} can take one more round without their epsilon crossing it, "
+                "fewer than a round needs; stopped"
             )
         return True
+
+    def _drawable(self) -> list[str]:
+        """The clients a later draw may take: the configured ones but those excluded
+        from rounds for good (:meth:`excluded`: accused, or unaccounted for, which the
+        state keeps across restarts). A benched branch, one disconnected now or one
+        at its own budget is in: it may be drawn again."""
+        excluded = self.excluded()
+        return [name for name in self.config.clients if name not in excluded]
 
     def _epsilon_past_budget(self, contributors: int, participants: int | None) -> float | None:
         """The epsilon one more round of ``contributors`` (of ``participants``) would

@@ -307,6 +307,46 @@ def test_a_branch_that_never_comes_aborts_rounds_until_max_consecutive_aborts(
     assert server.mechanism.accountant.rounds == 0  # type: ignore[attr-defined]
 
 
+class _Accusations:
+    """A finished round's session as :meth:`FederationServer._take_accusations` reads
+    it: who named whom as the sender of shares that did not open."""
+
+    def __init__(self, accused: dict[int, frozenset[int]]) -> None:
+        self._accused = accused
+
+    def accusations(self) -> dict[int, frozenset[int]]:
+        return self._accused
+
+
+def test_an_excluded_branch_stops_the_run_at_the_budget_before_the_draw(tmp_path: Path) -> None:
+    """Second review of the budget path (2026-12-07): with one branch excluded from
+    rounds for good (accused by two others; the state keeps it), the draw's check still
+    asked whether a round of all 8 clients fitted, which no later round can be. So with
+    a budget that 8 shares fit and 7 do not, the server drew 7 round after round, each
+    run to its reveal and aborted there (every branch that keeps its own budget charging
+    itself for each), until ``max_consecutive_aborts``. Now the clients a round may
+    still draw are the best case: the run stops at the budget before any round, saying
+    so, and nothing is unmasked or charged."""
+    full, of_seven = _honest(8), _honest(7, participants=7)
+    best, left = _epsilon([full]), _epsilon([of_seven])
+    assert best < left
+    budget = (best + left) / 2
+    hub = UnmaskWatchingHub()
+    _start_clients(hub, leaver_attempt=None)
+    server = FederationServer(_config(rounds=2, budget=budget), hub, ServerStore(tmp_path / "s"))
+    accused, accusers = NAMES.index(NAMES[3]), frozenset({0, 1})
+    server._take_accusations(_Accusations({accused: accusers}), NAMES)  # type: ignore[arg-type]
+    assert server.excluded() == {NAMES[3]}
+    results = server.run(wait_for_clients=120, max_consecutive_aborts=2)
+    assert results == [], [(r.status, r.reason) for r in results]
+    assert server.budget_reached is not None
+    assert "one more round would bring epsilon to at least" in server.budget_reached
+    figure = float(server.budget_reached.split("at least ")[1].split(";")[0])
+    assert budget < figure <= left
+    assert not hub.unmasked_rounds
+    assert server.mechanism.accountant.rounds == 0  # type: ignore[attr-defined]
+
+
 class _SessionAtTheReveal:
     """A masking session whose unmasking requests are ready to leave, with ``inputs``
     masked inputs in the sum (all that ``_hold_at_budget`` asks of it)."""
