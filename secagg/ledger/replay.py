@@ -27,7 +27,7 @@ from secagg.dp.accountants import (
     opacus_epsilon,
 )
 from secagg.dp.distributed import ScaleTooCoarse
-from secagg.dp.release import MAX_PRV_REPLAYED_RUNS, record_epsilon_drop_allowed
+from secagg.dp.release import MAX_REPLAYED_RUNS, record_epsilon_drop_allowed
 from secagg.ledger.row_checks import (
     _PARAMETER_TOLERANCE,
     FLOAT_NOISE,
@@ -223,21 +223,23 @@ class EpsilonReplay:
         Why: since 2026-12-07 PRV is asked a history's distinct ``(z, q)`` runs
         (:func:`~secagg.dp.accountants.distinct_runs`); where a pair repeats apart, that
         figure and Opacus's on the runs as recorded are two upper bounds of one
-        composition on one domain, a few parts in 10^8 apart (2e-8 relative for (2.756,
+        composition on one domain, a few parts in 10^8 apart (1.7e-8 relative for (2.756,
         0.3, 1), (0.846, 0.02, 50), (0.694, 0.3, 50), (2.756, 0.3, 50) at delta 1e-3),
         past the float noise a claim may lie below its replay, so a ledger the server
         of the time wrote, and verify then passed, failed. A claim still lies at or
         above one of Opacus's figures of what ran. Asked only for a PRV history of a
-        repeated pair in at most :data:`~secagg.dp.release.MAX_PRV_REPLAYED_RUNS` runs
-        (that server replayed no more), so a hostile ledger's alternating runs cost
-        verify at most that many grids here."""
+        repeated pair in at most :data:`~secagg.dp.release.MAX_REPLAYED_RUNS` runs (no
+        server replayed more: 8 runs for PRV from 2026-12-07 04:11, 32 from 02:44; a
+        claim before that was the branch's own figure of the same runs), so a hostile
+        ledger's alternating runs cost verify at most that many grids here, not one a
+        run of 10^5."""
         from secagg.dp.accounting import PrvCannotEvaluate  # as opacus_epsilon: on use
 
         if report.get("accountant") != "prv":
             return None
         entries = [(float(z), float(q), int(n)) for z, q, n in report["history"]]
         runs = history_runs(dpsgd_runs(entries))
-        if len(runs) > MAX_PRV_REPLAYED_RUNS or distinct_runs(runs) == runs:
+        if len(runs) > MAX_REPLAYED_RUNS or distinct_runs(runs) == runs:
             return None  # no server signed it, or the merged figure is this very one
         key = json.dumps(["prv as recorded", report["delta"], report["history"]])
         if key not in self._cache:

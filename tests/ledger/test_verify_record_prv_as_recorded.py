@@ -9,7 +9,7 @@ pair repeats apart. ``audit verify`` holds a claim to at most float noise (1e-8
 relative) below its replay, so such a ledger, which verified when it was written,
 failed: "claims record-level epsilon 22.15770360333744 but its DP-SGD history gives
 22.15770399059563". Verify now also accepts the figure of the runs as recorded (and the
-larger one the server kept) for a PRV history that repeats a pair in at most 8 runs.
+larger one the server kept) for a PRV history that repeats a pair in at most 32 runs.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def test_a_claim_below_both_figures_still_fails(tmp_path: Path) -> None:
 def test_no_runs_as_recorded_past_what_that_server_replayed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """9 runs alternating between two pairs (past the 8 runs that server replayed by PRV):
-    a wrong claim fails on the merged figure alone, 2 grids, not a grid a run (a hostile
+    """33 runs alternating between two pairs (past the 32 runs any server replayed): a
+    wrong claim fails on the merged figure alone, 2 grids, not a grid a run (a hostile
     ledger of 10^5 alternating runs would cost verify hours there)."""
     from opacus.accountants import prv
 
@@ -87,7 +87,7 @@ def test_no_runs_as_recorded_past_what_that_server_replayed(
         return real(tprv, domain)
 
     monkeypatch.setattr(prv, "discretize", counted)
-    history = [(2.0, 0.01, 5), (3.0, 0.02, 5)] * 4 + [(2.0, 0.01, 5)]
+    history = [(2.0, 0.01, 5), (3.0, 0.02, 5)] * 16 + [(2.0, 0.01, 5)]
     result = verify_rows(tmp_path / "rows.sqlite", [_row(1, history, 0.01)])
     assert not result.ok
     assert len(grids) == 2
