@@ -14,6 +14,7 @@ larger one the server kept) for a PRV history that repeats a pair in at most 32 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,12 @@ HISTORY = [(2.756, 0.3, 1), (0.846, 0.02, 50), (0.694, 0.3, 50), (2.756, 0.3, 50
 
 def _signed_before(history: list[tuple[float, float, int]]) -> float:
     """What the server signed for ``history`` before 2026-12-07: Opacus's PRVAccountant
-    on its runs as recorded (at least 0)."""
+    on its runs as recorded (at least 0); computed once for the module's tests."""
+    return _signed_before_runs(tuple(history))
+
+
+@functools.cache
+def _signed_before_runs(history: tuple[tuple[float, float, int], ...]) -> float:
     accountant = PRVAccountant()
     accountant.history = history_runs(history)
     with np.errstate(divide="ignore"):  # log(1 - q) at q = 1, Opacus's own
