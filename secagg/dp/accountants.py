@@ -433,7 +433,13 @@ def memoise_opacus_rdp() -> Any:
 _PRV_LOSS_LIMIT = math.log(sys.float_info.max) - 1.0
 
 
-def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta: float) -> float:
+def opacus_epsilon(
+    name: str,
+    history: Sequence[tuple[float, float, int]],
+    delta: float,
+    *,
+    distinct: bool = True,
+) -> float:
     """Epsilon of a DP-SGD ``history`` by Opacus's accountant ``name`` at ``delta``, as
     Opacus computes it (its PRV's ``eps_error`` and ``delta_error`` defaults), or
     :class:`~secagg.dp.accounting.PrvCannotEvaluate` where PRV cannot evaluate it.
@@ -460,6 +466,10 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
     history of a few noises and rates in many alternating runs costs what its distinct
     pairs cost (composition is commutative). A history whose pairs are all distinct (an
     honest trainer's) is evaluated as given, so its figure is Opacus's own float.
+    ``distinct=False`` asks PRV the runs as given instead, as the engine did before
+    2026-12-07: ``audit verify`` checks a ledger written then against that figure, which
+    can lie a few parts in 10^8 from the merged one (a grid per run, composed in another
+    order), past the float noise it allows a claim below its replay.
 
     Memoised for the process (:data:`_EPSILON_MEMO`): the same arguments give the same
     float, once computed."""
@@ -467,8 +477,10 @@ def opacus_epsilon(name: str, history: Sequence[tuple[float, float, int]], delta
     check_accountant(name, "dpsgd")
     delta = _delta(delta)
     runs = dpsgd_runs(history)
-    if name == "prv":
+    if name == "prv" and distinct:
         runs = distinct_runs(runs)
+    # one key for both ways of asking: runs without a repeated pair are asked as they
+    # are either way, and runs with one only when ``distinct`` is False
     key = (name, tuple(runs), delta)
     with _EPSILON_MEMO_LOCK:
         known = _EPSILON_MEMO.get(key)
