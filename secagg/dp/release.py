@@ -158,9 +158,11 @@ MAX_REPLAYED_RUNS = 32
 MAX_REPLAYED_STEPS = 10**6
 #: the most distinct ``(z, q)`` pairs of a history the server replays by Opacus's PRV
 #: accountant (:func:`~secagg.dp.accountants.distinct_runs`: PRV is asked each pair once,
-#: its steps composed by one Fourier power). Why: the server replays each report in its
-#: own thread after the round's phases, and the branches wait at most
-#: ROUND_GRACE_SECONDS (30 s) past the round's deadline; within the RDP caps a PRV replay
+#: its steps composed by one Fourier power). Why: the server replays the round's reports
+#: one after another in its own thread once the round's phases are over (the round's end
+#: waits for their sum), and a branch waits for that end ROUND_GRACE_SECONDS (30 s) past
+#: the round's deadline, or its idle timer past its last answered payload if that is
+#: longer (tests/runtime/test_record_replay_schedule.py); within the RDP caps a PRV replay
 #: took minutes (one run of 10^6 steps over 500 s; 32 runs of 1 000 steps 52.9 s of CPU),
 #: and every pair costs a discretisation of the whole grid plus a fixed 0.02-0.1 s (the
 #: mean Opacus integrates). The grid itself is held by :data:`MAX_PRV_REPLAYED_POINTS`.
@@ -1366,7 +1368,12 @@ class RecordRelease(Mechanism):
         and a report arrives inside a phase of the round, whose deadline keeps running
         while the server computes; this runs when the round's phases are over (the
         contributors' check, the release, the row), once per report (a restored ledger:
-        once per branch, not per row). A ledger written before reports were replayed
+        once per branch, not per row), one after another in the server's thread: the
+        round's end waits for their sum, with no deadline of its own (a branch waits for
+        that end its idle timer past its last answered payload, ``secagg client --idle``:
+        900 s by default, so 50 PRV branches of about a second each delay the end, and
+        abort, refuse or leave unchecked nothing; tests/runtime/test_record_replay_schedule.py).
+        A ledger written before reports were replayed
         (2026-12-07) may record an understated figure, which a restarted server claimed
         until that branch reported anew."""
         for identity in sorted(self._unreplayed):

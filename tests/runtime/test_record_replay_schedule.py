@@ -1,0 +1,200 @@
+"""When and where the record-level server replays its branches' DP-SGD reports.
+
+Review (2026-12-07): each report's replay by its branch's accountant is bounded (about
+1.7 s of CPU at worst for PRV, an honest branch of 100 000 rows 0.6-1.0 s), but not the
+round's total: 50 such branches need about 50 s, against the 30 s grace a branch waits
+past the round's deadline. These tests pin what the server does with a total past that
+grace, with the accountant's cost injected (a sleep before the real, cheap RDP replay):
+
+- a report arriving costs no replay (:meth:`RecordRelease.take_report` only checks what
+  needs none); each is replayed once, when the round's phases are over, in the server's
+  own thread, one after another (the round's total is the sum), and before anything is
+  released, recorded or claimed (the release, the row and the claim reuse the figure);
+- the server sets no deadline on those replays: a round whose replays end after every
+  branch's round deadline plus its grace completes, its row holding the replayed figures,
+  and a branch hears its end, because it waits its idle timer after its last answered
+  payload too (``secagg client --idle``: 900 s by default; ``run_branch``: 120 s); one
+  whose idle timer is shorter than the replays gives up, and the round is released
+  without it hearing so, every contributor's report replayed all the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import secagg.dp.release as release_module
+import secagg.runtime.client as client_module
+from secagg.dp.accountants import RecordLevelAccountant
+from secagg.dp.release import RecordRelease, RecordReport
+from secagg.ledger import Ledger, LedgerKey
+from secagg.ledger.verify import verify_ledger
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import FederationServer
+from secagg.runtime.store import ServerStore
+from secagg.transport.inprocess import InProcessHub
+
+BRANCHES = [f"branch-{i:02d}" for i in range(10)]
+DELTA = 1e-5
+#: the round's deadline, which the branches are told (generous: a phase that misses it on
+#: a loaded machine would make its branches dropouts)
+ROUND_SECONDS = 20.0
+#: how long a branch's round wait (the deadline it was told plus the grace) lasts here:
+#: the grace is patched to make it this short, so that the test need not sleep 30 s
+BRANCH_WINDOW_SECONDS = 1.0
+#: the injected cost of one replay: the round's ten add up to twice the branches' window,
+#: so they end after every branch's deadline plus its grace
+REPLAY_SECONDS = 0.2
+#: the idle timer of the one branch that does not wait out the replays (the others': 60 s)
+IMPATIENT = BRANCHES[-1]
+IMPATIENT_IDLE_SECONDS = 0.5
+
+
+def _history(branch: int, steps: int) -> list[tuple[float, float, int]]:
+    """A branch's DP-SGD history: its own sample rate (its own row count), one run."""
+    return [(1.0, 0.001 * (branch + 1), steps)]
+
+
+def _report_dict(branch: int, steps: int, stated: float | None = None) -> dict[str, Any]:
+    history = _history(branch, steps)
+    epsilon = RecordLevelAccountant("rdp", DELTA, history).epsilon()
+    return {
+        "unit": "customer",
+        "mechanism": "dpsgd",
+        "accountant": "rdp",
+        "delta": DELTA,
+        "history": [list(run) for run in history],
+        "epsilon": epsilon if stated is None else stated,
+        "max_grad_norm": 1.0,
+    }
+
+
+class _ReplayLog:
+    """The injected accountant: each replay's start, end and thread, then the real one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cost: float) -> None:
+        self.calls: list[tuple[float, float, int]] = []
+        real = release_module._replayed_epsilon
+
+        def costly_replay(report: RecordReport) -> float:
+            began = time.monotonic()
+            time.sleep(cost)  # the accountant's time, as Opacus's PRV takes it
+            figure = real(report)
+            self.calls.append((began, time.monotonic(), threading.get_ident()))
+            return figure
+
+        monkeypatch.setattr(release_module, "_replayed_epsilon", costly_replay)
+
+
+def test_a_report_is_replayed_once_not_on_arrival_and_before_anything_claims_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    replays = _ReplayLog(monkeypatch, cost=0.0)
+    mechanism = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
+    identities = [f"id-{i}" for i in range(len(BRANCHES))]
+    for branch, identity in enumerate(identities):
+        # stated below its history's figure: what is claimed must be the replay's
+        report = RecordReport.from_dict(_report_dict(branch, 500, stated=0.001))
+        assert mechanism.report_problem(identity, report) is None
+        mechanism.take_report(identity, report)
+    assert replays.calls == [], "a report was replayed as it arrived, inside a phase"
+    mechanism.require_reports(identities)
+    assert len(replays.calls) == len(identities)
+    mechanism.release(np.zeros(4), contributors=len(identities), participants=10, noise_added=0)
+    block = mechanism.ledger_block({})
+    claim = mechanism.ledger_claim(None)
+    assert len(replays.calls) == len(identities), "the release, row or claim replayed again"
+    replayed = {
+        identity: RecordLevelAccountant("rdp", DELTA, _history(branch, 500)).epsilon()
+        for branch, identity in enumerate(identities)
+    }
+    assert {k: r["epsilon"] for k, r in block["client_reports"].items()} == replayed
+    assert claim == max(replayed.values())
+
+
+def test_replays_past_every_branchs_deadline_and_grace_still_release_a_checked_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "ROUND_GRACE_SECONDS", BRANCH_WINDOW_SECONDS - ROUND_SECONDS)
+    replays = _ReplayLog(monkeypatch, cost=REPLAY_SECONDS)
+    phases: dict[int, tuple[float, float]] = {}
+    drive = FederationServer._drive
+
+    def timed_drive(self: FederationServer, number: int, *args: Any) -> Any:
+        began = time.monotonic()
+        try:
+            return drive(self, number, *args)
+        finally:
+            phases[number] = (began, time.monotonic())
+
+    monkeypatch.setattr(FederationServer, "_drive", timed_drive)
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "replays", "clients": BRANCHES, "dimension": 4, "rounds": 1},
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
+            "deadlines": {"phase_seconds": ROUND_SECONDS, "round_seconds": ROUND_SECONDS},
+        }
+    )
+    hub = InProcessHub()
+    clients, threads = [], []
+    # made before the round: the first one imports Opacus (seconds), which would use up
+    # the branches' short window inside the round's first phase
+    reports = [_report_dict(branch, 1_000) for branch in range(len(BRANCHES))]
+    for name, report in zip(BRANCHES, reports, strict=True):
+        client = FederationClient(
+            name,
+            lambda model: np.full_like(model, 0.1),
+            hub.connect(name),
+            privacy_report=lambda report=report: report,
+        )
+        idle = IMPATIENT_IDLE_SECONDS if name == IMPATIENT else 60.0
+        thread = threading.Thread(target=client.run, kwargs={"idle_timeout": idle, "rounds": 1})
+        thread.daemon = True
+        thread.start()
+        clients.append(client)
+        threads.append(thread)
+    key = LedgerKey.generate()
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, key)
+    server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"), ledger=ledger)
+    server_thread = threading.get_ident()
+    results = server.run(wait_for_clients=60, max_attempts=1)
+    ledger.close()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert [r.status for r in results] == ["complete"], [r.reason for r in results]
+    # each contributor's report once, in the server's thread, after the phases and one
+    # after another (the impatient branch contributed too, unless a loaded machine kept
+    # the round from starting within its idle timer)
+    contributed = results[0].contributed
+    assert set(BRANCHES) - {IMPATIENT} <= set(contributed)
+    began, ended = phases[1]
+    assert len(replays.calls) == len(contributed)
+    assert {thread for _, _, thread in replays.calls} == {server_thread}
+    assert min(start for start, _, _ in replays.calls) >= ended
+    spans = sorted((start, end) for start, end, _ in replays.calls)
+    assert all(after[0] >= before[1] for before, after in itertools.pairwise(spans))
+    # they ended after every branch's round deadline plus its grace ...
+    assert REPLAY_SECONDS * (len(BRANCHES) - 1) > BRANCH_WINDOW_SECONDS + IMPATIENT_IDLE_SECONDS
+    assert spans[-1][1] > began + BRANCH_WINDOW_SECONDS
+    # ... and a branch heard the round's end all the same, by its idle timer; the one
+    # whose timer is shorter than the replays gave up, and the round was released with
+    # every contributor's report replayed all the same
+    patient = [c for c in clients if c.name != IMPATIENT]
+    assert [c.stats.outcome for c in patient] == ["rounds"] * len(patient)
+    assert [c.stats.rounds_ended for c in patient] == [1] * len(patient)
+    impatient = next(c for c in clients if c.name == IMPATIENT)
+    assert impatient.stats.outcome == "idle", impatient.stats
+    assert "past the round deadline" in impatient.stats.end_reason
+    audit = verify_ledger(path, key.public_key)
+    assert audit.ok and audit.private, audit.first_failure
