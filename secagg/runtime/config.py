@@ -835,10 +835,19 @@ class FederationConfig:
                     for key in accepted_settings(self.backend.name)
                     if given.get(key) is not None
                 )
+                # a sampled round names the [sampling] key that sized it: "(sampling)"
+                # named none, and a mistaken rate read as a [backend] mistake (config
+                # fuzz, 2026-12-07: rate = 0.5 of 3 clients under active SecAgg+)
+                drawn_by = (
+                    f"count = {self.sampling.count!r}"
+                    if self.sampling.kind == "fixed"
+                    else f"rate = {self.sampling.rate!r}"
+                )
                 which = (
                     f"the {population} clients"
                     if size == population
-                    else f"{size} clients drawn from the {population} (sampling)"
+                    else f"{size} clients drawn from the {population} ([sampling] "
+                    f"kind = {self.sampling.kind!r}, {drawn_by})"
                 )
                 raise ConfigurationError(
                     f"[backend] name = {self.backend.name!r}, {values}: no round of {which} "

@@ -48,5 +48,23 @@ def test_a_sampling_too_small_for_the_population_s_colluders_is_refused_at_load(
     with pytest.raises(ConfigurationError) as refused:
         FederationConfig.from_dict(_config(100, 20, 0.25))
     text = str(refused.value)
-    assert "no round of 20 clients drawn from the 100 (sampling)" in text, text
+    assert "no round of 20 clients drawn from the 100 ([sampling] kind = 'fixed', count = 20)" in (
+        text
+    ), text
     assert "25 colluders" in text and "\n" not in text
+
+
+def test_a_poisson_rate_too_small_for_a_round_names_the_sampling_rate() -> None:
+    """The config fuzz's find (2026-12-07): rate 0.5 of 3 clients under active SecAgg+
+    draws rounds of 2, which no private threshold fits; the refusal named "(sampling)"
+    and the [backend] keys, not the [sampling] rate that was the mistake."""
+    config = {
+        "federation": {"name": "rec", "clients": ["a", "b", "c"], "dimension": 8},
+        "sampling": {"kind": "poisson", "rate": 0.5},
+        "backend": {"name": "secagg+", "active": True},
+    }
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.from_dict(config)
+    text = str(refused.value)
+    assert "([sampling] kind = 'poisson', rate = 0.5)" in text, text
+    assert "\n" not in text
