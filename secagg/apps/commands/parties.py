@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -144,12 +144,43 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous_int)
 
 
-def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
+def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str | Callable[[], str]) -> NoReturn:
     """The one line of a party stopped by Ctrl-C or SIGTERM, and 128 + the signal's
-    number as its status (130, 143), as a shell reports a process the signal ended."""
+    number as its status (130, 143), as a shell reports a process the signal ended.
+
+    ``what_happens`` may be worked out here (the server reads its state to say whether a
+    round was in flight): a second Ctrl-C or SIGTERM meanwhile is ignored, so the first
+    stop's line and status are the process's. Why: the command's handlers are put back
+    by then, and a second Ctrl-C there was Python's KeyboardInterrupt out of the
+    command's ``except`` clause (click's ``Aborted!``, status 1), a second SIGTERM the
+    default action (the process ended with no line): review of ec2a673c, 2026-12-07."""
     signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
     how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
-    _fail(party, f"stopped by {how}: {what_happens}", 128 + signum)
+    with _further_stops_ignored():
+        said = what_happens() if callable(what_happens) else what_happens
+        _fail(party, f"stopped by {how}: {said}", 128 + signum)
+
+
+@contextlib.contextmanager
+def _further_stops_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the block runs, in the main thread (elsewhere
+    nothing can be installed); their handlers put back after. A handler that was not
+    installed from Python (None) cannot be put back, so that signal is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        stop: handler
+        for stop in (signal.SIGINT, signal.SIGTERM)
+        if (handler := signal.getsignal(stop)) is not None
+    }
+    for stop in previous:
+        signal.signal(stop, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _config_failure(config_path: str, exc: BaseException) -> str:

@@ -129,7 +129,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     except SecAggError as exc:
         _fail("secagg server", f"stopped: {one_line(exc)}")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
-        _stopped("secagg server", exc, _what_a_stop_keeps(state))
+        _stopped("secagg server", exc, lambda: _what_a_stop_keeps(state))
 
 
 def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> None:
