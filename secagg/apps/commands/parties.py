@@ -6,6 +6,7 @@ and how a config file's error and a party's own TOML table are read and named.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -113,6 +114,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _party_run.began = True  # a stop after this is no longer one "while starting"
     taken: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
@@ -142,6 +144,70 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
+
+
+#: whether the command's run began (:func:`_sigterm_as_interrupt` entered), per thread;
+#: :func:`_stop_said_while_starting` says a stop outside the run by it
+_party_run = threading.local()
+
+
+def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any], Any]:
+    """Decorate a party's command (under its click decorators) so that a Ctrl-C or
+    SIGTERM outside its run (:func:`_sigterm_as_interrupt`, which each command enters
+    to run) is its one line and 128 + the signal too: SIGTERM raises
+    :class:`_Terminated` from the command's first line.
+
+    Why: the handlers were installed only around the run. A ``secagg server`` stopped
+    by Ctrl-C as it started (its imports, its config's checks) printed click's
+    ``Aborted!`` and exited 1, and a SIGTERM there (a branch importing a torch
+    ``--hook`` for seconds) ended the process with no line
+    (tools/stop_stress.py --mode server-start: 3 of 40 runs, and every early SIGTERM;
+    review of ec2a673c, 2026-12-07). ``name_option``: the keyword that holds the
+    party's name (``secagg client: NAME: ...``). A stop during Python's own imports of
+    the CLI, before any command runs, stays Python's."""
+
+    def decorate(command: Any) -> Any:
+        label = f"secagg {command.__name__}"
+
+        @functools.wraps(command)
+        def run_saying_stops(**kwargs: Any) -> Any:
+            party = label if name_option is None else f"{label}: {kwargs[name_option]}"
+            _party_run.began = False
+            with _sigterm_raised():
+                try:
+                    return command(**kwargs)
+                except KeyboardInterrupt as exc:  # outside the run: the run says its own
+                    _stopped(
+                        party,
+                        exc,
+                        "its run had ended (its summary was not printed)"
+                        if getattr(_party_run, "began", False)
+                        else "it had not started; nothing was changed",
+                    )
+
+        return run_saying_stops
+
+    return decorate
+
+
+@contextlib.contextmanager
+def _sigterm_raised() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` in the main thread while the block runs (its
+    handler put back after); elsewhere than the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        raise _Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str | Callable[[], str]) -> NoReturn:

@@ -18,6 +18,7 @@ from secagg.apps.commands.parties import (
     _one_verbosity,
     _setup_logging,
     _sigterm_as_interrupt,
+    _stop_said_while_starting,
     _stopped,
     _verdict_said_here,
 )
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO, a line a round)."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")
+@_stop_said_while_starting()
 def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool) -> None:
     """Run a federation's server over gRPC with mTLS (state in its SQLite file).
 
