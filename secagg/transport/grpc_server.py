@@ -165,7 +165,10 @@ class _Session:
             None if certificate is None else certificate.fingerprint(hashes.SHA256()).hex()
         )
         self.not_valid_after = None if certificate is None else certificate.not_valid_after_utc
-        self.outbox: queue.Queue[tuple[int, bytes | MessageParts] | object] = queue.Queue()
+        # SimpleQueue: a stop in the main thread's put keeps no lock (see transport.waiting)
+        self.outbox: queue.SimpleQueue[tuple[int, bytes | MessageParts] | object] = (
+            queue.SimpleQueue()
+        )
         self.outbox_bytes = 0  # payload bytes queued by send() whose writing has not begun
         self.next_id = 0
         self.finished = False

@@ -23,7 +23,13 @@ exception in flight is a real bug and is raised.
 
 The queues the main thread waits on are ``queue.SimpleQueue``: implemented in C, its
 ``get`` leaves no Python-level lock half-held when interrupted (``queue.Queue`` waits
-on a ``Condition`` over a plain ``Lock``, the case above).
+on a ``Condition`` over a plain ``Lock``, the case above). So are the queues it puts on
+(the sessions' outboxes): ``queue.Queue.put`` enters ``with self.not_full:``, whose
+Python-level ``Condition.__enter__`` takes the lock in a C call after which Python may
+run a signal's handler; a stop there kept the lock for good (the ``with`` never began),
+and the transport's ``stop``, which puts an end marker on every outbox, waited for it
+forever (tools/stop_stress.py --inject, 2026-12-07: 2 of 40 servers stopped in a round
+never exited).
 
 Code that is not the transport's (a training hook, a library) still waits on stdlib
 conditions, queues and events, or wraps what it catches in its own error. A stop that
