@@ -83,7 +83,7 @@ from secagg.transport.grpc_limits import (
     default_max_connections,
     grpc_milliseconds,
 )
-from secagg.transport.waiting import InterruptSafeCondition
+from secagg.transport.waiting import InterruptSafeCondition, release_kept
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -638,6 +638,7 @@ class GrpcServerTransport:
             server = self._server
             pool = self._pool
             rechecker = self._rechecker
+        release_kept(self._lock)  # a hold an interrupt kept: gRPC's threads need it now
         self._wake.set()
         if server is not None:
             server.stop(grace).wait()

@@ -45,7 +45,7 @@ import threading
 from types import TracebackType
 from typing import Final
 
-__all__ = ["InterruptSafeCondition", "stop_within"]
+__all__ = ["InterruptSafeCondition", "release_kept", "stop_within"]
 
 #: the type of ``threading.RLock()`` (the C implementation when there is one)
 _RLOCK_TYPE: Final = type(threading.RLock())
@@ -105,3 +105,22 @@ def stop_within(exc: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(link))
         pending.extend(x for x in (link.__context__, link.__cause__) if x is not None)
     return None
+
+
+def release_kept(lock: threading.RLock) -> int:
+    """Give back every hold the calling thread still has on ``lock``; how many it had.
+
+    Why: ``with condition:`` enters through ``threading.Condition.__enter__``, a Python
+    function whose C acquire returns before the ``with`` begins, and Python may run a
+    signal's handler right there (or at the entry of ``__exit__``, before its release):
+    the stop then leaves the lock held by the stopping thread for good. An ``RLock`` lets
+    that thread go on, but the transport's handler threads wait for it, and a ``stop``
+    that waits for them waited forever (tools/stop_stress.py --inject, 2026-12-07: a
+    ``secagg server`` stopped in a round never exited). A transport's ``stop`` calls
+    this before it waits for other threads; nothing of the stopping thread may still be
+    inside a block of ``lock`` then."""
+    released = 0
+    while lock._is_owned():  # type: ignore[attr-defined]
+        lock.release()
+        released += 1
+    return released
