@@ -169,6 +169,7 @@ from secagg.runtime.wire import (
     round_context,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
+from secagg.transport.waiting import stop_within
 
 log = logging.getLogger("secagg.client")
 
@@ -852,6 +853,9 @@ class FederationClient:
                     taken=self._started != started,
                 )
         except Exception as exc:  # no server message may crash a branch
+            stop = stop_within(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+                raise stop from None
             self.stats.refused_messages += 1
             self._refusals.refused(
                 logging.ERROR, "%s dropped a message (%s): %s", self.name, type(exc).__name__, exc
@@ -1011,6 +1015,10 @@ class FederationClient:
             if self._privacy_report is not None:
                 self._pending_privacy = RecordReport.from_dict(self._privacy_report())
         except Exception as exc:  # the branch's own code failed, whatever it raised
+            stop = stop_within(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM the hook's code turned into this
+                log.debug("%s: stopped in its training hook, which raised %r", self.name, exc)
+                raise stop from None
             raise _TrainingFailed(exc) from exc
         self._stage = "after training"
         if update.shape != start.model.shape:

@@ -37,6 +37,7 @@ from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
+from secagg.transport.waiting import stop_within
 
 if TYPE_CHECKING:
     from secagg.runtime.config import FederationConfig
@@ -452,6 +453,9 @@ class KeyHolderService:
             )
             return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash
+            stop = stop_within(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+                raise stop from None
             self.refused += 1
             self._log_spent(before)
             self._refusals.refused(

@@ -140,8 +140,9 @@ class GrpcClientTransport:
         self._max_message_bytes = max_message_bytes
         self._chunk_bytes = chunk_bytes
         self._lock = threading.Lock()
-        self._outbox: queue.Queue[tuple[int, bytes] | object] = queue.Queue()
-        # SimpleQueue: a Ctrl-C in receive's wait arrives as itself (see transport.waiting)
+        # SimpleQueue both: a stop in send's put keeps no lock, and a Ctrl-C in receive's
+        # wait arrives as itself (see transport.waiting)
+        self._outbox: queue.SimpleQueue[tuple[int, bytes] | object] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[bytes | TransportClosed] = queue.SimpleQueue()
         self._next_id = 0
         self._channel: grpc.Channel | None = None

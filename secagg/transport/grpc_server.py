@@ -83,7 +83,7 @@ from secagg.transport.grpc_limits import (
     default_max_connections,
     grpc_milliseconds,
 )
-from secagg.transport.waiting import InterruptSafeCondition
+from secagg.transport.waiting import InterruptSafeCondition, release_kept
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -165,7 +165,10 @@ class _Session:
             None if certificate is None else certificate.fingerprint(hashes.SHA256()).hex()
         )
         self.not_valid_after = None if certificate is None else certificate.not_valid_after_utc
-        self.outbox: queue.Queue[tuple[int, bytes | MessageParts] | object] = queue.Queue()
+        # SimpleQueue: a stop in the main thread's put keeps no lock (see transport.waiting)
+        self.outbox: queue.SimpleQueue[tuple[int, bytes | MessageParts] | object] = (
+            queue.SimpleQueue()
+        )
         self.outbox_bytes = 0  # payload bytes queued by send() whose writing has not begun
         self.next_id = 0
         self.finished = False
@@ -640,6 +643,7 @@ class GrpcServerTransport:
             server = self._server
             pool = self._pool
             rechecker = self._rechecker
+        release_kept(self._lock)  # a hold an interrupt kept: gRPC's threads need it now
         self._wake.set()
         if server is not None:
             server.stop(grace).wait()

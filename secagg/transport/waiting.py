@@ -23,7 +23,20 @@ exception in flight is a real bug and is raised.
 
 The queues the main thread waits on are ``queue.SimpleQueue``: implemented in C, its
 ``get`` leaves no Python-level lock half-held when interrupted (``queue.Queue`` waits
-on a ``Condition`` over a plain ``Lock``, the case above).
+on a ``Condition`` over a plain ``Lock``, the case above). So are the queues it puts on
+(the sessions' outboxes): ``queue.Queue.put`` enters ``with self.not_full:``, whose
+Python-level ``Condition.__enter__`` takes the lock in a C call after which Python may
+run a signal's handler; a stop there kept the lock for good (the ``with`` never began),
+and the transport's ``stop``, which puts an end marker on every outbox, waited for it
+forever (tools/stop_stress.py --inject, 2026-12-07: 2 of 40 servers stopped in a round
+never exited).
+
+Code that is not the transport's (a training hook, a library) still waits on stdlib
+conditions, queues and events, or wraps what it catches in its own error. A stop that
+surfaced there as another exception still carries the interrupt in its chain (the
+``RuntimeError`` above has it as its ``__context__``; ``raise X from exc`` as its
+``__cause__``): :func:`stop_within` finds it, so a party's catch-all (a hook's failure
+is the branch's, not the end of it) gives the stop back instead of serving on.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ import threading
 from types import TracebackType
 from typing import Final
 
-__all__ = ["InterruptSafeCondition"]
+__all__ = ["InterruptSafeCondition", "release_kept", "stop_within"]
 
 #: the type of ``threading.RLock()`` (the C implementation when there is one)
 _RLOCK_TYPE: Final = type(threading.RLock())
@@ -68,3 +81,46 @@ class InterruptSafeCondition(threading.Condition):
                 raise  # no interrupt in flight: a release without a hold is a bug
             # the wait released the lock and the exception in flight came before it
             # took it back: the lock is already free of this thread; let that one go on
+
+
+def stop_within(exc: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` (Ctrl-C, or a party's SIGTERM raised as one) that
+    ``exc`` was raised while handling or was raised from, if any; None otherwise.
+
+    Why: a party's catch-alls (a training hook that failed, a message that raised) serve
+    on by design, and an ``except Exception`` there took a stop that surfaced as another
+    exception (the lock error above, a hook's ``raise TrainingError(...) from exc``) as
+    one more failure: the branch left the round and served on, and a Ctrl-C or a service
+    manager's SIGTERM was lost (review of ec2a673c, 2026-12-07). The chain is followed
+    through ``__cause__`` and ``__context__`` both (``raise ... from None`` hides the
+    context from a traceback, not from here), each exception once."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        seen.add(id(link))
+        pending.extend(x for x in (link.__context__, link.__cause__) if x is not None)
+    return None
+
+
+def release_kept(lock: threading.RLock) -> int:
+    """Give back every hold the calling thread still has on ``lock``; how many it had.
+
+    Why: ``with condition:`` enters through ``threading.Condition.__enter__``, a Python
+    function whose C acquire returns before the ``with`` begins, and Python may run a
+    signal's handler right there (or at the entry of ``__exit__``, before its release):
+    the stop then leaves the lock held by the stopping thread for good. An ``RLock`` lets
+    that thread go on, but the transport's handler threads wait for it, and a ``stop``
+    that waits for them waited forever (tools/stop_stress.py --inject, 2026-12-07: a
+    ``secagg server`` stopped in a round never exited). A transport's ``stop`` calls
+    this before it waits for other threads; nothing of the stopping thread may still be
+    inside a block of ``lock`` then."""
+    released = 0
+    while lock._is_owned():  # type: ignore[attr-defined]
+        lock.release()
+        released += 1
+    return released

@@ -38,6 +38,7 @@ from secagg.apps.commands.parties import (
     _read_table,
     _setup_logging,
     _sigterm_as_interrupt,
+    _stop_said_while_starting,
     _stopped,
     _verbosity,
     _verdict_said_here,
@@ -270,6 +271,7 @@ def _special_file_in_hook(value: str, module: str) -> str | None:
     "and a round of another federation (created if missing; one file per branch and "
     "federation). Without it the branch remembers rounds only while it runs.",
 )
+@_stop_said_while_starting("name")
 def client(
     target: str,
     server_name: str | None,

@@ -31,6 +31,7 @@ from secagg.apps.commands.parties import (
     _read_table,
     _setup_logging,
     _sigterm_as_interrupt,
+    _stop_said_while_starting,
     _stopped,
     _verbosity,
     _verdict_said_here,
@@ -261,6 +262,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     "typed is refused).",
 )
 @_verbosity
+@_stop_said_while_starting("name")
 def keyholder(
     target: str,
     server_name: str | None,

@@ -6,11 +6,12 @@ and how a config file's error and a party's own TOML table are read and named.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -113,6 +114,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _party_run.began = True  # a stop after this is no longer one "while starting"
     taken: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
@@ -144,12 +146,107 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous_int)
 
 
-def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str) -> NoReturn:
+#: whether the command's run began (:func:`_sigterm_as_interrupt` entered), per thread;
+#: :func:`_stop_said_while_starting` says a stop outside the run by it
+_party_run = threading.local()
+
+
+def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any], Any]:
+    """Decorate a party's command (under its click decorators) so that a Ctrl-C or
+    SIGTERM outside its run (:func:`_sigterm_as_interrupt`, which each command enters
+    to run) is its one line and 128 + the signal too: SIGTERM raises
+    :class:`_Terminated` from the command's first line.
+
+    Why: the handlers were installed only around the run. A ``secagg server`` stopped
+    by Ctrl-C as it started (its imports, its config's checks) printed click's
+    ``Aborted!`` and exited 1, and a SIGTERM there (a branch importing a torch
+    ``--hook`` for seconds) ended the process with no line
+    (tools/stop_stress.py --mode server-start: 3 of 40 runs, and every early SIGTERM;
+    review of ec2a673c, 2026-12-07). ``name_option``: the keyword that holds the
+    party's name (``secagg client: NAME: ...``). A stop during Python's own imports of
+    the CLI, before any command runs, stays Python's."""
+
+    def decorate(command: Any) -> Any:
+        label = f"secagg {command.__name__}"
+
+        @functools.wraps(command)
+        def run_saying_stops(**kwargs: Any) -> Any:
+            party = label if name_option is None else f"{label}: {kwargs[name_option]}"
+            _party_run.began = False
+            with _sigterm_raised():
+                try:
+                    return command(**kwargs)
+                except KeyboardInterrupt as exc:  # outside the run: the run says its own
+                    _stopped(
+                        party,
+                        exc,
+                        "its run had ended (its summary was not printed)"
+                        if getattr(_party_run, "began", False)
+                        else "it had not started; nothing was changed",
+                    )
+
+        return run_saying_stops
+
+    return decorate
+
+
+@contextlib.contextmanager
+def _sigterm_raised() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` in the main thread while the block runs (its
+    handler put back after); elsewhere than the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        raise _Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str | Callable[[], str]) -> NoReturn:
     """The one line of a party stopped by Ctrl-C or SIGTERM, and 128 + the signal's
-    number as its status (130, 143), as a shell reports a process the signal ended."""
+    number as its status (130, 143), as a shell reports a process the signal ended.
+
+    ``what_happens`` may be worked out here (the server reads its state to say whether a
+    round was in flight): a second Ctrl-C or SIGTERM meanwhile is ignored, so the first
+    stop's line and status are the process's. Why: the command's handlers are put back
+    by then, and a second Ctrl-C there was Python's KeyboardInterrupt out of the
+    command's ``except`` clause (click's ``Aborted!``, status 1), a second SIGTERM the
+    default action (the process ended with no line): review of ec2a673c, 2026-12-07."""
     signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
     how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
-    _fail(party, f"stopped by {how}: {what_happens}", 128 + signum)
+    with _further_stops_ignored():
+        said = what_happens() if callable(what_happens) else what_happens
+        _fail(party, f"stopped by {how}: {said}", 128 + signum)
+
+
+@contextlib.contextmanager
+def _further_stops_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the block runs, in the main thread (elsewhere
+    nothing can be installed); their handlers put back after. A handler that was not
+    installed from Python (None) cannot be put back, so that signal is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        stop: handler
+        for stop in (signal.SIGINT, signal.SIGTERM)
+        if (handler := signal.getsignal(stop)) is not None
+    }
+    for stop in previous:
+        signal.signal(stop, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _config_failure(config_path: str, exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from secagg.apps.commands.parties import (
     _one_verbosity,
     _setup_logging,
     _sigterm_as_interrupt,
+    _stop_said_while_starting,
     _stopped,
     _verdict_said_here,
 )
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     "--quiet", is_flag=True, help="Log warnings and errors only (default: INFO, a line a round)."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log everything (DEBUG).")
+@_stop_said_while_starting()
 def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool) -> None:
     """Run a federation's server over gRPC with mTLS (state in its SQLite file).
 
@@ -129,7 +131,7 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     except SecAggError as exc:
         _fail("secagg server", f"stopped: {one_line(exc)}")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
-        _stopped("secagg server", exc, _what_a_stop_keeps(state))
+        _stopped("secagg server", exc, lambda: _what_a_stop_keeps(state))
 
 
 def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> None:
