@@ -83,7 +83,7 @@ from secagg.transport.grpc_limits import (
     default_max_connections,
     grpc_milliseconds,
 )
-from secagg.transport.waiting import InterruptSafeCondition, release_kept
+from secagg.transport.waiting import InterruptSafeCondition, release_kept, stop_within
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -1266,10 +1266,21 @@ class GrpcServerTransport:
         """Why an open session's identity no longer holds, or None if it still does."""
         if session.not_valid_after is not None and _utcnow() >= session.not_valid_after:
             return "certificate expired"
+        context = _AdmittedContext(session.context, session.auth)
         try:
-            name = self._identify(_AdmittedContext(session.context, session.auth))  # type: ignore[arg-type]
+            name = self._identify(context)  # type: ignore[arg-type]
         except Exception as exc:  # a refusal, or a revocation list that no longer reads
-            return f"identify refuses it now: {exc}"
+            stop = stop_within(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop's
+                raise stop from None
+            # asked once more before the party is ended for good: a stop taken inside the
+            # certificate check came out as "signature does not match" with no trace of
+            # it (cryptography's verifier, stop stress of 2026-12-07), and the server
+            # evicted an honest branch with a permanent refusal; a real refusal repeats
+            try:
+                name = self._identify(context)  # type: ignore[arg-type]
+            except Exception:
+                return f"identify refuses it now: {exc}"
         if name != session.name:
             return f"identify now names it {name!r}"
         return None
