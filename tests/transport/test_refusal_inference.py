@@ -156,7 +156,11 @@ def test_a_server_that_stops_listening_after_two_closes_is_no_certificate_refusa
         with pytest.raises(NotConnected) as caught:
             client.connect(timeout=BOUND)
         assert not isinstance(caught.value, NotAccepted), caught.value
-        assert clock.looked == [False]  # looked once, and the server had gone
+        # looked once, and the server had gone; or, on a busy machine, never: gRPC's own
+        # redial of the first channel took the relay's second accept, the confirming
+        # dial met nobody listening (no close after a handshake: no refusal to confirm)
+        # and the dial ran to its timeout (the fresh-clone CI of 622d0d46, 90 s)
+        assert clock.looked in ([False], []), clock.looked
         assert relay.accepted == 2  # both dials reached the server
     finally:
         relay.close()

@@ -1009,7 +1009,7 @@ class SimulationConfig:
             reason = reason.replace("dropout_fraction", k("tolerated_dropout"))
             reason = reason.replace("num_clients", k("branches"))
             fractions = "dropout_fraction" in str(exc) or "corrupt_fraction" in str(exc)
-            if "(sampling) can run" in str(exc):
+            if "([sampling] kind = " in str(exc):  # runtime config: a drawn round's refusal
                 # a drawn round too small for the population's colluders: the rate and
                 # the colluders decide it, not the dropouts (review, 2026-12-07)
                 raise ConfigurationError(
