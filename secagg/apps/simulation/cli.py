@@ -459,11 +459,16 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             previous_hook(info)
 
     previous_int = None
+    # whether the handlers are this guard's: ``previous`` alone cannot say, as it is None
+    # too for a handler not installed from Python (an embedding program's, set in C),
+    # and the guard then left its Ctrl-C handler and unraisable hook behind it
+    installed = False
     try:
         previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (an embedding caller): no handler
         previous = None
     else:
+        installed = True
         sys.unraisablehook = unraisable
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             previous_int = signal.signal(signal.SIGINT, interrupt)
@@ -514,10 +519,11 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             os._exit(code)
         raise SystemExit(code) from None
     finally:
-        if previous is not None:
+        if installed:
             sys.unraisablehook = previous_hook
             with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGTERM, previous)
+                if previous is not None:  # None cannot be put back: ours stays
+                    signal.signal(signal.SIGTERM, previous)
                 if previous_int is not None:
                     signal.signal(signal.SIGINT, previous_int)
 

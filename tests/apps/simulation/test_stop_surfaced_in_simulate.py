@@ -97,3 +97,35 @@ def test_a_disk_error_on_the_way_out_of_a_stop_is_said_in_its_line(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: stopped by SIGTERM"), lines
     assert "No space left on device" in lines[0], lines
+
+
+def test_a_sigterm_handler_not_installed_from_python_leaves_the_rest_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedding program whose SIGTERM handler was installed by C (Python reports it
+    as None): the guard took None for "no handler installed here" and put nothing back,
+    leaving its Ctrl-C handler and its unraisable hook in the program after the run."""
+    import sys
+
+    real_signal = signal.signal
+    own = signal.getsignal(signal.SIGTERM)
+    hook = sys.unraisablehook
+    calls: list[int] = []
+
+    def installed_by_c(signum: int, handler: object) -> object:
+        previous = real_signal(signum, handler)  # type: ignore[arg-type]
+        calls.append(signum)
+        return None if signum == signal.SIGTERM and calls.count(signum) == 1 else previous
+
+    monkeypatch.setattr(signal, "signal", installed_by_c)
+    run = tmp_path / "run"
+    run.mkdir()
+    try:
+        with cli._marked_aborted_if_stopped(run):
+            (run / "summary.json").write_text("{}")  # a run that ended well
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert sys.unraisablehook is hook
+    finally:
+        real_signal(signal.SIGTERM, own)
+        real_signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = hook
