@@ -367,6 +367,9 @@ class BranchIdentity:
             try:
                 names.append(self.check(der))
             except Exception as exc:  # any failure to verify is a refusal
+                stop = stop_within(exc)
+                if stop is not None:  # a Ctrl-C or SIGTERM inside the check: the stop
+                    raise stop from None
                 raise PolicyRefused(
                     IDENTITY_SETTING, f"party {index}'s certificate does not verify: {exc}"
                 ) from None

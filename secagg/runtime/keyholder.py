@@ -385,6 +385,9 @@ class KeyHolderService:
         try:
             say()
         except Exception as exc:  # its own log lines only: never stop serving for them
+            stop = stop_within(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+                raise stop from None
             log.error("%s: its notes on the last request failed: %r", self.name, exc)
 
     def _repeat(self, payload: bytes) -> bool:
@@ -563,6 +566,9 @@ class KeyHolderService:
             refusal = build(error)
             return None if refusal is None else encode_message(Relay(relay.round, refusal))
         except Exception as exc:  # never let a refusal stop the key holder
+            stop = stop_within(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+                raise stop from None
             # logged once: a server's junk must not make this a line per request
             level = logging.DEBUG if self._refusal_failed else logging.ERROR
             self._refusal_failed = True

@@ -142,9 +142,9 @@ class GrpcClientTransport:
         self._lock = threading.Lock()
         # SimpleQueue both: a stop in send's put keeps no lock, and a Ctrl-C in receive's
         # wait arrives as itself (see transport.waiting)
-        self._outbox: queue.SimpleQueue[tuple[int, bytes] | object] = queue.SimpleQueue()
+        # messages unnumbered: _requests numbers them as it writes them (see there)
+        self._outbox: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[bytes | TransportClosed] = queue.SimpleQueue()
-        self._next_id = 0
         self._channel: grpc.Channel | None = None
         # grpc's stream object is at once a Call, a Future and the iterator of responses;
         # grpcio has no type for that combination.
@@ -301,8 +301,7 @@ class GrpcClientTransport:
                 raise _closed(self._ended.code, self._ended.details)
             overrun = _outbox_overrun(self._max_outbox_bytes, self._outbox_bytes, len(data))
             if overrun is None:
-                self._outbox.put((self._next_id, data))
-                self._next_id += 1
+                self._outbox.put(data)
                 self._outbox_bytes += len(data)
                 return
         reason = f"{overrun}: the server is not reading"
@@ -393,16 +392,24 @@ class GrpcClientTransport:
                 logger.warning("the session reader of %s did not stop", self._target)
 
     def _requests(self) -> Iterator[bytes]:
-        """Request generator, consumed by a gRPC thread: drain the outbox into frames."""
+        """Request generator, consumed by a gRPC thread: drain the outbox into frames.
+
+        The messages are numbered here, as they are written, not by :meth:`send`. Why: a
+        stop (Ctrl-C, the party's SIGTERM) in ``send`` between its put and its count of
+        the id queued a message whose id the next send repeated, and the server ended
+        the session over it ("message id N, expected N+1"); no signal's handler runs in
+        this thread, so the ids are consecutive whatever stopped a send (second review of
+        the stop handling, 2026-12-07). One session a transport: they start at 0."""
+        message_id = 0
         while True:
-            item = self._outbox.get()
-            if item is _END:
+            payload = self._outbox.get()
+            if payload is _END:
                 return  # half-close
-            assert isinstance(item, tuple)
-            message_id, payload = item
+            assert isinstance(payload, bytes)
             with self._lock:  # being written now: the cap is on what waits behind it
                 self._outbox_bytes = max(0, self._outbox_bytes - len(payload))
             yield from encode_frames(message_id, payload, self._chunk_bytes)
+            message_id += 1
 
     def _read(self, call: Any) -> None:
         """Reader thread: wait for acceptance, then reassemble the server's messages."""

@@ -45,7 +45,7 @@ import threading
 from types import TracebackType
 from typing import Final
 
-__all__ = ["InterruptSafeCondition", "release_kept", "stop_within"]
+__all__ = ["InterruptSafeCondition", "raised_within", "release_kept", "stop_within"]
 
 #: the type of ``threading.RLock()`` (the C implementation when there is one)
 _RLOCK_TYPE: Final = type(threading.RLock())
@@ -94,13 +94,25 @@ def stop_within(exc: BaseException) -> KeyboardInterrupt | None:
     manager's SIGTERM was lost (review of ec2a673c, 2026-12-07). The chain is followed
     through ``__cause__`` and ``__context__`` both (``raise ... from None`` hides the
     context from a traceback, not from here), each exception once."""
+    found = raised_within(exc, KeyboardInterrupt)
+    return found if isinstance(found, KeyboardInterrupt) else None
+
+
+def raised_within(
+    exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of ``kinds`` in ``exc``'s chain (``exc`` itself, then its
+    ``__cause__`` and ``__context__``, each once: a chain that loops ends), or None.
+
+    :func:`stop_within` for a caller whose stop is its own exception too (``secagg
+    simulate`` raises SIGTERM as a ``BaseException`` of its own)."""
     seen: set[int] = set()
     pending: list[BaseException] = [exc]
     while pending:
         link = pending.pop()
         if id(link) in seen:
             continue
-        if isinstance(link, KeyboardInterrupt):
+        if isinstance(link, kinds):
             return link
         seen.add(id(link))
         pending.extend(x for x in (link.__context__, link.__cause__) if x is not None)

@@ -120,3 +120,26 @@ def test_a_key_holder_stopped_before_its_checks(
     assert _one_line(result, "keyholder") == [
         f"secagg keyholder: key-holder: stopped by {how}: it had not started; nothing was changed"
     ], result.output
+
+
+@pytest.mark.parametrize(("signum", "how"), SIGNALS, ids=["ctrl-c", "sigterm"])
+def test_a_branch_whose_hook_wraps_the_stop_as_it_imports_says_the_stop(
+    monkeypatch: pytest.MonkeyPatch, signum: int, how: str
+) -> None:
+    """The hook's module wrapped what stopped its import in its own error (``raise
+    ImportError(...) from exc``): the branch said "--hook demo failed: ImportError" with exit
+    2, a set-up mistake, and the Ctrl-C or SIGTERM was lost (second review of the stop
+    handling, 2026-12-07)."""
+
+    def load_hook(*_args: object) -> None:
+        try:
+            _signal_arrives(signum)
+        except KeyboardInterrupt as exc:
+            raise ImportError("the model's weights could not be loaded") from exc
+
+    monkeypatch.setattr(secagg.runtime.launch, "load_hook", load_hook)
+    args = ["client", "--server", "127.0.0.1:1", "--name", "branch-0", "--dimension", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 128 + signum, result.output
+    said = _one_line(result, "client")
+    assert len(said) == 1 and said[0].startswith(f"secagg client: branch-0: stopped by {how}: ")

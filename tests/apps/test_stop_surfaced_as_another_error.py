@@ -14,6 +14,7 @@ cross a test runner's worker.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -79,3 +80,48 @@ def test_the_handlers_are_put_back_and_an_ignored_ctrl_c_stays_ignored() -> None
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before[0])
+
+
+def test_a_sigterm_handler_not_installed_from_python_leaves_the_stop_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An embedding program whose SIGTERM handler was installed by C: Python reports it
+    as None, which ``signal.signal`` cannot put back. The block's ``finally`` tried,
+    and its TypeError replaced the stop (a traceback, not the party's one line), or
+    came out of a run that had ended well."""
+    real_signal = signal.signal
+    own = signal.getsignal(signal.SIGTERM)
+    calls: list[int] = []
+
+    def installed_by_c(signum: int, handler: object) -> object:
+        previous = real_signal(signum, handler)  # type: ignore[arg-type]
+        calls.append(signum)
+        return None if signum == signal.SIGTERM and calls.count(signum) == 1 else previous
+
+    monkeypatch.setattr(signal, "signal", installed_by_c)
+    try:
+        with pytest.raises(_Terminated):
+            with _sigterm_as_interrupt():
+                _lock_error_while_stopping(signal.SIGTERM)
+        calls.clear()
+        with _sigterm_as_interrupt():
+            pass  # a run that ended well ends well
+    finally:
+        real_signal(signal.SIGTERM, own)
+
+
+def test_a_failure_the_stop_is_said_over_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A real failure on the way out of a stopped run (a disk error as the state closes)
+    is turned into the stop, whose line and status are the process's; the failure itself
+    was only a DEBUG record, which no party logs by default: the operator never learnt
+    that the state's close failed. It is one WARNING line now."""
+    with caplog.at_level(logging.INFO), pytest.raises(_Terminated):
+        with _sigterm_as_interrupt():
+            try:
+                _lock_error_while_stopping(signal.SIGTERM)
+            finally:
+                raise OSError(28, "No space left on device")
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1, caplog.text
+    assert "SIGTERM" in said[0].getMessage()
+    assert "OSError" in said[0].getMessage() and "No space left" in said[0].getMessage()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +27,13 @@ from _endpoints import SentMessages
 
 from secagg.aggregation import encode_spec
 from secagg.aggregation.masking import MaskingBackend
-from secagg.runtime.client import FederationClient
+from secagg.runtime.client import BranchIdentity, FederationClient
+from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
+from secagg.runtime.server import FederationServer
+from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import Relay, RoundStart, encode_message
+from secagg.transport.inprocess import InProcessHub
 from secagg.transport.waiting import stop_within
 
 D = 8
@@ -140,3 +145,88 @@ def test_only_a_stop_is_found() -> None:
     other = ValueError("b")
     cycle.__context__, other.__context__ = other, cycle  # a chain that loops ends too
     assert stop_within(cycle) is None
+
+
+class _SessionStoppedInHandle:
+    """A server's round session whose handling of a payload was stopped by a signal
+    (a library's wait or wrapper under ``session.handle``: the CKKS context, a verifier)."""
+
+    def __init__(self, stop: KeyboardInterrupt) -> None:
+        self.stop = stop
+
+    def noise_of_reply(self, party: int, payload: object) -> float | None:
+        return None
+
+    def handle(self, party: int, payload: bytes) -> list[object]:
+        _surfaced_as_lock_error(self.stop)
+        return []
+
+
+@pytest.mark.parametrize("make_stop", STOPS, ids=["ctrl-c", "sigterm"])
+def test_a_stop_while_the_server_handles_a_branchs_message_stops_it(
+    tmp_path: Path, make_stop: Callable[[], KeyboardInterrupt]
+) -> None:
+    """The server's catch-all ("no branch's bytes may stop the server") took a stop that
+    surfaced as another exception as one more message to drop ("please report"), and
+    its collect loop served on: the Ctrl-C or SIGTERM was lost until the round ended."""
+    names = ["branch-0", "branch-1", "branch-2"]
+    config = FederationConfig.from_dict(
+        {
+            "federation": {"name": "fed", "clients": names, "dimension": D, "rounds": 1},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+        }
+    )
+    server = FederationServer(config, InProcessHub(), ServerStore(tmp_path / "s.sqlite"))
+    stop = make_stop()
+    session = _SessionStoppedInHandle(stop)
+    parties = {name: i for i, name in enumerate(names)}
+    payload = encode_message(Relay(1, b"a payload"))
+    with pytest.raises(KeyboardInterrupt) as raised:
+        server._receive(1, session, parties, names[0], payload)  # type: ignore[arg-type]
+    assert raised.value is stop
+    assert server.refused_messages == 0  # not counted as a message it refused
+
+
+class _SessionStoppedInItsNotes:
+    """A key holder's session whose notes after a reply, or whose refusal, were stopped."""
+
+    def __init__(self, stop: KeyboardInterrupt) -> None:
+        self.stop = stop
+
+    def after_reply(self) -> None:
+        _surfaced_as_lock_error(self.stop)
+
+    def refusal(self, error: BaseException) -> bytes | None:
+        _surfaced_as_lock_error(self.stop)
+        return None
+
+
+def test_a_stop_in_the_key_holders_notes_or_refusal_stops_it() -> None:
+    """Its two other catch-alls (the session's notes after a reply, the refusal it
+    builds) logged the stop as one more failure and the key holder served on."""
+    stop = _Signalled(signal.SIGTERM)
+    service = KeyHolderService("key-holder", None, _SessionStoppedInItsNotes(stop))  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt) as raised:
+        service._after_reply()
+    assert raised.value is stop
+    with pytest.raises(KeyboardInterrupt) as raised:
+        service._refusal(Relay(1, b"request"), ValueError("refused"))
+    assert raised.value is stop
+
+
+def test_a_stop_while_the_branch_checks_a_certificate_stops_it() -> None:
+    """A stop inside the check of a party's certificate (cryptography's verifier, which
+    the branch's main thread runs) was "party 1's certificate does not verify": the
+    branch refused the round as if the server had listed a forged certificate."""
+    stop = _Signalled(signal.SIGINT)
+
+    def check(der: bytes) -> str:
+        if der == b"own":
+            return "branch-00"
+        _wrapped_by_the_hook(stop)
+        return "never"
+
+    identity = BranchIdentity(b"own", None, check)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt) as raised:
+        identity.round_identity((b"own", b"other"), 0)
+    assert raised.value is stop

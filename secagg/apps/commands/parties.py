@@ -136,12 +136,25 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     except Exception as exc:
         if not taken:
             raise
-        log.debug("stopped by signal %d; it surfaced as %s: %s", taken[0], type(exc).__name__, exc)
+        # the stop is the process's line and status, but this may be a failure of its own
+        # (a disk error as the state closed on the way out): said, not hidden at DEBUG,
+        # which no party logs by default (second review of the stop handling, 2026-12-07)
+        log.warning(
+            "stopped by %s, which surfaced as %s: %s (the stop is said; if this is a "
+            "failure of its own, look into it)",
+            signal.Signals(taken[0]).name,
+            type(exc).__name__,
+            exc,
+        )
         raise (
             _Terminated(taken[0]) if taken[0] == signal.SIGTERM else KeyboardInterrupt()
         ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # a handler not installed from Python (None: an embedding program's, set in C)
+        # cannot be put back; ours stays, as in _sigterm_raised. Putting None back raised
+        # TypeError here, which replaced the stop and left SIGINT's handler ours too
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
 

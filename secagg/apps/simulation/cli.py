@@ -51,6 +51,7 @@ from secagg.apps.simulation.config import (
 from secagg.durable import special_file_kind
 from secagg.errors import ConfigurationError, SecAggError
 from secagg.transport.base import TransportError
+from secagg.transport.waiting import raised_within
 
 
 def _options(function: Any) -> Any:
@@ -369,6 +370,11 @@ def _marked_failed_if_it_fails(run_dir: Path) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
+        if raised_within(exc, (_Stopped, KeyboardInterrupt)) is not None:
+            # a stop that surfaced as this (raised while it unwound, or wrapping it): the
+            # stop's guard marks the run aborted and says this in its line; a FAILED file
+            # too named it as the run's cause, beside the ABORTED (second stop review)
+            raise
         cause = _environment_cause(exc)
         marked = False
         with contextlib.suppress(OSError):  # a full disk may refuse the marker too
@@ -453,11 +459,16 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             previous_hook(info)
 
     previous_int = None
+    # whether the handlers are this guard's: ``previous`` alone cannot say, as it is None
+    # too for a handler not installed from Python (an embedding program's, set in C),
+    # and the guard then left its Ctrl-C handler and unraisable hook behind it
+    installed = False
     try:
         previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (an embedding caller): no handler
         previous = None
     else:
+        installed = True
         sys.unraisablehook = unraisable
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             previous_int = signal.signal(signal.SIGINT, interrupt)
@@ -479,11 +490,18 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
         name = signal.Signals(signum).name
         where = _mark_aborted(run_dir, name)
+        # what the stop surfaced as, or met on the way out (a disk error as the ledger
+        # closed): the stop is the run's end, but this may be a failure of its own
+        met = (
+            ""
+            if isinstance(exc, _Stopped | KeyboardInterrupt)
+            else f" (on the way out: {type(exc).__name__}: {_environment_cause(exc)})"
+        )
         # a stderr whose reader is gone (a closed pipe) raised here, and the process then
         # waited for every branch thread to finish training before it left (CLI audit)
         with contextlib.suppress(OSError):
             click.echo(
-                f"Error: stopped by {name} before the simulation finished: "
+                f"Error: stopped by {name} before the simulation finished{met}: "
                 + (
                     f"{run_dir} is incomplete, marked aborted ({run_dir / ABORTED_FILE})"
                     if where
@@ -501,10 +519,11 @@ def _marked_aborted_if_stopped(run_dir: Path) -> Iterator[None]:
             os._exit(code)
         raise SystemExit(code) from None
     finally:
-        if previous is not None:
+        if installed:
             sys.unraisablehook = previous_hook
             with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGTERM, previous)
+                if previous is not None:  # None cannot be put back: ours stays
+                    signal.signal(signal.SIGTERM, previous)
                 if previous_int is not None:
                     signal.signal(signal.SIGINT, previous_int)
 
