@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from _replays_started import replays_started
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant
 from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
 
-from secagg.dp import release as release_module
 from secagg.dp.accountants import distinct_runs, prv_replay_points
 from secagg.dp.release import (
     MAX_PRV_REPLAYED_POINTS,
@@ -35,19 +35,6 @@ DELTA = 1e-5
 STATISTICS = (5.773502691896258, 1.0, 1)
 
 
-def _replays_started(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Record every replay the server starts (a report refused on arrival starts none)."""
-    asked: list[object] = []
-    real = release_module.RecordLevelAccountant.epsilon
-
-    def counted(self: object) -> float:
-        asked.append(getattr(self, "history", None))
-        return real(self)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", counted)
-    return asked
-
-
 @pytest.mark.parametrize(
     "history",
     [
@@ -59,7 +46,7 @@ def _replays_started(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 def test_a_costly_prv_history_inside_the_counting_caps_is_refused_as_it_arrives(
     monkeypatch: pytest.MonkeyPatch, history: tuple[tuple[float, float, int], ...]
 ) -> None:
-    asked = _replays_started(monkeypatch)
+    asked = replays_started(monkeypatch)
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     report = RecordReport("prv", DELTA, 100.0, history, 1.0)
     problem = release.report_problem("h-a", report)
@@ -76,7 +63,7 @@ def test_a_history_prv_cannot_evaluate_is_refused_as_it_arrives(
     """z 0.001 at q 0.5: PRV's domain passes where exp overflows, so its replay gives no
     finite figure. Refused only at the replay, after the sum, it aborted the round and
     excluded the branch; as it arrives the branch is a dropout of one round."""
-    asked = _replays_started(monkeypatch)
+    asked = replays_started(monkeypatch)
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     report = RecordReport("prv", DELTA, 1.0, ((1e-3, 0.5, 10),), 1.0)
     problem = release.report_problem("h-a", report)
@@ -91,7 +78,7 @@ def test_a_noise_multiplier_past_a_trainers_largest_is_refused_as_it_arrives(
     """z 10^10 at q 0.5: Opacus's RDP curve of that one run cost 2.3 s (1.5 s at 10^6),
     where the RDP caps counted 9 ms a run (32 such runs: over a minute). No trainer of
     this engine takes z past 10^4. Refused by a look at the entries, no curve computed."""
-    asked = _replays_started(monkeypatch)
+    asked = replays_started(monkeypatch)
     from opacus.accountants.analysis import rdp
 
     curves: list[float] = []

@@ -18,8 +18,8 @@ only grows the grid, and the grid grows with the rounds, so the last round bound
 from __future__ import annotations
 
 import pytest
+from _replays_started import replays_started
 
-from secagg.dp import release as release_module
 from secagg.dp.accountants import prv_replay_points
 from secagg.dp.dpsgd import _batches
 from secagg.dp.release import (
@@ -59,19 +59,6 @@ def test_an_honest_prv_branch_finishes_its_rounds(rows: int, noise: float, round
     assert release.report_problem("h-a", RecordReport("prv", DELTA, 3.0, history, 1.0)) is None
 
 
-def _replays_started(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Record every replay the server starts (a report refused on arrival starts none)."""
-    asked: list[object] = []
-    real = release_module.RecordLevelAccountant.epsilon
-
-    def counted(self: object) -> float:
-        asked.append(getattr(self, "history", None))
-        return real(self)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", counted)
-    return asked
-
-
 @pytest.mark.parametrize(
     ("history", "says"),
     [
@@ -93,7 +80,7 @@ def _replays_started(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 def test_a_costly_history_is_still_refused_as_it_arrives(
     monkeypatch: pytest.MonkeyPatch, history: tuple[tuple[float, float, int], ...], says: str
 ) -> None:
-    asked = _replays_started(monkeypatch)
+    asked = replays_started(monkeypatch)
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     report = RecordReport("prv", DELTA, 3.0, history, 1.0)
     problem = release.report_problem("h-a", report)

@@ -12,24 +12,11 @@ branch's history (the default ``secagg simulate`` branch's) stays inside.
 from __future__ import annotations
 
 import pytest
+from _replays_started import replays_started
 
-from secagg.dp import release as release_module
 from secagg.dp.release import RecordRelease, RecordReport, UnaccountedContribution
 
 DELTA = 1e-5
-
-
-def _never_asked(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Record every replay the server starts (a refused report must start none)."""
-    asked: list[object] = []
-    real = release_module.RecordLevelAccountant.epsilon
-
-    def counted(self: object) -> float:
-        asked.append(getattr(self, "history", None))
-        return real(self)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", counted)
-    return asked
 
 
 @pytest.mark.parametrize(
@@ -43,7 +30,7 @@ def _never_asked(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 def test_a_prv_history_past_its_caps_is_refused_as_it_arrives(
     monkeypatch: pytest.MonkeyPatch, history: tuple[tuple[float, float, int], ...]
 ) -> None:
-    asked = _never_asked(monkeypatch)
+    asked = replays_started(monkeypatch)
     release = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     release.take_report("h-a", RecordReport("prv", DELTA, 100.0, history, 1.0))
     with pytest.raises(UnaccountedContribution, match="'prv' accountant"):
