@@ -344,7 +344,11 @@ def posix_locks_on(*files: Path) -> list[str]:
     skipped), as ``/proc/locks`` (Linux) lists them.
 
     Why the kernel's table: SQLite's locks are POSIX locks, and any close of a file drops
-    every one its process holds on it; only the table shows a writer's locks lost."""
+    every one its process holds on it; only the table shows a writer's locks lost.
+
+    Each line without its first field, the lock's place in the table (``8:``), and in
+    sorted order: both move as other processes take and drop locks (the fresh-clone CI of
+    7597fe38 compared "8: POSIX ..." with "9: POSIX ..." for the same lock)."""
     inodes = {os.stat(file).st_ino for file in files if os.path.exists(file)}
     held = []
     with open("/proc/locks") as table:
@@ -352,5 +356,5 @@ def posix_locks_on(*files: Path) -> list[str]:
             fields = line.split()
             where = fields[6] if fields[1] == "->" else fields[5]
             if int(where.rsplit(":", 1)[1]) in inodes:
-                held.append(line.strip())
-    return held
+                held.append(" ".join(fields[1:]))
+    return sorted(held)

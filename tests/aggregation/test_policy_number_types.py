@@ -75,6 +75,11 @@ def test_a_fraction_is_held_on_the_policys_safe_side(
     value = Fraction(numerator, denominator)
     if key in ("corrupt_fraction", "dropout_fraction"):
         value = value / (value + 1)  # in (0, 1)
+        if key == "corrupt_fraction":
+            # at most 0.999: from 0.99999 on, no threshold keeps the default largest
+            # round (max_clients 100 000) private, a refusal of its own
+            # (ContradictoryPolicy; the fresh-clone CI of 7597fe38 drew 100000/100001)
+            value = min(value, Fraction(999, 1000))
     elif key == "min_noise_multiplier":
         value = min(value, Fraction(10**4))
     elif key in ("max_clip", "record_sensitivity"):
