@@ -169,7 +169,7 @@ from secagg.runtime.wire import (
     round_context,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import stop_within
+from secagg.transport.waiting import raise_stop_within, stop_within
 
 log = logging.getLogger("secagg.client")
 
@@ -367,9 +367,7 @@ class BranchIdentity:
             try:
                 names.append(self.check(der))
             except Exception as exc:  # any failure to verify is a refusal
-                stop = stop_within(exc)
-                if stop is not None:  # a Ctrl-C or SIGTERM inside the check: the stop
-                    raise stop from None
+                raise_stop_within(exc)  # a Ctrl-C or SIGTERM inside the check: the stop
                 raise PolicyRefused(
                     IDENTITY_SETTING, f"party {index}'s certificate does not verify: {exc}"
                 ) from None
@@ -856,9 +854,7 @@ class FederationClient:
                     taken=self._started != started,
                 )
         except Exception as exc:  # no server message may crash a branch
-            stop = stop_within(exc)
-            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
-                raise stop from None
+            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             self.stats.refused_messages += 1
             self._refusals.refused(
                 logging.ERROR, "%s dropped a message (%s): %s", self.name, type(exc).__name__, exc

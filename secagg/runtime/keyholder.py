@@ -37,7 +37,7 @@ from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import stop_within
+from secagg.transport.waiting import raise_stop_within
 
 if TYPE_CHECKING:
     from secagg.runtime.config import FederationConfig
@@ -385,9 +385,7 @@ class KeyHolderService:
         try:
             say()
         except Exception as exc:  # its own log lines only: never stop serving for them
-            stop = stop_within(exc)
-            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
-                raise stop from None
+            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             log.error("%s: its notes on the last request failed: %r", self.name, exc)
 
     def _repeat(self, payload: bytes) -> bool:
@@ -456,9 +454,7 @@ class KeyHolderService:
             )
             return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash
-            stop = stop_within(exc)
-            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
-                raise stop from None
+            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             self.refused += 1
             self._log_spent(before)
             self._refusals.refused(
@@ -566,9 +562,7 @@ class KeyHolderService:
             refusal = build(error)
             return None if refusal is None else encode_message(Relay(relay.round, refusal))
         except Exception as exc:  # never let a refusal stop the key holder
-            stop = stop_within(exc)
-            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
-                raise stop from None
+            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             # logged once: a server's junk must not make this a line per request
             level = logging.DEBUG if self._refusal_failed else logging.ERROR
             self._refusal_failed = True

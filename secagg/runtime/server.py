@@ -149,7 +149,7 @@ from secagg.runtime.wire import (
     round_start_parts,
 )
 from secagg.transport.base import NotConnected, PeerClosing, ServerEndpoint, TransportError
-from secagg.transport.waiting import stop_within
+from secagg.transport.waiting import raise_stop_within
 
 log = logging.getLogger("secagg.server")
 
@@ -2107,9 +2107,7 @@ class FederationServer:
                     )
             return None
         except Exception as exc:  # no branch's bytes may stop the server
-            stop = stop_within(exc)
-            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop
-                raise stop from None
+            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             self.refused_messages += 1
             if self._log_refusal(number, name):
                 log.error(

@@ -83,7 +83,7 @@ from secagg.transport.grpc_limits import (
     default_max_connections,
     grpc_milliseconds,
 )
-from secagg.transport.waiting import InterruptSafeCondition, release_kept, stop_within
+from secagg.transport.waiting import InterruptSafeCondition, raise_stop_within, release_kept
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -1270,9 +1270,7 @@ class GrpcServerTransport:
         try:
             name = self._identify(context)  # type: ignore[arg-type]
         except Exception as exc:  # a refusal, or a revocation list that no longer reads
-            stop = stop_within(exc)
-            if stop is not None:  # a Ctrl-C or SIGTERM that surfaced as this: the stop's
-                raise stop from None
+            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             # asked once more before the party is ended for good: a stop taken inside the
             # certificate check came out as "signature does not match" with no trace of
             # it (cryptography's verifier, stop stress of 2026-12-07), and the server

@@ -98,6 +98,16 @@ def stop_within(exc: BaseException) -> KeyboardInterrupt | None:
     return found if isinstance(found, KeyboardInterrupt) else None
 
 
+def raise_stop_within(exc: BaseException) -> None:
+    """Raise the stop in ``exc``'s chain (:func:`stop_within`), the very object, if there
+    is one; return otherwise. For the catch-alls that serve on after any other failure:
+    ``except Exception as exc: raise_stop_within(exc)`` first, so the stop ends the party
+    and whatever it surfaced as is not taken as one more failure."""
+    stop = stop_within(exc)
+    if stop is not None:
+        raise stop from None
+
+
 def raised_within(
     exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
 ) -> BaseException | None:

@@ -49,7 +49,7 @@ from secagg.errors import ConfigurationError, ContradictoryPolicy, SecAggError
 from secagg.protocol.graph_params import MAX_NUM_CLIENTS
 from secagg.runtime.config import MAX_DIMENSION
 from secagg.transport.base import MAX_WAIT_SECONDS
-from secagg.transport.waiting import stop_within
+from secagg.transport.waiting import raise_stop_within
 
 if TYPE_CHECKING:
     from secagg.runtime.client import TrainingHook
@@ -425,9 +425,7 @@ def _build_hook(spec: str, name: str, dimension: int) -> TrainingHook:
     except (SecAggError, KeyboardInterrupt):
         raise
     except Exception as exc:  # the operator's code: any failure there is one line
-        stop = stop_within(exc)
-        if stop is not None:  # a Ctrl-C or SIGTERM the hook's import wrapped: the stop
-            raise stop from None
+        raise_stop_within(exc)  # a Ctrl-C or SIGTERM the hook's import wrapped: the stop
         _fail(
             "secagg client",
             f"{name}: --hook {spec} failed: {type(exc).__name__}: {_one_line(exc)}",
