@@ -37,6 +37,7 @@ from secagg.apps.simulation.config import (
     ENGINES,
     PARTITIONS,
     PATH_KEYS,
+    RECORD_DISTRIBUTED_ROUNDS,
     SOURCES,
     SYNTHETIC_KEYS,
     SimulationConfig,
@@ -63,7 +64,11 @@ def _options(function: Any) -> Any:
             help="A TOML file (see secagg.apps.simulation.config); flags override it.",
         ),
         click.option("--branches", type=int, help="Number of branches [8]."),
-        click.option("--rounds", type=int, help="Federated rounds [10]."),
+        click.option(
+            "--rounds",
+            type=int,
+            help="Federated rounds [10; 30 with --unit record --mechanism distributed].",
+        ),
         click.option("--seed", type=int, help="Seed of data, training and dropouts [0]."),
         click.option(
             "--seeds",
@@ -244,6 +249,10 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         )
     with spelled_for(flags=typed, file_keys=from_file):
         config = SimulationConfig(**{**from_file, **changes})
+        if config.record_distributed and "rounds" not in typed and "rounds" not in from_file:
+            # the noise added once runs its own tuned number of steps unless told
+            # otherwise (RECORD_DISTRIBUTED_ROUNDS says why and how it was chosen)
+            config = config.with_changes(rounds=RECORD_DISTRIBUTED_ROUNDS)
         # a file sets no None (TOML has no null): its None values are the clearing above
         given = [name for name in DP_KEYS if name in typed or from_file.get(name) is not None]
         if config.mechanism == "off" and given:
