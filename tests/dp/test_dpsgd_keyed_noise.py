@@ -188,8 +188,16 @@ def test_the_awkward_batch_count_is_kept() -> None:
 
 
 #: the parameters after 12 steps of the replay run below, computed on the code before
-#: the keyed streams (commit 540549c): a simulation's figures must not move
-REPLAY_DIGEST = "cac10a736489b02c38c2ae217a705dc967c45dcfdb1f72cacab0d0e91c39d5b5"
+#: the keyed streams (commit 540549c): a simulation's figures must not move. One digest
+#: per host kind, because torch's CPU kernels round differently on different CPUs (the
+#: same code gives other last bits on the AMD EPYC host with AVX-512 than on the Intel
+#: Xeon host; docs/results.md, "The host matters"): each was computed by commit 540549c
+#: itself on its host (the EPYC one on 2026-12-07, when this test first ran there and
+#: failed against the Xeon digest although nothing had changed)
+REPLAY_DIGESTS = {
+    "cac10a736489b02c38c2ae217a705dc967c45dcfdb1f72cacab0d0e91c39d5b5": "Intel Xeon",
+    "2b924223a9dfa29ce128170db22996c6000ba67a6b3b29e3a43530f2960cc67e": "AMD EPYC, AVX-512",
+}
 
 
 def test_the_replay_path_is_unchanged_bit_for_bit() -> None:
@@ -213,7 +221,10 @@ def test_the_replay_path_is_unchanged_bit_for_bit() -> None:
     trainer.train(2)
     assert trainer.steps == 12
     digest = hashlib.sha256(flat_parameters(trainer.model).tobytes()).hexdigest()
-    assert digest == REPLAY_DIGEST
+    assert digest in REPLAY_DIGESTS, (
+        f"the replay path moved: {digest} is none of commit 540549c's digests on the known "
+        "hosts (on a new kind of host, compute 540549c's own digest there and add it)"
+    )
 
 
 def test_other_opacus_optimizers_and_torch_generators_are_refused() -> None:
