@@ -568,12 +568,18 @@ class Mechanism:
         that charges each client for its own rounds; others: none)."""
         return set()
 
-    def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
+    def within_budget(
+        self, names: Iterable[str], budget: float, *, round_size: int | None = None
+    ) -> list[str]:
         """The clients of ``names`` that may take part in one more round without the
         claim crossing ``budget``: all or none, unless the mechanism charges each
-        client for its own rounds (then a client at the budget sits out)."""
+        client for its own rounds (then a client at the budget sits out).
+        ``round_size``: the most clients one round can hold (a fixed-count draw's
+        ``sampling.count``; None: all of ``names``), whose round with every share is the
+        best case asked: a round of every client is none such a run draws."""
         names = list(names)
-        after = self.epsilon_after_next(contributors=len(names), participants=None)
+        contributors = len(names) if round_size is None else min(len(names), round_size)
+        after = self.epsilon_after_next(contributors=contributors, participants=None)
         return names if after is None or after <= budget else []
 
     def reveal_refusal(self, *, contributors: int, participants: int) -> str | None:
@@ -796,10 +802,14 @@ class CentralRelease(_ClientLevel):
     def charged_outside(self, names: Iterable[str]) -> set[str]:
         return set(self._accountant.own) - set(names)
 
-    def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
+    def within_budget(
+        self, names: Iterable[str], budget: float, *, round_size: int | None = None
+    ) -> list[str]:
         """The clients whose own epsilon stays within ``budget`` after one more round:
         a client at the budget sits out while the others go on (its participation is
-        public and independent of the data, so leaving it out costs no privacy)."""
+        public and independent of the data, so leaving it out costs no privacy).
+        ``round_size`` changes nothing: a member's charge does not depend on how many
+        others the round holds."""
         precision = self._precision(self._charged())
         return [
             name for name in names if self._accountant.client_epsilon(name, precision) <= budget
