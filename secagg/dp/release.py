@@ -1274,6 +1274,19 @@ class RecordRelease(Mechanism):
                 return f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
         return None
 
+    def begin_round(self, cohort: Iterable[str]) -> None:
+        """A round starts with no report of its own: only what its contributors send in it
+        accounts for them (:meth:`require_reports`, :meth:`release`).
+
+        Why: the round's reports were dropped only by its ledger row (:meth:`ledger_block`),
+        so on a server without a ledger (the API's default) a report of round 1 counted
+        as one of every later round: a branch that reported once contributed to rounds
+        it never reported, its training past the held figure, and each was released as
+        accounted for (tests/runtime/test_record_reports_without_ledger.py). Each
+        branch's latest report (:attr:`latest`) and what is pending replay are kept."""
+        self._round = {}
+        self._refused = {}
+
     def take_report(self, identity: str, report: RecordReport) -> None:
         """Keep a branch's report unless :meth:`report_problem` names a problem with it.
         Such a report is not kept (its epsilon is no cumulative guarantee); the branch
