@@ -1348,9 +1348,13 @@ class RecordRelease(Mechanism):
                 f"accepted DP-SGD privacy report{refused}: the record-level epsilon would not "
                 "cover every update in the sum, so the round is not released"
             )
-        return super().release(
+        released = super().release(
             total, contributors=contributors, participants=participants, noise_added=noise_added
         )
+        # the round's reports as held (replayed), kept with the round in the state: a
+        # restart that rebuilds its ledger row has them (ledger_block)
+        reports = {k: r.as_dict() for k, r in sorted(self._round.items())}
+        return replace(released, store={**released.store, "client_reports": reports})
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Reports recorded in the ledger before a restart (one row's, called row by
@@ -1477,8 +1481,25 @@ class RecordRelease(Mechanism):
             self._round[identity] = held
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """The row's block: the round's reports as held, and its rebuilt row's (a
+        restart, :meth:`FederationServer._backfill_ledger`) from what the state kept
+        with the round (``stored["client_reports"]``, :meth:`release`), which then
+        count among each branch's latest as a restored row's do.
+
+        Why the state's: the reports lived in this object only until the row took them,
+        so a server that crashed between the state's commit of a released round and its
+        ledger append rebuilt the row with no report ("epsilon": null beside a sum of 4
+        branches' DP-SGD updates), which ``audit verify`` fails for good ("holds DP-SGD
+        reports of only 0"), and the rows after it claimed without those reports
+        (tests/runtime/test_record_row_rebuilt.py)."""
+        kept = stored.get("client_reports")
+        rebuilt = not self._round and isinstance(kept, dict) and bool(kept)
+        if rebuilt:
+            self.restore_reports(kept)  # held to no less than the figures stored
         self._replay_pending()
         reports, self._round = self._round, {}
+        if rebuilt:
+            reports = {identity: self.latest[identity] for identity in kept}
         self._refused = {}
         return {
             "unit": "record",
