@@ -568,12 +568,18 @@ class Mechanism:
         that charges each client for its own rounds; others: none)."""
         return set()
 
-    def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
+    def within_budget(
+        self, names: Iterable[str], budget: float, *, round_size: int | None = None
+    ) -> list[str]:
         """The clients of ``names`` that may take part in one more round without the
         claim crossing ``budget``: all or none, unless the mechanism charges each
-        client for its own rounds (then a client at the budget sits out)."""
+        client for its own rounds (then a client at the budget sits out).
+        ``round_size``: the most clients one round can hold (a fixed-count draw's
+        ``sampling.count``; None: all of ``names``), whose round with every share is the
+        best case asked: a round of every client is none such a run draws."""
         names = list(names)
-        after = self.epsilon_after_next(contributors=len(names), participants=None)
+        contributors = len(names) if round_size is None else min(len(names), round_size)
+        after = self.epsilon_after_next(contributors=contributors, participants=None)
         return names if after is None or after <= budget else []
 
     def reveal_refusal(self, *, contributors: int, participants: int) -> str | None:
@@ -796,10 +802,14 @@ class CentralRelease(_ClientLevel):
     def charged_outside(self, names: Iterable[str]) -> set[str]:
         return set(self._accountant.own) - set(names)
 
-    def within_budget(self, names: Iterable[str], budget: float) -> list[str]:
+    def within_budget(
+        self, names: Iterable[str], budget: float, *, round_size: int | None = None
+    ) -> list[str]:
         """The clients whose own epsilon stays within ``budget`` after one more round:
         a client at the budget sits out while the others go on (its participation is
-        public and independent of the data, so leaving it out costs no privacy)."""
+        public and independent of the data, so leaving it out costs no privacy).
+        ``round_size`` changes nothing: a member's charge does not depend on how many
+        others the round holds."""
         precision = self._precision(self._charged())
         return [
             name for name in names if self._accountant.client_epsilon(name, precision) <= budget
@@ -1264,6 +1274,19 @@ class RecordRelease(Mechanism):
                 return f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
         return None
 
+    def begin_round(self, cohort: Iterable[str]) -> None:
+        """A round starts with no report of its own: only what its contributors send in it
+        accounts for them (:meth:`require_reports`, :meth:`release`).
+
+        Why: the round's reports were dropped only by its ledger row (:meth:`ledger_block`),
+        so on a server without a ledger (the API's default) a report of round 1 counted
+        as one of every later round: a branch that reported once contributed to rounds
+        it never reported, its training past the held figure, and each was released as
+        accounted for (tests/runtime/test_record_reports_without_ledger.py). Each
+        branch's latest report (:attr:`latest`) and what is pending replay are kept."""
+        self._round = {}
+        self._refused = {}
+
     def take_report(self, identity: str, report: RecordReport) -> None:
         """Keep a branch's report unless :meth:`report_problem` names a problem with it.
         Such a report is not kept (its epsilon is no cumulative guarantee); the branch
@@ -1325,9 +1348,13 @@ class RecordRelease(Mechanism):
                 f"accepted DP-SGD privacy report{refused}: the record-level epsilon would not "
                 "cover every update in the sum, so the round is not released"
             )
-        return super().release(
+        released = super().release(
             total, contributors=contributors, participants=participants, noise_added=noise_added
         )
+        # the round's reports as held (replayed), kept with the round in the state: a
+        # restart that rebuilds its ledger row has them (ledger_block)
+        reports = {k: r.as_dict() for k, r in sorted(self._round.items())}
+        return replace(released, store={**released.store, "client_reports": reports})
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Reports recorded in the ledger before a restart (one row's, called row by
@@ -1454,8 +1481,25 @@ class RecordRelease(Mechanism):
             self._round[identity] = held
 
     def ledger_block(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """The row's block: the round's reports as held, and its rebuilt row's (a
+        restart, :meth:`FederationServer._backfill_ledger`) from what the state kept
+        with the round (``stored["client_reports"]``, :meth:`release`), which then
+        count among each branch's latest as a restored row's do.
+
+        Why the state's: the reports lived in this object only until the row took them,
+        so a server that crashed between the state's commit of a released round and its
+        ledger append rebuilt the row with no report ("epsilon": null beside a sum of 4
+        branches' DP-SGD updates), which ``audit verify`` fails for good ("holds DP-SGD
+        reports of only 0"), and the rows after it claimed without those reports
+        (tests/runtime/test_record_row_rebuilt.py)."""
+        kept = stored.get("client_reports")
+        rebuilt = not self._round and isinstance(kept, dict) and bool(kept)
+        if rebuilt:
+            self.restore_reports(kept)  # held to no less than the figures stored
         self._replay_pending()
         reports, self._round = self._round, {}
+        if rebuilt:
+            reports = {identity: self.latest[identity] for identity in kept}
         self._refused = {}
         return {
             "unit": "record",

@@ -1004,6 +1004,18 @@ class FederationConfig:
         return self.sample_rate * len(self.clients)
 
     @property
+    def largest_round(self) -> int:
+        """The most clients one round can hold: every client, but no more than
+        ``sampling.count`` with fixed sampling (its draw takes that many at most).
+
+        Why: the budget's best case of one more round (the server's check before each
+        draw, and :meth:`refuse_budget_below_one_round`) was a round of every client,
+        which a fixed-count run never draws (tests/runtime/test_budget_fixed_count.py)."""
+        if self.sampling.kind == "fixed" and self.sampling.count is not None:
+            return min(len(self.clients), self.sampling.count)
+        return len(self.clients)
+
+    @property
     def parties(self) -> tuple[str, ...]:
         """Everyone who connects: the clients and the backend's helper, if any."""
         return (*self.clients, *filter(None, [self.backend.key_holder]))
@@ -1059,19 +1071,26 @@ class FederationConfig:
         finish ... run the server again to continue"), and every later start stopped the
         same way (CLI audit, 2026-12-03). The check is the server's own before its first
         round (the best case of one more round: every client present and honest), so
-        what it refuses is exactly what the server would stop before."""
+        what it refuses is exactly what the server would stop before: a round of
+        :attr:`largest_round` clients (of every client until 2026-12-07, which under
+        fixed sampling let through a budget no round of ``sampling.count`` fits)."""
         dp = self.dp
         if dp is None or dp.epsilon_budget is None:
             return
-        population = len(self.clients)
+        largest = self.largest_round
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the plan's cost warnings: the server gives them
-            first = self.mechanism().epsilon_after_next(contributors=population, participants=None)
+            first = self.mechanism().epsilon_after_next(contributors=largest, participants=None)
         if first is not None and first > dp.epsilon_budget:
+            drawn = (
+                ""
+                if largest == len(self.clients)
+                else f" of {largest} clients, the most sampling.count draws"
+            )
             raise ConfigurationError(
                 f"dp.epsilon_budget = {dp.epsilon_budget:g} is below the epsilon of a single "
-                f"round ({shown(first, 4, significant=True)}): no round could run; raise the "
-                "budget or dp.noise_multiplier"
+                f"round{drawn} ({shown(first, 4, significant=True)}): no round could run; "
+                "raise the budget or dp.noise_multiplier"
             )
 
     def mechanism(self, *, seed: bytes | None = None) -> Mechanism:

@@ -1788,20 +1788,22 @@ class FederationServer:
         assert budget is not None
         at_least = shown(after, 4, significant=True, lower=True)
         clients = self._drawable()
+        largest = self._largest_round(clients)
         # the design's best round, as the draw's check asks it (participants None); the
         # claim so far is in it, so a claim above a lowered budget still stops the run
-        best_fits = self._epsilon_past_budget(len(clients), None) is None
-        if contributors < len(clients) and best_fits:
+        best_fits = self._epsilon_past_budget(largest, None) is None
+        if contributors < largest and best_fits:
             cohort = (
                 f" (a cohort of {participants} of the {len(clients)} clients)"
-                if participants < len(clients)
+                if participants < largest
                 else ""
             )
+            best = "every client" if largest == len(clients) else f"{largest} clients"
             reason = (
                 f"epsilon budget {budget:g}: revealing this round's sum of {contributors} of "
                 f"{participants} contributions{cohort} would bring epsilon to at least "
                 f"{at_least}; aborted unrevealed and uncharged, not the budget's end (a round "
-                "of every client with every contribution fits)"
+                f"of {best} with every contribution fits)"
             )
             log.warning("round %d: %s", number, reason)
             return reason
@@ -1949,7 +1951,8 @@ class FederationServer:
         if self._budget is None:
             return False
         clients = self._drawable()
-        able = self.mechanism.within_budget(clients, self._budget)
+        largest = self._largest_round(clients)
+        able = self.mechanism.within_budget(clients, self._budget, round_size=largest)
         self._at_budget = set(clients) - set(able)
         if len(able) >= QUORUM:
             if self._at_budget:
@@ -1961,7 +1964,7 @@ class FederationServer:
                     self._budget,
                 )
             return False
-        after = self.mechanism.epsilon_after_next(contributors=len(clients), participants=None)
+        after = self.mechanism.epsilon_after_next(contributors=largest, participants=None)
         if not able and after is not None:
             self.budget_reached = (
                 f"epsilon budget {self._budget:g}: one more round would bring epsilon to at "
@@ -1976,6 +1979,22 @@ class FederationServer:
                 "fewer than a round needs; stopped"
             )
         return True
+
+    def _largest_round(self, clients: list[str]) -> int:
+        """The most of ``clients`` (:meth:`_drawable`) one round can hold: all of them,
+        but no more than ``sampling.count`` under fixed sampling
+        (:attr:`~secagg.runtime.config.FederationConfig.largest_round`), whose draw takes
+        that many at most. The best case of one more round is a round of this many with
+        every share (:meth:`_budget_spent`, :meth:`_reveal_past_budget`).
+
+        Why: the best case was a round of every client, which a fixed-count run never
+        draws. With 8 branches drawn 4 at a time and a budget a round of 8 fits and no
+        round of 4 does, the server drew rounds of 4, ran each to its reveal and aborted
+        it there as "not the budget's end (a round of every client with every
+        contribution fits)" until ``max_consecutive_aborts``, each charged by every
+        branch that keeps its own budget, instead of stopping at the budget before the
+        draw (tests/runtime/test_budget_fixed_count.py)."""
+        return min(len(clients), self.config.largest_round)
 
     def _drawable(self) -> list[str]:
         """The clients a later draw may take: the configured ones but those excluded
