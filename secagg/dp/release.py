@@ -192,6 +192,18 @@ MAX_PRV_REPLAYED_RUNS = 8
 #: 30 rounds. Until 2026-12-07 the cap was 1.5 million (that branch of 100 000 rows past
 #: it from round 24 of 30) and the runs were counted as they stood, not their pairs.
 MAX_PRV_REPLAYED_POINTS = 2_000_000
+#: the seconds of a busy server's clock one contributor's DP-SGD report may cost its
+#: replay after a round's phases (:meth:`Mechanism.replay_seconds`): what the server adds
+#: to the deadline it tells the round's branches, and the launcher to the key holder's
+#: idle timer (:func:`~secagg.runtime.launch.key_holder_idle`). Why: the replays run in
+#: the server's thread once the phases are over, one after another, before the round's
+#: end is told to anyone (:meth:`RecordRelease._replay_pending`), and the parties waited
+#: for that end by bounds that left them out: a branch gave up "past the round
+#: deadline" and a key holder sized by the launcher went idle while the server was at
+#: work (tests/runtime/test_record_replay_waits.py). Within the caps above the worst
+#: replay measured 1.68 s of CPU (PRV) and 1.7 s (RDP's curve units) on 2 cores under
+#: a load of 6-11; 5 s leaves that room again for a server busier or slower still.
+REPLAY_SECONDS_PER_REPORT = 5.0
 #: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
 #: history only grows, so a PRV branch past a cap (before 2026-12-07's grid cap, an honest
 #: one of 50 000 rows at batch 256, 3 local epochs a round: round 18) is a dropout of
@@ -611,6 +623,15 @@ class Mechanism:
         holder that then adds less has released its sum to the server under that less
         noise, and charging the plan's epsilon for it was a number of what did not run."""
         return None
+
+    @classmethod
+    def replay_seconds(cls, reports: int) -> float:
+        """The longest the server may spend, after a round's phases, replaying the
+        privacy reports of ``reports`` contributors before it releases the round and
+        tells its end: 0 where the server replays none (every mechanism but record-level
+        DP-SGD). A class method so the launcher sizes a party's wait without building
+        the mechanism's accountant."""
+        return 0.0
 
     def report_problem(self, identity: str, report: RecordReport) -> str | None:
         """Why this mechanism would not keep ``report`` from ``identity``, found without
@@ -1225,6 +1246,12 @@ class RecordRelease(Mechanism):
         #: restored branches -> the largest epsilon the ledger's rows recorded for them
         self._restored: dict[str, float] = {}
 
+    @classmethod
+    def replay_seconds(cls, reports: int) -> float:
+        """:data:`REPLAY_SECONDS_PER_REPORT` a contributor: each one's report is replayed
+        once its round's phases are over (:meth:`_replay_pending`)."""
+        return max(0, reports) * REPLAY_SECONDS_PER_REPORT
+
     def report_problem(self, identity: str, report: RecordReport) -> str | None:
         """Why ``report`` cannot be kept, by every check that needs no replay, or None;
         changes nothing. The checks: the delta the rows print (:func:`_same_delta`), a run
@@ -1369,10 +1396,12 @@ class RecordRelease(Mechanism):
         while the server computes; this runs when the round's phases are over (the
         contributors' check, the release, the row), once per report (a restored ledger:
         once per branch, not per row), one after another in the server's thread: the
-        round's end waits for their sum, with no deadline of its own (a branch waits for
-        that end its idle timer past its last answered payload, ``secagg client --idle``:
-        900 s by default, so 50 PRV branches of about a second each delay the end, and
-        abort, refuse or leave unchecked nothing; tests/runtime/test_record_replay_schedule.py).
+        round's end waits for their sum, with no deadline of its own: 50 PRV branches of
+        about a second each delay the end, and abort, refuse or leave unchecked nothing
+        (tests/runtime/test_record_replay_schedule.py). The parties' waits cover them: the
+        deadline the server tells a round's branches, and the key holder's idle timer as
+        the launcher sizes it, carry :meth:`replay_seconds` of the round's contributors
+        (tests/runtime/test_record_replay_waits.py).
         A ledger written before reports were replayed
         (2026-12-07) may record an understated figure, which a restarted server claimed
         until that branch reported anew."""

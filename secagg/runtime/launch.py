@@ -36,6 +36,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
+from secagg.dp.release import mechanism_class
 from secagg.durable import refuse_special_file
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
@@ -647,8 +648,21 @@ def key_holder_idle(config: FederationConfig) -> float:
     quorum. A key holder idle for less left mid-round or while the server waited (the
     old default of 600 s was both the default quorum wait and the default round), and
     the federation then stopped for want of its key holder. Plus
-    :data:`~secagg.runtime.client.ROUND_GRACE_SECONDS`, as a branch waits."""
-    return config.server.quorum_wait_seconds + config.deadlines.round_seconds + ROUND_GRACE_SECONDS
+    :data:`~secagg.runtime.client.ROUND_GRACE_SECONDS`, as a branch waits.
+
+    And, for record-level DP-SGD, the replays of the branches' privacy reports that the
+    server runs between a round's decryption and its end, before the next round's key
+    request (:meth:`~secagg.dp.release.Mechanism.replay_seconds` of every branch of the
+    federation): a key holder sized without them went idle while the server replayed
+    a large federation's reports (400 branches at 2 s each; tests/runtime/
+    test_record_replay_waits.py), and the federation stopped for want of it."""
+    replays = mechanism_class(config.dp).replay_seconds(len(config.clients))
+    return (
+        config.server.quorum_wait_seconds
+        + config.deadlines.round_seconds
+        + ROUND_GRACE_SECONDS
+        + replays
+    )
 
 
 def make_key_holder_key(config: FederationConfig, path: str | Path) -> bytes:
