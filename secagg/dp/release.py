@@ -35,7 +35,10 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -644,6 +647,17 @@ class Mechanism:
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Record-level reports found in the ledger after a restart."""
 
+    def start_restored_replays(self) -> None:
+        """Begin checking the restored reports where it blocks nobody (record-level only)."""
+
+    def replay_backlog(self) -> int:
+        """Restored reports whose check the next round's end still waits for."""
+        return 0
+
+    def provisional_claim(self, epsilon: float | None) -> float | None:
+        """:meth:`ledger_claim` without waiting for any replay (a log line's figure)."""
+        return self.ledger_claim(epsilon)
+
     def require_reports(self, identities: Iterable[str]) -> None:
         """Refuse the round unless each contributor (by identity) is accounted for: a
         no-op for mechanisms whose noise the server or the protocol accounts."""
@@ -1200,6 +1214,50 @@ class RecordDistributedRelease(DistributedRelease):
         return block
 
 
+def _restored_figure(report: RecordReport) -> tuple[str | None, float]:
+    """A report read back from the ledger: why the server does not replay it
+    (:func:`_replay_refusal`) and NaN, or None and its replayed epsilon."""
+    refusal = _replay_refusal(report)
+    return (refusal, math.nan) if refusal is not None else (None, _replayed_epsilon(report))
+
+
+class _BackgroundReplays:
+    """One daemon thread that computes replays handed to it, in order; each result is a
+    :class:`~concurrent.futures.Future` the server's thread reads.
+
+    Why a thread: a restarted server replays every branch's latest report (up to
+    :data:`REPLAY_SECONDS_PER_REPORT` each) and ``serve`` builds the server before it
+    binds its port, so a federation of hundreds of PRV branches was unreachable past its
+    parties' redial windows (tests/runtime/test_record_restart_replays.py). Only the
+    figure is computed here, from a frozen report; what is held, refused and claimed is
+    decided in the server's thread (:meth:`RecordRelease._replay_pending`), so the
+    figures are the same replays'. A daemon: a server stopped mid-replay exits at once."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((job, future))
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, name="secagg-record-replays", daemon=True
+            )
+            self._thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            job, future = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # re-raised in the server's thread, which reads it
+                future.set_exception(exc)
+
+
 class UnaccountedContribution(SecAggError):
     """A record-level round holds an update no DP-SGD report accounts for.
 
@@ -1245,6 +1303,15 @@ class RecordRelease(Mechanism):
         self._held: dict[str, RecordReport] = {}
         #: restored branches -> the largest epsilon the ledger's rows recorded for them
         self._restored: dict[str, float] = {}
+        #: restored branches -> their latest report as read back, and its replay under
+        #: way in the background (:meth:`start_restored_replays`)
+        #: restored branches -> their latest report as read back from the ledger (kept
+        #: apart: a report of the round may replace it in ``latest`` before its replay)
+        self._read_back: dict[str, RecordReport] = {}
+        #: restored branches -> their read-back report's replay under way in the
+        #: background (:meth:`start_restored_replays`)
+        self._restored_replays: dict[str, Future[tuple[str | None, float]]] = {}
+        self._background: _BackgroundReplays | None = None
 
     @classmethod
     def replay_seconds(cls, reports: int) -> float:
@@ -1285,10 +1352,13 @@ class RecordRelease(Mechanism):
         if previous is not None:
             if not history_extends(history_runs(report.history), history_runs(previous.history)):
                 return "its DP-SGD history does not extend its previous report's"
+            # a restored branch whose replay is not read yet: the largest figure its rows
+            # recorded (its replay, read at the round's end, may only raise it)
+            last = max(previous.epsilon, self._restored.get(identity, previous.epsilon))
             if not record_epsilon_drop_allowed(
-                (previous.accountant, report.accountant), previous.epsilon, report.epsilon
+                (previous.accountant, report.accountant), last, report.epsilon
             ):
-                return f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
+                return f"its epsilon went down from {last} to {report.epsilon}"
         return None
 
     def take_report(self, identity: str, report: RecordReport) -> None:
@@ -1369,10 +1439,48 @@ class RecordRelease(Mechanism):
                 report = {**report, "epsilon": math.inf}
             restored = RecordReport.from_dict(report)
             self.latest[identity] = restored
+            self._read_back[identity] = restored
+            stale = self._restored_replays.pop(identity, None)  # an earlier row's report
+            if stale is not None:
+                stale.cancel()
             self._restored[identity] = max(
                 self._restored.get(identity, restored.epsilon), restored.epsilon
             )
             self._unreplayed.add(identity)
+
+    def start_restored_replays(self) -> None:
+        """Start replaying, in a background thread, each restored branch's report not
+        replayed yet (:meth:`restore_reports`); :meth:`_replay_pending` reads the figures.
+
+        Why: the server restores its ledger's reports as it is built, and ``serve`` binds
+        its port after that; replayed there (up to :data:`REPLAY_SECONDS_PER_REPORT` a
+        branch), a restart of hundreds of PRV branches was unreachable past its parties'
+        redial windows (tests/runtime/test_record_restart_replays.py)."""
+        for identity in sorted(self._restored):
+            if identity in self._restored_replays:
+                continue
+            if self._background is None:
+                self._background = _BackgroundReplays()
+            report = self._read_back[identity]
+            self._restored_replays[identity] = self._background.submit(
+                lambda report=report: _restored_figure(report)
+            )
+
+    def replay_backlog(self) -> int:
+        """Restored reports not replayed yet: the next round's end replays them too."""
+        return len(self._restored)
+
+    def provisional_claim(self, epsilon: float | None) -> float | None:
+        """:meth:`ledger_claim` without waiting for a replay: the worst branch's figure as
+        held, or as the ledger's rows recorded it for a restored branch not replayed yet
+        (its replay may only raise it). For the server's log line as it is built; what is
+        signed is always :meth:`ledger_claim`'s."""
+        if not self._unreplayed:
+            return self.ledger_claim(epsilon)
+        return max(
+            (max(r.epsilon, self._restored.get(i, r.epsilon)) for i, r in self.latest.items()),
+            default=None,
+        )
 
     def _replay_pending(self) -> None:
         """Hold each branch's latest report (kept this round, or restored from the
@@ -1409,8 +1517,13 @@ class RecordRelease(Mechanism):
             report = self.latest[identity]
             restored = self._restored.pop(identity, None)
             if restored is not None:
-                self._hold_restored(identity, report, restored)
-                continue
+                # its report as read back first (a signed claim); then, if the branch has
+                # reported anew since, that report, held to it as any later one
+                read_back = self._read_back.pop(identity)
+                pending = self._restored_replays.pop(identity, None)
+                self._hold_restored(identity, read_back, restored, pending)
+                if report is read_back:
+                    continue
             before = self._held.get(identity)
             replayed = _replayed_epsilon(report)
             problem = None
@@ -1438,12 +1551,20 @@ class RecordRelease(Mechanism):
             self._keep_held(identity, report, figure)
         self._unreplayed.clear()
 
-    def _hold_restored(self, identity: str, report: RecordReport, recorded: float) -> None:
+    def _hold_restored(
+        self,
+        identity: str,
+        report: RecordReport,
+        recorded: float,
+        pending: Future[tuple[str | None, float]] | None = None,
+    ) -> None:
         """A restored branch's latest report, held to its replay and to no less than
         ``recorded`` (the largest figure its rows signed); one past the replay caps
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
-        refused: the rows are signed already, and its claim does not go down."""
-        refusal = _replay_refusal(report)
+        refused: the rows are signed already, and its claim does not go down.
+        ``pending``: its replay under way in the background (:func:`_restored_figure`),
+        waited for here; None: replayed now."""
+        refusal, figure = _restored_figure(report) if pending is None else pending.result()
         if refusal is not None:
             log.warning(
                 "record-level report of %s… restored from the ledger: the server does not "
@@ -1454,7 +1575,7 @@ class RecordRelease(Mechanism):
             )
             self._keep_held(identity, report, recorded)
             return
-        self._keep_held(identity, report, max(recorded, _replayed_epsilon(report)))
+        self._keep_held(identity, report, max(recorded, figure))
 
     def _keep_held(self, identity: str, report: RecordReport, figure: float) -> None:
         """``report`` held at ``figure``: what is recorded and claimed for the branch

@@ -348,6 +348,8 @@ class FederationServer:
             entries = self._ledger_entries()
             for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
+            # replayed in the background: the server binds its port after it is built
+            self.mechanism.start_restored_replays()
             self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         #: branches whose DP-SGD report was refused after a round's sum (see
@@ -376,7 +378,8 @@ class FederationServer:
         # at the config's delta (the stored claim was accounted at the delta of the run
         # that made it), or under record level the worst branch's reported figure (the
         # server stores none of its own: the line said "epsilon -" beside a row claiming it)
-        self._epsilon_now = self.mechanism.ledger_claim(self._carried_epsilon())
+        # (the restored reports' replays not waited for: see start_restored_replays)
+        self._epsilon_now = self.mechanism.provisional_claim(self._carried_epsilon())
         gone = self.mechanism.charged_outside(config.clients)
         if gone:  # the unit of the per-client charge is the name
             log.warning(
@@ -1422,7 +1425,9 @@ class FederationServer:
             names[HELPER] = cfg.backend.key_holder
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
-        self._replay_allowance = self.mechanism.replay_seconds(len(participants))
+        self._replay_allowance = self.mechanism.replay_seconds(
+            len(participants) + self.mechanism.replay_backlog()
+        )
         self._left, self._unreached = set(), set()
         self._report_refused, self._report_checked = set(), set()  # _check_report_on_arrival
         # each party's session as the round starts: a later one means it has gone (D6);
