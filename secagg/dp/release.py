@@ -30,12 +30,12 @@ reports it keeps; the release's claim is the worst branch's.
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import math
 import numbers
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -1222,34 +1222,45 @@ def _restored_figure(report: RecordReport) -> tuple[str | None, float]:
 
 
 class _BackgroundReplays:
-    """One daemon thread that computes replays handed to it, in order; each result is a
+    """A thread that computes the replays handed to it, in order, and ends when none is
+    left (the next one starts another); each result is a
     :class:`~concurrent.futures.Future` the server's thread reads.
 
-    Why a thread: a restarted server replays every branch's latest report (up to
-    :data:`REPLAY_SECONDS_PER_REPORT` each) and ``serve`` builds the server before it
-    binds its port, so a federation of hundreds of PRV branches was unreachable past its
-    parties' redial windows (tests/runtime/test_record_restart_replays.py). Only the
-    figure is computed here, from a frozen report; what is held, refused and claimed is
-    decided in the server's thread (:meth:`RecordRelease._replay_pending`), so the
-    figures are the same replays'. A daemon: a server stopped mid-replay exits at once."""
+    Why a thread: the replays cost Opacus up to :data:`REPLAY_SECONDS_PER_REPORT` a
+    report. In the server's thread they held it from message handling: after a round's
+    phases (50 PRV branches: about 28 s that it read nothing,
+    tests/runtime/test_record_replay_overlap.py), and on a restart before ``serve``
+    binds its port (hundreds of PRV branches: past the parties' redial windows,
+    tests/runtime/test_record_restart_replays.py). Only the figure is computed here, from
+    a frozen report; what is held, refused and claimed is decided in the server's thread
+    (:meth:`RecordRelease._replay_pending`), so the figures are the same replays'. One
+    thread, not a pool: a replay holds the interpreter about half its time, and the
+    server's own thread must keep its pace. A daemon that ends when idle: a server
+    stopped mid-replay exits at once, and no thread is left waiting per mechanism."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
+        self._running = False
 
     def submit(self, job: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = Future()
-        self._jobs.put((job, future))
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, name="secagg-record-replays", daemon=True
-            )
-            self._thread.start()
+        with self._lock:
+            self._jobs.append((job, future))
+            if not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._work, name="secagg-record-replays", daemon=True
+                ).start()
         return future
 
     def _work(self) -> None:
         while True:
-            job, future = self._jobs.get()
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    return
+                job, future = self._jobs.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -1312,6 +1323,8 @@ class RecordRelease(Mechanism):
         #: background (:meth:`start_restored_replays`)
         self._restored_replays: dict[str, Future[tuple[str | None, float]]] = {}
         self._background: _BackgroundReplays | None = None
+        #: each branch's report kept this round, and its replay under way (take_report)
+        self._replays: dict[str, tuple[RecordReport, Future[float]]] = {}
 
     @classmethod
     def replay_seconds(cls, reports: int) -> float:
@@ -1376,7 +1389,10 @@ class RecordRelease(Mechanism):
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
-        self._unreplayed.add(identity)  # replayed before anything claims it
+        self._unreplayed.add(identity)  # held to its replay before anything claims it
+        # replayed from now on beside the round's remaining phases, off the server's
+        # thread; read (and waited for) once they are over (_replay_pending)
+        self._replays[identity] = (report, self._in_background(lambda: _replayed_epsilon(report)))
 
     def _refuse_report(self, identity: str, problem: str) -> None:
         """Not kept: the branch counts as unreported until a report that holds."""
@@ -1459,12 +1475,16 @@ class RecordRelease(Mechanism):
         for identity in sorted(self._restored):
             if identity in self._restored_replays:
                 continue
-            if self._background is None:
-                self._background = _BackgroundReplays()
             report = self._read_back[identity]
-            self._restored_replays[identity] = self._background.submit(
+            self._restored_replays[identity] = self._in_background(
                 lambda report=report: _restored_figure(report)
             )
+
+    def _in_background(self, job: Callable[[], Any]) -> Future[Any]:
+        """``job`` run by this mechanism's replay thread (started at the first)."""
+        if self._background is None:
+            self._background = _BackgroundReplays()
+        return self._background.submit(job)
 
     def replay_backlog(self) -> int:
         """Restored reports not replayed yet: the next round's end replays them too."""
@@ -1499,14 +1519,20 @@ class RecordRelease(Mechanism):
         verify fails a report whose figure goes down, or that states no finite figure;
         an honest server does not release an update it can state no guarantee for.
 
-        Why here and not as a report arrives: a replay costs Opacus's PRV up to seconds,
-        and a report arrives inside a phase of the round, whose deadline keeps running
-        while the server computes; this runs when the round's phases are over (the
-        contributors' check, the release, the row), once per report (a restored ledger:
-        once per branch, not per row), one after another in the server's thread: the
-        round's end waits for their sum, with no deadline of its own: 50 PRV branches of
-        about a second each delay the end, and abort, refuse or leave unchecked nothing
-        (tests/runtime/test_record_replay_schedule.py). The parties' waits cover them: the
+        Why the figures are read here and computed elsewhere: a replay costs Opacus's PRV
+        up to seconds, and a report arrives inside a phase of the round, whose deadline
+        keeps running while the server computes. Each report kept is replayed from its
+        arrival in this mechanism's background thread (:meth:`take_report`; a restored
+        one from the restart, :meth:`start_restored_replays`), one after another, beside
+        the round's remaining phases, so the server's thread goes on reading messages
+        (tests/runtime/test_record_replay_overlap.py; until 2026-12-07 they ran here, in
+        the server's thread, after the phases: 50 PRV branches of 100 000 rows, about
+        28 s in which it read nothing). This runs when the phases are over (the
+        contributors' check, the release, the row) and waits for what is still under
+        way, once per report (a restored ledger: once per branch, not per row): the
+        round's end waits for them, with no deadline of their own, and they abort,
+        refuse or leave unchecked nothing (tests/runtime/test_record_replay_schedule.py).
+        The parties' waits cover them: the
         deadline the server tells a round's branches, and the key holder's idle timer as
         the launcher sizes it, carry :meth:`replay_seconds` of the round's contributors
         (tests/runtime/test_record_replay_waits.py).
@@ -1525,7 +1551,12 @@ class RecordRelease(Mechanism):
                 if report is read_back:
                     continue
             before = self._held.get(identity)
-            replayed = _replayed_epsilon(report)
+            kept, pending = self._replays.pop(identity, (None, None))
+            replayed = (
+                pending.result()
+                if pending is not None and kept is report
+                else _replayed_epsilon(report)
+            )
             problem = None
             if not math.isfinite(replayed):
                 problem = (
