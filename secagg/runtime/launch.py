@@ -36,7 +36,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
-from secagg.dp.release import mechanism_class
+from secagg.dp.release import REPLAY_SECONDS_PER_REPORT, mechanism_class
 from secagg.durable import refuse_special_file
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
@@ -997,12 +997,14 @@ def run_key_holder(
     elif needed is not None and idle_timeout < needed:
         log.warning(
             "%s: an idle timeout of %g s is shorter than the server's longest silence "
-            "towards its key holder (%g s: quorum_wait_seconds + round_seconds + %g s); "
-            "the key holder may leave while the server waits",
+            "towards its key holder (%g s: quorum_wait_seconds + round_seconds + %g s, and "
+            "under record-level DP-SGD %g s a branch for the server's replays of their "
+            "privacy reports); the key holder may leave while the server waits",
             name,
             idle_timeout,
             needed,
             ROUND_GRACE_SECONDS,
+            REPLAY_SECONDS_PER_REPORT,
         )
     credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
 
