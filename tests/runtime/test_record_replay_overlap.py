@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 from _threads import BOUND
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import secagg.dp.release as release_module
 from secagg.dp.accountants import RecordLevelAccountant
@@ -135,3 +137,54 @@ def test_the_replays_begin_during_the_phases_off_the_servers_thread(
         for name in contributed
     )
     assert figures == expected
+
+
+_RUN = st.tuples(
+    st.sampled_from([0.8, 1.0, 1.5]), st.sampled_from([0.001, 0.01, 0.05]), st.integers(1, 2_000)
+)
+
+
+def _as_dict(history: list[tuple[float, float, int]], epsilon: float) -> dict[str, Any]:
+    return {
+        "unit": "customer",
+        "mechanism": "dpsgd",
+        "accountant": "rdp",
+        "delta": DELTA,
+        "history": [list(run) for run in history],
+        "epsilon": epsilon,
+        "max_grad_norm": 1.0,
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    branches=st.lists(st.tuples(_RUN, st.integers(1, 500), st.booleans()), min_size=1, max_size=5),
+    checked_first=st.booleans(),
+)
+def test_the_held_figures_are_each_historys_own_replay_whichever_thread_ran_it(
+    branches: list[tuple[tuple[float, float, int], int, bool]], checked_first: bool
+) -> None:
+    """Branches restored from a ledger (or not) report a longer history, stating more
+    than it gives: each row holds its history's own replay (the restored one's read
+    first), whether the contributors' check read the background replays first or the
+    row did, and the claim is the worst of them."""
+    mechanism = release_module.RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
+    identities = [f"id-{i}" for i in range(len(branches))]
+    for identity, ((z, q, steps), _, restored) in zip(identities, branches, strict=True):
+        if restored:
+            recorded = RecordLevelAccountant("rdp", DELTA, [(z, q, steps)]).epsilon()
+            mechanism.restore_reports({identity: _as_dict([(z, q, steps)], recorded)})
+    mechanism.start_restored_replays()
+    expected = {}
+    for identity, ((z, q, steps), more, _) in zip(identities, branches, strict=True):
+        history = [(z, q, steps + more)]
+        expected[identity] = RecordLevelAccountant("rdp", DELTA, history).epsilon()
+        report = RecordReport.from_dict(_as_dict(history, expected[identity] * 1.5))
+        assert mechanism.report_problem(identity, report) is None
+        mechanism.take_report(identity, report)
+    if checked_first:
+        mechanism.require_reports(identities)
+    block = mechanism.ledger_block({})
+    assert {k: r["epsilon"] for k, r in block["client_reports"].items()} == expected
+    assert mechanism.ledger_claim(None) == max(expected.values())
+    assert mechanism.replay_backlog() == 0
