@@ -198,14 +198,16 @@ MAX_PRV_REPLAYED_POINTS = 2_000_000
 #: the seconds of a busy server's clock one contributor's DP-SGD report may cost its
 #: replay after a round's phases (:meth:`Mechanism.replay_seconds`): what the server adds
 #: to the deadline it tells the round's branches, and the launcher to the key holder's
-#: idle timer (:func:`~secagg.runtime.launch.key_holder_idle`). Why: the replays run in
-#: the server's thread once the phases are over, one after another, before the round's
-#: end is told to anyone (:meth:`RecordRelease._replay_pending`), and the parties waited
-#: for that end by bounds that left them out: a branch gave up "past the round
-#: deadline" and a key holder sized by the launcher went idle while the server was at
-#: work (tests/runtime/test_record_replay_waits.py). Within the caps above the worst
-#: replay measured 1.68 s of CPU (PRV) and 1.7 s (RDP's curve units) on 2 cores under
-#: a load of 6-11; 5 s leaves that room again for a server busier or slower still.
+#: idle timer (:func:`~secagg.runtime.launch.key_holder_idle`). Why: the replays run one
+#: after another (in a background thread from each report's arrival), and the round's
+#: end, told to nobody before, waits for those still under way once the phases are over
+#: (:meth:`RecordRelease._replay_pending`); the parties waited for that end by bounds
+#: that left them out (until 2026-12-07, when the replays all ran after the phases): a
+#: branch gave up "past the round deadline" and a key holder sized by the launcher went
+#: idle while the server was at work (tests/runtime/test_record_replay_waits.py).
+#: Within the caps above the worst replay measured 1.68 s of CPU (PRV) and 1.7 s (RDP's
+#: curve units) on 2 cores under a load of 6-11; 5 s leaves that room again for a
+#: server busier or slower still.
 REPLAY_SECONDS_PER_REPORT = 5.0
 #: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
 #: history only grows, so a PRV branch past a cap (before 2026-12-07's grid cap, an honest
@@ -1314,8 +1316,6 @@ class RecordRelease(Mechanism):
         self._held: dict[str, RecordReport] = {}
         #: restored branches -> the largest epsilon the ledger's rows recorded for them
         self._restored: dict[str, float] = {}
-        #: restored branches -> their latest report as read back, and its replay under
-        #: way in the background (:meth:`start_restored_replays`)
         #: restored branches -> their latest report as read back from the ledger (kept
         #: apart: a report of the round may replace it in ``latest`` before its replay)
         self._read_back: dict[str, RecordReport] = {}
@@ -1328,8 +1328,9 @@ class RecordRelease(Mechanism):
 
     @classmethod
     def replay_seconds(cls, reports: int) -> float:
-        """:data:`REPLAY_SECONDS_PER_REPORT` a contributor: each one's report is replayed
-        once its round's phases are over (:meth:`_replay_pending`)."""
+        """:data:`REPLAY_SECONDS_PER_REPORT` a contributor: the round's end waits for each
+        one's replay (:meth:`_replay_pending`), which may all still be to run when the
+        phases end (the reports arriving late, or the phases short)."""
         return max(0, reports) * REPLAY_SECONDS_PER_REPORT
 
     def report_problem(self, identity: str, report: RecordReport) -> str | None:

@@ -1641,8 +1641,9 @@ class FederationServer:
     def _told_deadline(self) -> float:
         """How long the round in flight may still last, as every round start and notice
         tells it: its phases' deadline from now, plus the allowance for the replays of its
-        DP-SGD reports (:meth:`Mechanism.replay_seconds` of its cohort), which come after
-        the phases and before its end is told to anyone.
+        DP-SGD reports (:meth:`Mechanism.replay_seconds` of its cohort, and of the
+        restored reports not replayed yet), which its end waits for after the phases,
+        before it is told to anyone.
 
         Why the allowance: a branch waits for the round's end that long (plus
         ROUND_GRACE_SECONDS) or its idle timer past its last payload, and a round that
