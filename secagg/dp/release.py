@@ -30,12 +30,15 @@ reports it keeps; the release's claim is the worst branch's.
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import math
 import numbers
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -192,6 +195,20 @@ MAX_PRV_REPLAYED_RUNS = 8
 #: 30 rounds. Until 2026-12-07 the cap was 1.5 million (that branch of 100 000 rows past
 #: it from round 24 of 30) and the runs were counted as they stood, not their pairs.
 MAX_PRV_REPLAYED_POINTS = 2_000_000
+#: the seconds of a busy server's clock one contributor's DP-SGD report may cost its
+#: replay after a round's phases (:meth:`Mechanism.replay_seconds`): what the server adds
+#: to the deadline it tells the round's branches, and the launcher to the key holder's
+#: idle timer (:func:`~secagg.runtime.launch.key_holder_idle`). Why: the replays run one
+#: after another (in a background thread from each report's arrival), and the round's
+#: end, told to nobody before, waits for those still under way once the phases are over
+#: (:meth:`RecordRelease._replay_pending`); the parties waited for that end by bounds
+#: that left them out (until 2026-12-07, when the replays all ran after the phases): a
+#: branch gave up "past the round deadline" and a key holder sized by the launcher went
+#: idle while the server was at work (tests/runtime/test_record_replay_waits.py).
+#: Within the caps above the worst replay measured 1.68 s of CPU (PRV) and 1.7 s (RDP's
+#: curve units) on 2 cores under a load of 6-11; 5 s leaves that room again for a
+#: server busier or slower still.
+REPLAY_SECONDS_PER_REPORT = 5.0
 #: what a branch refused by a PRV cap can do, named in each such refusal. Why: a branch's
 #: history only grows, so a PRV branch past a cap (before 2026-12-07's grid cap, an honest
 #: one of 50 000 rows at batch 256, 3 local epochs a round: round 18) is a dropout of
@@ -618,6 +635,15 @@ class Mechanism:
         noise, and charging the plan's epsilon for it was a number of what did not run."""
         return None
 
+    @classmethod
+    def replay_seconds(cls, reports: int) -> float:
+        """The longest the server may spend, after a round's phases, replaying the
+        privacy reports of ``reports`` contributors before it releases the round and
+        tells its end: 0 where the server replays none (every mechanism but record-level
+        DP-SGD). A class method so the launcher sizes a party's wait without building
+        the mechanism's accountant."""
+        return 0.0
+
     def report_problem(self, identity: str, report: RecordReport) -> str | None:
         """Why this mechanism would not keep ``report`` from ``identity``, found without
         replaying it, or None; changes nothing. Only record-level mechanisms keep reports."""
@@ -628,6 +654,17 @@ class Mechanism:
 
     def restore_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         """Record-level reports found in the ledger after a restart."""
+
+    def start_restored_replays(self) -> None:
+        """Begin checking the restored reports where it blocks nobody (record-level only)."""
+
+    def replay_backlog(self) -> int:
+        """Restored reports whose check the next round's end still waits for."""
+        return 0
+
+    def provisional_claim(self, epsilon: float | None) -> float | None:
+        """:meth:`ledger_claim` without waiting for any replay (a log line's figure)."""
+        return self.ledger_claim(epsilon)
 
     def require_reports(self, identities: Iterable[str]) -> None:
         """Refuse the round unless each contributor (by identity) is accounted for: a
@@ -1189,6 +1226,61 @@ class RecordDistributedRelease(DistributedRelease):
         return block
 
 
+def _restored_figure(report: RecordReport) -> tuple[str | None, float]:
+    """A report read back from the ledger: why the server does not replay it
+    (:func:`_replay_refusal`) and NaN, or None and its replayed epsilon."""
+    refusal = _replay_refusal(report)
+    return (refusal, math.nan) if refusal is not None else (None, _replayed_epsilon(report))
+
+
+class _BackgroundReplays:
+    """A thread that computes the replays handed to it, in order, and ends when none is
+    left (the next one starts another); each result is a
+    :class:`~concurrent.futures.Future` the server's thread reads.
+
+    Why a thread: the replays cost Opacus up to :data:`REPLAY_SECONDS_PER_REPORT` a
+    report. In the server's thread they held it from message handling: after a round's
+    phases (50 PRV branches: about 28 s that it read nothing,
+    tests/runtime/test_record_replay_overlap.py), and on a restart before ``serve``
+    binds its port (hundreds of PRV branches: past the parties' redial windows,
+    tests/runtime/test_record_restart_replays.py). Only the figure is computed here, from
+    a frozen report; what is held, refused and claimed is decided in the server's thread
+    (:meth:`RecordRelease._replay_pending`), so the figures are the same replays'. One
+    thread, not a pool: a replay holds the interpreter about half its time, and the
+    server's own thread must keep its pace. A daemon that ends when idle: a server
+    stopped mid-replay exits at once, and no thread is left waiting per mechanism."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
+        self._running = False
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._jobs.append((job, future))
+            if not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._work, name="secagg-record-replays", daemon=True
+                ).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    return
+                job, future = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # re-raised in the server's thread, which reads it
+                future.set_exception(exc)
+
+
 class UnaccountedContribution(SecAggError):
     """A record-level round holds an update no DP-SGD report accounts for.
 
@@ -1234,6 +1326,22 @@ class RecordRelease(Mechanism):
         self._held: dict[str, RecordReport] = {}
         #: restored branches -> the largest epsilon the ledger's rows recorded for them
         self._restored: dict[str, float] = {}
+        #: restored branches -> their latest report as read back from the ledger (kept
+        #: apart: a report of the round may replace it in ``latest`` before its replay)
+        self._read_back: dict[str, RecordReport] = {}
+        #: restored branches -> their read-back report's replay under way in the
+        #: background (:meth:`start_restored_replays`)
+        self._restored_replays: dict[str, Future[tuple[str | None, float]]] = {}
+        self._background: _BackgroundReplays | None = None
+        #: each branch's report kept this round, and its replay under way (take_report)
+        self._replays: dict[str, tuple[RecordReport, Future[float]]] = {}
+
+    @classmethod
+    def replay_seconds(cls, reports: int) -> float:
+        """:data:`REPLAY_SECONDS_PER_REPORT` a contributor: the round's end waits for each
+        one's replay (:meth:`_replay_pending`), which may all still be to run when the
+        phases end (the reports arriving late, or the phases short)."""
+        return max(0, reports) * REPLAY_SECONDS_PER_REPORT
 
     def report_problem(self, identity: str, report: RecordReport) -> str | None:
         """Why ``report`` cannot be kept, by every check that needs no replay, or None;
@@ -1268,10 +1376,13 @@ class RecordRelease(Mechanism):
         if previous is not None:
             if not history_extends(history_runs(report.history), history_runs(previous.history)):
                 return "its DP-SGD history does not extend its previous report's"
+            # a restored branch whose replay is not read yet: the largest figure its rows
+            # recorded (its replay, read at the round's end, may only raise it)
+            last = max(previous.epsilon, self._restored.get(identity, previous.epsilon))
             if not record_epsilon_drop_allowed(
-                (previous.accountant, report.accountant), previous.epsilon, report.epsilon
+                (previous.accountant, report.accountant), last, report.epsilon
             ):
-                return f"its epsilon went down from {previous.epsilon} to {report.epsilon}"
+                return f"its epsilon went down from {last} to {report.epsilon}"
         return None
 
     def begin_round(self, cohort: Iterable[str]) -> None:
@@ -1302,7 +1413,10 @@ class RecordRelease(Mechanism):
         self._refused.pop(identity, None)
         self.latest[identity] = report
         self._round[identity] = report
-        self._unreplayed.add(identity)  # replayed before anything claims it
+        self._unreplayed.add(identity)  # held to its replay before anything claims it
+        # replayed from now on beside the round's remaining phases, off the server's
+        # thread; read (and waited for) once they are over (_replay_pending)
+        self._replays[identity] = (report, self._in_background(lambda: _replayed_epsilon(report)))
 
     def _refuse_report(self, identity: str, problem: str) -> None:
         """Not kept: the branch counts as unreported until a report that holds."""
@@ -1369,10 +1483,52 @@ class RecordRelease(Mechanism):
                 report = {**report, "epsilon": math.inf}
             restored = RecordReport.from_dict(report)
             self.latest[identity] = restored
+            self._read_back[identity] = restored
+            stale = self._restored_replays.pop(identity, None)  # an earlier row's report
+            if stale is not None:
+                stale.cancel()
             self._restored[identity] = max(
                 self._restored.get(identity, restored.epsilon), restored.epsilon
             )
             self._unreplayed.add(identity)
+
+    def start_restored_replays(self) -> None:
+        """Start replaying, in a background thread, each restored branch's report not
+        replayed yet (:meth:`restore_reports`); :meth:`_replay_pending` reads the figures.
+
+        Why: the server restores its ledger's reports as it is built, and ``serve`` binds
+        its port after that; replayed there (up to :data:`REPLAY_SECONDS_PER_REPORT` a
+        branch), a restart of hundreds of PRV branches was unreachable past its parties'
+        redial windows (tests/runtime/test_record_restart_replays.py)."""
+        for identity in sorted(self._restored):
+            if identity in self._restored_replays:
+                continue
+            report = self._read_back[identity]
+            self._restored_replays[identity] = self._in_background(
+                lambda report=report: _restored_figure(report)
+            )
+
+    def _in_background(self, job: Callable[[], Any]) -> Future[Any]:
+        """``job`` run by this mechanism's replay thread (started at the first)."""
+        if self._background is None:
+            self._background = _BackgroundReplays()
+        return self._background.submit(job)
+
+    def replay_backlog(self) -> int:
+        """Restored reports not replayed yet: the next round's end replays them too."""
+        return len(self._restored)
+
+    def provisional_claim(self, epsilon: float | None) -> float | None:
+        """:meth:`ledger_claim` without waiting for a replay: the worst branch's figure as
+        held, or as the ledger's rows recorded it for a restored branch not replayed yet
+        (its replay may only raise it). For the server's log line as it is built; what is
+        signed is always :meth:`ledger_claim`'s."""
+        if not self._unreplayed:
+            return self.ledger_claim(epsilon)
+        return max(
+            (max(r.epsilon, self._restored.get(i, r.epsilon)) for i, r in self.latest.items()),
+            default=None,
+        )
 
     def _replay_pending(self) -> None:
         """Hold each branch's latest report (kept this round, or restored from the
@@ -1391,15 +1547,23 @@ class RecordRelease(Mechanism):
         verify fails a report whose figure goes down, or that states no finite figure;
         an honest server does not release an update it can state no guarantee for.
 
-        Why here and not as a report arrives: a replay costs Opacus's PRV up to seconds,
-        and a report arrives inside a phase of the round, whose deadline keeps running
-        while the server computes; this runs when the round's phases are over (the
-        contributors' check, the release, the row), once per report (a restored ledger:
-        once per branch, not per row), one after another in the server's thread: the
-        round's end waits for their sum, with no deadline of its own (a branch waits for
-        that end its idle timer past its last answered payload, ``secagg client --idle``:
-        900 s by default, so 50 PRV branches of about a second each delay the end, and
-        abort, refuse or leave unchecked nothing; tests/runtime/test_record_replay_schedule.py).
+        Why the figures are read here and computed elsewhere: a replay costs Opacus's PRV
+        up to seconds, and a report arrives inside a phase of the round, whose deadline
+        keeps running while the server computes. Each report kept is replayed from its
+        arrival in this mechanism's background thread (:meth:`take_report`; a restored
+        one from the restart, :meth:`start_restored_replays`), one after another, beside
+        the round's remaining phases, so the server's thread goes on reading messages
+        (tests/runtime/test_record_replay_overlap.py; until 2026-12-07 they ran here, in
+        the server's thread, after the phases: 50 PRV branches of 100 000 rows, about
+        28 s in which it read nothing). This runs when the phases are over (the
+        contributors' check, the release, the row) and waits for what is still under
+        way, once per report (a restored ledger: once per branch, not per row): the
+        round's end waits for them, with no deadline of their own, and they abort,
+        refuse or leave unchecked nothing (tests/runtime/test_record_replay_schedule.py).
+        The parties' waits cover them: the
+        deadline the server tells a round's branches, and the key holder's idle timer as
+        the launcher sizes it, carry :meth:`replay_seconds` of the round's contributors
+        (tests/runtime/test_record_replay_waits.py).
         A ledger written before reports were replayed
         (2026-12-07) may record an understated figure, which a restarted server claimed
         until that branch reported anew."""
@@ -1407,10 +1571,20 @@ class RecordRelease(Mechanism):
             report = self.latest[identity]
             restored = self._restored.pop(identity, None)
             if restored is not None:
-                self._hold_restored(identity, report, restored)
-                continue
+                # its report as read back first (a signed claim); then, if the branch has
+                # reported anew since, that report, held to it as any later one
+                read_back = self._read_back.pop(identity)
+                pending = self._restored_replays.pop(identity, None)
+                self._hold_restored(identity, read_back, restored, pending)
+                if report is read_back:
+                    continue
             before = self._held.get(identity)
-            replayed = _replayed_epsilon(report)
+            kept, pending = self._replays.pop(identity, (None, None))
+            replayed = (
+                pending.result()
+                if pending is not None and kept is report
+                else _replayed_epsilon(report)
+            )
             problem = None
             if not math.isfinite(replayed):
                 problem = (
@@ -1436,12 +1610,20 @@ class RecordRelease(Mechanism):
             self._keep_held(identity, report, figure)
         self._unreplayed.clear()
 
-    def _hold_restored(self, identity: str, report: RecordReport, recorded: float) -> None:
+    def _hold_restored(
+        self,
+        identity: str,
+        report: RecordReport,
+        recorded: float,
+        pending: Future[tuple[str | None, float]] | None = None,
+    ) -> None:
         """A restored branch's latest report, held to its replay and to no less than
         ``recorded`` (the largest figure its rows signed); one past the replay caps
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
-        refused: the rows are signed already, and its claim does not go down."""
-        refusal = _replay_refusal(report)
+        refused: the rows are signed already, and its claim does not go down.
+        ``pending``: its replay under way in the background (:func:`_restored_figure`),
+        waited for here; None: replayed now."""
+        refusal, figure = _restored_figure(report) if pending is None else pending.result()
         if refusal is not None:
             log.warning(
                 "record-level report of %s… restored from the ledger: the server does not "
@@ -1452,7 +1634,7 @@ class RecordRelease(Mechanism):
             )
             self._keep_held(identity, report, recorded)
             return
-        self._keep_held(identity, report, max(recorded, _replayed_epsilon(report)))
+        self._keep_held(identity, report, max(recorded, figure))
 
     def _keep_held(self, identity: str, report: RecordReport, figure: float) -> None:
         """``report`` held at ``figure``: what is recorded and claimed for the branch

@@ -36,6 +36,7 @@ from secagg.aggregation.policy import BranchPolicy
 from secagg.crypto.prg import MaskRemover
 from secagg.crypto.signing import CertificateSigningKey
 from secagg.crypto.stream import derive
+from secagg.dp.release import REPLAY_SECONDS_PER_REPORT, mechanism_class
 from secagg.durable import refuse_special_file
 from secagg.errors import ConfigurationError
 from secagg.ledger.chain import (
@@ -647,8 +648,21 @@ def key_holder_idle(config: FederationConfig) -> float:
     quorum. A key holder idle for less left mid-round or while the server waited (the
     old default of 600 s was both the default quorum wait and the default round), and
     the federation then stopped for want of its key holder. Plus
-    :data:`~secagg.runtime.client.ROUND_GRACE_SECONDS`, as a branch waits."""
-    return config.server.quorum_wait_seconds + config.deadlines.round_seconds + ROUND_GRACE_SECONDS
+    :data:`~secagg.runtime.client.ROUND_GRACE_SECONDS`, as a branch waits.
+
+    And, for record-level DP-SGD, the replays of the branches' privacy reports that the
+    server runs between a round's decryption and its end, before the next round's key
+    request (:meth:`~secagg.dp.release.Mechanism.replay_seconds` of every branch of the
+    federation): a key holder sized without them went idle while the server replayed
+    a large federation's reports (400 branches at 2 s each; tests/runtime/
+    test_record_replay_waits.py), and the federation stopped for want of it."""
+    replays = mechanism_class(config.dp).replay_seconds(len(config.clients))
+    return (
+        config.server.quorum_wait_seconds
+        + config.deadlines.round_seconds
+        + ROUND_GRACE_SECONDS
+        + replays
+    )
 
 
 def make_key_holder_key(config: FederationConfig, path: str | Path) -> bytes:
@@ -983,12 +997,14 @@ def run_key_holder(
     elif needed is not None and idle_timeout < needed:
         log.warning(
             "%s: an idle timeout of %g s is shorter than the server's longest silence "
-            "towards its key holder (%g s: quorum_wait_seconds + round_seconds + %g s); "
-            "the key holder may leave while the server waits",
+            "towards its key holder (%g s: quorum_wait_seconds + round_seconds + %g s, and "
+            "under record-level DP-SGD %g s a branch for the server's replays of their "
+            "privacy reports); the key holder may leave while the server waits",
             name,
             idle_timeout,
             needed,
             ROUND_GRACE_SECONDS,
+            REPLAY_SECONDS_PER_REPORT,
         )
     credentials = certs.load_client_credentials(certificates, name, check_self=True).to_grpc()
 

@@ -348,6 +348,8 @@ class FederationServer:
             entries = self._ledger_entries()
             for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
+            # replayed in the background: the server binds its port after it is built
+            self.mechanism.start_restored_replays()
             self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         #: branches whose DP-SGD report was refused after a round's sum (see
@@ -376,7 +378,8 @@ class FederationServer:
         # at the config's delta (the stored claim was accounted at the delta of the run
         # that made it), or under record level the worst branch's reported figure (the
         # server stores none of its own: the line said "epsilon -" beside a row claiming it)
-        self._epsilon_now = self.mechanism.ledger_claim(self._carried_epsilon())
+        # (the restored reports' replays not waited for: see start_restored_replays)
+        self._epsilon_now = self.mechanism.provisional_claim(self._carried_epsilon())
         gone = self.mechanism.charged_outside(config.clients)
         if gone:  # the unit of the per-client charge is the name
             log.warning(
@@ -426,6 +429,9 @@ class FederationServer:
         self._told_moved: set[str] = set()
         self._client_names = frozenset(config.clients)
         self._round_end = 0.0
+        # the round in flight's allowance for its replays after the phases (seconds,
+        # Mechanism.replay_seconds of its cohort): in every deadline told (_told_deadline)
+        self._replay_allowance = 0.0
         # the round in flight's start on the monotonic clock (its line's duration)
         self._round_began = time.monotonic()
         # whether the round in flight was announced (its RoundStart sent): only then do its
@@ -1419,6 +1425,9 @@ class FederationServer:
             names[HELPER] = cfg.backend.key_holder
         party_of = {name: party for party, name in names.items()}
         round_end = self._round_end = self._clock() + cfg.deadlines.round_seconds
+        self._replay_allowance = self.mechanism.replay_seconds(
+            len(participants) + self.mechanism.replay_backlog()
+        )
         self._left, self._unreached = set(), set()
         self._report_refused, self._report_checked = set(), set()  # _check_report_on_arrival
         # each party's session as the round starts: a later one means it has gone (D6);
@@ -1619,8 +1628,7 @@ class FederationServer:
         untold |= moved
         if not untold:
             return
-        left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
-        notice = NotSampled(number, left, federation=self.config.name)
+        notice = NotSampled(number, self._told_deadline(), federation=self.config.name)
         for name in sorted(untold):
             self._told_or_sampled.add(name)
             if name in self._start_unsent:
@@ -1629,6 +1637,23 @@ class FederationServer:
                 # round on its next session as a replay (review, 2026-12-06)
                 self._told_moved.add(name)
             self._send(name, notice)
+
+    def _told_deadline(self) -> float:
+        """How long the round in flight may still last, as every round start and notice
+        tells it: its phases' deadline from now, plus the allowance for the replays of its
+        DP-SGD reports (:meth:`Mechanism.replay_seconds` of its cohort, and of the
+        restored reports not replayed yet), which its end waits for after the phases,
+        before it is told to anyone.
+
+        Why the allowance: a branch waits for the round's end that long (plus
+        ROUND_GRACE_SECONDS) or its idle timer past its last payload, and a round that
+        used its deadline had its replays (up to seconds a report: 50 PRV branches
+        about 50 s) outlast both; each branch gave up "past the round deadline" while
+        the server was at work, and left the federation (tests/runtime/
+        test_record_replay_waits.py). A left-out branch waits for the next round's start,
+        which follows the replays too."""
+        left = max(0.0, self._round_end - self._clock()) + self._replay_allowance
+        return min(left, MAX_DEADLINE_SECONDS)
 
     def _session_of(self, name: str) -> object:
         """``name``'s current session: the transport's session id where it has one
@@ -2320,7 +2345,7 @@ class FederationServer:
                 shared = round_start_model(model)
                 clip, report = self.mechanism.clip, self.mechanism.report_unclipped
                 # how long the round may still last: a branch waits that long in it (D3)
-                left = min(max(0.0, self._round_end - self._clock()), MAX_DEADLINE_SECONDS)
+                left = self._told_deadline()
                 connected = self.transport.connected()  # one look for all: _sessions_now
                 for party, name in enumerate(participants):
                     # the session the start goes to is the round's for this participant:

@@ -132,7 +132,8 @@ class NotAccepted(NotConnected):
 #: reach ``threading`` and ``queue`` timeouts (refused past ``threading.TIMEOUT_MAX``,
 #: about 292 years, as an OverflowError: ``deadlines.round_seconds = 1e300`` loaded and
 #: reached the unmasking's Ray timeout and the key holder's idle wait) and sums of them
-#: (the key holder's idle wait is quorum_wait_seconds + round_seconds + 30 s). A week is
+#: (the key holder's idle wait is quorum_wait_seconds + round_seconds + 30 s, plus 5 s a
+#: branch under record-level DP-SGD). A week is
 #: far beyond any deadline a federation uses (a phase's default is 30 s, a training
 #: phase hours at most, the quorum wait 10 minutes): a larger value is a typo, and a
 #: party silent that long is gone (upper-bounds review, 2026-12-05).

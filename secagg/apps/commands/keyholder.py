@@ -220,7 +220,8 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     default=None,
     help="Stop after this many seconds of silence, at most a week (604800). Default: with "
     "--config, the longest silence of that server towards its key holder "
-    "(quorum_wait_seconds + round_seconds + 30 s); without, 600. The server says nothing "
+    "(quorum_wait_seconds + round_seconds + 30 s, plus 5 s a branch under record-level "
+    "DP-SGD for the server's replays of their reports); without, 600. The server says nothing "
     "to its key holder before round 1: keep it above the server's --wait when that is "
     "longer; 'inf': never.",
 )
