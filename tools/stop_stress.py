@@ -25,12 +25,18 @@ calls its own handler at a random point of its main thread after the arming line
 always finds the main thread blocked in a wait, where the handler runs inside the
 lock's acquire; the injection reaches the bytecodes in between too.
 
+With ``--swallow`` (implies ``--inject``) the injected handler's ``KeyboardInterrupt``
+is taken and dropped where it came, as a library's ``except BaseException`` (or C
+code's caller: grpcio, sqlite3, torch) may drop it: the party must still stop, by the
+stop its handler recorded (:mod:`secagg.transport.waiting`), which its loops look at.
+
 Every stopped party must exit 128 + the signal (or be ended by the signal itself, during
 Python's imports before any command runs: ``server-start`` only), print exactly one
 ``secagg <party>:`` line and no traceback. Usage::
 
     PYTHONPATH=. python tools/stop_stress.py --mode server-wait --runs 50
     PYTHONPATH=. python tools/stop_stress.py --mode server-round --inject --runs 40
+    PYTHONPATH=. python tools/stop_stress.py --mode client-round --swallow --runs 20
 
 Kept because the CI failure it chases is one in thousands of moments: run it after a
 change to a party's stop handling or to a wait of its main thread (a run of 40 rounds
@@ -63,6 +69,7 @@ _INJECTING_RUN = """
 import logging, os, signal, sys, threading
 at, signum = int(os.environ["STOP_AT_EVENT"]), int(os.environ["STOP_SIGNAL"])
 mark = os.environ["STOP_ARM_ON"]
+swallow = os.environ.get("STOP_SWALLOW") == "1"
 count = [0]
 def profile(frame, event, arg):
     if event != "call" and event != "c_return":
@@ -73,6 +80,13 @@ def profile(frame, event, arg):
         where = f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
         sys.stderr.write(f"stop-stress: injected at {event} {count[0]}: {where}\\n")
         handler = signal.getsignal(signum)
+        if swallow:  # a library's catch-all drops the stop where it came
+            try:
+                if callable(handler):
+                    handler(signum, frame)
+            except KeyboardInterrupt:
+                sys.stderr.write("stop-stress: swallowed\\n")
+            return
         if callable(handler):
             handler(signum, frame)
         os.kill(os.getpid(), signum)
@@ -256,7 +270,13 @@ _ARMING = {
 
 
 def run_once(
-    mode: str, certs: Path, spread: float, rounds: int, tally: Tally, inject: bool = False
+    mode: str,
+    certs: Path,
+    spread: float,
+    rounds: int,
+    tally: Tally,
+    inject: bool = False,
+    swallow: bool = False,
 ) -> None:
     signum = random.choice([signal.SIGINT, signal.SIGTERM])  # noqa: S311 - not a secret
     delay = random.uniform(0.0, spread)  # noqa: S311
@@ -264,7 +284,12 @@ def run_once(
     if inject:
         mark, most = _ARMING[mode]
         at = random.randint(1, most)  # noqa: S311
-        injection = {"STOP_AT_EVENT": str(at), "STOP_SIGNAL": str(int(signum)), "STOP_ARM_ON": mark}
+        injection = {
+            "STOP_AT_EVENT": str(at),
+            "STOP_SIGNAL": str(int(signum)),
+            "STOP_ARM_ON": mark,
+            "STOP_SWALLOW": "1" if swallow else "0",
+        }
     stopped = "client" if mode == "client-round" else "server"
     with tempfile.TemporaryDirectory(prefix="stop-stress-") as folder:
         directory = Path(folder)
@@ -371,7 +396,15 @@ def main() -> None:
         help="stop the party from inside, at a random point where a signal's handler "
         "can run (not server-start)",
     )
+    parser.add_argument(
+        "--swallow",
+        action="store_true",
+        help="--inject, and the handler's KeyboardInterrupt is dropped where it came, as a "
+        "library's catch-all drops it: the party must stop by the stop it recorded",
+    )
     args = parser.parse_args()
+    if args.swallow:
+        args.inject = True
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     random.seed(seed)
     from secagg.apps import devca
@@ -384,8 +417,8 @@ def main() -> None:
             devca.issue_client(certs, name)
         began = time.monotonic()
         for _ in range(args.runs):
-            run_once(args.mode, certs, args.spread, args.rounds, tally, args.inject)
-    how = "injected" if args.inject else "signalled"
+            run_once(args.mode, certs, args.spread, args.rounds, tally, args.inject, args.swallow)
+    how = "swallowed" if args.swallow else "injected" if args.inject else "signalled"
     print(
         f"mode {args.mode} ({how}), {args.runs} runs, seed {seed}, {time.monotonic() - began:.0f} s"
     )

@@ -169,7 +169,7 @@ from secagg.runtime.wire import (
     round_context,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import raise_stop_within, stop_within
+from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_within
 
 log = logging.getLogger("secagg.client")
 
@@ -617,6 +617,7 @@ class FederationClient:
         assert self._transport is not None
         ignored = 0  # messages since the last one that moved something
         while True:
+            raise_if_stop_asked()  # a stop a library swallowed (a hook's, a receive's)
             if self._end_message is not None:
                 end = self._end_message
                 self.stats.outcome = "finished" if end.finished else "stopped"
@@ -630,6 +631,7 @@ class FederationClient:
                 left = max(0.0, idle_timeout - (time.monotonic() - self._quiet_since()))
             wait = self._wait(left)
             payload = self._transport.receive(timeout=wait)
+            raise_if_stop_asked()  # swallowed in the receive: not taken as the server's
             if payload is not None:
                 heard = self._heard
                 self.handle(payload)
@@ -1019,6 +1021,10 @@ class FederationClient:
                 log.debug("%s: stopped in its training hook, which raised %r", self.name, exc)
                 raise stop from None
             raise _TrainingFailed(exc) from exc
+        # a stop the hook's code swallowed (torch's C calls, a library's ``except
+        # BaseException``) left no exception: the record still has it, and nothing of
+        # the update is used (the round's session does not take it)
+        raise_if_stop_asked()
         self._stage = "after training"
         if update.shape != start.model.shape:
             raise DimensionMismatch(start.model.size, update.size, "the training hook's update")
@@ -1231,11 +1237,17 @@ class FederationClient:
         """Send this branch's payloads of the round; one the transport refuses (a
         :class:`~secagg.transport.framing.MessageTooLarge`) ends its part in the round:
         without it the round cannot go on for this branch, and it sat in the round,
-        sending nothing and telling nobody, until the server's deadline."""
+        sending nothing and telling nobody, until the server's deadline.
+
+        Nothing is sent once a stop was asked (:func:`raise_if_stop_asked`, before each
+        payload): the stop's line says that nothing more of the update leaves, and a stop
+        a training hook swallowed (``except BaseException``) sent the update all the
+        same."""
         if self._transport is None:
             raise NotConnected(f"{self.name} has no session")
         try:
             for payload in payloads:
+                raise_if_stop_asked()
                 privacy, self._pending_privacy = self._pending_privacy, None  # first only
                 self._transport.send(encode_message(Relay(round_number, payload, privacy)))
         except NotConnected:  # the session ended: serve() redials

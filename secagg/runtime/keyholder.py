@@ -37,7 +37,7 @@ from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import raise_stop_within
+from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within
 
 if TYPE_CHECKING:
     from secagg.runtime.config import FederationConfig
@@ -277,10 +277,12 @@ class KeyHolderService:
         assert self._transport is not None
         ignored = 0  # messages since the last request answered anew
         while True:
+            raise_if_stop_asked()  # a stop a library swallowed (a decryption's, a receive's)
             wait = None
             if idle_timeout is not None:
                 wait = max(0.0, idle_timeout - (time.monotonic() - self._heard))
             payload = self._transport.receive(timeout=wait)
+            raise_if_stop_asked()  # swallowed in the receive: not taken as the server's
             if payload is not None:
                 answered = self.answered
                 if not self._repeat(payload):

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from secagg.transport.base import ClientEndpoint, NotAccepted, NotConnected
+from secagg.transport.waiting import raise_if_stop_asked
 
 #: the first pause after a failed dial; every further failure doubles it
 FIRST_REDIAL_PAUSE: Final = 0.25
@@ -126,7 +127,17 @@ def wait_before_redial(
         pause,
         _left(left),
     )
-    time.sleep(max(0.0, min(pause, left)))
+    _pause(min(pause, left))
+
+
+def _pause(seconds: float) -> None:
+    """Sleep ``seconds`` (none when not positive), looking at the stop record before and
+    after: a stop swallowed in the dial that just failed (grpcio's C core) or in the
+    session just lost ends the party here, not after the pause and one dial more. (The
+    sleep itself swallows nothing: a signal's exception comes out of it as itself.)"""
+    raise_if_stop_asked()
+    time.sleep(max(0.0, seconds))
+    raise_if_stop_asked()
 
 
 def _reason(cause: BaseException) -> str:
@@ -186,6 +197,7 @@ def serve_sessions(
     failed = 0  # the dials of this window that failed (the log numbers them from 1)
     flapping = False  # a session of this window was lost as soon as it opened
     while True:
+        raise_if_stop_asked()  # a stop a dial or a session swallowed: no dial more
         cause: NotConnected
         just_lost = False  # the session served just now was lost (no dial failed)
         try:
@@ -251,7 +263,7 @@ def serve_sessions(
                 else f"for up to {give_up_after:g} s",
                 pause,
             )
-            time.sleep(max(0.0, min(pause, window_end - time.monotonic())))
+            _pause(min(pause, window_end - time.monotonic()))
             continue
         # one line per failed attempt; CSPRNG jitter spreads the parties' redials
         failed += 1

@@ -149,7 +149,7 @@ from secagg.runtime.wire import (
     round_start_parts,
 )
 from secagg.transport.base import NotConnected, PeerClosing, ServerEndpoint, TransportError
-from secagg.transport.waiting import raise_stop_within
+from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within
 
 log = logging.getLogger("secagg.server")
 
@@ -705,6 +705,7 @@ class FederationServer:
         aborted_in_a_row = 0
         undersized_in_a_row = 0  # cohorts of fewer than QUORUM drawn with a quorum there
         while self.completed_rounds() < self.config.rounds:
+            raise_if_stop_asked()  # a stop a library swallowed ends the rounds here
             if max_attempts is not None and len(results) >= max_attempts:
                 return f"{max_attempts} rounds attempted (max_attempts)"
             if self._budget_spent():
@@ -781,6 +782,7 @@ class FederationServer:
         began = self._clock()
         pause = 0.02
         while self._clock() - began < timeout:
+            raise_if_stop_asked()  # a stop swallowed in the wait ends it here
             if getattr(self.transport, "stopped", False):
                 return f"{missing}, and the transport has stopped"
             left = max(0.0, timeout - (self._clock() - began))
@@ -870,6 +872,7 @@ class FederationServer:
         wait_for_sessions = getattr(self.transport, "wait_for_sessions", None)
         seen = None if wait_for_sessions is None else wait_for_sessions(None, 0.0)
         while not names <= self.transport.connected() and self._clock() < end:
+            raise_if_stop_asked()  # a stop swallowed in the wait ends it here
             if getattr(self.transport, "stopped", False):  # shutting down: nobody comes
                 return
             if wait_for_sessions is None:
@@ -1462,6 +1465,10 @@ class FederationServer:
         # still queued (None: not seen yet in this phase; see below)
         backlog: int | None = None
         while not session.done:
+            # a stop a library swallowed (in a receive, a session's handling): the round
+            # is left running in the state, as a Ctrl-C here leaves it (aborted at the
+            # next start); nothing more of it is sent
+            raise_if_stop_asked()
             if self._clock() >= next_look:  # a client that connected since is told too
                 self._tell_unsampled(number)
                 next_look = self._clock() + UNSAMPLED_LOOK_SECONDS

@@ -67,6 +67,7 @@ from secagg.transport.grpc_limits import (
     _outbox_overrun,
     _queue_budgets,
 )
+from secagg.transport.waiting import STOP_LOOK_SECONDS, raise_if_stop_asked
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -192,9 +193,11 @@ class GrpcClientTransport:
             target=self._read, args=(call,), name="secagg-grpc-client-read", daemon=True
         )
         self._reader.start()
-        if not self._ready.wait(max(0.0, deadline - time.monotonic())):
-            self._abandon()
-            raise NotConnected(f"no session with {self._target} within {_waited(timeout)} s")
+        while not self._ready.wait(min(STOP_LOOK_SECONDS, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                self._abandon()
+                raise NotConnected(f"no session with {self._target} within {_waited(timeout)} s")
+            raise_if_stop_asked()  # the caller closes the transport (launch._grpc_dialer)
         if self._ended is not None:
             self._abandon()
             raise _closed(self._ended.code, self._ended.details)
@@ -231,10 +234,11 @@ class GrpcClientTransport:
         channel.subscribe(watch, try_to_connect=True)
         try:
             while (left := deadline - time.monotonic()) > 0:
+                raise_if_stop_asked()  # a stop gRPC's C core swallowed: no dial on for it
                 try:
-                    state = states.get(timeout=left)
+                    state = states.get(timeout=min(left, STOP_LOOK_SECONDS))
                 except queue.Empty:
-                    break
+                    continue  # the loop's condition ends it at the deadline
                 if state is grpc.ChannelConnectivity.READY:
                     return None
                 if state is grpc.ChannelConnectivity.SHUTDOWN:  # closed under us
@@ -321,14 +325,26 @@ class GrpcClientTransport:
     def receive(self, timeout: float | None = None) -> bytes | None:
         """The next message from the server; None on timeout; raises once the session is over.
 
-        Messages that arrived before the end are still returned first.
+        Messages that arrived before the end are still returned first. A stop asked of
+        the process (:func:`~secagg.transport.waiting.ask_stop`) is raised from here
+        within :data:`~secagg.transport.waiting.STOP_LOOK_SECONDS`, whatever the timeout
+        (a branch with ``--idle inf`` waits here without end between rounds).
         """
         if self._call is None:
             raise NotConnected("no open session")
-        try:
-            item = self._inbox.get(timeout=waitable_seconds(timeout))
-        except queue.Empty:
-            return None
+        timeout = waitable_seconds(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            raise_if_stop_asked()
+            left = STOP_LOOK_SECONDS
+            if deadline is not None:
+                left = max(0.0, min(left, deadline - time.monotonic()))
+            try:
+                item = self._inbox.get(timeout=left)
+                break
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
         if isinstance(item, TransportClosed):
             self._inbox.put(item)  # every later call raises too
             if isinstance(item, InboxOverflow):

@@ -83,7 +83,13 @@ from secagg.transport.grpc_limits import (
     default_max_connections,
     grpc_milliseconds,
 )
-from secagg.transport.waiting import InterruptSafeCondition, raise_stop_within, release_kept
+from secagg.transport.waiting import (
+    STOP_LOOK_SECONDS,
+    InterruptSafeCondition,
+    raise_if_stop_asked,
+    raise_stop_within,
+    release_kept,
+)
 
 #: one logger for the whole gRPC transport (the name operators' log settings and the
 #: tests address), whichever of its modules logs
@@ -769,6 +775,12 @@ class GrpcServerTransport:
 
         Taking a message makes room in its session's queue, which lets a reader that
         waits for room (back-pressure) read on.
+
+        A stop asked of the process (:func:`~secagg.transport.waiting.ask_stop`) is
+        raised from here within :data:`~secagg.transport.waiting.STOP_LOOK_SECONDS`,
+        whatever the timeout (:class:`~secagg.transport.waiting.StopAsked`): a stop a
+        library swallowed before or inside this wait left the server waiting for as long
+        as it was asked to, or for good.
         """
         timeout = waitable_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -777,17 +789,18 @@ class GrpcServerTransport:
             self._end_untold = None
             opens = self._opened_sessions
             while not self._inbox:
+                raise_if_stop_asked()
                 if self._ended_sessions != ends:  # what the caller waits for may never come
                     return None
                 if self._opened_sessions != opens:  # who it waits for may be back
                     return None
                 if deadline is None:
-                    self._changed.wait()
+                    self._changed.wait(STOP_LOOK_SECONDS)
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self._changed.wait(left)
+                self._changed.wait(min(left, STOP_LOOK_SECONDS))
             if self._ended_sessions != ends:  # said by the next call that finds none
                 self._end_untold = ends
             session, payload = self._inbox.popleft()
@@ -868,11 +881,19 @@ class GrpcServerTransport:
         session that opened between its check and its wait wakes it at once (a
         change is counted, never missed). Before, that wait polled with a back-off up
         to a second apart, so a quorum was noticed up to a second after its last
-        branch connected."""
+        branch connected. A stop asked of the process is raised from here, as from
+        :meth:`receive`, within :data:`~secagg.transport.waiting.STOP_LOOK_SECONDS`."""
         timeout = waitable_seconds(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            if seen is not None:
-                self._changed.wait_for(lambda: self._sessions_serial != seen, timeout)
+            while seen is not None and self._sessions_serial == seen:
+                raise_if_stop_asked()
+                left = STOP_LOOK_SECONDS
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                    if left <= 0:
+                        break
+                self._changed.wait(left)
             return self._sessions_serial
 
     def _sessions_changed(self) -> None:

@@ -37,6 +37,19 @@ surfaced there as another exception still carries the interrupt in its chain (th
 ``RuntimeError`` above has it as its ``__context__``; ``raise X from exc`` as its
 ``__cause__``): :func:`stop_within` finds it, so a party's catch-all (a hook's failure
 is the branch's, not the end of it) gives the stop back instead of serving on.
+
+A stop can also vanish without a trace: the signal's handler runs while C code has the
+main thread (grpcio's core, sqlite3, torch) and the library's own ``except
+BaseException`` (or a callback's catch-all) takes the ``KeyboardInterrupt`` and goes
+on, or returns as if nothing came. Nothing is left in any chain, and the party served
+on (or hung in its next wait) although the operator asked it to stop. So the handlers
+the CLI installs also *record* the stop here (:func:`ask_stop`), process-wide, before
+they raise; the long-running loops of the server, the branch and the key holder look at
+the record at every turn (:func:`raise_if_stop_asked`, which raises :class:`StopAsked`,
+a ``KeyboardInterrupt`` that names the signal), and a transport's blocking wait looks
+at it at least every :data:`STOP_LOOK_SECONDS`, so a swallowed stop still ends the party
+with its one line and status. The record is cleared only by :func:`forget_stop`, which
+returns what it held: the CLI calls it once the stop is the command's line.
 """
 
 from __future__ import annotations
@@ -45,10 +58,88 @@ import threading
 from types import TracebackType
 from typing import Final
 
-__all__ = ["InterruptSafeCondition", "raised_within", "release_kept", "stop_within"]
+__all__ = [
+    "STOP_LOOK_SECONDS",
+    "InterruptSafeCondition",
+    "StopAsked",
+    "ask_stop",
+    "forget_stop",
+    "raise_if_stop_asked",
+    "raise_stop_within",
+    "raised_within",
+    "release_kept",
+    "stop_asked",
+    "stop_within",
+]
 
 #: the type of ``threading.RLock()`` (the C implementation when there is one)
 _RLOCK_TYPE: Final = type(threading.RLock())
+
+#: the longest a transport's blocking wait goes without looking at the stop record
+#: (:func:`raise_if_stop_asked`): how late, at most, a party ends after a stop that a
+#: library swallowed inside that wait. A quarter second is no load (a look is a list
+#: read) and well inside any service manager's stop timeout
+STOP_LOOK_SECONDS: Final = 0.25
+
+#: the signals that asked the process to stop, first first (see :func:`ask_stop`);
+#: a few at most are kept, the first is the one that counts
+_STOPS_KEPT: Final = 4
+_asked: list[int] = []
+
+
+class StopAsked(KeyboardInterrupt):
+    """The stop that signal ``signum`` asked for (SIGINT: Ctrl-C; SIGTERM: a service
+    manager), raised where a loop looked at the record (:func:`raise_if_stop_asked`):
+    the stop's own exception had been swallowed where it was raised. A
+    ``KeyboardInterrupt``, so every path that takes a stop takes this one; it carries
+    the signal, so the party says the signal that stopped it and exits 128 + it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def ask_stop(signum: int) -> None:
+    """Record that signal ``signum`` asked this process to stop (the CLI's SIGINT and
+    SIGTERM handlers call it before they raise).
+
+    Why no lock: the handler runs in the main thread between two bytecodes, possibly
+    while that thread holds any lock (a look at the record included), so a lock here
+    could deadlock the stop itself; ``list.append`` is atomic, whatever thread calls
+    this. The first stop is the one that counts (:func:`stop_asked`); a few more are
+    kept, and a flood of signals grows nothing."""
+    if len(_asked) < _STOPS_KEPT:
+        _asked.append(int(signum))
+
+
+def stop_asked() -> int | None:
+    """The signal of the first stop recorded (:func:`ask_stop`) and not forgotten, or
+    None. Any thread may ask; it takes no lock."""
+    first = _asked[:1]  # one atomic copy: a forget_stop in between cannot make [0] fail
+    return first[0] if first else None
+
+
+def raise_if_stop_asked() -> None:
+    """Raise :class:`StopAsked` for the first stop recorded, if there is one.
+
+    For a long-running loop's every turn (the server's rounds, its waits for parties and
+    its collect loop; the branch's and the key holder's serve loops and their redials)
+    and for a transport's blocking wait, every :data:`STOP_LOOK_SECONDS` at most. Why:
+    a stop whose ``KeyboardInterrupt`` a library swallowed (grpcio's C core, sqlite3, a
+    training hook's ``except BaseException``) left no trace, and the party served on
+    or hung although the operator had asked it to stop."""
+    signum = stop_asked()
+    if signum is not None:
+        raise StopAsked(signum)
+
+
+def forget_stop() -> int | None:
+    """Clear the record; returns the first stop it held (None: none). Only for whoever
+    made the stop the process's outcome (the CLI, once it is the command's line) and
+    for tests: a record cleared elsewhere is a stop lost again."""
+    first = stop_asked()
+    del _asked[:]
+    return first
 
 
 class InterruptSafeCondition(threading.Condition):

@@ -18,6 +18,7 @@ import click
 
 from secagg.apps.commands.common import CommandLogHandler, _fail
 from secagg.errors import LISTED_UNKNOWN_NAMES, ConfigurationError, listed_names
+from secagg.transport.waiting import StopAsked, ask_stop, forget_stop, stop_asked
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,26 @@ def _verdict_said_here(verbose: bool) -> contextlib.AbstractContextManager[None]
     return contextlib.nullcontext() if verbose else reported_by_caller()
 
 
-class _Terminated(KeyboardInterrupt):
+class _Terminated(StopAsked):
     """SIGTERM, raised in the main thread as Ctrl-C is (a KeyboardInterrupt), so that a
     party stopped by its service manager takes the same path as one stopped from a
     terminal: one line naming the signal, exit status 128 + its number.
 
     Why: ``systemctl stop`` (SIGTERM) ended ``secagg server``, ``client`` and
     ``keyholder`` silently (status -15: no line said what was kept), and Ctrl-C on a
-    branch or key holder printed click's bare ``Aborted!`` with status 1."""
+    branch or key holder printed click's bare ``Aborted!`` with status 1. A
+    :class:`~secagg.transport.waiting.StopAsked`, as the runtime raises a stop it found
+    in the record, so both carry their signal alike."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+
+def _signal_of(stop: KeyboardInterrupt) -> int:
+    """The signal a stop came by: its own where it carries one, else Ctrl-C's."""
+    return stop.signum if isinstance(stop, StopAsked) else int(signal.SIGINT)
+
+
+def _stop_of(signum: int) -> KeyboardInterrupt:
+    """The exception a stop by ``signum`` is said by (:func:`_stopped`)."""
+    return _Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 @contextlib.contextmanager
@@ -102,53 +111,75 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises :class:`_Terminated` in the main thread while the block runs (the
     previous handler is put back after); elsewhere than the main thread, nothing.
 
-    Both signals are also remembered as they are taken (Ctrl-C's handler is replaced
-    only when it is Python's own, and still raises KeyboardInterrupt), so a stop that
-    surfaces as another exception is still the stop: Python raises the signal's
-    exception wherever the main thread is, and unwinding from some places replaces it
-    (``RuntimeError: cannot release un-acquired lock`` from a ``with`` over a
-    condition whose wait it cut short, as a stdlib queue or event waits; the
+    Both signals are also recorded process-wide as they are taken
+    (:func:`~secagg.transport.waiting.ask_stop`; Ctrl-C's handler is replaced only when
+    it is Python's own, and still raises KeyboardInterrupt), so a stop that surfaces as
+    another exception, or that a library swallowed, is still the stop. Python raises
+    the signal's exception wherever the main thread is, and unwinding from some places
+    replaces it (``RuntimeError: cannot release un-acquired lock`` from a ``with`` over
+    a condition whose wait it cut short, as a stdlib queue or event waits; the
     project's CI, 2026-12-07: ``secagg server`` stopped by Ctrl-C while waiting for
-    branches printed a traceback and exited 1). The transport's own waits keep the
-    interrupt (:mod:`secagg.transport.waiting`); this is the net under the rest."""
+    branches printed a traceback and exited 1), and C code's callers (grpcio, sqlite3,
+    torch) may take it and go on. The runtime's loops look at the record at every turn
+    and raise the stop (:class:`~secagg.transport.waiting.StopAsked`); here, the block
+    that ends with a stop recorded ends with that stop (the first one), whatever else
+    it ended with: another exception (logged), another stop, or a plain return (a stop
+    swallowed after the last look). The record is cleared as the block is left."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _party_run.began = True  # a stop after this is no longer one "while starting"
-    taken: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
         del frame
-        taken.append(signum)
+        ask_stop(signum)
         raise _Terminated(signum)
 
     def interrupt(signum: int, frame: object) -> None:
         del frame
-        taken.append(signum)
+        ask_stop(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
     previous_int = None
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         previous_int = signal.signal(signal.SIGINT, interrupt)
+    said = False  # whether the record's stop left the block as the stop
     try:
         yield
-    except Exception as exc:
-        if not taken:
+    except KeyboardInterrupt as exc:
+        first = stop_asked()
+        said = True
+        if first is None or _signal_of(exc) == first:
             raise
+        raise _stop_of(first) from None  # the first stop's line, not a later one's
+    except Exception as exc:
+        first = stop_asked()
+        if first is None:
+            raise
+        said = True
         # the stop is the process's line and status, but this may be a failure of its own
         # (a disk error as the state closed on the way out): said, not hidden at DEBUG,
         # which no party logs by default (second review of the stop handling, 2026-12-07)
         log.warning(
             "stopped by %s, which surfaced as %s: %s (the stop is said; if this is a "
             "failure of its own, look into it)",
-            signal.Signals(taken[0]).name,
+            signal.Signals(first).name,
             type(exc).__name__,
             exc,
         )
-        raise (
-            _Terminated(taken[0]) if taken[0] == signal.SIGTERM else KeyboardInterrupt()
-        ) from None
+        raise _stop_of(first) from None
+    else:
+        first = stop_asked()
+        if first is not None:
+            # swallowed where it came (a library's catch-all) after the runtime's last
+            # look: the run ended as if no one had asked, but the operator did
+            said = True
+            log.warning(
+                "stopped by %s, which the code it came in swallowed; the run ended first",
+                signal.Signals(first).name,
+            )
+            raise _stop_of(first) from None
     finally:
         # a handler not installed from Python (None: an embedding program's, set in C)
         # cannot be put back; ours stays, as in _sigterm_raised. Putting None back raised
@@ -157,6 +188,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
+        _forget_stop_said(said)
+
+
+def _forget_stop_said(said: bool) -> None:
+    """Clear the process's stop record as a command's run is left (so that a command
+    run in the same process after it, as a test's, starts without it). A stop that was
+    not the run's outcome (it left by ``sys.exit``: a line of its own was printed) is
+    not dropped silently: one WARNING names it."""
+    left = forget_stop()
+    if left is not None and not said:
+        log.warning(
+            "stopped by %s as the run ended with its own outcome (said above)",
+            signal.Signals(left).name,
+        )
 
 
 #: whether the command's run began (:func:`_sigterm_as_interrupt` entered), per thread;
@@ -186,10 +231,12 @@ def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any],
         def run_saying_stops(**kwargs: Any) -> Any:
             party = label if name_option is None else f"{label}: {kwargs[name_option]}"
             _party_run.began = False
+            said = False
             with _sigterm_raised():
                 try:
                     return command(**kwargs)
                 except KeyboardInterrupt as exc:  # outside the run: the run says its own
+                    said = True
                     _stopped(
                         party,
                         exc,
@@ -197,6 +244,8 @@ def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any],
                         if getattr(_party_run, "began", False)
                         else "it had not started; nothing was changed",
                     )
+                finally:  # a SIGTERM recorded while starting, the command ended first
+                    _forget_stop_said(said)
 
         return run_saying_stops
 
@@ -213,6 +262,7 @@ def _sigterm_raised() -> Iterator[None]:
 
     def stop(signum: int, frame: object) -> None:
         del frame
+        ask_stop(signum)  # a SIGTERM a hook's import swallowed still stops the run
         raise _Terminated(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -233,7 +283,7 @@ def _stopped(party: str, exc: KeyboardInterrupt, what_happens: str | Callable[[]
     by then, and a second Ctrl-C there was Python's KeyboardInterrupt out of the
     command's ``except`` clause (click's ``Aborted!``, status 1), a second SIGTERM the
     default action (the process ended with no line): review of ec2a673c, 2026-12-07."""
-    signum = exc.signum if isinstance(exc, _Terminated) else int(signal.SIGINT)
+    signum = _signal_of(exc)
     how = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C (SIGINT)"
     with _further_stops_ignored():
         said = what_happens() if callable(what_happens) else what_happens
