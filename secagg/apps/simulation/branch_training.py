@@ -94,6 +94,26 @@ def _calibration_refused(
     )
 
 
+#: the most full-batch steps local-only takes under record-level distributed DP
+LOCAL_ONLY_MAX_STEPS = 10
+
+
+def local_only_steps(config: SimulationConfig) -> int:
+    """The gradient steps a branch takes alone under record-level distributed DP: the
+    federation's rounds, at most :data:`LOCAL_ONLY_MAX_STEPS`.
+
+    Why not always the federation's rounds: alone, a branch adds the whole noise for its
+    own customers over its own count, so each step's noise on its mean gradient is
+    N / N_b times the federation's (N all branches' customers, N_b its own), and the
+    noise per step grows with the steps the budget covers. More steps help the
+    federation, whose noise is small against its signal (RECORD_DISTRIBUTED_ROUNDS),
+    and hurt the branch alone: when the federation went to 30 rounds, local-only at 30
+    steps scored 0.348 pooled on seed 0 against 0.614 at 10. Local-only is what every
+    branch's verdict is judged against, so it keeps the steps it does better with; a
+    baseline weakened by the federation's choice would flatter the federation."""
+    return min(config.rounds, LOCAL_ONLY_MAX_STEPS)
+
+
 class BranchTrainer:
     """A branch's model and local training (DP-SGD for record-level DP, else plain SGD)."""
 
@@ -187,24 +207,26 @@ class BranchTrainer:
 
     def train_alone(self) -> None:
         """Local-only under record-level distributed DP: the same gradient descent
-        (``rounds`` steps, the server's learning rate and momentum) with nobody to share
-        the noise, so the branch adds all of it: the Gaussian noise multiplier that meets
-        epsilon over ``rounds`` full-batch steps (no sampling), from the OS CSPRNG or the
-        run's replay seed."""
+        (:func:`local_only_steps` steps: ``rounds``, at most
+        :data:`LOCAL_ONLY_MAX_STEPS`; the server's learning rate and momentum) with
+        nobody to share the noise, so the branch adds all of it: the Gaussian noise
+        multiplier that meets epsilon over those full-batch steps (no sampling), from
+        the OS CSPRNG or the run's replay seed."""
         from secagg.crypto.stream import KeyedStream, derive
         from secagg.dp.accounting import epsilon as gaussian_epsilon
         from secagg.dp.accounting import noise_multiplier_for
         from secagg.dp.noise import gaussian
 
         config = self.config
+        steps = local_only_steps(config)
         z = config.noise_multiplier
         if z is None:
             assert config.epsilon is not None
-            z = noise_multiplier_for(config.epsilon, config.delta, 1.0, config.rounds)
+            z = noise_multiplier_for(config.epsilon, config.delta, 1.0, steps)
         stream = KeyedStream(derive("local-noise", _replay_bytes(config, self.data.name)))
         sensitivity = config.dp_clip / self.units_total
         velocity = np.zeros(self.flat().size)
-        for _ in range(config.rounds):
+        for _ in range(steps):
             start = self.flat().astype(np.float64)
             try:
                 step = self.gradient_step()
@@ -214,7 +236,7 @@ class BranchTrainer:
             velocity = config.server_momentum * velocity + step
             self.load((start + config.server_learning_rate * velocity).astype(np.float32))
         self.local_noise_multiplier = float(z)
-        self._local_epsilon = gaussian_epsilon(z, 1.0, config.rounds, config.delta)
+        self._local_epsilon = gaussian_epsilon(z, 1.0, steps, config.delta)
 
     def train(self, epochs: int) -> None:
         if self.units is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from secagg.apps.models.synthetic import BranchData
+from secagg.apps.simulation.branch_training import local_only_steps
 from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.federation_plan import expected_cohort, honest_shares
 
@@ -143,7 +144,7 @@ def local_only_parameters(
         "sensitivity": config.dp_clip / units,
         "noise_multiplier": trainer.local_noise_multiplier,
         "sample_rate": 1.0,  # every unit in every step: full-batch gradient descent
-        "steps": config.rounds,
+        "steps": local_only_steps(config),
         "delta": config.delta,
         "accountant": "pld",
         "epsilon": trainer.epsilon(),
