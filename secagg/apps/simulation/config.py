@@ -346,8 +346,11 @@ def _require_capped(value: float, name: str) -> None:
 #: the clip of each DP unit when none is given: per customer (DP-SGD) and per update
 DEFAULT_CLIP = {"record": 10.0, "client": 1.0}
 
-#: the seeds the defaults were chosen on; experiments report other seeds
-TUNING_SEEDS = range(1000, 1003)
+#: the seeds the defaults were chosen on; experiments report other seeds. 1000-1002
+#: until 2026-12-07; the per-fit validation check and the noise once's rounds
+#: (:data:`RECORD_DISTRIBUTED_ROUNDS`) were then chosen on 1000-1009, so a report of
+#: any of those is in-sample
+TUNING_SEEDS = range(1000, 1010)
 
 
 def seed_span(seeds: Iterable[int]) -> str:

@@ -67,3 +67,12 @@ def test_the_rounds_run_are_recorded_so_a_replay_runs_them(tmp_path: Path) -> No
     not leave them to a default that may change."""
     config = build_config(None, {"unit": "record", "mechanism": "distributed"})
     assert config.as_dict()["rounds"] == RECORD_DISTRIBUTED_ROUNDS
+
+
+def test_every_seed_the_rounds_were_chosen_on_is_a_tuning_seed() -> None:
+    """The rounds were chosen on seeds 1000-1009: an experiment reporting any of them
+    must say it is in-sample, so each is one of TUNING_SEEDS (1000-1002 until then)."""
+    from secagg.apps.simulation.config import TUNING_SEEDS
+
+    assert set(range(1000, 1010)) <= set(TUNING_SEEDS)
+    assert not set(range(0, 5)) & set(TUNING_SEEDS)  # the reported seeds stay out
