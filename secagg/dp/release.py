@@ -1448,6 +1448,13 @@ class RecordRelease(Mechanism):
         self._unreplayed.add(identity)  # held to its replay before anything claims it
         # replayed from now on beside the round's remaining phases, off the server's
         # thread; read (and waited for) once they are over (_replay_pending)
+        replaced = self._replays.get(identity)
+        if replaced is not None:
+            # its earlier report (of a round that aborted before its figures were read)
+            # is read no more: its replay, if still queued, is not run, or the round's
+            # end would wait for it too, past the allowance of one replay a contributor
+            # (tests/dp/test_release_record_replaced_report.py)
+            replaced[1].cancel()
         self._replays[identity] = (report, self._in_background(lambda: _replayed_epsilon(report)))
 
     def _refuse_report(self, identity: str, problem: str) -> None:
