@@ -3,9 +3,8 @@
 Second review of the record-level replays (2026-12-07). :class:`RecordRelease` hands
 each report it keeps to one background thread (``_BackgroundReplays``), started at the
 first report and again after each idle spell. ``Thread.start`` can fail
-(``RuntimeError: can't start new thread``: a process at its thread limit, which a gRPC
-server of hundreds of branches holding a thread each comes near, or one shutting
-down). It failed inside ``submit`` with the queue's flag already set to "running":
+(``RuntimeError: can't start new thread``: a process at its thread limit, ``ulimit -u``
+or a container's pids limit, or one shutting down). It failed inside ``submit`` with the queue's flag already set to "running":
 the ``RuntimeError`` came out of :meth:`RecordRelease.take_report`, which the server
 calls after the message's protocol step where nothing handles it, and no thread was
 ever started again, so every later replay's figure was waited for forever at the
