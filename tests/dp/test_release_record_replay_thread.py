@@ -2,15 +2,16 @@
 
 Second review of the record-level replays (2026-12-07). :class:`RecordRelease` hands
 each report it keeps to one background thread (``_BackgroundReplays``), started at the
-first report and again after each idle spell. ``Thread.start`` can fail
-(``RuntimeError: can't start new thread``: a process at its thread limit, ``ulimit -u``
-or a container's pids limit, or one shutting down). It failed inside ``submit`` with the queue's flag already set to "running":
-the ``RuntimeError`` came out of :meth:`RecordRelease.take_report`, which the server
-calls after the message's protocol step where nothing handles it, and no thread was
-ever started again, so every later replay's figure was waited for forever at the
-round's end (the server hung with no deadline). Now a report whose thread could not
-start is replayed where its figure is read (the server's thread, as before the
-background replays), with the same figure, and the next report starts a thread again.
+first report and again after each idle spell. ``Thread.start`` can fail (``RuntimeError:
+can't start new thread``: a process at its thread limit, ``ulimit -u`` or a container's
+pids limit, or one shutting down). It failed inside ``submit`` with the queue's flag
+already set to "running": the ``RuntimeError`` came out of
+:meth:`RecordRelease.take_report`, which the server calls after the message's protocol
+step where nothing handles it, and no thread was ever started again, so every later
+replay's figure was waited for forever at the round's end (the server hung with no
+deadline). Now a report whose thread could not start is replayed where its figure is
+read (the server's thread, as before the background replays), with the same figure, and
+the next report starts a thread again.
 """
 
 from __future__ import annotations
