@@ -1256,14 +1256,37 @@ class _BackgroundReplays:
         self._running = False
 
     def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        """``job`` queued for the thread (started if none runs); its future is cancelled
+        where no thread could be started, and the reader computes it itself
+        (:func:`_figure_of`).
+
+        Why: ``Thread.start`` can fail (``can't start new thread``: a process at its
+        thread limit, or shutting down). It failed with the flag already saying a thread
+        ran: the ``RuntimeError`` came out of :meth:`RecordRelease.take_report`, where
+        the server has no handler, and no thread was started again, so every later
+        replay was waited for forever at a round's end
+        (tests/dp/test_release_record_replay_thread.py)."""
         future: Future[Any] = Future()
         with self._lock:
             self._jobs.append((job, future))
             if not self._running:
-                self._running = True
-                threading.Thread(
-                    target=self._work, name="secagg-record-replays", daemon=True
-                ).start()
+                try:
+                    threading.Thread(
+                        target=self._work, name="secagg-record-replays", daemon=True
+                    ).start()
+                except RuntimeError as exc:
+                    # nothing will run the queue: each queued job is the reader's, and
+                    # the next submit tries a thread again
+                    log.warning(
+                        "record-level replays: no background thread (%s); the server "
+                        "replays the reports itself as it reads them",
+                        exc,
+                    )
+                    for _, queued in self._jobs:
+                        queued.cancel()
+                    self._jobs.clear()
+                else:
+                    self._running = True
         return future
 
     def _work(self) -> None:
@@ -1279,6 +1302,15 @@ class _BackgroundReplays:
                 future.set_result(job())
             except BaseException as exc:  # re-raised in the server's thread, which reads it
                 future.set_exception(exc)
+
+
+def _figure_of(pending: Future[Any] | None, job: Callable[[], Any]) -> Any:
+    """``pending``'s result (waited for), or ``job()`` computed here where there is no
+    future or it was cancelled (no thread could run it, :meth:`_BackgroundReplays.submit`):
+    the same function of the same frozen report either way, so the same figure."""
+    if pending is None or pending.cancelled():
+        return job()
+    return pending.result()
 
 
 class UnaccountedContribution(SecAggError):
@@ -1416,6 +1448,13 @@ class RecordRelease(Mechanism):
         self._unreplayed.add(identity)  # held to its replay before anything claims it
         # replayed from now on beside the round's remaining phases, off the server's
         # thread; read (and waited for) once they are over (_replay_pending)
+        replaced = self._replays.get(identity)
+        if replaced is not None:
+            # its earlier report (of a round that aborted before its figures were read)
+            # is read no more: its replay, if still queued, is not run, or the round's
+            # end would wait for it too, past the allowance of one replay a contributor
+            # (tests/dp/test_release_record_replaced_report.py)
+            replaced[1].cancel()
         self._replays[identity] = (report, self._in_background(lambda: _replayed_epsilon(report)))
 
     def _refuse_report(self, identity: str, problem: str) -> None:
@@ -1580,10 +1619,9 @@ class RecordRelease(Mechanism):
                     continue
             before = self._held.get(identity)
             kept, pending = self._replays.pop(identity, (None, None))
-            replayed = (
-                pending.result()
-                if pending is not None and kept is report
-                else _replayed_epsilon(report)
+            replayed = _figure_of(
+                pending if kept is report else None,
+                lambda report=report: _replayed_epsilon(report),
             )
             problem = None
             if not math.isfinite(replayed):
@@ -1622,8 +1660,8 @@ class RecordRelease(Mechanism):
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
         refused: the rows are signed already, and its claim does not go down.
         ``pending``: its replay under way in the background (:func:`_restored_figure`),
-        waited for here; None: replayed now."""
-        refusal, figure = _restored_figure(report) if pending is None else pending.result()
+        waited for here; None (or cancelled: no thread ran it): replayed now."""
+        refusal, figure = _figure_of(pending, lambda: _restored_figure(report))
         if refusal is not None:
             log.warning(
                 "record-level report of %s… restored from the ledger: the server does not "
