@@ -90,7 +90,7 @@ from typing import Any
 
 import numpy as np
 
-from secagg.apps.bench import emit, machine_info
+from secagg.apps.bench import emit, machine_info, probe_seeds
 
 #: the seeds a probe may look at: the built-in defaults' tuning seeds and seven more
 #: beyond them (never the reported seeds 0-4)
@@ -686,12 +686,7 @@ def main(argv: list[str] | None = None) -> None:
         base = {"train_rows": 30_000, "test_rows_per_branch": 3_000, "rounds": 2}
         seeds, names = [1000], ["baseline", "personal-head:1"]
     if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            raise SystemExit(f"error: --seeds: not a list of integers: {args.seeds!r}") from None
-        if any(0 <= s <= 4 for s in seeds):
-            raise SystemExit("error: --seeds: 0-4 are the reported seeds; probe tuning seeds")
+        seeds = probe_seeds(args.seeds)
     variants = [parse_variant(v) for v in (args.variants or names)]
     started = time.perf_counter()
     rows = []

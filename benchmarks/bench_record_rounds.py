@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from secagg.apps.bench import emit, machine_info
+from secagg.apps.bench import emit, machine_info, probe_seeds
 
 #: the probed variants: rounds at the server learning rate (10:2 is what shipped before)
 VARIANTS = ("10:2", "20:2", "30:2", "40:2", "10:4", "20:4")
@@ -210,12 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
         seeds, names = [1000], ["1:2", "2:2"]
     if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            raise SystemExit(f"error: --seeds: not a list of integers: {args.seeds!r}") from None
-        if any(0 <= s <= 4 for s in seeds):
-            raise SystemExit("error: --seeds: 0-4 are the reported seeds; probe tuning seeds")
+        seeds = probe_seeds(args.seeds)
     variants = [parse_variant(v) for v in (args.variants or names)]
     started = time.perf_counter()
     rows = []

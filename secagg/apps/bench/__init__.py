@@ -81,6 +81,24 @@ def share_below_one(text: str) -> float:
     return value
 
 
+#: the seeds ``secagg simulate``'s experiments report: a probe that tunes must not look
+#: at them
+REPORTED_SEEDS = range(0, 5)
+
+
+def probe_seeds(text: str) -> list[int]:
+    """A probe's ``--seeds`` (comma-separated integers), refused with one line naming the
+    flag when malformed or when it names a reported seed (0-4): a probe chooses
+    settings, and a setting chosen on the seeds it is reported on flatters itself."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --seeds: not a list of integers: {text!r}") from None
+    if any(s in REPORTED_SEEDS for s in seeds):
+        raise SystemExit("error: --seeds: 0-4 are the reported seeds; probe tuning seeds")
+    return seeds
+
+
 def machine_info() -> dict[str, Any]:
     """The facts a reader needs to compare two runs: CPUs, versions, platform."""
     import cryptography
