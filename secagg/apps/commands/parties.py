@@ -232,19 +232,28 @@ def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any],
             party = label if name_option is None else f"{label}: {kwargs[name_option]}"
             _party_run.began = False
             said = False
-            with _sigterm_raised():
-                try:
-                    return command(**kwargs)
-                except KeyboardInterrupt as exc:  # outside the run: the run says its own
-                    said = True
-                    _stopped(
-                        party,
-                        exc,
-                        "its run had ended (its summary was not printed)"
-                        if getattr(_party_run, "began", False)
-                        else "it had not started; nothing was changed",
-                    )
-                finally:  # a SIGTERM recorded while starting, the command ended first
+            # the record is cleared only where its handlers run (the main thread): a
+            # command run in another thread recorded nothing, and clearing there lost
+            # the main thread's party's stop (second review of the stop record)
+            records = threading.current_thread() is threading.main_thread()
+            try:
+                with _sigterm_raised():
+                    try:
+                        return command(**kwargs)
+                    except KeyboardInterrupt as exc:  # outside the run: the run says its own
+                        said = True
+                        _stopped(
+                            party,
+                            exc,
+                            "its run had ended (its summary was not printed)"
+                            if getattr(_party_run, "began", False)
+                            else "it had not started; nothing was changed",
+                        )
+            finally:
+                # a SIGTERM recorded while starting, the command ended first; cleared
+                # once the handler that records is put back, so that a SIGTERM in
+                # between is not recorded after the clear and outlives the command
+                if records:
                     _forget_stop_said(said)
 
         return run_saying_stops

@@ -1,0 +1,106 @@
+"""The process's stop record (:mod:`secagg.transport.waiting`) is the business of the
+command that recorded it: a party's command clears it as it ends, and clears nothing
+else's.
+
+Second review of the stop record (2b54e5e6, 2026-12-07). The record is process-wide;
+``_stop_said_while_starting`` cleared it in its ``finally`` on every exit:
+
+* from whatever thread the command ran in. A command run off the main thread (click's
+  ``CliRunner`` in a thread, a library user running two parties in one process) installs
+  no handler and records nothing, but as it ended it cleared a stop the main thread's
+  handler had recorded for the party running there: a stop swallowed in that party's C
+  call was lost again, and the WARNING naming it was this other command's line;
+* while its own SIGTERM handler (which records) was still installed: a SIGTERM in the
+  few bytecodes between that clear and the handler's restoring was recorded after the
+  clear, and outlived the command (every later party of the process stopped at its
+  first look).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from _threads import BOUND
+from click.testing import CliRunner, Result
+
+import secagg.apps.commands.parties as parties
+from secagg.apps.cli import main
+from secagg.transport.waiting import ask_stop, forget_stop, stop_asked
+
+in_main_thread = pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="signal handlers are installed from the main thread only",
+)
+
+
+def _server_with_a_missing_config(tmp_path: Path) -> list[str]:
+    """A ``secagg server`` command that runs through its wrapper and ends at once (exit 2:
+    the config file is not TOML)."""
+    config = tmp_path / "federation.toml"
+    config.write_text("not = [toml\n")
+    return ["server", "--config", str(config)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_command_in_another_thread_leaves_the_main_threads_stop_recorded(
+    tmp_path: Path, signum: int
+) -> None:
+    """Before: the thread's command cleared the main thread's stop (None after it)."""
+    ask_stop(signum)  # the main thread's handler recorded it; a library took its exception
+    try:
+        results: list[Result] = []
+        worker = threading.Thread(
+            target=lambda: results.append(
+                CliRunner().invoke(main, _server_with_a_missing_config(tmp_path))
+            ),
+            name="another-party",
+        )
+        worker.start()
+        worker.join(BOUND)
+        assert not worker.is_alive()
+        assert results[0].exit_code == 2, results[0].output
+        assert stop_asked() == signum  # still the main thread's party's stop
+    finally:
+        forget_stop()
+
+
+@in_main_thread
+def test_a_sigterm_as_the_command_ends_is_not_left_recorded(tmp_path: Path) -> None:
+    """A SIGTERM that comes as the command's wrapper leaves (its SIGTERM handler still
+    installed, the run's record already cleared) outlives nothing. Before: it was recorded
+    after the clear, and the process's record held SIGTERM after the command."""
+    taken: list[int] = []
+
+    def previous(signum: int, frame: object) -> None:
+        del frame
+        taken.append(signum)
+
+    def deliver_as_the_handler_is_put_back(frame: FrameType, event: str, arg: Any) -> None:
+        del arg
+        # the wrapper's handler's context manager, entered (its first call) and resumed
+        # to put its handler back (its second): the signal arrives there, before the
+        # handler is restored
+        if event == "call" and frame.f_code is parties._sigterm_raised.__wrapped__.__code__:
+            calls.append(frame.f_lasti)
+            if len(calls) == 2:
+                signal.raise_signal(signal.SIGTERM)
+
+    calls: list[int] = []
+    before = signal.signal(signal.SIGTERM, previous)
+    try:
+        sys.setprofile(deliver_as_the_handler_is_put_back)
+        try:
+            result = CliRunner().invoke(main, _server_with_a_missing_config(tmp_path))
+        finally:
+            sys.setprofile(None)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert len(calls) == 2  # the injection ran
+    left = forget_stop()
+    assert left is None, f"{signal.Signals(left).name} outlived the command ({result.output})"
