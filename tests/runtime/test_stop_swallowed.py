@@ -33,7 +33,7 @@ from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.runtime.wire import RoundStart, encode_message
+from secagg.runtime.wire import Relay, RoundStart, encode_message
 from secagg.transport.base import NotConnected
 from secagg.transport.inprocess import InProcessHub
 from secagg.transport.waiting import StopAsked, ask_stop, forget_stop, stop_asked
@@ -123,6 +123,56 @@ def test_a_stop_swallowed_in_the_key_holders_receive_stops_it(signum: int) -> No
         service.run(idle_timeout=60.0)
     assert raised.value.signum == signum
     assert endpoint.receives == 1
+
+
+class _DecryptionSwallowing:
+    """A key holder's session whose decryption (CKKS's C calls) swallowed the stop and
+    then returned the decrypted sum, as the call it stands for goes on to."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.decryptions = 0
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        del payload, round_number
+        self.decryptions += 1  # counted (on disk, in a real one) before anything leaves
+        _swallowed_in_c(self.signum)
+        return b"the decrypted sum"
+
+
+class _OneRequest:
+    """The key holder's session with the server: one decryption request, then silence."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.receives = 0
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        self.receives += 1
+        return encode_message(Relay(1, b"decrypt this")) if self.receives == 1 else None
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_stop_swallowed_in_the_key_holders_decryption_sends_no_reply(signum: int) -> None:
+    """Second review of the stop record: the key holder looked at the record only around
+    its receive, so a stop swallowed in the decryption (the longest C call it makes)
+    still sent the decrypted sum, and the round the stop's line says aborts could
+    complete. As the branch sends nothing of its update after a stop, the key holder
+    releases nothing after one (the decryption stays counted, as for a lost reply)."""
+    endpoint = _OneRequest()
+    session = _DecryptionSwallowing(signum)
+    service = KeyHolderService("key-holder", endpoint, session)  # type: ignore[arg-type]
+    with pytest.raises(StopAsked) as raised:
+        service.run(idle_timeout=60.0)
+    assert raised.value.signum == signum
+    assert session.decryptions == 1
+    assert endpoint.sent == []  # no release after the stop
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
