@@ -280,6 +280,58 @@ def test_a_stop_swallowed_in_the_servers_collect_loop_stops_the_round(
     assert [row["status"] for row in server.store.rounds()] == ["running"]
 
 
+class _OneMessageHub(InProcessHub):
+    """The server's receive inside a round: one branch's message, then silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given = False
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        if not self.given:
+            self.given = True
+            return "branch-0", b"an answer"
+        return super().receive(0.0)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_stop_swallowed_in_the_servers_handling_of_a_message_sends_nothing_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    """Second review of the stop record: the collect loop looked at the record only at
+    the top of each turn, so a stop swallowed while the server handled a message (the
+    protocol's checks and sums, numpy's and the crypto's C calls) still sent what that
+    message moved the round to (the next phase's requests: with a key holder, the
+    request that has it decrypt the sum). Now nothing of it is sent, as for a stop
+    raised there, and the round is left running in the state."""
+    hub = _OneMessageHub()
+    for name in ("branch-0", "branch-1", "branch-2"):
+        hub.connect(name)
+    server = FederationServer(_config(), hub, ServerStore(tmp_path / "s.sqlite"))
+    next_phase = object()  # what the message moved the round to
+    dispatched: list[list[object]] = []
+    real_dispatch = server._dispatch
+
+    def dispatch(number: int, participants: list[str], outgoing: list[object]) -> bool:
+        dispatched.append(list(outgoing))
+        if len(dispatched) == 1:  # the round's start: sent for real
+            return real_dispatch(number, participants, outgoing)  # type: ignore[arg-type]
+        return False
+
+    def handling(*_args: object) -> list[object]:
+        _swallowed_in_c(signum)
+        return [next_phase]
+
+    monkeypatch.setattr(server, "_dispatch", dispatch)
+    monkeypatch.setattr(server, "_receive", handling)
+    with pytest.raises(StopAsked) as raised:
+        server.run(wait_for_clients=0.0, quorum_wait=1.0)
+    assert raised.value.signum == signum
+    assert len(dispatched) == 1  # the start only
+    assert not any(next_phase in outgoing for outgoing in dispatched)
+    assert [row["status"] for row in server.store.rounds()] == ["running"]
+
+
 def test_the_record_keeps_the_first_stop_until_it_is_forgotten() -> None:
     _swallowed_in_c(signal.SIGTERM)
     _swallowed_in_c(signal.SIGINT)
