@@ -330,6 +330,13 @@ def test_a_stop_swallowed_in_the_servers_handling_of_a_message_sends_nothing_of_
     assert len(dispatched) == 1  # the start only
     assert not any(next_phase in outgoing for outgoing in dispatched)
     assert [row["status"] for row in server.store.rounds()] == ["running"]
+    # resumable: the next start (its stop forgotten, as the command does) aborts it
+    server.store.close()
+    assert forget_stop() == signum
+    again = FederationServer(_config(), InProcessHub(), ServerStore(tmp_path / "s.sqlite"))
+    again.run(wait_for_clients=0.0, quorum_wait=0.1)
+    assert [row["status"] for row in again.store.rounds()] == ["aborted"]
+    again.store.close()
 
 
 def test_the_record_keeps_the_first_stop_until_it_is_forgotten() -> None:
