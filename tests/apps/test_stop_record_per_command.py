@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
@@ -28,6 +29,8 @@ from typing import Any
 import pytest
 from _threads import BOUND
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import secagg.apps.commands.parties as parties
 from secagg.apps.cli import main
@@ -104,3 +107,44 @@ def test_a_sigterm_as_the_command_ends_is_not_left_recorded(tmp_path: Path) -> N
     assert len(calls) == 2  # the injection ran
     left = forget_stop()
     assert left is None, f"{signal.Signals(left).name} outlived the command ({result.output})"
+
+
+@in_main_thread
+@settings(max_examples=25)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from([None, signal.SIGINT, signal.SIGTERM])),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_each_command_clears_only_its_own_threads_record(
+    runs: list[tuple[bool, int | None]],
+) -> None:
+    """Any sequence of commands, each in the main thread or another, each with a stop
+    recorded before it or not (the main thread's handler's, its exception swallowed):
+    a command in the main thread leaves the record empty; one in another thread leaves it
+    as it found it."""
+    with tempfile.TemporaryDirectory() as folder:
+        args = _server_with_a_missing_config(Path(folder))
+        try:
+            for in_main, recorded in runs:
+                forget_stop()
+                if recorded is not None:
+                    ask_stop(recorded)
+                results: list[Result] = []
+
+                def invoke(results: list[Result] = results) -> None:
+                    results.append(CliRunner().invoke(main, args))
+
+                if in_main:
+                    invoke()
+                else:
+                    worker = threading.Thread(target=invoke, name="another-party")
+                    worker.start()
+                    worker.join(BOUND)
+                    assert not worker.is_alive()
+                assert results[0].exit_code == 2, results[0].output
+                assert stop_asked() == (None if in_main else recorded)
+        finally:
+            forget_stop()
