@@ -148,3 +148,56 @@ def test_each_command_clears_only_its_own_threads_record(
                 assert stop_asked() == (None if in_main else recorded)
         finally:
             forget_stop()
+
+
+def _signal_arrives(signum: int) -> None:
+    """What Python does when ``signum`` arrives here: runs the handler installed now."""
+    handler = signal.getsignal(signum)
+    if handler is signal.SIG_IGN:
+        return
+    if handler is signal.SIG_DFL:
+        pytest.fail(f"{signal.Signals(signum).name} at its default: the process ends here")
+    assert callable(handler)
+    handler(signum, None)
+
+
+@in_main_thread
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_stop_as_the_command_begins_to_say_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: int, second: int
+) -> None:
+    """The run's stop has left its block (its handlers put back, its record cleared) and
+    the command is about to say it (``_stopped``, which ignores further stops, not yet
+    entered) when a second stop comes. Before: the second, taken by the handler then
+    installed (the wrapper's SIGTERM handler, Python's Ctrl-C), left the command's
+    ``except`` clause and the wrapper said it: "stopped by <the second>: its run had
+    ended (its summary was not printed)", exit 128 + the second. The first stop's line
+    and status are the process's."""
+    toml = tmp_path / "federation.toml"
+    toml.write_text(
+        '[federation]\nname = "sig"\nclients = ["branch-0", "branch-1"]\ndimension = 4\n'
+        'rounds = 1\n[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
+        f'[server]\nstate = "{tmp_path / "state.sqlite"}"\n'
+    )
+    import secagg.apps.commands.server as server_command
+    import secagg.runtime.launch
+
+    def stopped(*_args: object, **_kwargs: object) -> None:
+        _signal_arrives(first)  # the run's handler: recorded, and raised
+
+    real_stopped = server_command._stopped
+
+    def said_with_a_second_stop(*args: Any, **kwargs: Any) -> Any:
+        _signal_arrives(second)
+        return real_stopped(*args, **kwargs)
+
+    monkeypatch.setattr(secagg.runtime.launch, "serve", stopped)
+    monkeypatch.setattr(server_command, "_stopped", said_with_a_second_stop)
+    result = CliRunner().invoke(main, ["server", "--config", str(toml), "--init"])
+    how = "Ctrl-C (SIGINT)" if first == signal.SIGINT else "SIGTERM"
+    assert result.exit_code == 128 + first, result.output
+    said = [line for line in result.stderr.splitlines() if line.startswith("secagg server:")]
+    assert said == [
+        f"secagg server: stopped by {how}: completed rounds are kept; no round was in flight"
+    ], result.output

@@ -184,10 +184,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         # a handler not installed from Python (None: an embedding program's, set in C)
         # cannot be put back; ours stays, as in _sigterm_raised. Putting None back raised
         # TypeError here, which replaced the stop and left SIGINT's handler ours too
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if previous_int is not None:
-            signal.signal(signal.SIGINT, previous_int)
+        put_back = getattr(_party_run, "put_back", None)
+        for signum, handler in ((signal.SIGTERM, previous), (signal.SIGINT, previous_int)):
+            if handler is None:
+                continue
+            if said and put_back is not None:
+                # the run leaves with its stop, which the command says next: a further
+                # stop until then is ignored, as while it is said (_stopped), and the
+                # command's wrapper puts the handler back. Put back here, a second stop
+                # in between was the handler's then (the wrapper's SIGTERM, Python's
+                # Ctrl-C) and left the command's except clause: the wrapper said it,
+                # 128 + the second, "its run had ended" (second review of the record)
+                put_back[signum] = handler
+                signal.signal(signum, signal.SIG_IGN)
+            else:
+                signal.signal(signum, handler)
         _forget_stop_said(said)
 
 
@@ -238,6 +249,10 @@ def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any],
             records = threading.current_thread() is threading.main_thread()
             try:
                 with _sigterm_raised():
+                    # the run's handlers, left ignoring further stops by a run that ended
+                    # with its stop (_sigterm_as_interrupt) while the command says it
+                    put_back: dict[int, Any] = {}
+                    _party_run.put_back = put_back
                     try:
                         return command(**kwargs)
                     except KeyboardInterrupt as exc:  # outside the run: the run says its own
@@ -249,6 +264,10 @@ def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any],
                             if getattr(_party_run, "began", False)
                             else "it had not started; nothing was changed",
                         )
+                    finally:
+                        _party_run.put_back = None
+                        for signum, handler in put_back.items():
+                            signal.signal(signum, handler)
             finally:
                 # a SIGTERM recorded while starting, the command ended first; cleared
                 # once the handler that records is put back, so that a SIGTERM in
