@@ -124,7 +124,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     and raise the stop (:class:`~secagg.transport.waiting.StopAsked`); here, the block
     that ends with a stop recorded ends with that stop (the first one), whatever else
     it ended with: another exception (logged), another stop, or a plain return (a stop
-    swallowed after the last look). The record is cleared as the block is left."""
+    swallowed after the last look). The record is cleared as the block is left.
+
+    Inside a party command's wrapper (:func:`_stop_said_while_starting`) a block that
+    ends with its stop leaves both signals ignored, not put back: the command says the
+    stop next, and a second stop before it did was said instead of the first. The
+    wrapper puts the handlers back once the stop is said."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -216,7 +221,9 @@ def _forget_stop_said(said: bool) -> None:
 
 
 #: whether the command's run began (:func:`_sigterm_as_interrupt` entered), per thread;
-#: :func:`_stop_said_while_starting` says a stop outside the run by it
+#: :func:`_stop_said_while_starting` says a stop outside the run by it. ``put_back``:
+#: the run's handlers that the wrapper puts back once the run's stop is said (None:
+#: outside a wrapper, the block puts them back itself)
 _party_run = threading.local()
 
 
