@@ -7,8 +7,10 @@ live in memory when the machine has a tmpfs (see :func:`pytest_configure`)."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _schedule import longest_files_first
 from _tmpfs import MEMORY_TEMP, ON_DISK_ENV, _is_writable_tmpfs
+
+from secagg.transport.waiting import forget_stop
 
 settings.register_profile(
     "busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -94,3 +98,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(mark)
     if hasattr(config, "workerinput"):
         items[:] = longest_files_first(items)
+
+
+@pytest.fixture(autouse=True)
+def _stop_record_left_by_none() -> Iterator[None]:
+    """Every test fails if it leaves a stop in the process's record
+    (:func:`secagg.transport.waiting.forget_stop`), which is then cleared.
+
+    Why: the record is process-wide, and an xdist worker runs hundreds of tests in one
+    process. A stop a command (or a test's own ``ask_stop``) left recorded made every
+    later party of that worker raise ``StopAsked`` at its first look, far from the test
+    that leaked it (second review of the stop record, 2026-12-07)."""
+    left_before = forget_stop()
+    yield
+    left = forget_stop()
+    if left_before is not None or left is not None:
+        pytest.fail(
+            f"the process's stop record held {signal.Signals(left or left_before).name} "
+            f"{'after' if left is not None else 'before'} this test: a command or a test "
+            "recorded a stop and did not forget it",
+            pytrace=False,
+        )

@@ -295,6 +295,10 @@ class KeyHolderService:
                     digest = hashlib.sha256(payload).digest()
                     anew = self.answered != answered and digest != self._last_answered
                     if reply is not None:
+                        # a stop swallowed in the decryption (CKKS's C calls) releases
+                        # nothing: the sum stays unsent, its decryption counted, as for a
+                        # reply lost with its session (second review of the stop record)
+                        raise_if_stop_asked()
                         try:
                             self._send_reply(payload, reply, spent=spent)
                         except ConnectionError:
@@ -414,6 +418,7 @@ class KeyHolderService:
             return False
         request = decode_message(payload)  # answered once already: it decodes
         round_number = request.round if isinstance(request, Relay) else -1
+        raise_if_stop_asked()  # nothing leaves after a stop, the same reply neither
         log.warning(
             "%s: the server sent round %d's decryption request again (its session changed "
             "before the reply reached it); sent the same reply again, no new decryption "

@@ -1545,6 +1545,11 @@ class FederationServer:
                     continue
                 self._missed |= {names[p] for p in session.waiting_for if p in names}
                 outgoing = session.close_phase()
+            # a stop swallowed while a message was handled (the protocol's checks and
+            # sums, in numpy's and the crypto's C calls): nothing it moved the round to
+            # leaves (the next phase's requests, the key holder's decryption request);
+            # the round stays running in the state, as for a stop raised there
+            raise_if_stop_asked()
             outgoing = self._hold_at_budget(number, session, participants, outgoing)
             announced = self._dispatch(number, participants, outgoing)
             if session.phase != phase or announced:

@@ -33,7 +33,7 @@ from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.runtime.wire import RoundStart, encode_message
+from secagg.runtime.wire import Relay, RoundStart, encode_message
 from secagg.transport.base import NotConnected
 from secagg.transport.inprocess import InProcessHub
 from secagg.transport.waiting import StopAsked, ask_stop, forget_stop, stop_asked
@@ -123,6 +123,56 @@ def test_a_stop_swallowed_in_the_key_holders_receive_stops_it(signum: int) -> No
         service.run(idle_timeout=60.0)
     assert raised.value.signum == signum
     assert endpoint.receives == 1
+
+
+class _DecryptionSwallowing:
+    """A key holder's session whose decryption (CKKS's C calls) swallowed the stop and
+    then returned the decrypted sum, as the call it stands for goes on to."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.decryptions = 0
+
+    def handle(self, payload: bytes, *, round_number: int) -> bytes:
+        del payload, round_number
+        self.decryptions += 1  # counted (on disk, in a real one) before anything leaves
+        _swallowed_in_c(self.signum)
+        return b"the decrypted sum"
+
+
+class _OneRequest:
+    """The key holder's session with the server: one decryption request, then silence."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.receives = 0
+
+    def receive(self, timeout: float | None) -> bytes | None:
+        self.receives += 1
+        return encode_message(Relay(1, b"decrypt this")) if self.receives == 1 else None
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_stop_swallowed_in_the_key_holders_decryption_sends_no_reply(signum: int) -> None:
+    """Second review of the stop record: the key holder looked at the record only around
+    its receive, so a stop swallowed in the decryption (the longest C call it makes)
+    still sent the decrypted sum, and the round the stop's line says aborts could
+    complete. As the branch sends nothing of its update after a stop, the key holder
+    releases nothing after one (the decryption stays counted, as for a lost reply)."""
+    endpoint = _OneRequest()
+    session = _DecryptionSwallowing(signum)
+    service = KeyHolderService("key-holder", endpoint, session)  # type: ignore[arg-type]
+    with pytest.raises(StopAsked) as raised:
+        service.run(idle_timeout=60.0)
+    assert raised.value.signum == signum
+    assert session.decryptions == 1
+    assert endpoint.sent == []  # no release after the stop
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
@@ -228,6 +278,65 @@ def test_a_stop_swallowed_in_the_servers_collect_loop_stops_the_round(
     assert raised.value.signum == signum
     assert hub.receives == 1
     assert [row["status"] for row in server.store.rounds()] == ["running"]
+
+
+class _OneMessageHub(InProcessHub):
+    """The server's receive inside a round: one branch's message, then silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given = False
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        if not self.given:
+            self.given = True
+            return "branch-0", b"an answer"
+        return super().receive(0.0)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_stop_swallowed_in_the_servers_handling_of_a_message_sends_nothing_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    """Second review of the stop record: the collect loop looked at the record only at
+    the top of each turn, so a stop swallowed while the server handled a message (the
+    protocol's checks and sums, numpy's and the crypto's C calls) still sent what that
+    message moved the round to (the next phase's requests: with a key holder, the
+    request that has it decrypt the sum). Now nothing of it is sent, as for a stop
+    raised there, and the round is left running in the state."""
+    hub = _OneMessageHub()
+    for name in ("branch-0", "branch-1", "branch-2"):
+        hub.connect(name)
+    server = FederationServer(_config(), hub, ServerStore(tmp_path / "s.sqlite"))
+    next_phase = object()  # what the message moved the round to
+    dispatched: list[list[object]] = []
+    real_dispatch = server._dispatch
+
+    def dispatch(number: int, participants: list[str], outgoing: list[object]) -> bool:
+        dispatched.append(list(outgoing))
+        if len(dispatched) == 1:  # the round's start: sent for real
+            return real_dispatch(number, participants, outgoing)  # type: ignore[arg-type]
+        return False
+
+    def handling(*_args: object) -> list[object]:
+        _swallowed_in_c(signum)
+        return [next_phase]
+
+    monkeypatch.setattr(server, "_dispatch", dispatch)
+    monkeypatch.setattr(server, "_receive", handling)
+    with pytest.raises(StopAsked) as raised:
+        server.run(wait_for_clients=0.0, quorum_wait=1.0)
+    assert raised.value.signum == signum
+    assert len(dispatched) == 1  # the start only
+    assert not any(next_phase in outgoing for outgoing in dispatched)
+    assert [row["status"] for row in server.store.rounds()] == ["running"]
+    # resumable: the next start (its stop forgotten, as the command does) aborts it
+    server.store.close()
+    assert forget_stop() == signum
+    again = FederationServer(_config(), InProcessHub(), ServerStore(tmp_path / "s.sqlite"))
+    again.run(wait_for_clients=0.0, quorum_wait=0.1)
+    assert [row["status"] for row in again.store.rounds()] == ["aborted"]
+    again.store.close()
 
 
 def test_the_record_keeps_the_first_stop_until_it_is_forgotten() -> None:

@@ -124,7 +124,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     and raise the stop (:class:`~secagg.transport.waiting.StopAsked`); here, the block
     that ends with a stop recorded ends with that stop (the first one), whatever else
     it ended with: another exception (logged), another stop, or a plain return (a stop
-    swallowed after the last look). The record is cleared as the block is left."""
+    swallowed after the last look). The record is cleared as the block is left.
+
+    Inside a party command's wrapper (:func:`_stop_said_while_starting`) a block that
+    ends with its stop leaves both signals ignored, not put back: the command says the
+    stop next, and a second stop before it did was said instead of the first. The
+    wrapper puts the handlers back once the stop is said."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -184,10 +189,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         # a handler not installed from Python (None: an embedding program's, set in C)
         # cannot be put back; ours stays, as in _sigterm_raised. Putting None back raised
         # TypeError here, which replaced the stop and left SIGINT's handler ours too
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        if previous_int is not None:
-            signal.signal(signal.SIGINT, previous_int)
+        put_back = getattr(_party_run, "put_back", None)
+        for signum, handler in ((signal.SIGTERM, previous), (signal.SIGINT, previous_int)):
+            if handler is None:
+                continue
+            if said and put_back is not None:
+                # the run leaves with its stop, which the command says next: a further
+                # stop until then is ignored, as while it is said (_stopped), and the
+                # command's wrapper puts the handler back. Put back here, a second stop
+                # in between was the handler's then (the wrapper's SIGTERM, Python's
+                # Ctrl-C) and left the command's except clause: the wrapper said it,
+                # 128 + the second, "its run had ended" (second review of the record)
+                put_back[signum] = handler
+                signal.signal(signum, signal.SIG_IGN)
+            else:
+                signal.signal(signum, handler)
         _forget_stop_said(said)
 
 
@@ -205,7 +221,9 @@ def _forget_stop_said(said: bool) -> None:
 
 
 #: whether the command's run began (:func:`_sigterm_as_interrupt` entered), per thread;
-#: :func:`_stop_said_while_starting` says a stop outside the run by it
+#: :func:`_stop_said_while_starting` says a stop outside the run by it. ``put_back``:
+#: the run's handlers that the wrapper puts back once the run's stop is said (None:
+#: outside a wrapper, the block puts them back itself)
 _party_run = threading.local()
 
 
@@ -232,19 +250,36 @@ def _stop_said_while_starting(name_option: str | None = None) -> Callable[[Any],
             party = label if name_option is None else f"{label}: {kwargs[name_option]}"
             _party_run.began = False
             said = False
-            with _sigterm_raised():
-                try:
-                    return command(**kwargs)
-                except KeyboardInterrupt as exc:  # outside the run: the run says its own
-                    said = True
-                    _stopped(
-                        party,
-                        exc,
-                        "its run had ended (its summary was not printed)"
-                        if getattr(_party_run, "began", False)
-                        else "it had not started; nothing was changed",
-                    )
-                finally:  # a SIGTERM recorded while starting, the command ended first
+            # the record is cleared only where its handlers run (the main thread): a
+            # command run in another thread recorded nothing, and clearing there lost
+            # the main thread's party's stop (second review of the stop record)
+            records = threading.current_thread() is threading.main_thread()
+            try:
+                with _sigterm_raised():
+                    # the run's handlers, left ignoring further stops by a run that ended
+                    # with its stop (_sigterm_as_interrupt) while the command says it
+                    put_back: dict[int, Any] = {}
+                    _party_run.put_back = put_back
+                    try:
+                        return command(**kwargs)
+                    except KeyboardInterrupt as exc:  # outside the run: the run says its own
+                        said = True
+                        _stopped(
+                            party,
+                            exc,
+                            "its run had ended (its summary was not printed)"
+                            if getattr(_party_run, "began", False)
+                            else "it had not started; nothing was changed",
+                        )
+                    finally:
+                        _party_run.put_back = None
+                        for signum, handler in put_back.items():
+                            signal.signal(signum, handler)
+            finally:
+                # a SIGTERM recorded while starting, the command ended first; cleared
+                # once the handler that records is put back, so that a SIGTERM in
+                # between is not recorded after the clear and outlives the command
+                if records:
                     _forget_stop_said(said)
 
         return run_saying_stops
