@@ -171,10 +171,12 @@ class Replay:
 @dataclass
 class SlowReplays:
     """The accountant made ``cost`` seconds slower (a sleep before the real, cheap RDP
-    replay, as Opacus's PRV takes its time); each replay recorded once it ends."""
+    replay, as Opacus's PRV takes its time); each replay recorded as it begins
+    (``starts``: whether ``mark`` was set, its thread) and once it ends (``calls``)."""
 
     cost: float
     mark: threading.Event = field(default_factory=threading.Event)
+    starts: list[tuple[bool, int]] = field(default_factory=list)
     calls: list[Replay] = field(default_factory=list)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> SlowReplays:
@@ -184,6 +186,7 @@ class SlowReplays:
 
     def _replay(self, report: RecordReport, real: Callable[[RecordReport], float]) -> float:
         began, marked = time.monotonic(), self.mark.is_set()
+        self.starts.append((marked, threading.get_ident()))
         time.sleep(self.cost)
         figure = real(report)
         self.calls.append(Replay(began, time.monotonic(), threading.get_ident(), marked))
