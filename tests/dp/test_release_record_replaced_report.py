@@ -18,30 +18,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+from _record_replays import DELTA, record_report
 from _threads import BOUND
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import secagg.dp.release as release_module
-from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.release import RecordRelease, RecordReport
-
-DELTA = 1e-5
-
-
-def _report(steps: int) -> RecordReport:
-    history = [(1.0, 0.01, steps)]
-    return RecordReport.from_dict(
-        {
-            "unit": "customer",
-            "mechanism": "dpsgd",
-            "accountant": "rdp",
-            "delta": DELTA,
-            "history": [list(h) for h in history],
-            "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon(),
-            "max_grad_norm": 1.0,
-        }
-    )
 
 
 @settings(max_examples=20, deadline=None)
@@ -66,13 +49,13 @@ def test_a_report_replaced_while_its_replay_is_queued_is_not_replayed(
     others = [f"id-{i}" for i in range(branches)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(release_module, "_replayed_epsilon", gated)
-        mechanism.take_report("blocker", _report(1))
+        mechanism.take_report("blocker", record_report(1))
         steps = 10
         for _ in range(aborts + 1):  # rounds that abort, then the one that reads
             mechanism.begin_round(["blocker", *others])
             steps += 10
             for index, identity in enumerate(others):
-                mechanism.take_report(identity, _report(steps + index))
+                mechanism.take_report(identity, record_report(steps + index))
         gate.set()
         mechanism.require_reports(others)
     last = {identity: steps + index for index, identity in enumerate(others)}
@@ -80,4 +63,4 @@ def test_a_report_replaced_while_its_replay_is_queued_is_not_replayed(
         f"replays of replaced reports ran: {sorted(replayed)}"
     )
     for identity, count in last.items():
-        assert mechanism.latest[identity].epsilon == _report(count).epsilon
+        assert mechanism.latest[identity].epsilon == record_report(count).epsilon

@@ -21,30 +21,13 @@ import types
 from typing import Any
 
 import pytest
+from _record_replays import DELTA, record_report
 from _threads import BOUND
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import secagg.dp.release as release_module
-from secagg.dp.accountants import RecordLevelAccountant
-from secagg.dp.release import RecordRelease, RecordReport
-
-DELTA = 1e-5
-
-
-def _report(steps: int) -> RecordReport:
-    history = [(1.0, 0.01, steps)]
-    return RecordReport.from_dict(
-        {
-            "unit": "customer",
-            "mechanism": "dpsgd",
-            "accountant": "rdp",
-            "delta": DELTA,
-            "history": [list(h) for h in history],
-            "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon(),
-            "max_grad_norm": 1.0,
-        }
-    )
+from secagg.dp.release import RecordRelease
 
 
 class _Starts:
@@ -105,18 +88,18 @@ def test_reports_whose_replay_thread_cannot_start_are_kept_and_replayed(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(release_module, "threading", starts.module)
         for identity, count in zip(identities, steps, strict=True):
-            mechanism.take_report(identity, _report(count))
+            mechanism.take_report(identity, record_report(count))
         _within_bound(lambda: mechanism.require_reports(identities))
         for identity, count in zip(identities, steps, strict=True):
-            assert mechanism.latest[identity].epsilon == _report(count).epsilon
-        assert mechanism.ledger_claim(None) == max(_report(c).epsilon for c in steps)
+            assert mechanism.latest[identity].epsilon == record_report(count).epsilon
+        assert mechanism.ledger_claim(None) == max(record_report(c).epsilon for c in steps)
         # the next round: threads start again (or still fail) and nothing waits forever
         mechanism.begin_round(identities)
         for identity, count in zip(identities, steps, strict=True):
-            mechanism.take_report(identity, _report(count + 1))
+            mechanism.take_report(identity, record_report(count + 1))
         _within_bound(lambda: mechanism.require_reports(identities))
         for identity, count in zip(identities, steps, strict=True):
-            assert mechanism.latest[identity].epsilon == _report(count + 1).epsilon
+            assert mechanism.latest[identity].epsilon == record_report(count + 1).epsilon
     if failing <= len(steps):  # a start was tried again after the failures, and held
         assert starts.started >= 1
 
@@ -125,7 +108,7 @@ def test_a_restart_whose_replay_thread_cannot_start_holds_the_read_back_reports(
     """The restored reports (a restart, start_restored_replays) with no thread: the
     constructor's call raises nothing, and the first claim replays them itself."""
     mechanism = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
-    reports = {f"id-{i}": _report(100 * (i + 1)) for i in range(3)}
+    reports = {f"id-{i}": record_report(100 * (i + 1)) for i in range(3)}
     mechanism.restore_reports({k: r.as_dict() for k, r in reports.items()})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(release_module, "threading", _Starts(10).module)

@@ -20,25 +20,19 @@ from __future__ import annotations
 
 import math
 import tempfile
-import threading
 import warnings
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
+from _budget_reveal import SessionAtTheReveal, UnmaskWatchingHub, start_clients
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation import ToParty
 from secagg.errors import ConfigurationError
-from secagg.protocol import decode
-from secagg.protocol.messages import UnmaskingRequest
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
-from secagg.runtime.wire import Relay, decode_message
 from secagg.transport.inprocess import InProcessHub
 
 DP = {"mechanism": "distributed", "noise_multiplier": 2.0, "clip": 1.0, "delta": 1e-3}
@@ -82,24 +76,6 @@ def _first_round(clients: int, count: int, contributors: int | None = None) -> t
     return drawn, everyone
 
 
-class _SessionAtTheReveal:
-    """A masking session whose unmasking requests are ready to leave, with ``inputs``
-    masked inputs in the sum (all that ``_hold_at_budget`` asks of it)."""
-
-    def __init__(self, inputs: int) -> None:
-        self.inputs, self.done, self.aborted = inputs, False, None
-
-    def contributors_before_reveal(self) -> int:
-        return self.inputs
-
-    def noise_at_reveal(self) -> float:
-        return 0.0  # masking: the shares are the noise
-
-    def abort(self, reason: str) -> list[object]:
-        self.done, self.aborted = True, reason
-        return ["abort messages"]
-
-
 @settings(max_examples=25, deadline=None)
 @given(
     clients=st.integers(6, 12),
@@ -135,7 +111,7 @@ def test_a_budget_no_drawable_round_fits_stops_the_run(
         assert budget < figure <= drawn
         server.budget_reached = None  # as if a round had been drawn all the same
         store.begin_round(1, participants)
-        session = _SessionAtTheReveal(count - lost)
+        session = SessionAtTheReveal(count - lost)
         requests = [ToParty(0, b"unmasking request")]
         out = server._hold_at_budget(1, session, participants, requests)  # type: ignore[arg-type]
         noted = (store.rounds()[0]["report"] or {}).get("revealed")
@@ -169,7 +145,7 @@ def test_a_short_round_of_the_count_goes_on_while_a_full_one_fits(
         server = FederationServer(config, InProcessHub(), store)
         assert not server._budget_spent(), server.budget_reached
         store.begin_round(1, participants)
-        session = _SessionAtTheReveal(count - 1)
+        session = SessionAtTheReveal(count - 1)
         out = server._hold_at_budget(1, session, participants, [ToParty(0, b"request")])  # type: ignore[arg-type]
         store.close()
     assert out == ["abort messages"]
@@ -177,33 +153,6 @@ def test_a_short_round_of_the_count_goes_on_while_a_full_one_fits(
     reason = session.aborted or ""
     assert "not the budget's end" in reason
     assert f"a round of {count} clients with every contribution fits" in reason, reason
-
-
-class UnmaskWatchingHub(InProcessHub):
-    """Records the rounds the server sent an unmasking request in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unmasked_rounds: set[int] = set()
-
-    def send(self, name: str, payload: bytes) -> None:
-        message = decode_message(payload)
-        if isinstance(message, Relay) and isinstance(decode(message.payload), UnmaskingRequest):
-            self.unmasked_rounds.add(message.round)
-        super().send(name, payload)
-
-
-def _start_clients(hub: InProcessHub, names: list[str]) -> list[threading.Thread]:
-    threads = []
-    for name in names:
-        endpoint: Any = hub.connect(name)
-        client = FederationClient(name, lambda m: np.full_like(m, 0.1), endpoint)
-        thread = threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 120, "rounds": None}, daemon=True
-        )
-        thread.start()
-        threads.append(thread)
-    return threads
 
 
 def test_a_fixed_count_run_past_its_budget_runs_no_round(tmp_path: Path) -> None:
@@ -215,7 +164,7 @@ def test_a_fixed_count_run_past_its_budget_runs_no_round(tmp_path: Path) -> None
     assert everyone < drawn
     budget = (drawn + everyone) / 2
     hub = UnmaskWatchingHub()
-    _start_clients(hub, _names(8))
+    start_clients(hub, _names(8))
     server = FederationServer(_config(8, 4, budget), hub, ServerStore(tmp_path / "s.sqlite"))
     results = server.run(wait_for_clients=90, max_consecutive_aborts=2)
     assert results == [], [(r.status, r.reason) for r in results]

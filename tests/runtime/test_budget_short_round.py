@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _budget_reveal import SessionAtTheReveal, UnmaskWatchingHub, start_clients
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,8 +36,7 @@ from secagg.aggregation import ToParty
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
 from secagg.protocol import decode
-from secagg.protocol.messages import MaskedInput, UnmaskingRequest
-from secagg.runtime.client import FederationClient
+from secagg.protocol.messages import MaskedInput
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer, RoundResult
 from secagg.runtime.store import ServerStore
@@ -105,35 +105,15 @@ class LeavesBeforeMaskedInput:
         return self._inner.receive(timeout)
 
 
-class UnmaskWatchingHub(InProcessHub):
-    """Records the rounds the server sent an unmasking request in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unmasked_rounds: set[int] = set()
-
-    def send(self, name: str, payload: bytes) -> None:
-        message = decode_message(payload)
-        if isinstance(message, Relay) and isinstance(decode(message.payload), UnmaskingRequest):
-            self.unmasked_rounds.add(message.round)
-        super().send(name, payload)
-
-
 def _start_clients(
     hub: InProcessHub, leaver_attempt: int | None, names: list[str] = NAMES
 ) -> list[threading.Thread]:
-    threads = []
-    for name in names:
-        endpoint: Any = hub.connect(name)
+    def endpoint_for(name: str, endpoint: Any) -> Any:
         if name == NAMES[3] and leaver_attempt is not None:
-            endpoint = LeavesBeforeMaskedInput(endpoint, leaver_attempt)
-        client = FederationClient(name, lambda m: np.full_like(m, 0.1), endpoint)
-        thread = threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 120, "rounds": None}, daemon=True
-        )
-        thread.start()
-        threads.append(thread)
-    return threads
+            return LeavesBeforeMaskedInput(endpoint, leaver_attempt)
+        return endpoint
+
+    return start_clients(hub, names, endpoint_for)
 
 
 def _budget() -> tuple[float, int, int]:
@@ -347,24 +327,6 @@ def test_an_excluded_branch_stops_the_run_at_the_budget_before_the_draw(tmp_path
     assert server.mechanism.accountant.rounds == 0  # type: ignore[attr-defined]
 
 
-class _SessionAtTheReveal:
-    """A masking session whose unmasking requests are ready to leave, with ``inputs``
-    masked inputs in the sum (all that ``_hold_at_budget`` asks of it)."""
-
-    def __init__(self, inputs: int) -> None:
-        self.inputs, self.done, self.aborted = inputs, False, None
-
-    def contributors_before_reveal(self) -> int:
-        return self.inputs
-
-    def noise_at_reveal(self) -> float:
-        return 0.0  # masking: the shares are the noise
-
-    def abort(self, reason: str) -> list[object]:
-        self.done, self.aborted = True, reason
-        return ["abort messages"]
-
-
 COHORT_NAMES = [f"branch-{i:02d}" for i in range(12)]
 
 
@@ -405,7 +367,7 @@ def test_the_reveal_decision_under_a_budget(
         for _ in range(earlier_rounds):
             accountant.step(everyone)
         store.begin_round(1, participants)
-        session = _SessionAtTheReveal(contributors)
+        session = SessionAtTheReveal(contributors)
         requests = [ToParty(0, b"unmasking request")]
         out = server._hold_at_budget(1, session, participants, requests)  # type: ignore[arg-type]
         noted = (store.rounds()[0]["report"] or {}).get("revealed")

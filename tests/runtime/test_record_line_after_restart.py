@@ -12,17 +12,14 @@ state and ledger.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
+from _record_replays import dpsgd_report, record_config, run_first_round
 
-from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.display import shown
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
@@ -37,52 +34,20 @@ IDLE = 60.0
 
 def _report(name: str) -> dict[str, object]:
     """Each branch's DP-SGD accounting: more steps for a later branch (b3 the worst)."""
-    history = [(1.0, 0.01, STEPS * (NAMES.index(name) + 1))]
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": 1e-5,
-        "history": [list(h) for h in history],
-        "epsilon": RecordLevelAccountant("rdp", 1e-5, history).epsilon(),
-        "max_grad_norm": 1.0,
-    }
+    return dpsgd_report([(1.0, 0.01, STEPS * (NAMES.index(name) + 1))], delta=1e-5)
 
 
 def _config(rounds: int) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "records", "clients": NAMES, "dimension": D, "rounds": rounds},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": 1e-5},
-            "deadlines": {"phase_seconds": 20.0},
-        }
+    return record_config(
+        NAMES, name="records", rounds=rounds, dimension=D, phase_seconds=20.0, delta=1e-5
     )
 
 
 def test_the_round_line_after_a_restart_states_the_worst_branchs_reported_epsilon(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub = InProcessHub()
-    for name in NAMES:
-        client = FederationClient(
-            name,
-            lambda m: np.full_like(m, 0.1),
-            hub.connect(name),
-            privacy_report=lambda name=name: _report(name),
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": IDLE, "rounds": 1}, daemon=True
-        ).start()
     key = LedgerKey.generate()
-    ledger = Ledger(tmp_path / "ledger.sqlite", key)
-    store = ServerStore(tmp_path / "state.sqlite")
-    try:
-        results = FederationServer(_config(1), hub, store, ledger=ledger).run(wait_for_clients=IDLE)
-    finally:
-        ledger.close()
-        store.close()
+    results = run_first_round(tmp_path, key, _config(1), _report, idle=IDLE)
     assert [r.status for r in results] == ["complete"]
     worst = shown(float(_report("b3")["epsilon"]), 4, significant=True)  # type: ignore[arg-type]
     # restarted: a round nobody is connected for aborts, and its line states the claim

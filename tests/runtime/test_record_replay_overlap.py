@@ -20,12 +20,18 @@ slows while a replay runs, but no message waits for one.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from _record_replays import (
+    DELTA,
+    Phases,
+    SlowReplays,
+    dpsgd_report,
+    record_config,
+    start_branches,
+)
 from _threads import BOUND
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,14 +41,11 @@ from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.release import RecordReport
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
-from secagg.runtime.client import FederationClient
-from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
 BRANCHES = [f"branch-{i:02d}" for i in range(8)]
-DELTA = 1e-5
 REPLAY_SECONDS = 0.3
 
 
@@ -52,68 +55,25 @@ def _history(branch: int) -> list[tuple[float, float, int]]:
 
 def _report(branch: int) -> dict[str, Any]:
     history = _history(branch)
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(run) for run in history],
-        # stated below the replay: the row must hold the replayed figure
-        "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon() * 0.5,
-        "max_grad_norm": 1.0,
-    }
+    # stated below the replay: the row must hold the replayed figure
+    stated = RecordLevelAccountant("rdp", DELTA, history).epsilon() * 0.5
+    return dpsgd_report(history, epsilon=stated)
 
 
 def test_the_replays_begin_during_the_phases_off_the_servers_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    in_phases = threading.Event()
-    began: list[tuple[bool, int]] = []  # each replay: during the phases?, its thread
-    real = release_module._replayed_epsilon
-
-    def costly(report: RecordReport) -> float:
-        began.append((in_phases.is_set(), threading.get_ident()))
-        time.sleep(REPLAY_SECONDS)
-        return real(report)
-
-    monkeypatch.setattr(release_module, "_replayed_epsilon", costly)
-    drive = FederationServer._drive
-
-    def timed_drive(self: FederationServer, *args: Any) -> Any:
-        in_phases.set()
-        try:
-            return drive(self, *args)
-        finally:
-            in_phases.clear()
-
-    monkeypatch.setattr(FederationServer, "_drive", timed_drive)
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "overlap", "clients": BRANCHES, "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": 30.0},
-        }
-    )
+    phases = Phases().install(monkeypatch)
+    # each replay: during the phases?, its thread
+    replays = SlowReplays(REPLAY_SECONDS, mark=phases.during).install(monkeypatch)
+    began = replays.starts
+    config = record_config(BRANCHES, name="overlap", rounds=1)
     hub = InProcessHub()
     key = LedgerKey.generate()
     ledger = Ledger(tmp_path / "ledger.sqlite", key)
     server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"), ledger=ledger)
-    reports = [_report(branch) for branch in range(len(BRANCHES))]
-    threads = []
-    for name, report in zip(BRANCHES, reports, strict=True):
-        client = FederationClient(
-            name,
-            lambda model: np.full_like(model, 0.1),
-            hub.connect(name),
-            privacy_report=lambda report=report: report,
-        )
-        thread = threading.Thread(
-            target=client.run, kwargs={"idle_timeout": BOUND, "rounds": 1}, daemon=True
-        )
-        thread.start()
-        threads.append(thread)
+    reports = {name: _report(branch) for branch, name in enumerate(BRANCHES)}
+    _, threads = start_branches(hub, BRANCHES, reports.__getitem__, idle=BOUND)
     server_thread = threading.get_ident()
     try:
         results = server.run(wait_for_clients=BOUND, max_attempts=1)
@@ -144,18 +104,6 @@ _RUN = st.tuples(
 )
 
 
-def _as_dict(history: list[tuple[float, float, int]], epsilon: float) -> dict[str, Any]:
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(run) for run in history],
-        "epsilon": epsilon,
-        "max_grad_norm": 1.0,
-    }
-
-
 @settings(max_examples=25, deadline=None)
 @given(
     branches=st.lists(st.tuples(_RUN, st.integers(1, 500), st.booleans()), min_size=1, max_size=5),
@@ -173,13 +121,13 @@ def test_the_held_figures_are_each_historys_own_replay_whichever_thread_ran_it(
     for identity, ((z, q, steps), _, restored) in zip(identities, branches, strict=True):
         if restored:
             recorded = RecordLevelAccountant("rdp", DELTA, [(z, q, steps)]).epsilon()
-            mechanism.restore_reports({identity: _as_dict([(z, q, steps)], recorded)})
+            mechanism.restore_reports({identity: dpsgd_report([(z, q, steps)], epsilon=recorded)})
     mechanism.start_restored_replays()
     expected = {}
     for identity, ((z, q, steps), more, _) in zip(identities, branches, strict=True):
         history = [(z, q, steps + more)]
         expected[identity] = RecordLevelAccountant("rdp", DELTA, history).epsilon()
-        report = RecordReport.from_dict(_as_dict(history, expected[identity] * 1.5))
+        report = RecordReport.from_dict(dpsgd_report(history, epsilon=expected[identity] * 1.5))
         assert mechanism.report_problem(identity, report) is None
         mechanism.take_report(identity, report)
     if checked_first:

@@ -24,27 +24,23 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _record_replays import DELTA, Phases, SlowReplays, dpsgd_report, record_config, start_branches
 
-import secagg.dp.release as release_module
 import secagg.runtime.client as client_module
 from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.release import RecordRelease, RecordReport
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
-from secagg.runtime.client import FederationClient
-from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
 BRANCHES = [f"branch-{i:02d}" for i in range(10)]
-DELTA = 1e-5
 #: the round's phases' deadline (generous: a phase that misses it on a loaded machine
 #: would make its branches dropouts)
 ROUND_SECONDS = 20.0
@@ -65,40 +61,13 @@ def _history(branch: int, steps: int) -> list[tuple[float, float, int]]:
 
 
 def _report_dict(branch: int, steps: int, stated: float | None = None) -> dict[str, Any]:
-    history = _history(branch, steps)
-    epsilon = RecordLevelAccountant("rdp", DELTA, history).epsilon()
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(run) for run in history],
-        "epsilon": epsilon if stated is None else stated,
-        "max_grad_norm": 1.0,
-    }
-
-
-class _ReplayLog:
-    """The injected accountant: each replay's start, end and thread, then the real one."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, cost: float) -> None:
-        self.calls: list[tuple[float, float, int]] = []
-        real = release_module._replayed_epsilon
-
-        def costly_replay(report: RecordReport) -> float:
-            began = time.monotonic()
-            time.sleep(cost)  # the accountant's time, as Opacus's PRV takes it
-            figure = real(report)
-            self.calls.append((began, time.monotonic(), threading.get_ident()))
-            return figure
-
-        monkeypatch.setattr(release_module, "_replayed_epsilon", costly_replay)
+    return dpsgd_report(_history(branch, steps), epsilon=stated)
 
 
 def test_a_report_is_replayed_once_off_the_callers_thread_before_anything_claims_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    replays = _ReplayLog(monkeypatch, cost=0.0)
+    replays = SlowReplays(cost=0.0).install(monkeypatch)
     caller = threading.get_ident()
     mechanism = RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     identities = [f"id-{i}" for i in range(len(BRANCHES))]
@@ -109,7 +78,7 @@ def test_a_report_is_replayed_once_off_the_callers_thread_before_anything_claims
         mechanism.take_report(identity, report)
     mechanism.require_reports(identities)
     assert len(replays.calls) == len(identities)
-    assert caller not in {thread for _, _, thread in replays.calls}, "replayed in a phase"
+    assert caller not in {call.thread for call in replays.calls}, "replayed in a phase"
     mechanism.release(np.zeros(4), contributors=len(identities), participants=10, noise_added=0)
     block = mechanism.ledger_block({})
     claim = mechanism.ledger_claim(None)
@@ -126,45 +95,21 @@ def test_replays_past_every_branchs_deadline_and_grace_still_release_a_checked_r
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(client_module, "ROUND_GRACE_SECONDS", BRANCH_WINDOW_SECONDS - ROUND_SECONDS)
-    replays = _ReplayLog(monkeypatch, cost=REPLAY_SECONDS)
-    phases: dict[int, tuple[float, float]] = {}
-    drive = FederationServer._drive
-
-    def timed_drive(self: FederationServer, number: int, *args: Any) -> Any:
-        began = time.monotonic()
-        try:
-            return drive(self, number, *args)
-        finally:
-            phases[number] = (began, time.monotonic())
-
-    monkeypatch.setattr(FederationServer, "_drive", timed_drive)
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "replays", "clients": BRANCHES, "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": ROUND_SECONDS, "round_seconds": ROUND_SECONDS},
-        }
+    replays = SlowReplays(cost=REPLAY_SECONDS).install(monkeypatch)
+    phases = Phases().install(monkeypatch).spans
+    config = record_config(
+        BRANCHES, name="replays", rounds=1, phase_seconds=ROUND_SECONDS, round_seconds=ROUND_SECONDS
     )
     hub = InProcessHub()
-    clients, threads = [], []
     # made before the round: the first one imports Opacus (seconds), which would use up
     # the branches' short window inside the round's first phase
-    reports = [_report_dict(branch, 1_000) for branch in range(len(BRANCHES))]
-    for name, report in zip(BRANCHES, reports, strict=True):
-        client = FederationClient(
-            name,
-            lambda model: np.full_like(model, 0.1),
-            hub.connect(name),
-            privacy_report=lambda report=report: report,
-        )
-        idle = IMPATIENT_IDLE_SECONDS if name == IMPATIENT else 60.0
-        thread = threading.Thread(target=client.run, kwargs={"idle_timeout": idle, "rounds": 1})
-        thread.daemon = True
-        thread.start()
-        clients.append(client)
-        threads.append(thread)
+    reports = {name: _report_dict(branch, 1_000) for branch, name in enumerate(BRANCHES)}
+    clients, threads = start_branches(
+        hub,
+        BRANCHES,
+        reports.__getitem__,
+        idle=lambda name: IMPATIENT_IDLE_SECONDS if name == IMPATIENT else 60.0,
+    )
     key = LedgerKey.generate()
     path = tmp_path / "ledger.sqlite"
     ledger = Ledger(path, key)
@@ -183,8 +128,8 @@ def test_replays_past_every_branchs_deadline_and_grace_still_release_a_checked_r
     assert set(BRANCHES) - {IMPATIENT} <= set(contributed)
     began, _ = phases[1]
     assert len(replays.calls) == len(contributed)
-    assert server_thread not in {thread for _, _, thread in replays.calls}
-    spans = sorted((start, end) for start, end, _ in replays.calls)
+    assert server_thread not in {call.thread for call in replays.calls}
+    spans = sorted((call.began, call.ended) for call in replays.calls)
     assert all(after[0] >= before[1] for before, after in itertools.pairwise(spans))
     # they ended after the phases' deadline plus the grace ...
     assert REPLAY_SECONDS * (len(BRANCHES) - 1) > BRANCH_WINDOW_SECONDS + IMPATIENT_IDLE_SECONDS

@@ -25,14 +25,12 @@ allowance of the federation's every branch.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from _record_replays import DELTA, SlowReplays, dpsgd_report, record_config, start_branches
 from _session_clock import SessionClock, SessionDialer, session_time
 from _threads import BOUND
 
@@ -40,10 +38,7 @@ import secagg.dp.release as release_module
 import secagg.runtime.client as client_module
 import secagg.runtime.keyholder as keyholder_module
 import secagg.runtime.redial as redial_module
-from secagg.dp.accountants import RecordLevelAccountant
-from secagg.dp.release import RecordReport
 from secagg.errors import MalformedMessage
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.keyholder import KeyHolderService
 from secagg.runtime.launch import key_holder_idle
@@ -52,7 +47,6 @@ from secagg.runtime.store import ServerStore
 from secagg.runtime.wire import FederationEnd, Relay, encode_message
 from secagg.transport.inprocess import InProcessHub
 
-DELTA = 1e-5
 BRANCHES = [f"branch-{i:02d}" for i in range(8)]
 #: the round's deadline as the server keeps it (generous: its phases must not miss it)
 ROUND_SECONDS = 20.0
@@ -67,31 +61,7 @@ IDLE_SECONDS = 2.0
 
 
 def _report(branch: int) -> dict[str, Any]:
-    history = [(1.0, 0.001 * (branch + 1), 1_000)]
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(run) for run in history],
-        "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon(),
-        "max_grad_norm": 1.0,
-    }
-
-
-def _slow_replays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Each replay takes REPLAY_SECONDS more (the accountant's time); their ends."""
-    ends: list[float] = []
-    real = release_module._replayed_epsilon
-
-    def costly(report: RecordReport) -> float:
-        time.sleep(REPLAY_SECONDS)
-        figure = real(report)
-        ends.append(time.monotonic())
-        return figure
-
-    monkeypatch.setattr(release_module, "_replayed_epsilon", costly)
-    return ends
+    return dpsgd_report([(1.0, 0.001 * (branch + 1), 1_000)])
 
 
 def test_a_branch_waits_out_the_replays_of_a_round_that_used_its_deadline(
@@ -102,42 +72,22 @@ def test_a_branch_waits_out_the_replays_of_a_round_that_used_its_deadline(
     because the deadline it was told covers the replays. Before, each gave up "past the
     round deadline" while the server replayed, and the round was released to nobody."""
     monkeypatch.setattr(client_module, "ROUND_GRACE_SECONDS", BRANCH_WINDOW_SECONDS - ROUND_SECONDS)
-    ends = _slow_replays(monkeypatch)
+    replays = SlowReplays(REPLAY_SECONDS).install(monkeypatch)
     assert REPLAY_SECONDS * len(BRANCHES) > IDLE_SECONDS + BRANCH_WINDOW_SECONDS
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "waits", "clients": BRANCHES, "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": ROUND_SECONDS, "round_seconds": ROUND_SECONDS},
-        }
+    config = record_config(
+        BRANCHES, name="waits", rounds=1, phase_seconds=ROUND_SECONDS, round_seconds=ROUND_SECONDS
     )
     hub = InProcessHub()
     server = FederationServer(config, hub, ServerStore(tmp_path / "state.sqlite"))
-    reports = [_report(branch) for branch in range(len(BRANCHES))]  # Opacus imported here
-    clients, threads = [], []
-    for name, report in zip(BRANCHES, reports, strict=True):
-        client = FederationClient(
-            name,
-            lambda model: np.full_like(model, 0.1),
-            hub.connect(name),
-            privacy_report=lambda report=report: report,
-        )
-        thread = threading.Thread(
-            target=client.run, kwargs={"idle_timeout": IDLE_SECONDS, "rounds": 1}, daemon=True
-        )
-        clients.append(client)
-        threads.append(thread)
-    for thread in threads:
-        thread.start()
+    reports = {name: _report(branch) for branch, name in enumerate(BRANCHES)}  # Opacus imported
+    clients, threads = start_branches(hub, BRANCHES, reports.__getitem__, idle=IDLE_SECONDS)
     results = server.run(wait_for_clients=BOUND, max_attempts=1)
     for thread in threads:
         thread.join(timeout=BOUND)
 
     assert [r.status for r in results] == ["complete"], [r.reason for r in results]
     contributed = set(results[0].contributed)
-    assert len(ends) == len(contributed) >= 2
+    assert len(replays.calls) == len(contributed) >= 2
     heard = {c.name: (c.stats.outcome, c.stats.end_reason) for c in clients}
     assert {name: heard[name][0] for name in contributed} == dict.fromkeys(contributed, "rounds"), (
         heard

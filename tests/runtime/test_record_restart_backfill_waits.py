@@ -19,50 +19,30 @@ Marked strict xfail so that the fix flips it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from _record_replays import dpsgd_report, record_config, run_first_round, wrap_replays
 from _threads import BOUND
 
-import secagg.dp.release as release_module
-from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.release import RecordReport
 from secagg.ledger import Ledger, LedgerKey
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
 NAMES = [f"b{i}" for i in range(3)]
-DELTA = 1e-5
 
 
 def _report(name: str) -> dict[str, Any]:
-    history = [(1.0, 0.01, 100 * (NAMES.index(name) + 1))]
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(h) for h in history],
-        "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon(),
-        "max_grad_norm": 1.0,
-    }
+    return dpsgd_report([(1.0, 0.01, 100 * (NAMES.index(name) + 1))])
 
 
 def _config(rounds: int) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "records", "clients": NAMES, "dimension": 4, "rounds": rounds},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": 30.0},
-        }
-    )
+    return record_config(NAMES, name="records", rounds=rounds)
 
 
 @pytest.mark.xfail(
@@ -72,26 +52,7 @@ def test_a_restart_after_a_crash_mid_round_builds_before_the_replays(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = LedgerKey.generate()
-    hub = InProcessHub()
-    for name in NAMES:
-        client = FederationClient(
-            name,
-            lambda m: np.full_like(m, 0.1),
-            hub.connect(name),
-            privacy_report=lambda name=name: _report(name),
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": BOUND, "rounds": 1}, daemon=True
-        ).start()
-    ledger = Ledger(tmp_path / "ledger.sqlite", key)
-    store = ServerStore(tmp_path / "state.sqlite")
-    try:
-        results = FederationServer(_config(1), hub, store, ledger=ledger).run(
-            wait_for_clients=BOUND
-        )
-    finally:
-        ledger.close()
-        store.close()
+    results = run_first_round(tmp_path, key, _config(1), _report, idle=BOUND)
     assert [r.status for r in results] == ["complete"]
     store = ServerStore(tmp_path / "state.sqlite")
     store.begin_round(2, NAMES)  # the crash: round 2 under way, never finished
@@ -100,15 +61,16 @@ def test_a_restart_after_a_crash_mid_round_builds_before_the_replays(
     built = threading.Event()
     builder = threading.get_ident()
     during_build: list[bool] = []
-    real = release_module._replayed_epsilon
 
-    def replay_after_the_build(report: RecordReport) -> float:
+    def replay_after_the_build(
+        report: RecordReport, real: Callable[[RecordReport], float]
+    ) -> float:
         if threading.get_ident() != builder:
             built.wait(5.0)  # the build may not wait for this (a bounded wait: it does)
         during_build.append(not built.is_set())
         return real(report)
 
-    monkeypatch.setattr(release_module, "_replayed_epsilon", replay_after_the_build)
+    wrap_replays(monkeypatch, replay_after_the_build)
     ledger = Ledger(tmp_path / "ledger.sqlite", key)
     store = ServerStore(tmp_path / "state.sqlite")
     try:

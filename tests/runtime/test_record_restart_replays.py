@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from _record_replays import DELTA, dpsgd_report, record_config, run_first_round, wrap_replays
 from _threads import BOUND
 
 import secagg.dp.release as release_module
@@ -28,14 +29,12 @@ from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.release import RecordReport
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
 NAMES = [f"b{i}" for i in range(5)]
-DELTA = 1e-5
 
 
 def _history(name: str) -> list[tuple[float, float, int]]:
@@ -44,50 +43,17 @@ def _history(name: str) -> list[tuple[float, float, int]]:
 
 def _report(name: str) -> dict[str, Any]:
     history = _history(name)
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [list(h) for h in history],
-        # stated below the replay: what a restart holds must be the replay's figure
-        "epsilon": RecordLevelAccountant("rdp", DELTA, history).epsilon() * 0.999999,
-        "max_grad_norm": 1.0,
-    }
+    # stated below the replay: what a restart holds must be the replay's figure
+    stated = RecordLevelAccountant("rdp", DELTA, history).epsilon() * 0.999999
+    return dpsgd_report(history, epsilon=stated)
 
 
 def _config(rounds: int) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "records", "clients": NAMES, "dimension": 4, "rounds": rounds},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": 30.0},
-        }
-    )
+    return record_config(NAMES, name="records", rounds=rounds)
 
 
 def _one_round(tmp_path: Path, key: LedgerKey) -> None:
-    hub = InProcessHub()
-    for name in NAMES:
-        client = FederationClient(
-            name,
-            lambda m: np.full_like(m, 0.1),
-            hub.connect(name),
-            privacy_report=lambda name=name: _report(name),
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": BOUND, "rounds": 1}, daemon=True
-        ).start()
-    ledger = Ledger(tmp_path / "ledger.sqlite", key)
-    store = ServerStore(tmp_path / "state.sqlite")
-    try:
-        server = FederationServer(_config(1), hub, store, ledger=ledger)
-        results = server.run(wait_for_clients=BOUND)
-    finally:
-        ledger.close()
-        store.close()
+    results = run_first_round(tmp_path, key, _config(1), _report, idle=BOUND)
     assert [r.status for r in results] == ["complete"], [r.reason for r in results]
 
 
@@ -103,16 +69,17 @@ def test_a_restart_builds_the_server_before_the_restored_reports_are_replayed(
     built = threading.Event()
     builder = threading.get_ident()
     ended: list[tuple[int, bool]] = []  # each replay's thread, and whether built by then
-    real = release_module._replayed_epsilon
 
-    def replay_after_the_build(report: RecordReport) -> float:
+    def replay_after_the_build(
+        report: RecordReport, real: Callable[[RecordReport], float]
+    ) -> float:
         if threading.get_ident() != builder:
             built.wait(BOUND)  # a replay as costly as the server's build, at least
         figure = real(report)
         ended.append((threading.get_ident(), built.is_set()))
         return figure
 
-    monkeypatch.setattr(release_module, "_replayed_epsilon", replay_after_the_build)
+    wrap_replays(monkeypatch, replay_after_the_build)
     ledger = Ledger(tmp_path / "ledger.sqlite", key)
     store = ServerStore(tmp_path / "state.sqlite")
     try:
@@ -140,18 +107,6 @@ def test_a_restart_builds_the_server_before_the_restored_reports_are_replayed(
     assert audit.chain.rows[-1].entry["privacy"]["epsilon"] == max(replayed.values())
 
 
-def _dict(history: list[tuple[float, float, int]], accountant: str, epsilon: float) -> dict:
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": accountant,
-        "delta": DELTA,
-        "history": [list(h) for h in history],
-        "epsilon": epsilon,
-        "max_grad_norm": 1.0,
-    }
-
-
 def test_a_restored_branch_reporting_before_its_replay_is_held_to_the_replayed_read_back() -> None:
     """A branch back in the first round after a restart, before its read-back report's
     replay was read: that report is held first (a signed claim), and the new one to it,
@@ -160,12 +115,12 @@ def test_a_restored_branch_reporting_before_its_replay_is_held_to_the_replayed_r
     mechanism = release_module.RecordRelease(clip=1.0, delta=DELTA, sample_rate=1.0)
     history = [(1.0, 0.01, 1_000)]
     recorded = RecordLevelAccountant("rdp", DELTA, history).epsilon()
-    mechanism.restore_reports({"id": _dict(history, "rdp", recorded)})
+    mechanism.restore_reports({"id": dpsgd_report(history, accountant="rdp", epsilon=recorded)})
     mechanism.start_restored_replays()
     assert mechanism.replay_backlog() == 1
     assert mechanism.provisional_claim(None) == recorded
     longer = [(1.0, 0.01, 1_001)]
-    switched = RecordReport.from_dict(_dict(longer, "prv", recorded))
+    switched = RecordReport.from_dict(dpsgd_report(longer, accountant="prv", epsilon=recorded))
     assert mechanism.report_problem("id", switched) is None  # no replay on arrival
     mechanism.take_report("id", switched)
     with pytest.raises(release_module.UnaccountedContribution, match="below the"):
@@ -173,7 +128,7 @@ def test_a_restored_branch_reporting_before_its_replay_is_held_to_the_replayed_r
     assert mechanism.replay_backlog() == 0
     assert mechanism.ledger_claim(None) == recorded
     # an honest next report (the same accountant, more steps) is held at its replay
-    honest = RecordReport.from_dict(_dict(longer, "rdp", recorded))
+    honest = RecordReport.from_dict(dpsgd_report(longer, accountant="rdp", epsilon=recorded))
     mechanism.take_report("id", honest)
     mechanism.require_reports(["id"])
     assert mechanism.ledger_claim(None) == RecordLevelAccountant("rdp", DELTA, longer).epsilon()

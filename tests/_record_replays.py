@@ -1,0 +1,219 @@
+"""Shared set-up for the record-level (DP-SGD) replay tests: a branch's report, the
+record-level federation's config, its branches' threads, a first round on a ledger,
+and the injected accountant (:func:`secagg.dp.release._replayed_epsilon`) wrapped to
+cost time or to record where and when each replay ran.
+
+Why here: the record-level replay tests of 2026-12-07 (tests/runtime/test_record_*.py,
+tests/dp/test_release_record_*.py) each built these the same way, so a change to the
+report's fields or the config's sections had to be made in every copy alike.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import secagg.dp.release as release_module
+from secagg.dp.accountants import RecordLevelAccountant
+from secagg.dp.release import RecordReport
+from secagg.ledger import Ledger, LedgerKey
+from secagg.runtime.client import FederationClient
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import FederationServer, RoundResult
+from secagg.runtime.store import ServerStore
+from secagg.transport.inprocess import InProcessHub
+
+#: the record-level delta every one of these tests uses
+DELTA = 1e-5
+
+History = list[tuple[float, float, int]]
+
+
+def dpsgd_report(
+    history: History,
+    *,
+    epsilon: float | None = None,
+    accountant: str = "rdp",
+    delta: float = DELTA,
+) -> dict[str, Any]:
+    """A branch's DP-SGD report as it sends it: ``epsilon`` states the figure (the
+    history's own RDP replay when None: an honest branch's)."""
+    if epsilon is None:
+        epsilon = RecordLevelAccountant(accountant, delta, history).epsilon()
+    return {
+        "unit": "customer",
+        "mechanism": "dpsgd",
+        "accountant": accountant,
+        "delta": delta,
+        "history": [list(run) for run in history],
+        "epsilon": epsilon,
+        "max_grad_norm": 1.0,
+    }
+
+
+def record_report(steps: int) -> RecordReport:
+    """An honest report of one run of ``steps`` steps (z 1.0, q 0.01), parsed."""
+    return RecordReport.from_dict(dpsgd_report([(1.0, 0.01, steps)]))
+
+
+def record_config(
+    clients: Sequence[str],
+    *,
+    name: str,
+    rounds: int,
+    dimension: int = 4,
+    phase_seconds: float = 30.0,
+    round_seconds: float | None = None,
+    delta: float = DELTA,
+) -> FederationConfig:
+    """A SecAgg+ federation of ``clients`` under record-level DP-SGD, every client
+    sampled each round."""
+    deadlines: dict[str, float] = {"phase_seconds": phase_seconds}
+    if round_seconds is not None:
+        deadlines["round_seconds"] = round_seconds
+    return FederationConfig.from_dict(
+        {
+            "federation": {
+                "name": name,
+                "clients": list(clients),
+                "dimension": dimension,
+                "rounds": rounds,
+            },
+            "sampling": {"kind": "poisson", "rate": 1.0},
+            "backend": {"name": "secagg+", "value_bound": 1.0},
+            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": delta},
+            "deadlines": deadlines,
+        }
+    )
+
+
+def start_branches(
+    hub: InProcessHub,
+    names: Sequence[str],
+    privacy_report: Callable[[str], dict[str, Any]],
+    *,
+    idle: float | Callable[[str], float],
+    rounds: int = 1,
+) -> tuple[list[FederationClient], list[threading.Thread]]:
+    """Each of ``names`` a branch (a constant 0.1 update) in a daemon thread, started in
+    order, that reports ``privacy_report(name)`` each round; ``idle`` its idle timer
+    (or each branch's, by name). The branches and their threads."""
+    clients, threads = [], []
+    for name in names:
+        client = FederationClient(
+            name,
+            lambda model: np.full_like(model, 0.1),
+            hub.connect(name),
+            privacy_report=lambda name=name: privacy_report(name),
+        )
+        timer = idle(name) if callable(idle) else idle
+        thread = threading.Thread(
+            target=client.run, kwargs={"idle_timeout": timer, "rounds": rounds}, daemon=True
+        )
+        thread.start()
+        clients.append(client)
+        threads.append(thread)
+    return clients, threads
+
+
+def run_first_round(
+    tmp_path: Path,
+    key: LedgerKey,
+    config: FederationConfig,
+    privacy_report: Callable[[str], dict[str, Any]],
+    *,
+    idle: float,
+) -> list[RoundResult]:
+    """A one-round federation of ``config``'s clients run to its end on the state and
+    ledger in ``tmp_path`` (what a later restart reads back); its results."""
+    hub = InProcessHub()
+    start_branches(hub, config.clients, privacy_report, idle=idle)
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    store = ServerStore(tmp_path / "state.sqlite")
+    try:
+        return FederationServer(config, hub, store, ledger=ledger).run(wait_for_clients=idle)
+    finally:
+        ledger.close()
+        store.close()
+
+
+def wrap_replays(
+    monkeypatch: pytest.MonkeyPatch,
+    around: Callable[[RecordReport, Callable[[RecordReport], float]], float],
+) -> None:
+    """Every replay goes through ``around(report, real)``, ``real`` the accountant's."""
+    real = release_module._replayed_epsilon
+
+    def replay(report: RecordReport) -> float:
+        return around(report, real)
+
+    monkeypatch.setattr(release_module, "_replayed_epsilon", replay)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One replay: when it began and ended, its thread, and whether ``mark`` was set
+    when it began."""
+
+    began: float
+    ended: float
+    thread: int
+    marked: bool
+
+
+@dataclass
+class SlowReplays:
+    """The accountant made ``cost`` seconds slower (a sleep before the real, cheap RDP
+    replay, as Opacus's PRV takes its time); each replay recorded as it begins
+    (``starts``: whether ``mark`` was set, its thread) and once it ends (``calls``)."""
+
+    cost: float
+    mark: threading.Event = field(default_factory=threading.Event)
+    starts: list[tuple[bool, int]] = field(default_factory=list)
+    calls: list[Replay] = field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> SlowReplays:
+        """Patch the accountant; this log, for chaining."""
+        wrap_replays(monkeypatch, self._replay)
+        return self
+
+    def _replay(self, report: RecordReport, real: Callable[[RecordReport], float]) -> float:
+        began, marked = time.monotonic(), self.mark.is_set()
+        self.starts.append((marked, threading.get_ident()))
+        time.sleep(self.cost)
+        figure = real(report)
+        self.calls.append(Replay(began, time.monotonic(), threading.get_ident(), marked))
+        return figure
+
+
+@dataclass
+class Phases:
+    """The server's rounds' phases (``FederationServer._drive``): ``during`` is set
+    while one runs, and ``spans`` holds each round's start and end."""
+
+    during: threading.Event = field(default_factory=threading.Event)
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> Phases:
+        """Patch the server's ``_drive``; this watch, for chaining."""
+        drive = FederationServer._drive
+        watch = self
+
+        def timed_drive(server: FederationServer, number: int, *args: Any) -> Any:
+            began = time.monotonic()
+            watch.during.set()
+            try:
+                return drive(server, number, *args)
+            finally:
+                watch.during.clear()
+                watch.spans[number] = (began, time.monotonic())
+
+        monkeypatch.setattr(FederationServer, "_drive", timed_drive)
+        return self
