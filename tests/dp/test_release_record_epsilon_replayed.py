@@ -14,6 +14,7 @@ tests/dp/test_release_record_signed_replay.py).
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -103,15 +104,20 @@ def test_a_history_too_long_to_replay_costs_nothing_and_is_refused(
 
 def test_no_report_is_replayed_inside_a_phase(monkeypatch: pytest.MonkeyPatch) -> None:
     """A replay costs seconds of PRV, and a report arrives inside a phase of the round,
-    whose deadline keeps running: take_report asks nothing of the accountant; the
-    release does."""
+    whose deadline keeps running: take_report never replays on the caller's thread (the
+    server's); the replays run beside the phases, off it (since 0aa1d1aa), and each
+    report is replayed once, whenever the background thread gets to it.
+
+    Before 0aa1d1aa this asked that take_report ask nothing of the accountant at all;
+    with the replays started on arrival that asserted a race (the background thread
+    had or had not begun by then: it failed a fresh-clone CI)."""
     from secagg.dp import release as release_module
 
-    asked: list[object] = []
+    asked: list[threading.Thread] = []
     real = release_module.RecordLevelAccountant.epsilon
 
     def counted(self: object) -> float:
-        asked.append(self)
+        asked.append(threading.current_thread())
         return real(self)  # type: ignore[arg-type]
 
     monkeypatch.setattr(release_module.RecordLevelAccountant, "epsilon", counted)
@@ -119,7 +125,8 @@ def test_no_report_is_replayed_inside_a_phase(monkeypatch: pytest.MonkeyPatch) -
     history = ((1.0, 0.1, 1000),)
     for branch in ("branch-a", "branch-b", "branch-c"):  # the round's reports, one by one
         release.take_report(branch, RecordReport("rdp", DELTA, 0.5, history, 1.0))
-    assert asked == []
+    caller = threading.current_thread()
+    assert caller not in asked  # whatever ran by now ran off the server's thread
     release.release(np.ones(4), contributors=3, participants=3, noise_added=0.0)
     assert len(asked) == 3
     assert release.ledger_claim(None) == opacus_epsilon("rdp", history, DELTA)
