@@ -180,18 +180,31 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+#: the first lines of every party's program: SIGINT raises KeyboardInterrupt, as in a
+#: terminal, whatever this test process left it at (a pytest-xdist worker may ignore it,
+#: and an ignored SIGINT is inherited)
+_SIGINT_AS_IN_A_TERMINAL = (
+    "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
+
+
 def _start(code: str, args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    """The party under ``code``, with SIGINT at its default as in a terminal."""
+    """The party under ``code``, with SIGINT at its default as in a terminal.
+
+    Set by the child's own first lines, not by a ``preexec_fn``: a ``preexec_fn`` makes
+    the child a plain fork() of this multi-threaded test process, which runs gRPC's fork
+    handlers in it before the exec, and once (a fresh-clone CI under load) the child
+    aborted there ("epoll_wait error: Bad file descriptor", status -6) before running
+    any of the party's code."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     return subprocess.Popen(  # this interpreter, our own arguments
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", _SIGINT_AS_IN_A_TERMINAL + code, *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
