@@ -58,6 +58,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: every party's program begins with SIGINT raising KeyboardInterrupt, as in a terminal,
+#: set by its own first line: a ``preexec_fn`` would fork this process plainly and run
+#: gRPC's fork handlers in the child before the exec
+_SIGINT_AS_IN_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
 _RUN = "from secagg.apps.cli import run; run()"
 #: ``--inject``: the party runs with a profile function in its main thread that, once a
 #: log line holding STOP_ARM_ON was logged there, counts the points where Python runs a
@@ -134,12 +140,16 @@ def _start(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     with open(log, "wb") as err:
         return subprocess.Popen(  # noqa: S603 - this interpreter, our own arguments
-            [sys.executable, "-c", _RUN if inject is None else _INJECTING_RUN, *args],
+            [
+                sys.executable,
+                "-c",
+                _SIGINT_AS_IN_A_TERMINAL + (_RUN if inject is None else _INJECTING_RUN),
+                *args,
+            ],
             cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 
