@@ -100,6 +100,15 @@ def test_a_plain_lock_is_refused() -> None:
         InterruptSafeCondition(threading.Lock())  # type: ignore[arg-type]
 
 
+#: the timeout of the waits the interrupt is forced into: long enough that the wait is
+#: entered on a busy machine (with 0.001 s a wait that found its time already gone
+#: returned None before it waited, and the interrupt never came: a fresh-clone CI of
+#: 96832a56 under load), short enough to end soon (the receive and session waits look
+#: at the stop record every 0.25 s, so their first re-acquire, the interrupted one,
+#: comes then; the event wait's when it times out)
+WAITED = 5.0
+
+
 @pytest.fixture
 def server() -> Iterator[GrpcServerTransport]:
     with plaintext_server(recheck_interval=None) as transport:
@@ -109,9 +118,9 @@ def server() -> Iterator[GrpcServerTransport]:
 @pytest.mark.parametrize(
     ("wait", "condition"),
     [
-        (lambda server: server.wait_for_sessions(0, 0.001), "_changed"),
-        (lambda server: server.receive(timeout=0.001), "_changed"),
-        (lambda server: server.next_event(timeout=0.001), "_event_ready"),
+        (lambda server: server.wait_for_sessions(0, WAITED), "_changed"),
+        (lambda server: server.receive(timeout=WAITED), "_changed"),
+        (lambda server: server.next_event(timeout=WAITED), "_event_ready"),
     ],
     ids=["wait_for_sessions", "receive", "next_event"],
 )
