@@ -129,9 +129,8 @@ def _stop_record_left_by_none() -> Iterator[None]:
     threading.excepthook = obeyed_the_stop
     try:
         yield
-        left = forget_stop()
     finally:
-        forget_stop()
+        left = forget_stop()
         threading.excepthook = hook
     if left_before is not None or left is not None:
         pytest.fail(
