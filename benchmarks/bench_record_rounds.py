@@ -60,22 +60,26 @@ class Variant:
     rounds: int
     learning_rate: float
     noised: bool = True
+    momentum: float = 0.0
 
 
 def parse_variant(text: str) -> Variant:
-    """``rounds:learning_rate`` or ``rounds:learning_rate:0`` (no noise)."""
+    """``rounds:learning_rate``, ``rounds:learning_rate:0`` (no noise) or
+    ``rounds:learning_rate:1:momentum`` (the server's FedAvgM momentum, noised)."""
     parts = text.split(":")
     try:
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("0", "1")):
+        if len(parts) not in (2, 3, 4) or (len(parts) >= 3 and parts[2] not in ("0", "1")):
             raise ValueError
         rounds, rate = int(parts[0]), float(parts[1])
-        if rounds < 1 or not rate > 0:
+        momentum = float(parts[3]) if len(parts) == 4 else 0.0
+        if rounds < 1 or not rate > 0 or not 0 <= momentum < 1:
             raise ValueError
     except ValueError:
         raise SystemExit(
-            f"error: --variants: {text!r} is not rounds:learning_rate[:0] (e.g. 30:2)"
+            f"error: --variants: {text!r} is not rounds:learning_rate[:0|1[:momentum]] "
+            "(e.g. 30:2 or 30:0.5:1:0.8)"
         ) from None
-    return Variant(text, rounds, rate, len(parts) == 2 or parts[2] == "1")
+    return Variant(text, rounds, rate, len(parts) == 2 or parts[2] == "1", momentum)
 
 
 #: per seed: the configuration, branches, prior and the real baselines
@@ -127,6 +131,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         if branches[0].customers_train is not None
         else fraud_loss(config.positive_weight)
     )
+    velocity = np.zeros(model.size)
     for _ in range(variant.rounds):
         step = np.zeros(model.size)
         for trainer in trainers:
@@ -137,7 +142,8 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
             )
         if z:
             step += gaussian(z * record_clip, model.size, stream)
-        model = model + variant.learning_rate * step
+        velocity = variant.momentum * velocity + step
+        model = model + variant.learning_rate * velocity
     scores = {}
     for b, trainer in zip(branches, trainers, strict=True):
         trainer.load(model.astype(np.float32))
@@ -150,6 +156,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         "variant": variant.name,
         "rounds": variant.rounds,
         "server_learning_rate": variant.learning_rate,
+        "server_momentum": variant.momentum,
         "noise_multiplier": z,
         "federated_auprc": federated["pooled"]["auprc"],
         "local_only_auprc": local["pooled"]["auprc"],

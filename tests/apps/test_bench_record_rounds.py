@@ -57,6 +57,10 @@ def test_the_command_refuses_the_reported_seeds_and_malformed_variants(probe):
         ["--seeds", "1000", "--variants", "0:2"],
         ["--seeds", "1000", "--variants", "30:-1"],
         ["--seeds", "1000", "--variants", "30:2:5"],
+        ["--seeds", "1000", "--variants", "30:2:1:1"],
+        ["--seeds", "1000", "--variants", "30:2:1:-0.1"],
+        ["--seeds", "1000", "--variants", "30:2:1:fast"],
+        ["--seeds", "1000", "--variants", "30:2:1:0.5:0"],
     ):
         with pytest.raises(SystemExit) as raised:
             probe.main(argv)
@@ -83,3 +87,25 @@ def test_quick_run_reports_each_variant_against_the_real_baselines(probe, tmp_pa
     one, two = result["rows"]
     assert two["noise_multiplier"] > one["noise_multiplier"]
     assert result["chosen"] in ("1:2", "2:2")
+
+
+def test_a_variant_names_its_momentum_and_defaults_to_none(probe):
+    assert probe.parse_variant("30:2").momentum == 0.0
+    assert probe.parse_variant("30:2:0").momentum == 0.0
+    heavy = probe.parse_variant("30:0.5:1:0.8")
+    assert (heavy.rounds, heavy.learning_rate, heavy.noised, heavy.momentum) == (30, 0.5, True, 0.8)
+    assert probe.parse_variant("30:0.5:0:0.8").noised is False
+
+
+def test_momentum_steps_as_the_server_does(probe):
+    """FedAvgM: the first step is the plain one (the velocity starts at zero), later
+    steps carry the earlier ones. Without noise, so only the stepping differs."""
+    base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
+
+    def federated(name: str) -> float:
+        row = probe.probe_seed(1000, probe.parse_variant(name), base)
+        assert row["server_momentum"] == probe.parse_variant(name).momentum
+        return row["federated_auprc"]
+
+    assert federated("1:2:0:0.9") == federated("1:2:0")
+    assert federated("3:2:0:0.9") != federated("3:2:0")
