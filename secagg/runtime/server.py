@@ -370,10 +370,20 @@ class FederationServer:
             unaccounted = (row["report"] or {}).get("unaccounted") or {}
             if isinstance(unaccounted, dict):
                 self._unaccounted.update({str(k): str(v) for k, v in unaccounted.items()})
+        #: the crash-aborted rounds of a ledger backfill left to :meth:`backfill_ledger`
+        #: (after the port is bound), or None: nothing left to rebuild
+        self._backfill_pending: tuple[int, ...] | None = None
+        #: why that backfill failed (this server then runs no rounds), or None
+        self._backfill_failed: str | None = None
         if ledger is not None:
-            restored = self._last_epsilon
-            self._backfill_ledger(recovery.aborted_on_restart)
-            self._last_epsilon = restored  # the backfill's running figure is the rows'
+            if self._rebuild_reads_replays():
+                # the rebuilt row's block and claim read every branch's replayed figure:
+                # rebuilt once the port is bound (run, run_round, serve's finished path)
+                self._backfill_pending = recovery.aborted_on_restart
+            else:
+                restored = self._last_epsilon
+                self._backfill_ledger(recovery.aborted_on_restart)
+                self._last_epsilon = restored  # the backfill's running figure is the rows'
         # for the per-round log line, what the next row would claim: every charged round
         # at the config's delta (the stored claim was accounted at the delta of the run
         # that made it), or under record level the worst branch's reported figure (the
@@ -645,12 +655,26 @@ class FederationServer:
         announces nothing. After either, this server runs no more rounds: ``run`` and
         :meth:`run_round` raise :class:`ServerStopped` (a new server on the state
         resumes from it).
+
+        First of all it rebuilds the ledger rows a restart left to after the bind
+        (:meth:`backfill_ledger`); an error there is raised after a FederationEnd that
+        says the server stopped, as a failed write's is.
         """
         self._refuse_after_failure()
         if quorum_wait is None:
             quorum_wait = self.config.server.quorum_wait_seconds
         self.stop_reason = None
         self._stopped_on = None
+        try:
+            self.backfill_ledger()  # the rows a restart left to rebuild come first
+        except Exception:
+            # the parties that connected since the bind hear that the server stopped
+            self._stopped_on = self.stop_reason = (
+                "the server stopped before its first round: it could not rebuild its "
+                "ledger's missing rows (the server's log has the cause)"
+            )
+            self._announce_stop_on_error()
+            raise
         results: list[RoundResult] = []
         if self.completed_rounds() < self.config.rounds:
             began = self._clock()
@@ -1041,6 +1065,7 @@ class FederationServer:
     def run_round(self) -> RoundResult:
         """Sample a cohort among the connected clients and run one round with it."""
         self._refuse_after_failure()
+        self.backfill_ledger()  # the rows a restart left to rebuild come first
         return self._run_round(self.sample())
 
     def _refuse_after_failure(self) -> None:
@@ -1050,6 +1075,12 @@ class FederationServer:
         and ran the same server again started the next round from memory the files no
         longer matched: the next round's start carried a model whose round had no ledger
         row, and its rows numbered and charged on from there (review, 2026-12-07)."""
+        if self._backfill_failed is not None:
+            raise ServerStopped(
+                "this server could not rebuild its ledger's missing rows "
+                f"({self._backfill_failed}) and runs no rounds: start a new server on its "
+                "state once the cause is mended; it rebuilds them first"
+            )
         if self._failed_round is not None:
             raise ServerStopped(
                 f"this server stopped on an error in round {self._failed_round} and runs no "
@@ -2822,6 +2853,54 @@ class FederationServer:
             "seeded": self.sampling_seeded,
         }
         return block
+
+    def _rebuild_reads_replays(self) -> bool:
+        """Whether the ledger lacks a finished round's row (:meth:`_backfill_ledger`
+        rebuilds it) and the mechanism replays DP-SGD reports (record level,
+        :meth:`Mechanism.replay_seconds`): the rebuilt row's block and claim then read
+        every branch's replayed figure, restored ones included."""
+        if self.mechanism.replay_seconds(1) <= 0:
+            return False
+        recorded = {entry.get("round") for entry in self._ledger_entries()}
+        return any(
+            row["number"] not in recorded and row["status"] in ("complete", "aborted")
+            for row in self.store.rounds()
+        )
+
+    def backfill_ledger(self) -> None:
+        """Rebuild the ledger rows the constructor left to after the bind, if it left any
+        (:meth:`_backfill_ledger`); :meth:`run`, :meth:`run_round` and :func:`serve`'s
+        path for a finished federation call it before anything else is recorded.
+
+        Why not in the constructor: under record-level DP a rebuilt row's block and claim
+        read every branch's replayed figure (the row is signed, so the figures must be
+        the replays'), so a restart after a crash mid-round (the round it aborts has no
+        row) waited there for every restored report's replay, one after another, and
+        :func:`serve` bound its port only after that: a federation of hundreds of PRV
+        branches unreachable past its parties' redial windows
+        (tests/runtime/test_record_restart_backfill_waits.py). Every error of the
+        rebuild is raised here as it was from the constructor (a chain that fails its
+        check: :func:`refuse_broken_chain`'s :class:`LedgerError`; a failed append: its
+        own), logged, and this server runs no rounds after it (:class:`ServerStopped`;
+        a new server on the state tries again)."""
+        if self._backfill_pending is None:
+            return
+        self._refuse_after_failure()
+        restored = self._last_epsilon
+        try:
+            self._backfill_ledger(self._backfill_pending)
+        except BaseException as exc:
+            cause = " ".join(str(exc).split()) or type(exc).__name__
+            self._backfill_failed = f"{type(exc).__name__}: {cause}"
+            log.error("the server could not rebuild its ledger's missing rows: %s", cause)
+            raise
+        finally:
+            self._last_epsilon = restored  # the backfill's running figure is the rows'
+            self._writing = None
+        self._backfill_pending = None
+        # the log line's figure: the replayed claim now, as the constructor's was when
+        # it rebuilt the rows itself
+        self._epsilon_now = self.mechanism.provisional_claim(self._carried_epsilon())
 
     def _backfill_ledger(self, aborted_on_restart: tuple[int, ...] = ()) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted
