@@ -700,6 +700,7 @@ def serve(
     config.refuse_budget_below_one_round()
     transport = server_transport(config, port, start=False)
     state = open_server_state(config, init=init)
+    server: FederationServer | None = None
     try:
         with _cluster_unmasker(config) as unmask:
             server = build_server(
@@ -742,6 +743,8 @@ def serve(
             finally:
                 transport.stop(grace=2.0)
     except BaseException:
+        if server is not None:
+            server.close()  # its background replays stop with it
         state.close()
         raise
     finally:

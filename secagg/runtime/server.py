@@ -149,7 +149,7 @@ from secagg.runtime.wire import (
     round_start_parts,
 )
 from secagg.transport.base import NotConnected, PeerClosing, ServerEndpoint, TransportError
-from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within
+from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_asked
 
 log = logging.getLogger("secagg.server")
 
@@ -344,12 +344,13 @@ class FederationServer:
         #: RoundResult.contributed says that). Its one reader, a refusal test
         #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
+        # the background replays (record level) stop with a stop recorded for the
+        # process, as the server's own loops do (close() and a failed round stop them too)
+        self.mechanism.stop_replays_when(lambda: stop_asked() is not None)
         if ledger is not None:
             entries = self._ledger_entries()
             for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
-            # replayed in the background: the server binds its port after it is built
-            self.mechanism.start_restored_replays()
             self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         #: branches whose DP-SGD report was refused after a round's sum (see
@@ -384,6 +385,10 @@ class FederationServer:
                 restored = self._last_epsilon
                 self._backfill_ledger(recovery.aborted_on_restart)
                 self._last_epsilon = restored  # the backfill's running figure is the rows'
+            # replayed in the background: the server binds its port after it is built.
+            # Started once every check of the build has passed: a refused build leaves
+            # no thread replaying for a server that does not exist
+            self.mechanism.start_restored_replays()
         # for the per-round log line, what the next row would claim: every charged round
         # at the config's delta (the stored claim was accounted at the delta of the run
         # that made it), or under record level the worst branch's reported figure (the
@@ -477,6 +482,8 @@ class FederationServer:
         self._stopped_on: str | None = None
         # the round an error left this server in (ServerStopped after it), or None
         self._failed_round: int | None = None
+        #: whether close() was called (ServerStopped after it)
+        self._closed = False
 
     def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
         """Say so at start when the ledger's last row names another federation than the
@@ -1068,6 +1075,21 @@ class FederationServer:
         self.backfill_ledger()  # the rows a restart left to rebuild come first
         return self._run_round(self.sample())
 
+    def close(self) -> None:
+        """Stop this server's background work: the DP-SGD reports' replays still queued
+        (record level) are dropped, the one under way ends as it would; it runs no rounds
+        after (:class:`ServerStopped`). The store, the ledger and the transport are their
+        owner's to close (:func:`~secagg.runtime.launch.serve`'s caller's).
+
+        Why: the replays run in a background thread (up to seconds of CPU a report), and
+        a server stopped with reports queued (restored on a restart, or kept in a round
+        it left) left that thread replaying all of them for nobody
+        (tests/runtime/test_record_replays_stop.py). Nothing is half recorded: no figure
+        is held but by the server's thread, and a restart replays the ledger's reports
+        again."""
+        self._closed = True
+        self.mechanism.stop_replays()
+
     def _refuse_after_failure(self) -> None:
         """Raise :class:`ServerStopped` once a round of this server ended in an error.
 
@@ -1075,6 +1097,11 @@ class FederationServer:
         and ran the same server again started the next round from memory the files no
         longer matched: the next round's start carried a model whose round had no ledger
         row, and its rows numbered and charged on from there (review, 2026-12-07)."""
+        if self._closed:
+            raise ServerStopped(
+                "this server was closed and runs no more rounds: start a new server on its "
+                "state, which resumes from what the state and the ledger hold"
+            )
         if self._backfill_failed is not None:
             raise ServerStopped(
                 "this server could not rebuild its ledger's missing rows "
@@ -1215,6 +1242,7 @@ class FederationServer:
         finally:
             if not ended:  # whatever stopped the round: see _refuse_after_failure
                 self._failed_round = number
+                self.mechanism.stop_replays()  # queued replays are nobody's now
         self._bench_absentees(result)
         return result
 
@@ -2892,6 +2920,7 @@ class FederationServer:
         except BaseException as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             self._backfill_failed = f"{type(exc).__name__}: {cause}"
+            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
             log.error("the server could not rebuild its ledger's missing rows: %s", cause)
             raise
         finally:
