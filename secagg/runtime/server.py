@@ -347,6 +347,7 @@ class FederationServer:
         # the background replays (record level) stop with a stop recorded for the
         # process, as the server's own loops do (close() and a failed round stop them too)
         self.mechanism.stop_replays_when(lambda: stop_asked() is not None)
+        entries: list[dict[str, Any]] = []  # the ledger's, read once
         if ledger is not None:
             entries = self._ledger_entries()
             for entry in entries:
@@ -377,7 +378,7 @@ class FederationServer:
         #: why that backfill failed (this server then runs no rounds), or None
         self._backfill_failed: str | None = None
         if ledger is not None:
-            if self._rebuild_reads_replays():
+            if self._rebuild_reads_replays(entries):
                 # the rebuilt row's block and claim read every branch's replayed figure:
                 # rebuilt once the port is bound (run, run_round, serve's finished path)
                 self._backfill_pending = recovery.aborted_on_restart
@@ -2882,14 +2883,14 @@ class FederationServer:
         }
         return block
 
-    def _rebuild_reads_replays(self) -> bool:
-        """Whether the ledger lacks a finished round's row (:meth:`_backfill_ledger`
-        rebuilds it) and the mechanism replays DP-SGD reports (record level,
-        :meth:`Mechanism.replay_seconds`): the rebuilt row's block and claim then read
-        every branch's replayed figure, restored ones included."""
+    def _rebuild_reads_replays(self, entries: list[dict[str, Any]]) -> bool:
+        """Whether the ledger (its ``entries``) lacks a finished round's row
+        (:meth:`_backfill_ledger` rebuilds it) and the mechanism replays DP-SGD reports
+        (record level, :meth:`Mechanism.replay_seconds`): the rebuilt row's block and
+        claim then read every branch's replayed figure, restored ones included."""
         if self.mechanism.replay_seconds(1) <= 0:
             return False
-        recorded = {entry.get("round") for entry in self._ledger_entries()}
+        recorded = {entry.get("round") for entry in entries}
         return any(
             row["number"] not in recorded and row["status"] in ("complete", "aborted")
             for row in self.store.rounds()

@@ -12,11 +12,14 @@ reader waits for it (``Future.result`` then raised ``CancelledError``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import pytest
 from _record_replays import DELTA, GatedReplays, dpsgd_report, record_report
 from _threads import BOUND, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import secagg.dp.release as release_module
 from secagg.dp.accountants import RecordLevelAccountant
@@ -76,3 +79,42 @@ def test_a_replay_dropped_while_its_reader_waits_is_computed_by_the_reader() -> 
     assert pending.cancel()
     reader.join(BOUND)
     assert (got, failed) == ([1.5], [])
+
+
+@settings(max_examples=25, deadline=None)
+@given(jobs=st.integers(min_value=1, max_value=10), stop_at=st.integers(min_value=0, max_value=9))
+def test_stopped_at_any_replay_the_queue_is_dropped_and_each_figure_is_still_its_own(
+    jobs: int, stop_at: int
+) -> None:
+    """However many replays are queued and whichever is under way when the stop comes,
+    the ones before it and it run, every later one is cancelled (never run by the
+    thread), no later one is started, and each figure read is its own job's."""
+    stop_at = min(stop_at, jobs - 1)
+    background = release_module._BackgroundReplays()
+    under_way, gate = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def job(i: int) -> Callable[[], float]:
+        def replay() -> float:
+            ran.append(i)
+            if i == stop_at:
+                under_way.set()
+                gate.wait(BOUND)
+            return float(i)
+
+        return replay
+
+    work = [job(i) for i in range(jobs)]
+    futures = [background.submit(replay) for replay in work]
+    try:
+        assert under_way.wait(BOUND)
+        background.stop()
+    finally:
+        gate.set()
+    assert wait_until(lambda: all(future.done() for future in futures))
+    assert ran == list(range(stop_at + 1))
+    assert [f.cancelled() for f in futures] == [i > stop_at for i in range(jobs)]
+    assert background.submit(job(jobs)).cancelled()  # nothing starts after the stop
+    pairs = zip(futures, work, strict=True)
+    figures = [release_module._figure_of(future, replay) for future, replay in pairs]
+    assert figures == [float(i) for i in range(jobs)]

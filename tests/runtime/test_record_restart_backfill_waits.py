@@ -165,7 +165,7 @@ def test_the_rebuilt_row_is_byte_for_byte_the_one_the_build_wrote(
     shutil.copytree(crashed, built)
     shutil.copytree(crashed, bound)
     with monkeypatch.context() as patched:
-        patched.setattr(FederationServer, "_rebuild_reads_replays", lambda self: False)
+        patched.setattr(FederationServer, "_rebuild_reads_replays", lambda *_: False)
         _restart(built, key)
     assert len(_ledger_rows(built)) == 3  # two rows and the head: rebuilt in the build
     _restart(bound, key, then=lambda server: server.backfill_ledger())
