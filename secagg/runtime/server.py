@@ -2946,7 +2946,10 @@ class FederationServer:
         it; after a restart under another ``dp.delta`` that was an (epsilon, delta)
         pair no accountant produced, which ``audit verify`` fails (rounds 1-2 at 1e-3
         claimed 4.85 beside delta 1e-4, where they spend 5.77). Under the same delta
-        the replay is the stored claim itself."""
+        the replay is the stored claim itself.
+
+        Called by the constructor, or, where a rebuilt row reads DP-SGD replays (record
+        level), by :meth:`backfill_ledger` once the port is bound."""
         assert self.ledger is not None
         # each round's row (the last, should one repeat): whether it was rebuilt tells a
         # restart that stopped after its rebuild from an append that wrote and failed
