@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _threads import BOUND
 
 import secagg.dp.release as release_module
 from secagg.dp.accountants import RecordLevelAccountant
@@ -217,3 +218,32 @@ class Phases:
 
         monkeypatch.setattr(FederationServer, "_drive", timed_drive)
         return self
+
+
+class GatedReplays:
+    """Every replay recorded by its thread as it begins (``threads``); the first waits
+    for ``gate`` (``first`` set as it begins), so that a test stops the replays while
+    one is under way and the others are queued (tests/runtime/test_record_replays_stop.py,
+    tests/dp/test_release_record_replays_stop.py)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.threads: list[int] = []
+        self.first = threading.Event()
+        self.gate = threading.Event()
+        wrap_replays(monkeypatch, self._replay)
+
+    def _replay(self, report: RecordReport, real: Callable[[RecordReport], float]) -> float:
+        self.threads.append(threading.get_ident())
+        if len(self.threads) == 1:
+            self.first.set()
+            self.gate.wait(BOUND)
+        return real(report)
+
+    def background_ended(self) -> bool:
+        """Wait (bounded) for the thread of the first replay to end; whether it did."""
+        ident = self.threads[0]
+        for thread in threading.enumerate():
+            if thread.ident == ident:
+                thread.join(BOUND)
+                return not thread.is_alive()
+        return True

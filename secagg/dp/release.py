@@ -38,7 +38,7 @@ import numbers
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -658,6 +658,13 @@ class Mechanism:
     def start_restored_replays(self) -> None:
         """Begin checking the restored reports where it blocks nobody (record-level only)."""
 
+    def stop_replays_when(self, stop: Callable[[], bool]) -> None:
+        """Have the background replays (record-level only) stop once ``stop()`` is true,
+        looked at between reports (the server's: a stop recorded for the process)."""
+
+    def stop_replays(self) -> None:
+        """Stop the background replays (record-level only): the owner stopped."""
+
     def replay_backlog(self) -> int:
         """Restored reports whose check the next round's end still waits for."""
         return 0
@@ -1248,12 +1255,41 @@ class _BackgroundReplays:
     (:meth:`RecordRelease._replay_pending`), so the figures are the same replays'. One
     thread, not a pool: a replay holds the interpreter about half its time, and the
     server's own thread must keep its pace. A daemon that ends when idle: a server
-    stopped mid-replay exits at once, and no thread is left waiting per mechanism."""
+    stopped mid-replay exits at once, and no thread is left waiting per mechanism.
 
-    def __init__(self) -> None:
+    It stops, between two replays, once :meth:`stop` was called or ``stop_when()`` is
+    true (:meth:`RecordRelease.stop_replays`, :meth:`RecordRelease.stop_replays_when`).
+    Why: a server stopped (closed, a stop recorded for the process, a round that ended
+    in an error) left this thread replaying every queued report, up to
+    :data:`REPLAY_SECONDS_PER_REPORT` each, for a server that would read none of them
+    (tests/runtime/test_record_replays_stop.py). The queued futures are cancelled, never
+    given a figure: a reader computes a cancelled one itself (:func:`_figure_of`), and
+    nothing is held from them but by the server's thread, so nothing is half recorded."""
+
+    def __init__(self, stop_when: Callable[[], bool] | None = None) -> None:
         self._lock = threading.Lock()
         self._jobs: collections.deque[tuple[Callable[[], Any], Future[Any]]] = collections.deque()
         self._running = False
+        self._stopped = False  # stop() called: for good
+        #: looked at between replays and at each submit (the process's stop record)
+        self.stop_when: Callable[[], bool] = stop_when or (lambda: False)
+
+    def stop(self) -> None:
+        """Run no more replays: the queued ones are cancelled at once, the one under way
+        (if any) ends as it would, and no later submit starts one."""
+        with self._lock:
+            self._stopped = True
+            self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        """Cancel every queued job's future (the lock held): its reader computes it."""
+        for _, queued in self._jobs:
+            queued.cancel()
+        self._jobs.clear()
+
+    def _stopping(self) -> bool:
+        """Whether to run nothing more (the lock held)."""
+        return self._stopped or bool(self.stop_when())
 
     def submit(self, job: Callable[[], Any]) -> Future[Any]:
         """``job`` queued for the thread (started if none runs); its future is cancelled
@@ -1268,6 +1304,9 @@ class _BackgroundReplays:
         (tests/dp/test_release_record_replay_thread.py)."""
         future: Future[Any] = Future()
         with self._lock:
+            if self._stopping():  # the owner stopped: its reader, if any, computes it
+                future.cancel()
+                return future
             self._jobs.append((job, future))
             if not self._running:
                 try:
@@ -1282,9 +1321,7 @@ class _BackgroundReplays:
                         "replays the reports itself as it reads them",
                         exc,
                     )
-                    for _, queued in self._jobs:
-                        queued.cancel()
-                    self._jobs.clear()
+                    self._cancel_queued()
                 else:
                     self._running = True
         return future
@@ -1292,6 +1329,8 @@ class _BackgroundReplays:
     def _work(self) -> None:
         while True:
             with self._lock:
+                if self._jobs and self._stopping():
+                    self._cancel_queued()
                 if not self._jobs:
                     self._running = False
                     return
@@ -1307,10 +1346,15 @@ class _BackgroundReplays:
 def _figure_of(pending: Future[Any] | None, job: Callable[[], Any]) -> Any:
     """``pending``'s result (waited for), or ``job()`` computed here where there is no
     future or it was cancelled (no thread could run it, :meth:`_BackgroundReplays.submit`):
-    the same function of the same frozen report either way, so the same figure."""
+    the same function of the same frozen report either way, so the same figure. A future
+    cancelled while it was waited for (the replays stopped: :meth:`_BackgroundReplays.stop`)
+    is computed here too."""
     if pending is None or pending.cancelled():
         return job()
-    return pending.result()
+    try:
+        return pending.result()
+    except CancelledError:
+        return job()
 
 
 class UnaccountedContribution(SecAggError):
@@ -1365,6 +1409,9 @@ class RecordRelease(Mechanism):
         #: background (:meth:`start_restored_replays`)
         self._restored_replays: dict[str, Future[tuple[str | None, float]]] = {}
         self._background: _BackgroundReplays | None = None
+        #: when the background replays stop (stop_replays_when), and whether stopped
+        self._stop_when: Callable[[], bool] | None = None
+        self._replays_stopped = False
         #: each branch's report kept this round, and its replay under way (take_report)
         self._replays: dict[str, tuple[RecordReport, Future[float]]] = {}
 
@@ -1550,8 +1597,29 @@ class RecordRelease(Mechanism):
     def _in_background(self, job: Callable[[], Any]) -> Future[Any]:
         """``job`` run by this mechanism's replay thread (started at the first)."""
         if self._background is None:
-            self._background = _BackgroundReplays()
+            self._background = _BackgroundReplays(self._stop_when)
+            if self._replays_stopped:
+                self._background.stop()
         return self._background.submit(job)
+
+    def stop_replays_when(self, stop: Callable[[], bool]) -> None:
+        """The background replays stop once ``stop()`` is true, looked at between two
+        replays and at each new one (its future then cancelled: the reader computes it,
+        :func:`_figure_of`). Why: the server's stop record (a Ctrl-C or SIGTERM that a
+        library swallowed) ended the server but not this thread, which kept replaying
+        (tests/runtime/test_record_replays_stop.py)."""
+        self._stop_when = stop
+        if self._background is not None:
+            self._background.stop_when = stop
+
+    def stop_replays(self) -> None:
+        """Run no more replays in the background (the server stopped or was closed): the
+        queued ones are cancelled (a later read computes its figure itself), the one
+        under way ends as it would. Nothing is held from them: a restart replays the
+        ledger's reports again."""
+        self._replays_stopped = True
+        if self._background is not None:
+            self._background.stop()
 
     def replay_backlog(self) -> int:
         """Restored reports not replayed yet: the next round's end replays them too."""

@@ -683,7 +683,10 @@ def serve(
 
     Everything that can refuse a start is done before the port is bound: the state
     is locked, opened and checked (:func:`open_server_state`; ``init`` as there),
-    and the server is built (its recovery and ledger backfill included). A
+    and the server is built (its recovery and ledger backfill included, but for a
+    record-level federation's rebuilt rows, which wait for the restored reports'
+    replays: :meth:`~secagg.runtime.server.FederationServer.backfill_ledger` rebuilds
+    them once the port is bound, and their errors come from the run). A
     federation whose rounds are all complete is not started again: ``(server, [])``
     comes back without binding. A port that cannot be bound raises
     :class:`~secagg.transport.base.TransportError` naming ``server.bind``.
@@ -697,6 +700,7 @@ def serve(
     config.refuse_budget_below_one_round()
     transport = server_transport(config, port, start=False)
     state = open_server_state(config, init=init)
+    server: FederationServer | None = None
     try:
         with _cluster_unmasker(config) as unmask:
             server = build_server(
@@ -709,6 +713,9 @@ def serve(
             )
             done = server.completed_rounds()
             if done >= config.rounds:
+                # no bind, no run: the ledger rows the build left to rebuild after the
+                # bind (record level, FederationServer.backfill_ledger) are rebuilt here
+                server.backfill_ledger()
                 outcome.log.info(  # the verdict, which secagg server prints itself
                     "federation %s is finished: %d of %d rounds complete",
                     config.name,
@@ -736,6 +743,8 @@ def serve(
             finally:
                 transport.stop(grace=2.0)
     except BaseException:
+        if server is not None:
+            server.close()  # its background replays stop with it
         state.close()
         raise
     finally:

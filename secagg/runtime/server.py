@@ -149,7 +149,7 @@ from secagg.runtime.wire import (
     round_start_parts,
 )
 from secagg.transport.base import NotConnected, PeerClosing, ServerEndpoint, TransportError
-from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within
+from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_asked
 
 log = logging.getLogger("secagg.server")
 
@@ -344,12 +344,14 @@ class FederationServer:
         #: RoundResult.contributed says that). Its one reader, a refusal test
         #: (tests/integration/test_branch_refusal_cli.py), reads it as "sent anything"
         self.received_from: Counter[str] = Counter()
+        # the background replays (record level) stop with a stop recorded for the
+        # process, as the server's own loops do (close() and a failed round stop them too)
+        self.mechanism.stop_replays_when(lambda: stop_asked() is not None)
+        entries: list[dict[str, Any]] = []  # the ledger's, read once
         if ledger is not None:
             entries = self._ledger_entries()
             for entry in entries:
                 self.mechanism.restore_reports((entry.get("dp") or {}).get("client_reports", {}))
-            # replayed in the background: the server binds its port after it is built
-            self.mechanism.start_restored_replays()
             self._warn_if_renamed(entries)
         self._accusers: dict[str, set[str]] = {}  # accused branch -> who accused it
         #: branches whose DP-SGD report was refused after a round's sum (see
@@ -370,10 +372,24 @@ class FederationServer:
             unaccounted = (row["report"] or {}).get("unaccounted") or {}
             if isinstance(unaccounted, dict):
                 self._unaccounted.update({str(k): str(v) for k, v in unaccounted.items()})
+        #: the crash-aborted rounds of a ledger backfill left to :meth:`backfill_ledger`
+        #: (after the port is bound), or None: nothing left to rebuild
+        self._backfill_pending: tuple[int, ...] | None = None
+        #: why that backfill failed (this server then runs no rounds), or None
+        self._backfill_failed: str | None = None
         if ledger is not None:
-            restored = self._last_epsilon
-            self._backfill_ledger(recovery.aborted_on_restart)
-            self._last_epsilon = restored  # the backfill's running figure is the rows'
+            if self._rebuild_reads_replays(entries):
+                # the rebuilt row's block and claim read every branch's replayed figure:
+                # rebuilt once the port is bound (run, run_round, serve's finished path)
+                self._backfill_pending = recovery.aborted_on_restart
+            else:
+                restored = self._last_epsilon
+                self._backfill_ledger(recovery.aborted_on_restart)
+                self._last_epsilon = restored  # the backfill's running figure is the rows'
+            # replayed in the background: the server binds its port after it is built.
+            # Started once every check of the build has passed: a refused build leaves
+            # no thread replaying for a server that does not exist
+            self.mechanism.start_restored_replays()
         # for the per-round log line, what the next row would claim: every charged round
         # at the config's delta (the stored claim was accounted at the delta of the run
         # that made it), or under record level the worst branch's reported figure (the
@@ -467,6 +483,8 @@ class FederationServer:
         self._stopped_on: str | None = None
         # the round an error left this server in (ServerStopped after it), or None
         self._failed_round: int | None = None
+        #: whether close() was called (ServerStopped after it)
+        self._closed = False
 
     def _warn_if_renamed(self, entries: list[dict[str, Any]]) -> None:
         """Say so at start when the ledger's last row names another federation than the
@@ -645,12 +663,26 @@ class FederationServer:
         announces nothing. After either, this server runs no more rounds: ``run`` and
         :meth:`run_round` raise :class:`ServerStopped` (a new server on the state
         resumes from it).
+
+        First of all it rebuilds the ledger rows a restart left to after the bind
+        (:meth:`backfill_ledger`); an error there is raised after a FederationEnd that
+        says the server stopped, as a failed write's is.
         """
         self._refuse_after_failure()
         if quorum_wait is None:
             quorum_wait = self.config.server.quorum_wait_seconds
         self.stop_reason = None
         self._stopped_on = None
+        try:
+            self.backfill_ledger()  # the rows a restart left to rebuild come first
+        except Exception:
+            # the parties that connected since the bind hear that the server stopped
+            self._stopped_on = self.stop_reason = (
+                "the server stopped before its first round: it could not rebuild its "
+                "ledger's missing rows (the server's log has the cause)"
+            )
+            self._announce_stop_on_error()
+            raise
         results: list[RoundResult] = []
         if self.completed_rounds() < self.config.rounds:
             began = self._clock()
@@ -1041,7 +1073,23 @@ class FederationServer:
     def run_round(self) -> RoundResult:
         """Sample a cohort among the connected clients and run one round with it."""
         self._refuse_after_failure()
+        self.backfill_ledger()  # the rows a restart left to rebuild come first
         return self._run_round(self.sample())
+
+    def close(self) -> None:
+        """Stop this server's background work: the DP-SGD reports' replays still queued
+        (record level) are dropped, the one under way ends as it would; it runs no rounds
+        after (:class:`ServerStopped`). The store, the ledger and the transport are their
+        owner's to close (:func:`~secagg.runtime.launch.serve`'s caller's).
+
+        Why: the replays run in a background thread (up to seconds of CPU a report), and
+        a server stopped with reports queued (restored on a restart, or kept in a round
+        it left) left that thread replaying all of them for nobody
+        (tests/runtime/test_record_replays_stop.py). Nothing is half recorded: no figure
+        is held but by the server's thread, and a restart replays the ledger's reports
+        again."""
+        self._closed = True
+        self.mechanism.stop_replays()
 
     def _refuse_after_failure(self) -> None:
         """Raise :class:`ServerStopped` once a round of this server ended in an error.
@@ -1050,6 +1098,17 @@ class FederationServer:
         and ran the same server again started the next round from memory the files no
         longer matched: the next round's start carried a model whose round had no ledger
         row, and its rows numbered and charged on from there (review, 2026-12-07)."""
+        if self._closed:
+            raise ServerStopped(
+                "this server was closed and runs no more rounds: start a new server on its "
+                "state, which resumes from what the state and the ledger hold"
+            )
+        if self._backfill_failed is not None:
+            raise ServerStopped(
+                "this server could not rebuild its ledger's missing rows "
+                f"({self._backfill_failed}) and runs no rounds: start a new server on its "
+                "state once the cause is mended; it rebuilds them first"
+            )
         if self._failed_round is not None:
             raise ServerStopped(
                 f"this server stopped on an error in round {self._failed_round} and runs no "
@@ -1184,6 +1243,7 @@ class FederationServer:
         finally:
             if not ended:  # whatever stopped the round: see _refuse_after_failure
                 self._failed_round = number
+                self.mechanism.stop_replays()  # queued replays are nobody's now
         self._bench_absentees(result)
         return result
 
@@ -2823,6 +2883,55 @@ class FederationServer:
         }
         return block
 
+    def _rebuild_reads_replays(self, entries: list[dict[str, Any]]) -> bool:
+        """Whether the ledger (its ``entries``) lacks a finished round's row
+        (:meth:`_backfill_ledger` rebuilds it) and the mechanism replays DP-SGD reports
+        (record level, :meth:`Mechanism.replay_seconds`): the rebuilt row's block and
+        claim then read every branch's replayed figure, restored ones included."""
+        if self.mechanism.replay_seconds(1) <= 0:
+            return False
+        recorded = {entry.get("round") for entry in entries}
+        return any(
+            row["number"] not in recorded and row["status"] in ("complete", "aborted")
+            for row in self.store.rounds()
+        )
+
+    def backfill_ledger(self) -> None:
+        """Rebuild the ledger rows the constructor left to after the bind, if it left any
+        (:meth:`_backfill_ledger`); :meth:`run`, :meth:`run_round` and :func:`serve`'s
+        path for a finished federation call it before anything else is recorded.
+
+        Why not in the constructor: under record-level DP a rebuilt row's block and claim
+        read every branch's replayed figure (the row is signed, so the figures must be
+        the replays'), so a restart after a crash mid-round (the round it aborts has no
+        row) waited there for every restored report's replay, one after another, and
+        :func:`serve` bound its port only after that: a federation of hundreds of PRV
+        branches unreachable past its parties' redial windows
+        (tests/runtime/test_record_restart_backfill_waits.py). Every error of the
+        rebuild is raised here as it was from the constructor (a chain that fails its
+        check: :func:`refuse_broken_chain`'s :class:`LedgerError`; a failed append: its
+        own), logged, and this server runs no rounds after it (:class:`ServerStopped`;
+        a new server on the state tries again)."""
+        if self._backfill_pending is None:
+            return
+        self._refuse_after_failure()
+        restored = self._last_epsilon
+        try:
+            self._backfill_ledger(self._backfill_pending)
+        except BaseException as exc:
+            cause = " ".join(str(exc).split()) or type(exc).__name__
+            self._backfill_failed = f"{type(exc).__name__}: {cause}"
+            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
+            log.error("the server could not rebuild its ledger's missing rows: %s", cause)
+            raise
+        finally:
+            self._last_epsilon = restored  # the backfill's running figure is the rows'
+            self._writing = None
+        self._backfill_pending = None
+        # the log line's figure: the replayed claim now, as the constructor's was when
+        # it rebuilt the rows itself
+        self._epsilon_now = self.mechanism.provisional_claim(self._carried_epsilon())
+
     def _backfill_ledger(self, aborted_on_restart: tuple[int, ...] = ()) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted
         (aborted on restart), or one whose row was lost between the store's commit and
@@ -2837,7 +2946,10 @@ class FederationServer:
         it; after a restart under another ``dp.delta`` that was an (epsilon, delta)
         pair no accountant produced, which ``audit verify`` fails (rounds 1-2 at 1e-3
         claimed 4.85 beside delta 1e-4, where they spend 5.77). Under the same delta
-        the replay is the stored claim itself."""
+        the replay is the stored claim itself.
+
+        Called by the constructor, or, where a rebuilt row reads DP-SGD replays (record
+        level), by :meth:`backfill_ledger` once the port is bound."""
         assert self.ledger is not None
         # each round's row (the last, should one repeat): whether it was rebuilt tells a
         # restart that stopped after its rebuild from an append that wrote and failed

@@ -144,6 +144,9 @@ def test_an_already_finished_federation_is_a_verdict_on_the_outcome_logger(
         def completed_rounds(self) -> int:
             return 2
 
+        def backfill_ledger(self) -> None:  # no row left to rebuild after the bind
+            pass
+
     monkeypatch.setattr(launch, "build_server", lambda *a, **k: Finished())
     caplog.set_level(logging.INFO)
     _, results = launch.serve(config("one.sqlite"), init=True)
