@@ -1304,10 +1304,22 @@ def with_file_rounds(config: SimulationConfig, *, rounds_given: bool) -> Simulat
     :meth:`SimulationConfig.load` did not, so docs/scaling.md's way to run a file from
     Python ran 10 rounds of a file the command ran for 30 (second review of the noise
     once's defaults, 2026-12-07). The constructor applies no rule: a library caller's
-    ``SimulationConfig(unit="record", mechanism="distributed")`` runs 10."""
-    if config.record_distributed and not rounds_given:
+    ``SimulationConfig(unit="record", mechanism="distributed")`` runs 10.
+
+    A refusal of those rounds (``--seeds 334``: 334 x 30 runs past ``CAPS["runs"]``)
+    says they were this default: it named a ``--rounds`` the user never gave, and a
+    product the command line did not show."""
+    if not config.record_distributed or rounds_given:
+        return config
+    try:
         return config.with_changes(rounds=RECORD_DISTRIBUTED_ROUNDS)
-    return config
+    except ConfigurationError as exc:
+        # the same configuration passed at 10 rounds: the default rounds are the cause
+        raise ConfigurationError(
+            f"{exc} ({key('rounds')} is {RECORD_DISTRIBUTED_ROUNDS} here, the default "
+            f"of {key('unit', 'record')} with {key('mechanism', 'distributed')} when "
+            f"no rounds are given: give {key('rounds')})"
+        ) from None
 
 
 def _legacy_tuning_validation(table: dict[str, Any]) -> dict[str, Any]:
