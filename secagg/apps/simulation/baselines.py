@@ -1,8 +1,11 @@
 """The baselines the federation is measured against: step 3 of ``secagg simulate``.
 
 *Local-only*: each branch trains alone from the same prior, for as many epochs and
-under the same privacy mechanism as in the federation, two branches at a time, every
-trainer built (and its DP-SGD noise calibrated) before any trains. *Centralized
+under the same privacy mechanism as in the federation (record-level DP with the noise
+added once: the federation's rounds as full-batch steps, at most
+:data:`~secagg.apps.simulation.branch_training.LOCAL_ONLY_MAX_STEPS`, the noise all its
+own), two branches at a time, every trainer built (and its DP-SGD noise calibrated)
+before any trains. *Centralized
 (non-private)*: all training rows pooled, the upper bound no bank may build, with its
 own tuning (:mod:`secagg.apps.simulation.tuning`). The *prior only* setting is scored by
 the run itself, from the prior it already holds.
@@ -35,7 +38,8 @@ def _run_baselines(
     prior: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     settings: dict[str, dict[str, Any]] = {}
-    # local-only: each branch alone, same epochs and privacy as in the federation
+    # local-only: each branch alone, same epochs and privacy as in the federation (the
+    # noise once: at most LOCAL_ONLY_MAX_STEPS of its rounds, see local_only_steps)
     total = len(branches)
     done = 0
     lock = threading.Lock()

@@ -37,7 +37,6 @@ from secagg.apps.simulation.config import (
     ENGINES,
     PARTITIONS,
     PATH_KEYS,
-    RECORD_DISTRIBUTED_ROUNDS,
     SOURCES,
     SYNTHETIC_KEYS,
     SimulationConfig,
@@ -48,6 +47,7 @@ from secagg.apps.simulation.config import (
     rows_without_customers,
     spelled_for,
     synthetic_only,
+    with_file_rounds,
 )
 from secagg.durable import special_file_kind
 from secagg.errors import ConfigurationError, SecAggError
@@ -249,10 +249,10 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
         )
     with spelled_for(flags=typed, file_keys=from_file):
         config = SimulationConfig(**{**from_file, **changes})
-        if config.record_distributed and "rounds" not in typed and "rounds" not in from_file:
-            # the noise added once runs its own tuned number of steps unless told
-            # otherwise (RECORD_DISTRIBUTED_ROUNDS says why and how it was chosen)
-            config = config.with_changes(rounds=RECORD_DISTRIBUTED_ROUNDS)
+        # the noise added once runs its own tuned number of steps unless told
+        # otherwise (RECORD_DISTRIBUTED_ROUNDS says why and how it was chosen), as
+        # SimulationConfig.load reads the same file
+        config = with_file_rounds(config, rounds_given="rounds" in typed or "rounds" in from_file)
         # a file sets no None (TOML has no null): its None values are the clearing above
         given = [name for name in DP_KEYS if name in typed or from_file.get(name) is not None]
         if config.mechanism == "off" and given:

@@ -500,10 +500,18 @@ CAPS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Every knob of ``secagg simulate``; see the module docstring for the file layout."""
+    """Every knob of ``secagg simulate``; see the module docstring for the file layout.
+
+    Every field's default is the constructor's, for every mechanism: ``rounds`` is 10
+    here even with ``unit="record", mechanism="distributed"``. A file read by
+    :meth:`load` or :meth:`from_dict` (and ``secagg simulate``) that leaves the rounds
+    out runs :data:`RECORD_DISTRIBUTED_ROUNDS` (30) of that mechanism instead
+    (:func:`with_file_rounds`); pass ``rounds`` to the constructor for the same run."""
 
     # [simulation]
     branches: int = 8
+    #: 10 here for every mechanism; a file without rounds (and ``secagg simulate``)
+    #: runs RECORD_DISTRIBUTED_ROUNDS (30) of the noise added once: see the class
     rounds: int = 10
     seed: int = 0
     model: str = "mlp"
@@ -1270,13 +1278,48 @@ class SimulationConfig:
     def from_dict(
         cls, data: dict[str, Any], base: SimulationConfig | None = None
     ) -> SimulationConfig:
-        """From the TOML layout (sections as tables) over ``base`` (default: the defaults)."""
-        return replace(base or cls(), **cls.values_from_dict(data))
+        """From the TOML layout (sections as tables) over ``base`` (default: the defaults,
+        with the rounds a file without them runs: :func:`with_file_rounds`)."""
+        values = cls.values_from_dict(data)
+        if base is not None:  # the caller's configuration: its rounds are its choice
+            return replace(base, **values)
+        return with_file_rounds(cls(**values), rounds_given="rounds" in values)
 
     @classmethod
     def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
-        """From a TOML file over ``base`` (default: the defaults)."""
-        return replace(base or cls(), **cls.values_from_file(path))
+        """From a TOML file over ``base`` (default: the defaults, with the rounds a file
+        without them runs: :func:`with_file_rounds`), as ``secagg simulate --config``
+        reads it."""
+        from secagg.runtime.config import read_toml
+
+        return cls.from_dict(read_toml(path), base)
+
+
+def with_file_rounds(config: SimulationConfig, *, rounds_given: bool) -> SimulationConfig:
+    """``config`` with the rounds a file (or ``secagg simulate``) runs when neither the
+    file nor ``--rounds`` gives them (``rounds_given``): :data:`RECORD_DISTRIBUTED_ROUNDS`
+    for record-level DP with the noise added once, else the field's default (10).
+
+    Why one function: ``secagg simulate --config`` applied the rule and
+    :meth:`SimulationConfig.load` did not, so docs/scaling.md's way to run a file from
+    Python ran 10 rounds of a file the command ran for 30 (second review of the noise
+    once's defaults, 2026-12-07). The constructor applies no rule: a library caller's
+    ``SimulationConfig(unit="record", mechanism="distributed")`` runs 10.
+
+    A refusal of those rounds (``--seeds 334``: 334 x 30 runs past ``CAPS["runs"]``)
+    says they were this default: it named a ``--rounds`` the user never gave, and a
+    product the command line did not show."""
+    if not config.record_distributed or rounds_given:
+        return config
+    try:
+        return config.with_changes(rounds=RECORD_DISTRIBUTED_ROUNDS)
+    except ConfigurationError as exc:
+        # the same configuration passed at 10 rounds: the default rounds are the cause
+        raise ConfigurationError(
+            f"{exc} ({key('rounds')} is {RECORD_DISTRIBUTED_ROUNDS} here, the default "
+            f"of {key('unit', 'record')} with {key('mechanism', 'distributed')} when "
+            f"no rounds are given: give {key('rounds')})"
+        ) from None
 
 
 def _legacy_tuning_validation(table: dict[str, Any]) -> dict[str, Any]:

@@ -434,8 +434,12 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     summary = result.summary()
     head = result.headline()
     mechanism = f"{c.protected}-level DP ({c.mechanism})" if c.private else "no DP"
+    # the rounds planned: they depend on the mechanism (the noise once runs 30 when none
+    # are given, RECORD_DISTRIBUTED_ROUNDS), and a 30-round experiment and its 10-round
+    # control had the same header; a seed stopped early says so below (its advisories)
+    rounds = f"{c.rounds} round{'s' if c.rounds != 1 else ''} planned a seed"
     lines = [
-        f"# Experiment: {c.branches} branches, {c.backend}, {mechanism}, seeds "
+        f"# Experiment: {c.branches} branches, {rounds}, {c.backend}, {mechanism}, seeds "
         f"{result.seeds[0]}-{result.seeds[-1]}",
         "",
         f"{len(result.seeds)} seeds, each a full run in `seed-<k>/`; mean ± sample sd over "
