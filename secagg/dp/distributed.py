@@ -69,6 +69,7 @@ import numpy as np
 from secagg.crypto.stream import KeyedStream
 from secagg.dp._checks import _count
 from secagg.dp.clipping import clip_l2, l2_norm
+from secagg.dp.config import MAX_NOISE_MULTIPLIER
 from secagg.dp.display import shown
 from secagg.dp.noise import discrete_gaussian
 from secagg.encoding.fixed_point import stochastic_round
@@ -371,13 +372,27 @@ def calibrate_noise_multiplier(
             start = noise_multiplier_for(epsilon, delta, 1.0, rounds)
         except BudgetUnreachable as exc:
             raise _ddg_unreachable(exc, spent, rounds, fewest_shares, top_shares) from exc
-    z = most = float(start)
+    z = most = min(float(start), MAX_NOISE_MULTIPLIER)
     last = math.inf
     for _ in range(500):
         most = z
         if (last := spent(z)) <= epsilon:
             return z
-        z *= 1.02
+        if z >= MAX_NOISE_MULTIPLIER:
+            # no federation takes more (DPSettings refuses it): the search went on to
+            # z = 2e5-9e5 for epsilon 1e-3, and the refusal then named dp.noise_multiplier,
+            # a key the user never set, instead of the budget no allowed noise meets
+            raise BudgetUnreachable(
+                f"epsilon {epsilon:g} is unreachable for the distributed discrete Gaussian: "
+                f"even noise_multiplier {MAX_NOISE_MULTIPLIER:g} (the most a federation "
+                f"takes) spends {shown(last, 4, significant=True)} over "
+                f"{_counted(rounds, 'round')} with {_shares(fewest_shares, top_shares)}; allow "
+                "a larger epsilon or delta, or plan fewer rounds or more honest shares",
+                epsilon=epsilon,
+                noise_multiplier=z,
+                spent=last,
+            )
+        z = min(z * 1.02, MAX_NOISE_MULTIPLIER)
     # the figure of the most noise tried: how far from the target the grid ended (z up:
     # the epsilon quoted, rounded up, then bounds what the z shown spends)
     raise BudgetUnreachable(

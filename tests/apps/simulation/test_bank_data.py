@@ -730,21 +730,40 @@ def test_every_data_key_is_documented_beside_its_neighbours() -> None:
             "epsilon = 1e-9",
             "privacy.epsilon = 1e-09",
         ),
+        # the distributed discrete Gaussian's own floor: its central Gaussian start is
+        # below the cap, and the search went on to z = 2e5-9e5 (named dp.noise_multiplier)
+        (
+            ["--unit", "record", "--mechanism", "distributed", "--epsilon", "1e-3"],
+            "",
+            "--epsilon 0.001",
+        ),
+        (
+            ["--unit", "record", "--mechanism", "distributed", "--epsilon", "1e-2"],
+            "",
+            "--epsilon 0.01",
+        ),
+        (
+            ["--unit", "client", "--mechanism", "distributed", "--epsilon", "1e-2"],
+            "",
+            "--epsilon 0.01",
+        ),
     ],
 )
 def test_an_unreachable_federation_budget_names_the_epsilon_not_the_clip(
     tmp_path: Path, flags: list[str], toml: str, named: str
 ) -> None:
     """``--epsilon 1e-9`` was refused before the baselines with "(the updates' bound is
-    --clip = 1)" at its end, naming a flag that has nothing to do with it."""
+    --clip = 1)" at its end, naming a flag that has nothing to do with it; ``--epsilon
+    1e-3`` with the noise added once named ``dp.noise_multiplier``, which nobody set."""
     args = [*TINY, *flags, "--out", str(tmp_path / "run")]
     if toml:
         (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
         args = ["--config", str(tmp_path / "c.toml"), *args]
-    else:
+    elif "--epsilon" not in flags:
         args += ["--epsilon", "1e-9"]
     error = _one_line_error(_simulate(*args))
     assert error.startswith(f"Error: {named}: no federation round can run"), error
+    assert "dp.noise_multiplier" not in error, error
     assert "unreachable" in error and "clip" not in error, error
 
 
