@@ -693,7 +693,9 @@ def serve(
 
     The state's lock is held until this returns; the store and ledger stay open
     for the caller to read (close them with ``server.store.close()`` and
-    ``server.ledger.close()``).
+    ``server.ledger.close()``). The server comes back closed
+    (:meth:`~secagg.runtime.server.FederationServer.close`: its background DP-SGD
+    replays stopped; it runs no more rounds).
     """
     # the certificates and the bind address first: a start they refuse creates no state,
     # ledger or ledger key (before, a failed --init left all three behind, CLI audit)
@@ -743,11 +745,16 @@ def serve(
             finally:
                 transport.stop(grace=2.0)
     except BaseException:
-        if server is not None:
-            server.close()  # its background replays stop with it
         state.close()
         raise
     finally:
+        if server is not None:
+            # returned or raised, the server runs no more rounds here (its transport is
+            # stopped, or never bound): its background replays stop with it. Closed on
+            # the error path only, a finished federation's restart, or a run stopped
+            # early, left the restored reports replaying for nobody
+            # (tests/runtime/test_record_serve_stops_replays.py)
+            server.close()
         state.store.release_lock()
 
 

@@ -147,6 +147,9 @@ def test_an_already_finished_federation_is_a_verdict_on_the_outcome_logger(
         def backfill_ledger(self) -> None:  # no row left to rebuild after the bind
             pass
 
+        def close(self) -> None:  # serve closes the server it built as it returns
+            pass
+
     monkeypatch.setattr(launch, "build_server", lambda *a, **k: Finished())
     caplog.set_level(logging.INFO)
     _, results = launch.serve(config("one.sqlite"), init=True)

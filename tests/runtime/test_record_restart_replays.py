@@ -8,8 +8,12 @@ log line's first claim, one after another, and ``serve`` builds the server befor
 binds its port: a federation of 400 PRV branches was unreachable for minutes after a
 restart, past the 600 s redial window (``--give-up-after``) of its branches and its key
 holder, which gave up on a server that was replaying. Now they run in a background
-thread from the moment the ledger is read, and the first figure that needs them (the
-first round's release, row or claim) waits for them; the figures are the same replays'.
+thread, started at the end of the build once every check of it has passed (a refused
+build starts none: tests/runtime/test_record_replays_stop.py), and the first figure
+that needs them waits for them: a ledger row a crash mid-round left to rebuild
+(``FederationServer.backfill_ledger``, once the port is bound:
+tests/runtime/test_record_restart_backfill_waits.py), else the first round's release,
+row or claim; the figures are the same replays'.
 """
 
 from __future__ import annotations
