@@ -42,6 +42,17 @@ def test_just_above_the_edge_it_is_still_finite_and_about_half_mu_squared(
     assert value >= 0.5 / (z * z)  # the privacy loss's mean alone: never below
 
 
+@pytest.mark.parametrize("z", [1.3439e-153, 7.6e-155, 1e-120, 1e-60, 1e-20, 1e-10, 9.9e-10])
+def test_far_below_the_solvers_reach_it_is_never_below_the_mean(z: float) -> None:
+    """z = 1.3439e-153 (hypothesis, 2026-12-07): Balle and Wang's solve, whose arguments
+    ``mu / 2 - eps / mu`` keep no digit there, answered 1 ulp below ``mu^2 / 2``; the
+    exact epsilon at delta 1e-5 is above the privacy loss's mean."""
+    value = gaussian_epsilon(z, DELTA)
+    assert math.isfinite(value)
+    assert value >= 0.5 / (z * z)
+    assert value >= (1.0 / z) ** 2 / 2
+
+
 @pytest.mark.parametrize("accountant", ["pld", "rdp"])
 def test_the_running_accountant_says_inf(accountant: str) -> None:
     running = PrivacyAccountant(DELTA, accountant)
