@@ -278,6 +278,10 @@ def _federate(
             wait_for_clients=60.0, max_consecutive_aborts=config.rounds, max_attempts=config.rounds
         )
     finally:
+        # the server's record-level DP-SGD replays still queued (a report of a round that
+        # aborted) stop: left running they replayed for nobody after the run (second
+        # review of 2026-12-07); a figure read later is computed by its reader
+        server.close()
         # closed, the ledger is whole in its main file and says so (out of WAL mode): left
         # to the garbage collector it stayed in WAL mode, which an audit reads as a copy
         # that may lack rows its log held (secagg.ledger.chain.wal_mode_without_log)
