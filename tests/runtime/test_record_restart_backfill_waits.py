@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from _record_replays import (
     DELTA,
+    crash_mid_round_2,
     dpsgd_report,
     record_config,
     run_first_round,
@@ -71,12 +72,7 @@ def _worst_replay() -> float:
 def _crash_mid_round_2(folder: Path, key: LedgerKey) -> None:
     """Round 1 complete (its row in the ledger, each branch's report in it), then round 2
     under way in the state when the server died: no row of it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    results = run_first_round(folder, key, _config(1), _report, idle=BOUND)
-    assert [r.status for r in results] == ["complete"], [r.reason for r in results]
-    store = ServerStore(folder / "state.sqlite")
-    store.begin_round(2, NAMES)  # the crash: round 2 under way, never finished
-    store.close()
+    crash_mid_round_2(folder, key, _config(1), _report)
 
 
 def _restart(
