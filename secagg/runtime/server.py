@@ -380,6 +380,11 @@ class FederationServer:
         self._backfill_failed: str | None = None
         #: what stopped that backfill (Ctrl-C, a signal's name; no rounds then), or None
         self._backfill_stopped: str | None = None
+        #: the rounds whose ledger rows this server rebuilt from the state, in order
+        #: (:meth:`_backfill_ledger`). Why kept: each moved the ledger's head, and
+        #: ``secagg server`` on a finished federation said "nothing to do" without the new
+        #: head auditors pass to ``--expect-head`` (tests/apps/test_server_finished_rebuilt_head.py)
+        self.rebuilt_rounds: list[int] = []
         if ledger is not None:
             if self._rebuild_reads_replays(entries):
                 # the rebuilt row's block and claim read every branch's replayed figure:
@@ -3038,6 +3043,7 @@ class FederationServer:
                 row["number"],
                 f" ({missing})" if missing else "",
             )
+            self.rebuilt_rounds.append(row["number"])  # its row is in the ledger now
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
 
