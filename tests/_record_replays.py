@@ -145,6 +145,24 @@ def run_first_round(
         store.close()
 
 
+def crash_mid_round_2(
+    folder: Path,
+    key: LedgerKey,
+    config: FederationConfig,
+    privacy_report: Callable[[str], dict[str, Any]],
+) -> None:
+    """Round 1 of ``config`` (one round) complete in ``folder`` (its row in the ledger,
+    each branch's report in it), then round 2 under way in the state when the server
+    died: no row of it, which a restart aborts and rebuilds (after the bind, at record
+    level: ``FederationServer.backfill_ledger``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results = run_first_round(folder, key, config, privacy_report, idle=BOUND)
+    assert [r.status for r in results] == ["complete"], [r.reason for r in results]
+    store = ServerStore(folder / "state.sqlite")
+    store.begin_round(2, config.clients)  # the crash: round 2 under way, never finished
+    store.close()
+
+
 def wrap_replays(
     monkeypatch: pytest.MonkeyPatch,
     around: Callable[[RecordReport, Callable[[RecordReport], float]], float],

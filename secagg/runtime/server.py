@@ -97,6 +97,7 @@ import errno
 import hashlib
 import logging
 import secrets
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -377,6 +378,13 @@ class FederationServer:
         self._backfill_pending: tuple[int, ...] | None = None
         #: why that backfill failed (this server then runs no rounds), or None
         self._backfill_failed: str | None = None
+        #: what stopped that backfill (Ctrl-C, a signal's name; no rounds then), or None
+        self._backfill_stopped: str | None = None
+        #: the rounds whose ledger rows this server rebuilt from the state, in order
+        #: (:meth:`_backfill_ledger`). Why kept: each moved the ledger's head, and
+        #: ``secagg server`` on a finished federation said "nothing to do" without the new
+        #: head auditors pass to ``--expect-head`` (tests/apps/test_server_finished_rebuilt_head.py)
+        self.rebuilt_rounds: list[int] = []
         if ledger is not None:
             if self._rebuild_reads_replays(entries):
                 # the rebuilt row's block and claim read every branch's replayed figure:
@@ -1102,6 +1110,12 @@ class FederationServer:
             raise ServerStopped(
                 "this server was closed and runs no more rounds: start a new server on its "
                 "state, which resumes from what the state and the ledger hold"
+            )
+        if self._backfill_stopped is not None:
+            raise ServerStopped(
+                f"this server was stopped by {self._backfill_stopped} while it rebuilt its "
+                "ledger's missing rows and runs no rounds: start a new server on its state; "
+                "it rebuilds them first"
             )
         if self._backfill_failed is not None:
             raise ServerStopped(
@@ -2911,13 +2925,31 @@ class FederationServer:
         rebuild is raised here as it was from the constructor (a chain that fails its
         check: :func:`refuse_broken_chain`'s :class:`LedgerError`; a failed append: its
         own), logged, and this server runs no rounds after it (:class:`ServerStopped`;
-        a new server on the state tries again)."""
+        a new server on the state tries again).
+
+        A stop (Ctrl-C, SIGTERM: a ``KeyboardInterrupt``,
+        :class:`~secagg.transport.waiting.StopAsked` included) is raised unchanged and
+        logged as a stop, one WARNING line without a traceback: it was an ERROR line
+        "could not rebuild its ledger's missing rows: KeyboardInterrupt", which read as
+        a failure of the ledger. A row is appended whole or not at all, so the next
+        start rebuilds the rows still missing (tests/runtime/test_record_backfill_stop.py);
+        this server runs no rounds after it (:class:`ServerStopped`), as after a round a
+        stop ended."""
         if self._backfill_pending is None:
             return
         self._refuse_after_failure()
         restored = self._last_epsilon
         try:
             self._backfill_ledger(self._backfill_pending)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or a StopAsked: a stop, no failure
+            self._backfill_stopped = _stop_name(stop)
+            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
+            log.warning(
+                "the server was stopped by %s while it rebuilt its ledger's missing rows: "
+                "the next start rebuilds those still missing",
+                self._backfill_stopped,
+            )
+            raise
         except BaseException as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
             self._backfill_failed = f"{type(exc).__name__}: {cause}"
@@ -3011,6 +3043,7 @@ class FederationServer:
                 row["number"],
                 f" ({missing})" if missing else "",
             )
+            self.rebuilt_rounds.append(row["number"])  # its row is in the ledger now
             # the state says the row is there again (and keeps why it had been missing)
             self.store.note_ledger_rebuilt(row["number"])
 
@@ -3245,6 +3278,18 @@ def _seconds(elapsed: float) -> str:
     """A measured wait for a log line: to 0.1 s, without trailing zeros (15.02 is "15",
     45.06 is "45.1", 0.51 is "0.5")."""
     return f"{elapsed:.1f}".rstrip("0").rstrip(".")
+
+
+def _stop_name(stop: KeyboardInterrupt) -> str:
+    """What asked for ``stop``, for a log line: the signal a :class:`StopAsked` names
+    (SIGINT, SIGTERM), else Ctrl-C (a plain ``KeyboardInterrupt`` is Python's SIGINT)."""
+    signum = getattr(stop, "signum", None)
+    if isinstance(signum, int):
+        try:
+            return signal.Signals(signum).name
+        except ValueError:
+            return f"signal {signum}"
+    return "Ctrl-C (SIGINT)"
 
 
 def refuse_broken_chain(ledger: Ledger) -> None:

@@ -137,6 +137,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
 def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> None:
     """The lines of a server's run once :func:`~secagg.runtime.launch.serve` returns:
     the rounds complete, the ledger's head, and exit 1 when the federation stopped early.
+    A finished federation says "nothing to do", or, where its start rebuilt lost ledger
+    rows (``server.rebuilt_rounds``), which, and the ledger's new head: it printed no
+    head and said nothing had been done (review of the deferred rebuild, 2026-12-07).
 
     Why inside the command's one handler: these lines read the state and the ledger
     again (the rounds complete, the head), and a state that failed there (a disk I/O
@@ -146,10 +149,21 @@ def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> N
     state = config.server.state
     done = server.completed_rounds()
     if not results and done >= config.rounds:
+        # a finished federation whose lost ledger rows the start rebuilt (serve, no bind):
+        # the ledger has a new head, which auditors need as after any run that wrote rows
+        rebuilt = list(server.rebuilt_rounds) if server.ledger is not None else []
+        if not rebuilt:
+            click.echo(
+                f"federation {config.name} is already finished: {done} of {config.rounds} "
+                f"rounds complete (state {state}); nothing to do"
+            )
+            return
         click.echo(
             f"federation {config.name} is already finished: {done} of {config.rounds} "
-            f"rounds complete (state {state}); nothing to do"
+            f"rounds complete (state {state}); its ledger lacked the row of "
+            f"{_rounds_named(rebuilt)}, rebuilt now from the state"
         )
+        _say_head(server)
         return
     aborted = sum(1 for result in results if result.status == "aborted")
     click.echo(
@@ -157,10 +171,7 @@ def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> N
         f"(this run: {len(results) - aborted} complete, {aborted} aborted)"
     )
     if server.ledger is not None:
-        click.echo(
-            f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
-            "secagg audit verify --expect-head, which then detects a ledger cut back)"
-        )
+        _say_head(server)
     if not server.finished:  # stopped early: the server's stop_reason says why
         why = server.stop_reason or server.budget_reached
         # at the budget, another start would stop the same way: say what would help
@@ -175,6 +186,21 @@ def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> N
             f"federation {config.name} did not finish: {done} of {config.rounds} rounds "
             f"complete{f' ({why})' if why else ''}; {hint}",
         )
+
+
+def _say_head(server: Any) -> None:
+    """The line with the ledger's head (``SEQ:HASH``) for auditors to keep."""
+    click.echo(
+        f"ledger head {server.ledger.anchor()} (publish it: auditors pass it to "
+        "secagg audit verify --expect-head, which then detects a ledger cut back)"
+    )
+
+
+def _rounds_named(numbers: list[int]) -> str:
+    """``round 3``, ``rounds 2 and 3``, ``rounds 2, 3 and 5``: the rebuilt rows' rounds."""
+    if len(numbers) == 1:
+        return f"round {numbers[0]}"
+    return f"rounds {', '.join(str(n) for n in numbers[:-1])} and {numbers[-1]}"
 
 
 def _what_a_stop_keeps(state: str) -> str:

@@ -1,0 +1,117 @@
+"""A stop during the deferred ledger rebuild of a record-level restart
+(``FederationServer.backfill_ledger``) is told as a stop, and the next start rebuilds.
+
+Review of the deferred rebuild (2026-12-07, after 8abce84d): a Ctrl-C or SIGTERM (a
+``KeyboardInterrupt``, ``StopAsked`` included) that arrived while the rebuild ran was
+logged at ERROR as "the server could not rebuild its ledger's missing rows:
+KeyboardInterrupt" (or ": 15" for a SIGTERM's StopAsked), which reads as a failure of
+the ledger. A stop is now one WARNING line naming it, no traceback; it is still raised
+unchanged, and the next start rebuilds the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _record_replays import crash_mid_round_2, dpsgd_report, record_config
+
+from secagg.ledger import Ledger, LedgerKey
+from secagg.ledger.verify import verify_ledger
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server import FederationServer, ServerStopped
+from secagg.runtime.store import ServerStore
+from secagg.transport.inprocess import InProcessHub
+from secagg.transport.waiting import StopAsked
+
+NAMES = [f"b{i}" for i in range(3)]
+
+
+def _report(name: str) -> dict[str, Any]:
+    return dpsgd_report([(1.0, 0.01, 100 * (NAMES.index(name) + 1))])
+
+
+def _config(rounds: int) -> FederationConfig:
+    return record_config(NAMES, name="records", rounds=rounds)
+
+
+def _rows(folder: Path, key: LedgerKey) -> list[tuple[Any, Any, Any]]:
+    """The verified ledger's rows: (round, status, reconstructed)."""
+    audit = verify_ledger(folder / "ledger.sqlite", key.public_key)
+    assert audit.ok, audit.first_failure
+    return [
+        (row.entry["round"], row.entry["status"], row.entry.get("reconstructed"))
+        for row in audit.chain.rows
+    ]
+
+
+def _restart(folder: Path, key: LedgerKey, then: Callable[[FederationServer], object]) -> None:
+    """A server built on ``folder``'s state and ledger, ``then(server)``, both closed."""
+    ledger = Ledger(folder / "ledger.sqlite", key)
+    store = ServerStore(folder / "state.sqlite")
+    try:
+        then(FederationServer(_config(3), InProcessHub(), store, ledger=ledger))
+    finally:
+        ledger.close()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("stop", "named"),
+    [
+        (KeyboardInterrupt, "Ctrl-C (SIGINT)"),
+        (lambda: StopAsked(signal.SIGTERM), "SIGTERM"),
+    ],
+    ids=["ctrl-c", "stop-asked-sigterm"],
+)
+def test_a_stop_during_the_rebuild_is_logged_as_a_stop_and_the_next_start_rebuilds(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    stop: Callable[[], KeyboardInterrupt],
+    named: str,
+) -> None:
+    key = LedgerKey.generate()
+    crash_mid_round_2(tmp_path, key, _config(1), _report)
+    raised = stop()
+
+    def stopped(ledger: Ledger, entry: dict[str, object]) -> int:
+        raise raised  # the stop arrives as the rebuilt row is appended
+
+    caplog.set_level(logging.DEBUG, logger="secagg")
+    mine = threading.get_ident()
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "append", stopped)
+        ledger = Ledger(tmp_path / "ledger.sqlite", key)
+        store = ServerStore(tmp_path / "state.sqlite")
+        try:
+            server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+            with pytest.raises(KeyboardInterrupt) as caught:
+                server.run_round()
+            assert caught.value is raised, "the stop was not raised unchanged"
+            with pytest.raises(ServerStopped, match=re.escape(f"stopped by {named} while")):
+                server.run_round()
+        finally:
+            ledger.close()
+            store.close()
+    # this thread's records only: a party thread of another test may log meanwhile
+    records = [r for r in caplog.records if r.thread == mine and r.name.startswith("secagg")]
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+    assert errors == [], f"a stop was logged as a failure: {errors}"
+    lines = [r for r in records if "rebuilt its ledger's missing rows" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in records]
+    (line,) = lines
+    assert line.levelno == logging.WARNING
+    assert line.exc_info is None, "a stop's line carries no traceback"
+    assert f"stopped by {named}" in line.getMessage()
+    assert "the next start rebuilds" in line.getMessage()
+    assert _rows(tmp_path, key) == [(1, "complete", None)]  # nothing half written
+    # the next start rebuilds the row
+    _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
+    assert _rows(tmp_path, key) == [(1, "complete", None), (2, "aborted", True)]
