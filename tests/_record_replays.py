@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from _threads import BOUND
+from _threads import BOUND, free_port
 
 import secagg.dp.release as release_module
 from secagg.dp.accountants import RecordLevelAccountant
@@ -73,26 +74,98 @@ def record_config(
     phase_seconds: float = 30.0,
     round_seconds: float | None = None,
     delta: float = DELTA,
+    server: dict[str, Any] | None = None,
 ) -> FederationConfig:
     """A SecAgg+ federation of ``clients`` under record-level DP-SGD, every client
-    sampled each round."""
+    sampled each round; ``server`` its ``[server]`` section (one that ``serve`` runs)."""
     deadlines: dict[str, float] = {"phase_seconds": phase_seconds}
     if round_seconds is not None:
         deadlines["round_seconds"] = round_seconds
-    return FederationConfig.from_dict(
-        {
-            "federation": {
-                "name": name,
-                "clients": list(clients),
-                "dimension": dimension,
-                "rounds": rounds,
+    sections: dict[str, Any] = {
+        "federation": {
+            "name": name,
+            "clients": list(clients),
+            "dimension": dimension,
+            "rounds": rounds,
+        },
+        "sampling": {"kind": "poisson", "rate": 1.0},
+        "backend": {"name": "secagg+", "value_bound": 1.0},
+        "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": delta},
+        "deadlines": deadlines,
+    }
+    if server is not None:
+        sections["server"] = server
+    return FederationConfig.from_dict(sections)
+
+
+@dataclass(frozen=True)
+class RecordBranches:
+    """The branches of a record-level replay test, each reporting one DP-SGD run (z 1.0,
+    q 0.01) of 100 steps times its place (b0 100, b1 200, ...): every branch's figure
+    differs, so the worst is one branch's and a claim that left a report out shows.
+
+    Why one object: these tests each defined the same ``NAMES``, ``_history``,
+    ``_report``, ``_config`` and ``_worst_replay``, differing only in the names."""
+
+    names: tuple[str, ...]
+
+    @classmethod
+    def numbered(cls, count: int) -> RecordBranches:
+        """``count`` branches named b0, b1, ..."""
+        return cls(tuple(f"b{i}" for i in range(count)))
+
+    def history(self, name: str) -> History:
+        """Branch ``name``'s DP-SGD history: one run of 100 steps times its place."""
+        return [(1.0, 0.01, 100 * (self.names.index(name) + 1))]
+
+    def report(self, name: str) -> dict[str, Any]:
+        """Branch ``name``'s honest report (its figure its history's RDP replay)."""
+        return dpsgd_report(self.history(name))
+
+    def config(self, rounds: int, *, server: dict[str, Any] | None = None) -> FederationConfig:
+        """The federation "records" of these branches (:func:`record_config`)."""
+        return record_config(self.names, name="records", rounds=rounds, server=server)
+
+    def served_config(self, folder: Path, rounds: int, **server: Any) -> FederationConfig:
+        """:meth:`config` as ``serve`` runs it: a dev CA in ``folder``/certs (made on
+        the first call, a certificate per branch), a free loopback port and the state
+        ``folder``/fed.sqlite; ``server`` adds to the ``[server]`` section."""
+        from secagg.apps import devca  # the CA's tooling, only for the tests that serve
+
+        ca = folder / "certs"
+        if not ca.exists():
+            devca.init_ca(ca)
+            for name in self.names:
+                devca.issue_client(ca, name)
+        return self.config(
+            rounds,
+            server={
+                "bind": f"127.0.0.1:{free_port()}",
+                "certificates": str(ca),
+                "state": str(folder / "fed.sqlite"),
+                **server,
             },
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": delta},
-            "deadlines": deadlines,
-        }
-    )
+        )
+
+    def worst_replay(self) -> float:
+        """The worst branch's figure, replayed as the server replays it (RDP)."""
+        return max(
+            RecordLevelAccountant("rdp", DELTA, self.history(name)).epsilon() for name in self.names
+        )
+
+
+@contextmanager
+def opened_state(folder: Path, key: LedgerKey) -> Iterator[tuple[Ledger, ServerStore]]:
+    """The ledger and state a restart opens in ``folder`` (ledger.sqlite under ``key``,
+    state.sqlite), closed in that order when the block ends, however it ends: a test
+    builds its server on them, and a failed build leaves no file open."""
+    ledger = Ledger(folder / "ledger.sqlite", key)
+    store = ServerStore(folder / "state.sqlite")
+    try:
+        yield ledger, store
+    finally:
+        ledger.close()
+        store.close()
 
 
 def start_branches(
@@ -101,11 +174,12 @@ def start_branches(
     privacy_report: Callable[[str], dict[str, Any]],
     *,
     idle: float | Callable[[str], float],
-    rounds: int = 1,
+    rounds: int | None = 1,
 ) -> tuple[list[FederationClient], list[threading.Thread]]:
     """Each of ``names`` a branch (a constant 0.1 update) in a daemon thread, started in
     order, that reports ``privacy_report(name)`` each round; ``idle`` its idle timer
-    (or each branch's, by name). The branches and their threads."""
+    (or each branch's, by name); ``rounds`` None: until the federation ends. The
+    branches and their threads."""
     clients, threads = [], []
     for name in names:
         client = FederationClient(

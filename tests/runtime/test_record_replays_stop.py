@@ -14,54 +14,37 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _record_replays import (
-    DELTA,
     GatedReplays,
-    dpsgd_report,
-    record_config,
+    RecordBranches,
+    opened_state,
     run_first_round,
     start_branches,
 )
 from _threads import BOUND
 
 import secagg.dp.release as release_module
-from secagg.dp.accountants import RecordLevelAccountant
-from secagg.ledger import Ledger, LedgerKey
+from secagg.ledger import LedgerKey
 from secagg.ledger.verify import verify_ledger
-from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer, ServerStopped
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 from secagg.transport.waiting import ask_stop, forget_stop
 
-NAMES = [f"b{i}" for i in range(6)]
-
-
-def _history(name: str) -> list[tuple[float, float, int]]:
-    return [(1.0, 0.01, 100 * (NAMES.index(name) + 1))]
-
-
-def _report(name: str) -> dict[str, Any]:
-    return dpsgd_report(_history(name))
-
-
-def _config(rounds: int) -> FederationConfig:
-    return record_config(NAMES, name="records", rounds=rounds)
-
-
-def _worst_replay() -> float:
-    return max(RecordLevelAccountant("rdp", DELTA, _history(name)).epsilon() for name in NAMES)
+BRANCHES = RecordBranches.numbered(6)
+NAMES = list(BRANCHES.names)
 
 
 @pytest.fixture
 def restarted(tmp_path: Path) -> Iterator[tuple[Path, LedgerKey]]:
     """A ledger whose round 1 holds each branch's report (what a restart replays)."""
     key = LedgerKey.generate()
-    results = run_first_round(tmp_path, key, _config(1), _report, idle=BOUND)
+    results = run_first_round(tmp_path, key, BRANCHES.config(1), BRANCHES.report, idle=BOUND)
     assert [r.status for r in results] == ["complete"], [r.reason for r in results]
     yield tmp_path, key
 
@@ -69,29 +52,35 @@ def restarted(tmp_path: Path) -> Iterator[tuple[Path, LedgerKey]]:
 def _later_restart_replays_them_all(folder: Path, key: LedgerKey) -> None:
     """A later server on the same files: its first figure is every replay's again, and
     the row of a round it runs verifies."""
-    ledger = Ledger(folder / "ledger.sqlite", key)
-    store = ServerStore(folder / "state.sqlite")
-    try:
-        server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+    with opened_state(folder, key) as (ledger, store):
+        server = FederationServer(BRANCHES.config(3), InProcessHub(), store, ledger=ledger)
         assert server.run_round().status == "aborted"  # nobody is connected
-    finally:
-        ledger.close()
-        store.close()
     audit = verify_ledger(folder / "ledger.sqlite", key.public_key)
     assert audit.ok, audit.first_failure
-    assert audit.chain.rows[-1].entry["privacy"]["epsilon"] == _worst_replay()
+    assert audit.chain.rows[-1].entry["privacy"]["epsilon"] == BRANCHES.worst_replay()
+
+
+@contextmanager
+def _restart_replaying(
+    folder: Path, key: LedgerKey, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FederationServer, GatedReplays]]:
+    """A restart (two rounds) on ``folder``, its first restored replay under way and held
+    at the gate, the others queued; the gate opened, then the files closed, as it ends."""
+    replays = GatedReplays(monkeypatch)
+    with opened_state(folder, key) as (ledger, store):
+        try:
+            server = FederationServer(BRANCHES.config(2), InProcessHub(), store, ledger=ledger)
+            assert replays.first.wait(BOUND)
+            yield server, replays
+        finally:
+            replays.gate.set()
 
 
 def test_a_closed_server_replays_no_more_of_its_restored_reports(
     restarted: tuple[Path, LedgerKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, key = restarted
-    replays = GatedReplays(monkeypatch)
-    ledger = Ledger(folder / "ledger.sqlite", key)
-    store = ServerStore(folder / "state.sqlite")
-    try:
-        server = FederationServer(_config(2), InProcessHub(), store, ledger=ledger)
-        assert replays.first.wait(BOUND)
+    with _restart_replaying(folder, key, monkeypatch) as (server, replays):
         server.close()
         replays.gate.set()
         assert replays.background_ended()
@@ -101,11 +90,7 @@ def test_a_closed_server_replays_no_more_of_its_restored_reports(
         with pytest.raises(ServerStopped, match="closed"):
             server.run_round()
         # nothing half recorded: a figure read now is computed then, the same replays'
-        assert server.mechanism.ledger_claim(None) == _worst_replay()
-    finally:
-        replays.gate.set()
-        ledger.close()
-        store.close()
+        assert server.mechanism.ledger_claim(None) == BRANCHES.worst_replay()
     _later_restart_replays_them_all(folder, key)
 
 
@@ -113,28 +98,21 @@ def test_a_stop_recorded_for_the_process_stops_the_replays_between_reports(
     restarted: tuple[Path, LedgerKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, key = restarted
-    replays = GatedReplays(monkeypatch)
-    ledger = Ledger(folder / "ledger.sqlite", key)
-    store = ServerStore(folder / "state.sqlite")
-    try:
-        server = FederationServer(_config(2), InProcessHub(), store, ledger=ledger)
-        assert replays.first.wait(BOUND)
-        ask_stop(signal.SIGTERM)  # a stop whose exception a library swallowed
-        replays.gate.set()
-        assert replays.background_ended()
-        assert len(replays.threads) == 1, (
-            f"{len(replays.threads) - 1} restored reports replayed after the stop was recorded"
-        )
-        assert forget_stop() == signal.SIGTERM
-        # the stop forgotten (a test's, or a command's once it is its line): the figures
-        # are whole, the stopped ones computed as they are read
-        assert server.mechanism.ledger_claim(None) == _worst_replay()
-        assert len(replays.threads) == len(NAMES)
-    finally:
-        forget_stop()
-        replays.gate.set()
-        ledger.close()
-        store.close()
+    with _restart_replaying(folder, key, monkeypatch) as (server, replays):
+        try:
+            ask_stop(signal.SIGTERM)  # a stop whose exception a library swallowed
+            replays.gate.set()
+            assert replays.background_ended()
+            assert len(replays.threads) == 1, (
+                f"{len(replays.threads) - 1} restored reports replayed after the stop was recorded"
+            )
+            assert forget_stop() == signal.SIGTERM
+            # the stop forgotten (a test's, or a command's once it is its line): the figures
+            # are whole, the stopped ones computed as they are read
+            assert server.mechanism.ledger_claim(None) == BRANCHES.worst_replay()
+            assert len(replays.threads) == len(NAMES)
+        finally:
+            forget_stop()
     _later_restart_replays_them_all(folder, key)
 
 
@@ -160,14 +138,8 @@ def test_a_server_whose_build_is_refused_starts_no_replay(
         raise Refused(f"round {number}")
 
     monkeypatch.setattr(FederationServer, "_restore_charge", refuse)
-    ledger = Ledger(folder / "ledger.sqlite", key)
-    store = ServerStore(folder / "state.sqlite")
-    try:
-        with pytest.raises(Refused):
-            FederationServer(_config(2), InProcessHub(), store, ledger=ledger)
-    finally:
-        ledger.close()
-        store.close()
+    with opened_state(folder, key) as (ledger, store), pytest.raises(Refused):
+        FederationServer(BRANCHES.config(2), InProcessHub(), store, ledger=ledger)
     assert submitted == [], f"{len(submitted)} replays started for a server never built"
 
 
@@ -203,10 +175,10 @@ def test_a_round_that_stops_on_an_error_drops_its_queued_replays(
 
     monkeypatch.setattr(release_module.RecordRelease, "take_report", counted)
     hub = _ReceiveFailsOnceAllReported(kept)
-    start_branches(hub, NAMES, _report, idle=BOUND)
+    start_branches(hub, NAMES, BRANCHES.report, idle=BOUND)
     store = ServerStore(tmp_path / "state.sqlite")
     try:
-        server = FederationServer(_config(1), hub, store)
+        server = FederationServer(BRANCHES.config(1), hub, store)
         with pytest.raises(OSError, match="Input/output error"):
             server.run(wait_for_clients=BOUND)
         assert replays.first.is_set() and len(kept) == len(NAMES)

@@ -31,17 +31,15 @@ from typing import Any
 
 import pytest
 from _record_replays import (
-    DELTA,
+    RecordBranches,
     crash_mid_round_2,
-    dpsgd_report,
-    record_config,
+    opened_state,
     run_first_round,
     start_branches,
     wrap_replays,
 )
-from _threads import BOUND, free_port
+from _threads import BOUND
 
-from secagg.dp.accountants import RecordLevelAccountant
 from secagg.dp.release import RecordReport
 from secagg.ledger import Ledger, LedgerError, LedgerKey
 from secagg.ledger.verify import verify_ledger
@@ -50,42 +48,22 @@ from secagg.runtime.server import FederationServer, ServerStopped
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
-NAMES = [f"b{i}" for i in range(3)]
-
-
-def _history(name: str) -> list[tuple[float, float, int]]:
-    return [(1.0, 0.01, 100 * (NAMES.index(name) + 1))]
-
-
-def _report(name: str) -> dict[str, Any]:
-    return dpsgd_report(_history(name))
-
-
-def _config(rounds: int) -> FederationConfig:
-    return record_config(NAMES, name="records", rounds=rounds)
-
-
-def _worst_replay() -> float:
-    return max(RecordLevelAccountant("rdp", DELTA, _history(name)).epsilon() for name in NAMES)
+BRANCHES = RecordBranches.numbered(3)
+NAMES = list(BRANCHES.names)
 
 
 def _crash_mid_round_2(folder: Path, key: LedgerKey) -> None:
     """Round 1 complete (its row in the ledger, each branch's report in it), then round 2
     under way in the state when the server died: no row of it."""
-    crash_mid_round_2(folder, key, _config(1), _report)
+    crash_mid_round_2(folder, key, BRANCHES.config(1), BRANCHES.report)
 
 
 def _restart(
     folder: Path, key: LedgerKey, then: Callable[[FederationServer], object] = lambda s: None
 ) -> None:
     """A server built on ``folder``'s state and ledger, ``then(server)``, both closed."""
-    ledger = Ledger(folder / "ledger.sqlite", key)
-    store = ServerStore(folder / "state.sqlite")
-    try:
-        then(FederationServer(_config(3), InProcessHub(), store, ledger=ledger))
-    finally:
-        ledger.close()
-        store.close()
+    with opened_state(folder, key) as (ledger, store):
+        then(FederationServer(BRANCHES.config(3), InProcessHub(), store, ledger=ledger))
 
 
 def _ledger_rows(folder: Path) -> list[tuple[Any, ...]]:
@@ -119,21 +97,18 @@ def test_a_restart_after_a_crash_mid_round_builds_before_the_replays(
         return real(report)
 
     wrap_replays(monkeypatch, replay_after_the_build)
-    ledger = Ledger(tmp_path / "ledger.sqlite", key)
-    store = ServerStore(tmp_path / "state.sqlite")
-    try:
-        server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
-        built.set()
-        assert not any(during_build), (
-            f"{sum(during_build)} restored reports replayed while the server was built"
-        )
-        assert len(ledger.entries()) == 1, "round 2's row was rebuilt before the bind"
-        # the first round run once the port is bound rebuilds round 2's row first
-        assert server.run_round().status == "aborted"  # nobody is connected
-    finally:
-        built.set()
-        ledger.close()
-        store.close()
+    with opened_state(tmp_path, key) as (ledger, store):
+        try:
+            server = FederationServer(BRANCHES.config(3), InProcessHub(), store, ledger=ledger)
+            built.set()
+            assert not any(during_build), (
+                f"{sum(during_build)} restored reports replayed while the server was built"
+            )
+            assert len(ledger.entries()) == 1, "round 2's row was rebuilt before the bind"
+            # the first round run once the port is bound rebuilds round 2's row first
+            assert server.run_round().status == "aborted"  # nobody is connected
+        finally:
+            built.set()
     assert len(during_build) == len(NAMES), "a restored report was replayed twice"
     audit = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
     assert audit.ok, audit.first_failure
@@ -145,7 +120,7 @@ def test_a_restart_after_a_crash_mid_round_builds_before_the_replays(
     ]
     rebuilt = rows[1]
     assert "the server stopped during the round" in rebuilt["reconstruction"]["cause"]
-    assert rebuilt["privacy"]["epsilon"] == _worst_replay()
+    assert rebuilt["privacy"]["epsilon"] == BRANCHES.worst_replay()
     assert rebuilt["dp"]["client_reports"] == {}  # an aborted round holds none
 
 
@@ -172,7 +147,7 @@ def test_the_rebuilt_row_is_byte_for_byte_the_one_the_build_wrote(
     assert _ledger_rows(bound) == _ledger_rows(built)
     audit = verify_ledger(bound / "ledger.sqlite", key.public_key)
     assert audit.ok, audit.first_failure
-    assert audit.chain.rows[-1].entry["privacy"]["epsilon"] == _worst_replay()
+    assert audit.chain.rows[-1].entry["privacy"]["epsilon"] == BRANCHES.worst_replay()
 
 
 def test_a_restart_with_nothing_to_rebuild_is_built_as_before(
@@ -182,7 +157,7 @@ def test_a_restart_with_nothing_to_rebuild_is_built_as_before(
     replays are still waited for only by the first figure that needs them."""
     key = LedgerKey.generate()
     tmp_path.mkdir(exist_ok=True)
-    results = run_first_round(tmp_path, key, _config(1), _report, idle=BOUND)
+    results = run_first_round(tmp_path, key, BRANCHES.config(1), BRANCHES.report, idle=BOUND)
     assert [r.status for r in results] == ["complete"]
     before = _ledger_rows(tmp_path)
     release = threading.Event()
@@ -201,7 +176,7 @@ def test_a_restart_with_nothing_to_rebuild_is_built_as_before(
             assert server.mechanism.replay_backlog() == len(NAMES)
         finally:
             release.set()
-        assert server.mechanism.ledger_claim(None) == _worst_replay()
+        assert server.mechanism.ledger_claim(None) == BRANCHES.worst_replay()
 
     _restart(tmp_path, key, then=nothing_rebuilt)
     assert _ledger_rows(tmp_path) == before
@@ -220,14 +195,9 @@ def test_a_server_that_replays_nothing_still_rebuilds_as_it_is_built(tmp_path: P
     store = ServerStore(tmp_path / "state.sqlite")
     store.begin_round(1, NAMES)  # the crash: round 1 under way
     store.close()
-    ledger = Ledger(tmp_path / "ledger.sqlite", key)
-    store = ServerStore(tmp_path / "state.sqlite")
-    try:
+    with opened_state(tmp_path, key) as (ledger, store):
         FederationServer(config, InProcessHub(), store, ledger=ledger)
         assert [(e["round"], e.get("reconstructed")) for e in ledger.entries()] == [(1, True)]
-    finally:
-        ledger.close()
-        store.close()
 
 
 def _break_the_chain(folder: Path) -> None:
@@ -243,10 +213,8 @@ def test_a_broken_chain_is_still_refused_to_the_session_that_owns_the_server(
     _crash_mid_round_2(tmp_path, key)
     _break_the_chain(tmp_path)
     before = _ledger_rows(tmp_path)
-    ledger = Ledger(tmp_path / "ledger.sqlite", key)
-    store = ServerStore(tmp_path / "state.sqlite")
-    try:
-        server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+    with opened_state(tmp_path, key) as (ledger, store):
+        server = FederationServer(BRANCHES.config(3), InProcessHub(), store, ledger=ledger)
         with pytest.raises(LedgerError, match="fails its chain check"):
             server.run(wait_for_clients=0.0)
         assert server.stop_reason is not None
@@ -254,9 +222,6 @@ def test_a_broken_chain_is_still_refused_to_the_session_that_owns_the_server(
         for again in (server.run_round, lambda: server.run(wait_for_clients=0.0)):
             with pytest.raises(ServerStopped, match=r"could not rebuild .*LedgerError"):
                 again()
-    finally:
-        ledger.close()
-        store.close()
     assert _ledger_rows(tmp_path) == before, "a row was appended to a damaged chain"
 
 
@@ -272,17 +237,12 @@ def test_a_failed_append_of_the_rebuilt_row_is_raised_and_a_restart_rebuilds_it(
 
     with monkeypatch.context() as patched:
         patched.setattr(Ledger, "append", full_disk)
-        ledger = Ledger(tmp_path / "ledger.sqlite", key)
-        store = ServerStore(tmp_path / "state.sqlite")
-        try:
-            server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+        with opened_state(tmp_path, key) as (ledger, store):
+            server = FederationServer(BRANCHES.config(3), InProcessHub(), store, ledger=ledger)
             with pytest.raises(OSError, match="No space left"):
                 server.run_round()
             with pytest.raises(ServerStopped, match="OSError"):
                 server.run_round()
-        finally:
-            ledger.close()
-            store.close()
     assert Ledger.append is append
     _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
     audit = verify_ledger(tmp_path / "ledger.sqlite", key.public_key)
@@ -299,27 +259,9 @@ def test_serve_rebuilds_the_row_of_a_finished_federation_it_does_not_bind_for(
     """``serve`` on a record-level federation whose last round's row was lost (its
     append failed after the state completed it): every round is complete, so nothing is
     bound and no round runs, and the row is rebuilt there, with the round's reports."""
-    from secagg.apps import devca
     from secagg.runtime import launch
 
-    ca = tmp_path / "certs"
-    devca.init_ca(ca)
-    for name in NAMES:
-        devca.issue_client(ca, name)
-    config = FederationConfig.from_dict(
-        {
-            "federation": {"name": "records", "clients": NAMES, "dimension": 4, "rounds": 1},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": 30.0},
-            "server": {
-                "bind": f"127.0.0.1:{free_port()}",
-                "certificates": str(ca),
-                "state": str(tmp_path / "fed.sqlite"),
-            },
-        }
-    )
+    config = BRANCHES.served_config(tmp_path, 1)
     state = launch.open_server_state(config, init=True)
     with monkeypatch.context() as patched:
 
@@ -328,7 +270,7 @@ def test_serve_rebuilds_the_row_of_a_finished_federation_it_does_not_bind_for(
 
         patched.setattr(Ledger, "append", full_disk)
         hub = InProcessHub()
-        start_branches(hub, NAMES, _report, idle=BOUND)
+        start_branches(hub, NAMES, BRANCHES.report, idle=BOUND)
         try:
             server = FederationServer(config, hub, state.store, ledger=state.ledger)
             with pytest.raises(OSError, match="No space left"):
@@ -348,4 +290,4 @@ def test_serve_rebuilds_the_row_of_a_finished_federation_it_does_not_bind_for(
     (row,) = [row.entry for row in audit.chain.rows]
     assert (row["round"], row["status"], row["reconstructed"]) == (1, "complete", True)
     assert len(row["dp"]["client_reports"]) == len(NAMES)  # by identity hash
-    assert row["privacy"]["epsilon"] == _worst_replay()
+    assert row["privacy"]["epsilon"] == BRANCHES.worst_replay()
