@@ -168,6 +168,21 @@ def opened_state(folder: Path, key: LedgerKey) -> Iterator[tuple[Ledger, ServerS
         store.close()
 
 
+def served(config: FederationConfig, **options: Any) -> tuple[FederationServer, list[Any], bool]:
+    """``serve(config, **options)``'s server and results, and whether it finished; its
+    store and ledger closed (``serve`` leaves them to its caller, and a test's open
+    files would outlive it)."""
+    from secagg.runtime import launch  # the runtime's entry point, for the tests that serve
+
+    server, results = launch.serve(config, **options)
+    try:
+        return server, results, server.finished
+    finally:
+        assert server.ledger is not None
+        server.ledger.close()
+        server.store.close()
+
+
 def start_branches(
     hub: InProcessHub,
     names: Sequence[str],

@@ -35,6 +35,7 @@ from _record_replays import (
     crash_mid_round_2,
     opened_state,
     run_first_round,
+    served,
     start_branches,
     wrap_replays,
 )
@@ -277,13 +278,8 @@ def test_serve_rebuilds_the_row_of_a_finished_federation_it_does_not_bind_for(
                 server.run(wait_for_clients=BOUND)
         finally:
             state.close()
-    server, results = launch.serve(config)
-    try:
-        assert results == [] and server.finished
-    finally:
-        assert server.ledger is not None
-        server.ledger.close()
-        server.store.close()
+    _, results, finished = served(config)
+    assert results == [] and finished
     public = LedgerKey.load(Path(config.server.state + ".ledger-key")).public_key
     audit = verify_ledger(Path(config.server.state + ".ledger"), public)
     assert audit.ok, audit.first_failure

@@ -18,38 +18,27 @@ and a second one opens the ledger on the same state.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from _record_replays import DELTA, dpsgd_report, record_config, start_branches
 
 from secagg.dp.accountants import RecordLevelAccountant
 from secagg.ledger import Ledger, LedgerKey, verify_ledger
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
 
 NAMES = [f"branch-{i}" for i in range(4)]
-DELTA = 1e-5
 #: each branch's sample rate: its own figure, so the worst branch is one of them
 RATES = {name: 0.01 * (i + 1) for i, name in enumerate(NAMES)}
 
 
 def _report(rate: float, steps: int) -> dict[str, Any]:
-    return {
-        "unit": "customer",
-        "mechanism": "dpsgd",
-        "accountant": "rdp",
-        "delta": DELTA,
-        "history": [[1.0, rate, steps]],
-        "epsilon": _epsilon(rate, steps),
-        "max_grad_norm": 1.0,
-    }
+    return dpsgd_report([(1.0, rate, steps)])
 
 
 def _epsilon(rate: float, steps: int) -> float:
@@ -57,30 +46,19 @@ def _epsilon(rate: float, steps: int) -> float:
 
 
 def _config(rounds: int) -> FederationConfig:
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "rebuilt", "clients": NAMES, "dimension": 4, "rounds": rounds},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": 90.0},
-        }
-    )
+    return record_config(NAMES, name="rebuilt", rounds=rounds, phase_seconds=90.0)
 
 
 def _start_clients(hub: InProcessHub, steps: dict[str, Iterator[int]]) -> None:
     """A branch process for each name, its DP-SGD steps drawn from ``steps`` (kept across
     processes: each round's report extends the last)."""
-    for name in NAMES:
-        client = FederationClient(
-            name,
-            lambda model: np.full_like(model, 0.1),
-            hub.connect(name),
-            privacy_report=lambda rate=RATES[name], own=steps[name]: _report(rate, next(own)),
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": 90, "rounds": None}, daemon=True
-        ).start()
+    start_branches(
+        hub,
+        NAMES,
+        lambda name: _report(RATES[name], next(steps[name])),
+        idle=90,
+        rounds=None,
+    )
 
 
 def test_a_rebuilt_record_level_row_holds_its_reports_and_claims_them(

@@ -18,11 +18,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _record_replays import DELTA, dpsgd_report, start_branches, wrap_replays
-from _threads import BOUND, free_port
+from _record_replays import RecordBranches, served, start_branches, wrap_replays
+from _threads import BOUND
 
 from secagg.dp.release import RecordReport
 from secagg.ledger import LedgerKey
@@ -32,37 +31,14 @@ from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer, ServerStopped
 from secagg.transport.inprocess import InProcessHub
 
-NAMES = [f"b{i}" for i in range(4)]
+BRANCHES = RecordBranches.numbered(4)
+NAMES = list(BRANCHES.names)
 THREAD = "secagg-record-replays"  # the background replays' thread (_BackgroundReplays)
 
 
-def _report(name: str) -> dict[str, Any]:
-    return dpsgd_report([(1.0, 0.01, 100 * (NAMES.index(name) + 1))])
-
-
 def _config(folder: Path, rounds: int) -> FederationConfig:
-    from secagg.apps import devca
-
-    ca = folder / "certs"
-    if not ca.exists():
-        devca.init_ca(ca)
-        for name in NAMES:
-            devca.issue_client(ca, name)
-    return FederationConfig.from_dict(
-        {
-            "federation": {"name": "records", "clients": NAMES, "dimension": 4, "rounds": rounds},
-            "sampling": {"kind": "poisson", "rate": 1.0},
-            "backend": {"name": "secagg+", "value_bound": 1.0},
-            "dp": {"unit": "record", "mechanism": "dpsgd", "clip": 1.0, "delta": DELTA},
-            "deadlines": {"phase_seconds": 30.0},
-            "server": {
-                "bind": f"127.0.0.1:{free_port()}",
-                "certificates": str(ca),
-                "state": str(folder / "fed.sqlite"),
-                "quorum_wait_seconds": 0.5,
-            },
-        }
-    )
+    """The federation ``serve`` runs on ``folder`` (its no-quorum stop half a second)."""
+    return BRANCHES.served_config(folder, rounds, quorum_wait_seconds=0.5)
 
 
 def _one_round_on_the_state(folder: Path) -> None:
@@ -70,7 +46,7 @@ def _one_round_on_the_state(folder: Path) -> None:
     config = _config(folder, 1)
     state = launch.open_server_state(config, init=True)
     hub = InProcessHub()
-    start_branches(hub, NAMES, _report, idle=BOUND)
+    start_branches(hub, NAMES, BRANCHES.report, idle=BOUND)
     try:
         results = FederationServer(config, hub, state.store, ledger=state.ledger).run(
             wait_for_clients=BOUND
@@ -98,6 +74,14 @@ class _HeldReplays:
     def in_background(self) -> int:
         return sum(1 for name in self.began if name == THREAD)
 
+    def assert_none_after_serve(self, why: str) -> None:
+        """No replay thread is left, and none but the held one ran in the background:
+        the queued reports were dropped (``why`` none is wanted, for the message)."""
+        assert _replay_threads_end(), "a replay thread outlived serve"
+        assert self.in_background() <= 1, (
+            f"{self.in_background() - 1} restored reports replayed after serve returned ({why})"
+        )
+
 
 def _replay_threads_end() -> bool:
     """Wait (bounded) for every background replay thread to end; whether they did."""
@@ -115,32 +99,16 @@ def finished_once(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def _served(config: FederationConfig, **options: Any) -> tuple[FederationServer, list[Any], bool]:
-    """``serve(config)``'s server and results, and whether it finished; its store and
-    ledger closed (serve leaves them to its caller)."""
-    server, results = launch.serve(config, **options)
-    try:
-        return server, results, server.finished
-    finally:
-        assert server.ledger is not None
-        server.ledger.close()
-        server.store.close()
-
-
 def test_serve_on_a_finished_federation_leaves_no_replay_running(
     finished_once: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     replays = _HeldReplays(monkeypatch)
     try:
-        server, results, finished = _served(_config(finished_once, 1))
+        server, results, finished = served(_config(finished_once, 1))
         assert results == [] and finished
     finally:
         replays.gate.set()
-    assert _replay_threads_end(), "a replay thread outlived serve"
-    assert replays.in_background() <= 1, (
-        f"{replays.in_background() - 1} restored reports replayed after serve returned "
-        "(a finished federation: nobody reads them)"
-    )
+    replays.assert_none_after_serve("a finished federation: nobody reads them")
     with pytest.raises(ServerStopped, match="closed"):
         server.run_round()
 
@@ -153,16 +121,12 @@ def test_serve_that_stops_without_a_quorum_leaves_no_replay_running(
     replays = _HeldReplays(monkeypatch)
     config = _config(finished_once, 2)
     try:
-        server, results, finished = _served(config, wait_for_clients=0.0)
+        server, results, finished = served(config, wait_for_clients=0.0)
         assert results == [] and not finished
         assert server.stop_reason is not None and "no quorum" in server.stop_reason
     finally:
         replays.gate.set()
-    assert _replay_threads_end(), "a replay thread outlived serve"
-    assert replays.in_background() <= 1, (
-        f"{replays.in_background() - 1} restored reports replayed after serve returned "
-        "(its run stopped early: nobody reads them)"
-    )
+    replays.assert_none_after_serve("its run stopped early: nobody reads them")
     # nothing half recorded: the ledger is as round 1 left it, and it verifies
     public = LedgerKey.load(Path(config.server.state + ".ledger-key")).public_key
     audit = verify_ledger(Path(config.server.state + ".ledger"), public)
