@@ -2934,7 +2934,12 @@ class FederationServer:
         a failure of the ledger. A row is appended whole or not at all, so the next
         start rebuilds the rows still missing (tests/runtime/test_record_backfill_stop.py);
         this server runs no rounds after it (:class:`ServerStopped`), as after a round a
-        stop ended."""
+        stop ended. So is any other exception while a stop is recorded for the process
+        (:func:`~secagg.transport.waiting.stop_asked`): a stop that surfaced as another
+        error (a wait on a replay cut short: ``RuntimeError: cannot release un-acquired
+        lock``) was an ERROR line "could not rebuild its ledger's missing rows", beside
+        the command's "stopped by SIGTERM"; it is the stop's WARNING line, naming what
+        it surfaced as."""
         if self._backfill_pending is None:
             return
         self._refuse_after_failure()
@@ -2952,6 +2957,23 @@ class FederationServer:
             raise
         except BaseException as exc:
             cause = " ".join(str(exc).split()) or type(exc).__name__
+            asked = stop_asked()
+            if asked is not None:
+                # a stop that surfaced as another exception (unwinding a wait on a
+                # replay's future: "cannot release un-acquired lock"), or a failure
+                # while a stop was recorded: said as the stop, with what it surfaced as
+                # (tests/runtime/test_record_backfill_stop.py)
+                self._backfill_stopped = _signal_name(asked)
+                self.mechanism.stop_replays()  # this server runs no rounds
+                log.warning(
+                    "the server was stopped by %s while it rebuilt its ledger's missing "
+                    "rows (it surfaced as %s: %s): the next start rebuilds those still "
+                    "missing",
+                    self._backfill_stopped,
+                    type(exc).__name__,
+                    cause,
+                )
+                raise
             self._backfill_failed = f"{type(exc).__name__}: {cause}"
             self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
             log.error("the server could not rebuild its ledger's missing rows: %s", cause)
@@ -3282,14 +3304,22 @@ def _seconds(elapsed: float) -> str:
 
 def _stop_name(stop: KeyboardInterrupt) -> str:
     """What asked for ``stop``, for a log line: the signal a :class:`StopAsked` names
-    (SIGINT, SIGTERM), else Ctrl-C (a plain ``KeyboardInterrupt`` is Python's SIGINT)."""
+    (SIGTERM; SIGINT as Ctrl-C, as the CLI's line says it), else Ctrl-C (a plain
+    ``KeyboardInterrupt`` is Python's SIGINT)."""
     signum = getattr(stop, "signum", None)
     if isinstance(signum, int):
-        try:
-            return signal.Signals(signum).name
-        except ValueError:
-            return f"signal {signum}"
+        return _signal_name(signum)
     return "Ctrl-C (SIGINT)"
+
+
+def _signal_name(signum: int) -> str:
+    """``signum``'s name for a log line (SIGTERM), Ctrl-C's as :func:`_stop_name` says it."""
+    if signum == signal.SIGINT:
+        return "Ctrl-C (SIGINT)"
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def refuse_broken_chain(ledger: Ledger) -> None:

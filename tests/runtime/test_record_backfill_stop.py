@@ -28,7 +28,7 @@ from secagg.runtime.config import FederationConfig
 from secagg.runtime.server import FederationServer, ServerStopped
 from secagg.runtime.store import ServerStore
 from secagg.transport.inprocess import InProcessHub
-from secagg.transport.waiting import StopAsked
+from secagg.transport.waiting import StopAsked, ask_stop, forget_stop
 
 NAMES = [f"b{i}" for i in range(3)]
 
@@ -113,5 +113,63 @@ def test_a_stop_during_the_rebuild_is_logged_as_a_stop_and_the_next_start_rebuil
     assert "the next start rebuilds" in line.getMessage()
     assert _rows(tmp_path, key) == [(1, "complete", None)]  # nothing half written
     # the next start rebuilds the row
+    _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
+    assert _rows(tmp_path, key) == [(1, "complete", None), (2, "aborted", True)]
+
+
+@pytest.mark.parametrize(
+    ("signum", "named"),
+    [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C (SIGINT)")],
+    ids=["sigterm", "sigint"],
+)
+def test_a_stop_that_surfaced_as_another_error_during_the_rebuild_is_logged_as_the_stop(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    signum: int,
+    named: str,
+) -> None:
+    """Second review of d9f95a08: a stop recorded for the process (the CLI's handler
+    records it, then raises) that surfaced as another exception in the rebuild (the
+    signal cut short a wait on a replay's future: ``RuntimeError: cannot release
+    un-acquired lock``, as the project's CI saw it in a queue's wait) was logged at
+    ERROR as "the server could not rebuild its ledger's missing rows", a failure of the
+    ledger, beside the command's own "stopped by SIGTERM" line."""
+    key = LedgerKey.generate()
+    crash_mid_round_2(tmp_path, key, _config(1), _report)
+    surfaced = RuntimeError("cannot release un-acquired lock")
+
+    def stopped(ledger: Ledger, entry: dict[str, object]) -> int:
+        ask_stop(signum)  # as the CLI's handler records the signal before it raises
+        raise surfaced
+
+    caplog.set_level(logging.DEBUG, logger="secagg")
+    mine = threading.get_ident()
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "append", stopped)
+        ledger = Ledger(tmp_path / "ledger.sqlite", key)
+        store = ServerStore(tmp_path / "state.sqlite")
+        try:
+            server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+            with pytest.raises(RuntimeError) as caught:
+                server.run_round()
+            assert caught.value is surfaced, "the exception was not raised unchanged"
+            with pytest.raises(ServerStopped, match=re.escape(f"stopped by {named} while")):
+                server.run_round()
+        finally:
+            forget_stop()  # the record is the process's: no later test may inherit it
+            ledger.close()
+            store.close()
+    records = [r for r in caplog.records if r.thread == mine and r.name.startswith("secagg")]
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+    assert errors == [], f"a stop was logged as a failure of the ledger: {errors}"
+    lines = [r for r in records if "rebuilt its ledger's missing rows" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in records]
+    (line,) = lines
+    assert line.levelno == logging.WARNING
+    assert line.exc_info is None, "a stop's line carries no traceback"
+    assert f"stopped by {named} while" in line.getMessage()
+    assert "surfaced as RuntimeError: cannot release un-acquired lock" in line.getMessage()
+    assert _rows(tmp_path, key) == [(1, "complete", None)]  # nothing half written
     _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
     assert _rows(tmp_path, key) == [(1, "complete", None), (2, "aborted", True)]
