@@ -392,7 +392,11 @@ class FederationServer:
                 self._backfill_pending = recovery.aborted_on_restart
             else:
                 restored = self._last_epsilon
-                self._backfill_ledger(recovery.aborted_on_restart)
+                try:
+                    self._backfill_ledger(recovery.aborted_on_restart)
+                except BaseException as exc:  # logged as the deferred rebuild's are
+                    self._rebuild_ended_early(exc)
+                    raise
                 self._last_epsilon = restored  # the backfill's running figure is the rows'
             # replayed in the background: the server binds its port after it is built.
             # Started once every check of the build has passed: a refused build leaves
@@ -2946,37 +2950,8 @@ class FederationServer:
         restored = self._last_epsilon
         try:
             self._backfill_ledger(self._backfill_pending)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or a StopAsked: a stop, no failure
-            self._backfill_stopped = _stop_name(stop)
-            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
-            log.warning(
-                "the server was stopped by %s while it rebuilt its ledger's missing rows: "
-                "the next start rebuilds those still missing",
-                self._backfill_stopped,
-            )
-            raise
         except BaseException as exc:
-            cause = " ".join(str(exc).split()) or type(exc).__name__
-            asked = stop_asked()
-            if asked is not None:
-                # a stop that surfaced as another exception (unwinding a wait on a
-                # replay's future: "cannot release un-acquired lock"), or a failure
-                # while a stop was recorded: said as the stop, with what it surfaced as
-                # (tests/runtime/test_record_backfill_stop.py)
-                self._backfill_stopped = _signal_name(asked)
-                self.mechanism.stop_replays()  # this server runs no rounds
-                log.warning(
-                    "the server was stopped by %s while it rebuilt its ledger's missing "
-                    "rows (it surfaced as %s: %s): the next start rebuilds those still "
-                    "missing",
-                    self._backfill_stopped,
-                    type(exc).__name__,
-                    cause,
-                )
-                raise
-            self._backfill_failed = f"{type(exc).__name__}: {cause}"
-            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
-            log.error("the server could not rebuild its ledger's missing rows: %s", cause)
+            self._rebuild_ended_early(exc)
             raise
         finally:
             self._last_epsilon = restored  # the backfill's running figure is the rows'
@@ -2985,6 +2960,48 @@ class FederationServer:
         # the log line's figure: the replayed claim now, as the constructor's was when
         # it rebuilt the rows itself
         self._epsilon_now = self.mechanism.provisional_claim(self._carried_epsilon())
+
+    def _rebuild_ended_early(self, exc: BaseException) -> None:
+        """Log and note why the rebuild of the ledger's missing rows (the constructor's
+        or :meth:`backfill_ledger`'s) ended with ``exc``, which the caller raises on;
+        this server runs no rounds after it (:class:`ServerStopped`), and its replays
+        stop (nobody reads them).
+
+        A stop (a ``KeyboardInterrupt``, :class:`~secagg.transport.waiting.StopAsked`
+        included), or any exception while a stop is recorded for the process (a stop
+        that surfaced as another error), is one WARNING line naming the signal; anything
+        else is the ERROR line of a failed rebuild. Why one place: the constructor's
+        rebuild (a federation whose rows read no replays) logged nothing, so a finished
+        federation's start on a full disk said only ``secagg server: [Errno 28] No space
+        left on device``, naming neither the ledger nor the rebuild, where a record-level
+        one said "could not rebuild its ledger's missing rows"
+        (tests/apps/test_server_finished_rebuild_fails.py)."""
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        asked = stop_asked()
+        if isinstance(exc, KeyboardInterrupt):
+            self._backfill_stopped = _stop_name(exc)
+            log.warning(
+                "the server was stopped by %s while it rebuilt its ledger's missing rows: "
+                "the next start rebuilds those still missing",
+                self._backfill_stopped,
+            )
+        elif asked is not None:
+            # a stop that surfaced as another exception (unwinding a wait on a replay's
+            # future: "cannot release un-acquired lock"), or a failure while a stop was
+            # recorded: said as the stop, with what it surfaced as
+            # (tests/runtime/test_record_backfill_stop.py)
+            self._backfill_stopped = _signal_name(asked)
+            log.warning(
+                "the server was stopped by %s while it rebuilt its ledger's missing rows "
+                "(it surfaced as %s: %s): the next start rebuilds those still missing",
+                self._backfill_stopped,
+                type(exc).__name__,
+                cause,
+            )
+        else:
+            self._backfill_failed = f"{type(exc).__name__}: {cause}"
+            log.error("the server could not rebuild its ledger's missing rows: %s", cause)
+        self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
 
     def _backfill_ledger(self, aborted_on_restart: tuple[int, ...] = ()) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted
