@@ -50,3 +50,35 @@ def test_a_finished_federation_that_rebuilt_its_row_prints_the_new_head(
         f"ledger head {head} (publish it: auditors pass it to secagg audit verify "
         "--expect-head, which then detects a ledger cut back)",
     ]
+
+
+def test_the_printed_head_is_what_audit_verify_takes_as_expect_head(tmp_path: Path) -> None:
+    """The head the finished path prints is the token ``secagg audit verify
+    --expect-head`` takes (the auditor's copy of the line), and it is the head after
+    the rebuild: the verify passes against the ledger as it is and says the head is
+    there."""
+    with finished_with_the_row_lost(tmp_path, record_level=True) as toml:
+        config = FederationConfig.load(toml)
+        result = CliRunner().invoke(main, ["server", "--config", str(toml), "--quiet"])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip().splitlines()[-1]
+    assert printed.startswith("ledger head "), result.stdout
+    head = printed.split()[2]  # as an auditor copies it from the line
+    state = config.server.state
+    audit = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "verify",
+            state + ".ledger",
+            "--pubkey",
+            state + ".ledger-key.pub",
+            "--expect-head",
+            head,
+            "--config",
+            str(toml),
+        ],
+    )
+    assert audit.exit_code == 0, audit.output
+    assert f"expected head {head} is in the ledger" in audit.stdout, audit.stdout
+    assert head.startswith("1:"), head  # the rebuilt row's: one row, not the genesis
