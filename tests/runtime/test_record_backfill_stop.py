@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _record_replays import crash_mid_round_2, dpsgd_report, record_config
+from _record_replays import GatedReplays, crash_mid_round_2, dpsgd_report, record_config
+from _threads import BOUND
 
+import secagg.dp.release as release_module
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
 from secagg.runtime.config import FederationConfig
@@ -171,5 +173,47 @@ def test_a_stop_that_surfaced_as_another_error_during_the_rebuild_is_logged_as_t
     assert f"stopped by {named} while" in line.getMessage()
     assert "surfaced as RuntimeError: cannot release un-acquired lock" in line.getMessage()
     assert _rows(tmp_path, key) == [(1, "complete", None)]  # nothing half written
+    _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
+    assert _rows(tmp_path, key) == [(1, "complete", None), (2, "aborted", True)]
+
+
+def test_a_stop_while_the_rebuild_waits_for_a_replay_leaves_no_replay_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop comes where a rebuild spends its time: waiting for a restored report's
+    replay, the first under way in the background and the others queued. The replays
+    stop with the server: the one under way ends as it would (its thread then ends,
+    joined with the house bound), no queued one is replayed after, and the next start
+    rebuilds the row (second review of d9f95a08: checked, it holds)."""
+    key = LedgerKey.generate()
+    crash_mid_round_2(tmp_path, key, _config(1), _report)
+    replays = GatedReplays(monkeypatch)
+    read = release_module._figure_of
+
+    def cut_short(pending: Any, job: Callable[[], Any]) -> Any:
+        if replays.first.wait(BOUND):  # the first replay is under way, the rest queued
+            raise KeyboardInterrupt  # the Ctrl-C arrives while its figure is waited for
+        return read(pending, job)
+
+    ledger = Ledger(tmp_path / "ledger.sqlite", key)
+    store = ServerStore(tmp_path / "state.sqlite")
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(release_module, "_figure_of", cut_short)
+            server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+            with pytest.raises(KeyboardInterrupt):
+                server.run_round()
+        replays.gate.set()
+        assert replays.background_ended(), "the replay thread is still alive"
+        assert len(replays.threads) == 1, (
+            f"{len(replays.threads) - 1} queued replays ran after the stop"
+        )
+        with pytest.raises(ServerStopped, match=re.escape("stopped by Ctrl-C (SIGINT) while")):
+            server.run_round()
+    finally:
+        replays.gate.set()
+        ledger.close()
+        store.close()
+    assert _rows(tmp_path, key) == [(1, "complete", None)]
     _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
     assert _rows(tmp_path, key) == [(1, "complete", None), (2, "aborted", True)]
