@@ -678,7 +678,8 @@ class FederationServer:
 
         First of all it rebuilds the ledger rows a restart left to after the bind
         (:meth:`backfill_ledger`); an error there is raised after a FederationEnd that
-        says the server stopped, as a failed write's is.
+        says the server stopped, as a failed write's is, but for a stop that surfaced as
+        another error (announced to nobody, as a Ctrl-C is not: its parties redial).
         """
         self._refuse_after_failure()
         if quorum_wait is None:
@@ -688,6 +689,13 @@ class FederationServer:
         try:
             self.backfill_ledger()  # the rows a restart left to rebuild come first
         except Exception:
+            if self._backfill_stopped is not None:
+                # a stop that surfaced as another error (backfill_ledger logged it as the
+                # stop): announced as none, as a Ctrl-C's KeyboardInterrupt is not. Told
+                # "could not rebuild its ledger's missing rows", every branch exited 1 at
+                # once, and a server restarted by its service manager found none
+                # (tests/runtime/test_record_backfill_stop.py)
+                raise
             # the parties that connected since the bind hear that the server stopped
             self._stopped_on = self.stop_reason = (
                 "the server stopped before its first round: it could not rebuild its "

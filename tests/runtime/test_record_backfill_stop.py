@@ -217,3 +217,40 @@ def test_a_stop_while_the_rebuild_waits_for_a_replay_leaves_no_replay_running(
     assert _rows(tmp_path, key) == [(1, "complete", None)]
     _restart(tmp_path, key, then=lambda server: server.backfill_ledger())
     assert _rows(tmp_path, key) == [(1, "complete", None), (2, "aborted", True)]
+
+
+def test_a_stop_that_surfaced_as_another_error_in_the_rebuild_is_announced_to_no_party(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` tells its parties that the server stopped when its deferred rebuild
+    fails (they exit at once). A stop that surfaced as another error there (a SIGTERM
+    from a service manager restarting the server) was told them as "it could not
+    rebuild its ledger's missing rows": every branch left, and the restarted server
+    found none. A stop is announced to nobody, as a Ctrl-C's KeyboardInterrupt is not:
+    the parties see their sessions end and redial."""
+    key = LedgerKey.generate()
+    crash_mid_round_2(tmp_path, key, _config(1), _report)
+    told: list[tuple[bool, str]] = []
+
+    def stopped(ledger: Ledger, entry: dict[str, object]) -> int:
+        ask_stop(signal.SIGTERM)
+        raise RuntimeError("cannot release un-acquired lock")
+
+    def announce_end(server: FederationServer, finished: bool, reason: str) -> None:
+        told.append((finished, reason))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "append", stopped)
+        patched.setattr(FederationServer, "_announce_end", announce_end)
+        ledger = Ledger(tmp_path / "ledger.sqlite", key)
+        store = ServerStore(tmp_path / "state.sqlite")
+        try:
+            server = FederationServer(_config(3), InProcessHub(), store, ledger=ledger)
+            with pytest.raises(RuntimeError, match="un-acquired lock"):
+                server.run(wait_for_clients=0.0)
+        finally:
+            forget_stop()
+            ledger.close()
+            store.close()
+    assert told == [], f"a stop was announced to the parties as a failure: {told}"
+    assert server.stop_reason is None
