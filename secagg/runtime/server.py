@@ -392,7 +392,11 @@ class FederationServer:
                 self._backfill_pending = recovery.aborted_on_restart
             else:
                 restored = self._last_epsilon
-                self._backfill_ledger(recovery.aborted_on_restart)
+                try:
+                    self._backfill_ledger(recovery.aborted_on_restart)
+                except BaseException as exc:  # logged as the deferred rebuild's are
+                    self._rebuild_ended_early(exc)
+                    raise
                 self._last_epsilon = restored  # the backfill's running figure is the rows'
             # replayed in the background: the server binds its port after it is built.
             # Started once every check of the build has passed: a refused build leaves
@@ -674,7 +678,8 @@ class FederationServer:
 
         First of all it rebuilds the ledger rows a restart left to after the bind
         (:meth:`backfill_ledger`); an error there is raised after a FederationEnd that
-        says the server stopped, as a failed write's is.
+        says the server stopped, as a failed write's is, but for a stop that surfaced as
+        another error (announced to nobody, as a Ctrl-C is not: its parties redial).
         """
         self._refuse_after_failure()
         if quorum_wait is None:
@@ -684,6 +689,13 @@ class FederationServer:
         try:
             self.backfill_ledger()  # the rows a restart left to rebuild come first
         except Exception:
+            if self._backfill_stopped is not None:
+                # a stop that surfaced as another error (backfill_ledger logged it as the
+                # stop): announced as none, as a Ctrl-C's KeyboardInterrupt is not. Told
+                # "could not rebuild its ledger's missing rows", every branch exited 1 at
+                # once, and a server restarted by its service manager found none
+                # (tests/runtime/test_record_backfill_stop.py)
+                raise
             # the parties that connected since the bind hear that the server stopped
             self._stopped_on = self.stop_reason = (
                 "the server stopped before its first round: it could not rebuild its "
@@ -2934,27 +2946,20 @@ class FederationServer:
         a failure of the ledger. A row is appended whole or not at all, so the next
         start rebuilds the rows still missing (tests/runtime/test_record_backfill_stop.py);
         this server runs no rounds after it (:class:`ServerStopped`), as after a round a
-        stop ended."""
+        stop ended. So is any other exception while a stop is recorded for the process
+        (:func:`~secagg.transport.waiting.stop_asked`): a stop that surfaced as another
+        error (a wait on a replay cut short: ``RuntimeError: cannot release un-acquired
+        lock``) was an ERROR line "could not rebuild its ledger's missing rows", beside
+        the command's "stopped by SIGTERM"; it is the stop's WARNING line, naming what
+        it surfaced as."""
         if self._backfill_pending is None:
             return
         self._refuse_after_failure()
         restored = self._last_epsilon
         try:
             self._backfill_ledger(self._backfill_pending)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or a StopAsked: a stop, no failure
-            self._backfill_stopped = _stop_name(stop)
-            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
-            log.warning(
-                "the server was stopped by %s while it rebuilt its ledger's missing rows: "
-                "the next start rebuilds those still missing",
-                self._backfill_stopped,
-            )
-            raise
         except BaseException as exc:
-            cause = " ".join(str(exc).split()) or type(exc).__name__
-            self._backfill_failed = f"{type(exc).__name__}: {cause}"
-            self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
-            log.error("the server could not rebuild its ledger's missing rows: %s", cause)
+            self._rebuild_ended_early(exc)
             raise
         finally:
             self._last_epsilon = restored  # the backfill's running figure is the rows'
@@ -2963,6 +2968,48 @@ class FederationServer:
         # the log line's figure: the replayed claim now, as the constructor's was when
         # it rebuilt the rows itself
         self._epsilon_now = self.mechanism.provisional_claim(self._carried_epsilon())
+
+    def _rebuild_ended_early(self, exc: BaseException) -> None:
+        """Log and note why the rebuild of the ledger's missing rows (the constructor's
+        or :meth:`backfill_ledger`'s) ended with ``exc``, which the caller raises on;
+        this server runs no rounds after it (:class:`ServerStopped`), and its replays
+        stop (nobody reads them).
+
+        A stop (a ``KeyboardInterrupt``, :class:`~secagg.transport.waiting.StopAsked`
+        included), or any exception while a stop is recorded for the process (a stop
+        that surfaced as another error), is one WARNING line naming the signal; anything
+        else is the ERROR line of a failed rebuild. Why one place: the constructor's
+        rebuild (a federation whose rows read no replays) logged nothing, so a finished
+        federation's start on a full disk said only ``secagg server: [Errno 28] No space
+        left on device``, naming neither the ledger nor the rebuild, where a record-level
+        one said "could not rebuild its ledger's missing rows"
+        (tests/apps/test_server_finished_rebuild_fails.py)."""
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        asked = stop_asked()
+        if isinstance(exc, KeyboardInterrupt):
+            self._backfill_stopped = _stop_name(exc)
+            log.warning(
+                "the server was stopped by %s while it rebuilt its ledger's missing rows: "
+                "the next start rebuilds those still missing",
+                self._backfill_stopped,
+            )
+        elif asked is not None:
+            # a stop that surfaced as another exception (unwinding a wait on a replay's
+            # future: "cannot release un-acquired lock"), or a failure while a stop was
+            # recorded: said as the stop, with what it surfaced as
+            # (tests/runtime/test_record_backfill_stop.py)
+            self._backfill_stopped = _signal_name(asked)
+            log.warning(
+                "the server was stopped by %s while it rebuilt its ledger's missing rows "
+                "(it surfaced as %s: %s): the next start rebuilds those still missing",
+                self._backfill_stopped,
+                type(exc).__name__,
+                cause,
+            )
+        else:
+            self._backfill_failed = f"{type(exc).__name__}: {cause}"
+            log.error("the server could not rebuild its ledger's missing rows: %s", cause)
+        self.mechanism.stop_replays()  # this server runs no rounds: nobody reads them
 
     def _backfill_ledger(self, aborted_on_restart: tuple[int, ...] = ()) -> None:
         """Record finished rounds the ledger lacks: a round the crash interrupted
@@ -3282,14 +3329,22 @@ def _seconds(elapsed: float) -> str:
 
 def _stop_name(stop: KeyboardInterrupt) -> str:
     """What asked for ``stop``, for a log line: the signal a :class:`StopAsked` names
-    (SIGINT, SIGTERM), else Ctrl-C (a plain ``KeyboardInterrupt`` is Python's SIGINT)."""
+    (SIGTERM; SIGINT as Ctrl-C, as the CLI's line says it), else Ctrl-C (a plain
+    ``KeyboardInterrupt`` is Python's SIGINT)."""
     signum = getattr(stop, "signum", None)
     if isinstance(signum, int):
-        try:
-            return signal.Signals(signum).name
-        except ValueError:
-            return f"signal {signum}"
+        return _signal_name(signum)
     return "Ctrl-C (SIGINT)"
+
+
+def _signal_name(signum: int) -> str:
+    """``signum``'s name for a log line (SIGTERM), Ctrl-C's as :func:`_stop_name` says it."""
+    if signum == signal.SIGINT:
+        return "Ctrl-C (SIGINT)"
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def refuse_broken_chain(ledger: Ledger) -> None:

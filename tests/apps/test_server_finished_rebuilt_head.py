@@ -12,100 +12,24 @@ ends, the finished path printed nothing of it, and said nothing had been done.
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-from _record_replays import DELTA, dpsgd_report
-from _threads import BOUND
+from _finished_federation import finished_with_the_row_lost
 from click.testing import CliRunner
 
-from secagg.apps import devca
 from secagg.apps.cli import main
 from secagg.ledger import Ledger, LedgerKey
 from secagg.ledger.verify import verify_ledger
-from secagg.runtime import launch
-from secagg.runtime.client import FederationClient
 from secagg.runtime.config import FederationConfig
-from secagg.runtime.server import FederationServer
-from secagg.transport.inprocess import InProcessHub
-
-NAMES = [f"branch-{i}" for i in range(3)]
-
-
-def _report(name: str) -> dict[str, Any]:
-    return dpsgd_report([(1.0, 0.01, 100 * (NAMES.index(name) + 1))])
-
-
-def _toml(folder: Path, port: int, record_level: bool) -> Path:
-    """A one-round federation (record-level DP-SGD, or no DP) whose server binds
-    ``port``."""
-    dp = (
-        f'[dp]\nunit = "record"\nmechanism = "dpsgd"\nclip = 1.0\ndelta = {DELTA}\n'
-        if record_level
-        else ""
-    )
-    path = folder / "federation.toml"
-    path.write_text(
-        f'[federation]\nname = "cli"\nclients = {NAMES!r}\ndimension = 4\nrounds = 1\n'.replace(
-            "'", '"'
-        )
-        + '[sampling]\nkind = "poisson"\nrate = 1.0\n'
-        + '[backend]\nname = "secagg+"\nvalue_bound = 1.0\n'
-        + dp
-        + "[deadlines]\nphase_seconds = 30.0\n"
-        + f'[server]\nstate = "{folder / "state.sqlite"}"\nbind = "127.0.0.1:{port}"\n'
-        + f'certificates = "{folder / "certs"}"\n'
-    )
-    return path
-
-
-def _finish_with_the_row_lost(config: FederationConfig, record_level: bool) -> None:
-    """Round 1 run to its end on the state ``serve`` opens, its ledger append failing
-    (a full disk): the state has the round complete, the ledger no row of it."""
-    state = launch.open_server_state(config, init=True)
-    hub = InProcessHub()
-    for name in NAMES:
-        client = FederationClient(
-            name,
-            lambda model: np.full_like(model, 0.1),
-            hub.connect(name),
-            privacy_report=(lambda name=name: _report(name)) if record_level else None,
-        )
-        threading.Thread(
-            target=client.run, kwargs={"idle_timeout": BOUND, "rounds": 1}, daemon=True
-        ).start()
-
-    def full_disk(ledger: Ledger, entry: dict[str, object]) -> int:
-        raise OSError(28, "No space left on device")
-
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(Ledger, "append", full_disk)
-        try:
-            server = FederationServer(config, hub, state.store, ledger=state.ledger)
-            with pytest.raises(OSError, match="No space left"):
-                server.run(wait_for_clients=BOUND)
-        finally:
-            state.close()
 
 
 @pytest.mark.parametrize("record_level", [False, True], ids=["no-dp", "record-level"])
 def test_a_finished_federation_that_rebuilt_its_row_prints_the_new_head(
     tmp_path: Path, record_level: bool
 ) -> None:
-    ca = tmp_path / "certs"
-    devca.init_ca(ca)
-    for name in NAMES:
-        devca.issue_client(ca, name)
-    with socket.socket() as held:  # a server that bound would fail on this port
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        toml = _toml(tmp_path, int(held.getsockname()[1]), record_level)
+    with finished_with_the_row_lost(tmp_path, record_level) as toml:
         config = FederationConfig.load(toml)
-        _finish_with_the_row_lost(config, record_level)
         result = CliRunner().invoke(main, ["server", "--config", str(toml), "--quiet"])
     assert result.exit_code == 0, result.output
     key = LedgerKey.load(Path(config.server.state + ".ledger-key"))
@@ -126,3 +50,35 @@ def test_a_finished_federation_that_rebuilt_its_row_prints_the_new_head(
         f"ledger head {head} (publish it: auditors pass it to secagg audit verify "
         "--expect-head, which then detects a ledger cut back)",
     ]
+
+
+def test_the_printed_head_is_what_audit_verify_takes_as_expect_head(tmp_path: Path) -> None:
+    """The head the finished path prints is the token ``secagg audit verify
+    --expect-head`` takes (the auditor's copy of the line), and it is the head after
+    the rebuild: the verify passes against the ledger as it is and says the head is
+    there."""
+    with finished_with_the_row_lost(tmp_path, record_level=True) as toml:
+        config = FederationConfig.load(toml)
+        result = CliRunner().invoke(main, ["server", "--config", str(toml), "--quiet"])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip().splitlines()[-1]
+    assert printed.startswith("ledger head "), result.stdout
+    head = printed.split()[2]  # as an auditor copies it from the line
+    state = config.server.state
+    audit = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "verify",
+            state + ".ledger",
+            "--pubkey",
+            state + ".ledger-key.pub",
+            "--expect-head",
+            head,
+            "--config",
+            str(toml),
+        ],
+    )
+    assert audit.exit_code == 0, audit.output
+    assert f"expected head {head} is in the ledger" in audit.stdout, audit.stdout
+    assert head.startswith("1:"), head  # the rebuilt row's: one row, not the genesis
