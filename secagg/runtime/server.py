@@ -348,6 +348,10 @@ class FederationServer:
         # the background replays (record level) stop with a stop recorded for the
         # process, as the server's own loops do (close() and a failed round stop them too)
         self.mechanism.stop_replays_when(lambda: stop_asked() is not None)
+        # and the replays this thread reads (computing a cancelled one itself) end at
+        # the next report once a stop is recorded, not after all of them
+        # (tests/runtime/test_record_backfill_stop_looks.py)
+        self.mechanism.look_between_replays(raise_if_stop_asked)
         entries: list[dict[str, Any]] = []  # the ledger's, read once
         if ledger is not None:
             entries = self._ledger_entries()
