@@ -662,6 +662,11 @@ class Mechanism:
         """Have the background replays (record-level only) stop once ``stop()`` is true,
         looked at between reports (the server's: a stop recorded for the process)."""
 
+    def look_between_replays(self, look: Callable[[], None]) -> None:
+        """Have the replays this mechanism's caller waits for or computes itself
+        (record-level only) call ``look()`` before each report's figure; ``look``
+        raises to end them (the server's: its stop record's ``StopAsked``)."""
+
     def stop_replays(self) -> None:
         """Stop the background replays (record-level only): the owner stopped."""
 
@@ -1343,6 +1348,10 @@ class _BackgroundReplays:
                 future.set_exception(exc)
 
 
+def _look_at_nothing() -> None:
+    """The default :meth:`RecordRelease.look_between_replays`: nothing ends the replays."""
+
+
 def _figure_of(pending: Future[Any] | None, job: Callable[[], Any]) -> Any:
     """``pending``'s result (waited for), or ``job()`` computed here where there is no
     future or it was cancelled (no thread could run it, :meth:`_BackgroundReplays.submit`):
@@ -1412,6 +1421,8 @@ class RecordRelease(Mechanism):
         #: when the background replays stop (stop_replays_when), and whether stopped
         self._stop_when: Callable[[], bool] | None = None
         self._replays_stopped = False
+        #: called before each report's figure is read (look_between_replays)
+        self._look: Callable[[], None] = _look_at_nothing
         #: each branch's report kept this round, and its replay under way (take_report)
         self._replays: dict[str, tuple[RecordReport, Future[float]]] = {}
 
@@ -1612,6 +1623,20 @@ class RecordRelease(Mechanism):
         if self._background is not None:
             self._background.stop_when = stop
 
+    def look_between_replays(self, look: Callable[[], None]) -> None:
+        """``look()`` is called before each report's figure is read, waited for or
+        computed here (:meth:`_replay_pending`); it raises to end the replays (the
+        server's :func:`~secagg.transport.waiting.raise_if_stop_asked`, passed in: this
+        package imports no transport).
+
+        Why: a stop the background thread saw (:meth:`stop_replays_when`) cancelled the
+        queued replays, and the server's thread, reading them, computed every cancelled
+        one itself (:func:`_figure_of`), up to :data:`REPLAY_SECONDS_PER_REPORT` each,
+        without looking at the stop: a SIGTERM swallowed during a restart's rebuild of
+        the ledger was noticed only after all the remaining replays
+        (tests/runtime/test_record_backfill_stop_looks.py)."""
+        self._look = look
+
     def stop_replays(self) -> None:
         """Run no more replays in the background (the server stopped or was closed): the
         queued ones are cancelled (a later read computes its figure itself), the one
@@ -1687,6 +1712,7 @@ class RecordRelease(Mechanism):
                     continue
             before = self._held.get(identity)
             kept, pending = self._replays.pop(identity, (None, None))
+            self._look()  # a stop before this report's figure ends the replays here
             replayed = _figure_of(
                 pending if kept is report else None,
                 lambda report=report: _replayed_epsilon(report),
@@ -1729,6 +1755,7 @@ class RecordRelease(Mechanism):
         refused: the rows are signed already, and its claim does not go down.
         ``pending``: its replay under way in the background (:func:`_restored_figure`),
         waited for here; None (or cancelled: no thread ran it): replayed now."""
+        self._look()  # a stop before this report's figure ends the replays here
         refusal, figure = _figure_of(pending, lambda: _restored_figure(report))
         if refusal is not None:
             log.warning(

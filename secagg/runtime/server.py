@@ -348,6 +348,10 @@ class FederationServer:
         # the background replays (record level) stop with a stop recorded for the
         # process, as the server's own loops do (close() and a failed round stop them too)
         self.mechanism.stop_replays_when(lambda: stop_asked() is not None)
+        # and the replays this thread reads (computing a cancelled one itself) end at
+        # the next report once a stop is recorded, not after all of them
+        # (tests/runtime/test_record_backfill_stop_looks.py)
+        self.mechanism.look_between_replays(raise_if_stop_asked)
         entries: list[dict[str, Any]] = []  # the ledger's, read once
         if ledger is not None:
             entries = self._ledger_entries()
@@ -672,7 +676,10 @@ class FederationServer:
         :class:`~secagg.runtime.wire.FederationEnd` saying the same. A failed state or
         ledger write raises its error as before, after a FederationEnd that says the
         server stopped on it (:meth:`_announce_stop_on_error`); any other exception
-        announces nothing. After either, this server runs no more rounds: ``run`` and
+        announces nothing, and so does any exception while a stop is recorded for the
+        process (:func:`~secagg.transport.waiting.stop_asked`: a SIGTERM that surfaced as
+        another error is announced to nobody, as a Ctrl-C is not; its parties redial a
+        restarted server). After either, this server runs no more rounds: ``run`` and
         :meth:`run_round` raise :class:`ServerStopped` (a new server on the state
         resumes from it).
 
@@ -716,7 +723,13 @@ class FederationServer:
                     waited_for_parties=self._clock() - began,
                 )
             except Exception:
-                if self._stopped_on is not None:  # a failure _run_round logged and noted
+                # a failure _run_round logged and noted, unless a stop is recorded: a
+                # stop that surfaced as another error (or a failure on its way out) is
+                # announced to nobody, as a Ctrl-C's KeyboardInterrupt is not. Told "the
+                # server stopped on an error in round N", every branch exited 1 at once,
+                # and a server restarted by its service manager found none
+                # (tests/runtime/test_round_stop_surfaced_unannounced.py)
+                if self._stopped_on is not None and stop_asked() is None:
                     self.stop_reason = self._stopped_on
                     self._announce_stop_on_error()
                 raise
@@ -1190,6 +1203,23 @@ class FederationServer:
             # StateError: a state write the store refused (its file deleted or replaced
             # under the server: StateLost), which went past this handler unannounced
             cause = " ".join(str(exc).split()) or type(exc).__name__
+            asked = stop_asked()
+            if asked is not None:
+                # a stop that surfaced as this error (a library took the interrupt and
+                # raised its own), or a failure while a stop was recorded: the round is
+                # left as a Ctrl-C here leaves it (nothing more written: the next start
+                # aborts it, or rebuilds a finished round's missing ledger row), one
+                # WARNING line, and the error raised unchanged and announced to nobody
+                # (tests/runtime/test_round_stop_surfaced_unannounced.py)
+                log.warning(
+                    "round %d: the server was stopped by %s (it surfaced as %s: %s): the "
+                    "next start settles the round as after a Ctrl-C here",
+                    number,
+                    _signal_name(asked),
+                    type(exc).__name__,
+                    cause,
+                )
+                raise
             writing = self._writing
             # name the write that failed: a full disk at the ledger append comes after
             # the state committed the round, and "could not write its state" sent the
