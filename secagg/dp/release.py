@@ -1699,20 +1699,27 @@ class RecordRelease(Mechanism):
         A ledger written before reports were replayed
         (2026-12-07) may record an understated figure, which a restarted server claimed
         until that branch reported anew."""
+        # a look that raises (a stop) ends the replays before anything of the report it
+        # stopped at is taken: the recorded figure of a restored branch, its read-back
+        # report, a replay under way; a report held is pending no more. Taken first,
+        # a later read held that restored branch at its bare replay, below what its
+        # rows signed (tests/dp/test_release_record_look_keeps_held.py)
         for identity in sorted(self._unreplayed):
             report = self.latest[identity]
-            restored = self._restored.pop(identity, None)
-            if restored is not None:
+            if identity in self._restored:
+                self._look()  # a stop before this report's figure ends the replays here
                 # its report as read back first (a signed claim); then, if the branch has
                 # reported anew since, that report, held to it as any later one
+                restored = self._restored.pop(identity)
                 read_back = self._read_back.pop(identity)
                 pending = self._restored_replays.pop(identity, None)
                 self._hold_restored(identity, read_back, restored, pending)
                 if report is read_back:
+                    self._unreplayed.discard(identity)
                     continue
+            self._look()  # a stop before this report's figure ends the replays here
             before = self._held.get(identity)
             kept, pending = self._replays.pop(identity, (None, None))
-            self._look()  # a stop before this report's figure ends the replays here
             replayed = _figure_of(
                 pending if kept is report else None,
                 lambda report=report: _replayed_epsilon(report),
@@ -1731,6 +1738,7 @@ class RecordRelease(Mechanism):
                     f"accountant, below the {before.epsilon!r} recorded for it before (by "
                     f"{before.accountant!r})"
                 )
+            self._unreplayed.discard(identity)
             if problem is not None:
                 self._refuse_report(identity, problem)
                 if before is None:
@@ -1754,8 +1762,9 @@ class RecordRelease(Mechanism):
         (written by an older server) keeps ``recorded``, with a warning. Nothing is
         refused: the rows are signed already, and its claim does not go down.
         ``pending``: its replay under way in the background (:func:`_restored_figure`),
-        waited for here; None (or cancelled: no thread ran it): replayed now."""
-        self._look()  # a stop before this report's figure ends the replays here
+        waited for here; None (or cancelled: no thread ran it): replayed now. The
+        caller has looked (:meth:`_replay_pending`): nothing here raises a stop, so none
+        ends it with the report taken out of the mechanism and not held."""
         refusal, figure = _figure_of(pending, lambda: _restored_figure(report))
         if refusal is not None:
             log.warning(
