@@ -129,6 +129,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,7 +170,13 @@ from secagg.runtime.wire import (
     round_context,
 )
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_within
+from secagg.transport.waiting import (
+    StopAsked,
+    raise_if_stop_asked,
+    raise_stop_within,
+    stop_asked,
+    stop_within,
+)
 
 log = logging.getLogger("secagg.client")
 
@@ -313,6 +320,14 @@ class ServerOutdated(SecAggError):
             f"start is v{found.version}, this branch needs v{ROUND_START_VERSION}): upgrade "
             "secagg on the server to this branch's release, then start the branch again"
         )
+
+
+def _signal_name(signum: int) -> str:
+    """``signum``'s name for a log line (SIGTERM), or its number if it has none."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 class _TrainingFailed(Exception):
@@ -1020,6 +1035,22 @@ class FederationClient:
             if stop is not None:  # a Ctrl-C or SIGTERM the hook's code turned into this
                 log.debug("%s: stopped in its training hook, which raised %r", self.name, exc)
                 raise stop from None
+            asked = stop_asked()
+            if asked is not None:
+                # a stop that surfaced as this error with no trace of it in the chain (a
+                # DataLoader's workers killed by the same SIGTERM: "worker exited
+                # unexpectedly"), or a failure while a stop was recorded: the stop, as
+                # the server takes one in its round. Taken as a training failure, the
+                # branch logged an ERROR and told the server "local training failed"
+                # in a leave after its stop (tests/runtime/test_client_stop_surfaced_in_training.py)
+                log.warning(
+                    "%s: stopped by %s in its training hook, which surfaced as %s: %s",
+                    self.name,
+                    _signal_name(asked),
+                    type(exc).__name__,
+                    exc,
+                )
+                raise StopAsked(asked) from exc
             raise _TrainingFailed(exc) from exc
         # a stop the hook's code swallowed (torch's C calls, a library's ``except
         # BaseException``) left no exception: the record still has it, and nothing of
