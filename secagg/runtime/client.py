@@ -872,6 +872,7 @@ class FederationClient:
                 )
         except Exception as exc:  # no server message may crash a branch
             raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+            self._raise_stop_recorded(exc, "handling a message")
             self.stats.refused_messages += 1
             self._refusals.refused(
                 logging.ERROR, "%s dropped a message (%s): %s", self.name, type(exc).__name__, exc
@@ -880,6 +881,32 @@ class FederationClient:
                 # e.g. the training hook raised: without a leave the server waited out
                 # the training deadline for it every round (network audit, 2026-12-03)
                 self._leave(number, self._failure_reason(exc), taken=self._started != started)
+
+    def _raise_stop_recorded(self, exc: Exception, where: str) -> None:
+        """Raise the stop recorded for the process (:class:`StopAsked`, from ``exc``) if
+        there is one, after one WARNING naming what it surfaced as; return otherwise.
+        For the catch-alls that take ``exc`` as a failure of the branch's own, after
+        they looked for a stop in its chain.
+
+        Why: a stop can surface as another error with no trace of it in the chain (a
+        DataLoader's workers killed by the same SIGTERM: "worker exited unexpectedly";
+        a C call that took the interrupt and raised its own error), or a failure can
+        come while a stop is recorded: either is the stop, as the server takes one in
+        its round. Taken as the branch's failure, it logged an ERROR and told the server
+        "local training failed" (or "could not take part") in a leave after the
+        operator's stop (tests/runtime/test_client_stop_surfaced_in_training.py)."""
+        asked = stop_asked()
+        if asked is None:
+            return
+        log.warning(
+            "%s: stopped by %s %s, which surfaced as %s: %s",
+            self.name,
+            _signal_name(asked),
+            where,
+            type(exc).__name__,
+            exc,
+        )
+        raise StopAsked(asked) from exc
 
     def _training_failed(self, number: int | None, exc: Exception, *, taken: bool) -> None:
         """The training hook (or its privacy report) raised ``exc``: the branch leaves the
@@ -1035,22 +1062,7 @@ class FederationClient:
             if stop is not None:  # a Ctrl-C or SIGTERM the hook's code turned into this
                 log.debug("%s: stopped in its training hook, which raised %r", self.name, exc)
                 raise stop from None
-            asked = stop_asked()
-            if asked is not None:
-                # a stop that surfaced as this error with no trace of it in the chain (a
-                # DataLoader's workers killed by the same SIGTERM: "worker exited
-                # unexpectedly"), or a failure while a stop was recorded: the stop, as
-                # the server takes one in its round. Taken as a training failure, the
-                # branch logged an ERROR and told the server "local training failed"
-                # in a leave after its stop (tests/runtime/test_client_stop_surfaced_in_training.py)
-                log.warning(
-                    "%s: stopped by %s in its training hook, which surfaced as %s: %s",
-                    self.name,
-                    _signal_name(asked),
-                    type(exc).__name__,
-                    exc,
-                )
-                raise StopAsked(asked) from exc
+            self._raise_stop_recorded(exc, "in its training hook")
             raise _TrainingFailed(exc) from exc
         # a stop the hook's code swallowed (torch's C calls, a library's ``except
         # BaseException``) left no exception: the record still has it, and nothing of

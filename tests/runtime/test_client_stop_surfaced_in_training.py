@@ -1,5 +1,6 @@
-"""A stop that surfaced in the training hook as another error, with no trace of it in
-the exception's chain, stops the branch: no leave saying its training failed, no ERROR.
+"""A stop that surfaced in the training hook (or in the branch's handling of a round
+start) as another error, with no trace of it in the exception's chain, stops the
+branch: no leave saying its training failed, no ERROR.
 
 Second review of eb003c95 (2026-12-07), the branch's analogue of the server's rule (a
 failure while a stop is recorded is the stop, announced to nobody): a SIGTERM that a
@@ -22,7 +23,7 @@ import pytest
 from _endpoints import SentMessages
 
 from secagg.aggregation import encode_spec
-from secagg.aggregation.masking import MaskingBackend
+from secagg.aggregation.masking import MaskingBackend, MaskingClient
 from secagg.runtime.client import FederationClient
 from secagg.runtime.wire import RoundStart, encode_message
 from secagg.transport.waiting import StopAsked, ask_stop, forget_stop
@@ -81,3 +82,26 @@ def test_a_training_error_without_a_stop_is_still_a_failure_told_in_a_leave() ->
     client.handle(_start())
     assert [type(m).__name__ for m in outbox.sent] == ["Leave"]
     assert "local training failed (RuntimeError)" in outbox.sent[0].reason  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_stop_surfaced_as_an_error_taking_part_is_the_stop_and_tells_nothing(
+    signum: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The round's session takes the update in a C call that took the interrupt and
+    raised its own error (no KeyboardInterrupt in the chain). Before: the message's
+    catch-all logged "dropped a message" (ERROR) and sent a leave "could not take part
+    after training (RuntimeError)". Now: the stop, nothing sent."""
+
+    def set_input(self: MaskingClient, update: np.ndarray) -> list[bytes]:
+        ask_stop(signum)  # the CLI's handler; the C call raised its own error
+        raise RuntimeError("the operation was interrupted")
+
+    monkeypatch.setattr(MaskingClient, "set_input", set_input)
+    outbox = SentMessages()
+    client = FederationClient("branch-00", lambda model: model + 0.1, outbox)
+    with caplog.at_level(logging.DEBUG, logger="secagg"), pytest.raises(StopAsked) as raised:
+        client.handle(_start())
+    assert raised.value.signum == signum
+    assert outbox.sent == [], f"sent after the stop: {outbox.sent}"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
