@@ -37,7 +37,7 @@ from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within
+from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_asked
 
 if TYPE_CHECKING:
     from secagg.runtime.config import FederationConfig
@@ -462,6 +462,12 @@ class KeyHolderService:
             return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash
             raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+            if stop_asked() is not None:
+                # a stop recorded, and a library raised its own error for it (a SIGTERM
+                # that killed a worker): the stop, not "a request raised ...; ignored,
+                # serving on" at ERROR beside the command's "stopped by SIGTERM"
+                self._log_spent(before)
+                raise_if_stop_asked()
             self.refused += 1
             self._log_spent(before)
             self._refusals.refused(
