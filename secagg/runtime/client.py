@@ -129,7 +129,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,6 +174,7 @@ from secagg.transport.waiting import (
     raise_if_stop_asked,
     raise_stop_within,
     stop_asked,
+    stop_name,
     stop_within,
 )
 
@@ -320,14 +320,6 @@ class ServerOutdated(SecAggError):
             f"start is v{found.version}, this branch needs v{ROUND_START_VERSION}): upgrade "
             "secagg on the server to this branch's release, then start the branch again"
         )
-
-
-def _signal_name(signum: int) -> str:
-    """``signum``'s name for a log line (SIGTERM), or its number if it has none."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 class _TrainingFailed(Exception):
@@ -901,7 +893,7 @@ class FederationClient:
         log.warning(
             "%s: stopped by %s %s, which surfaced as %s: %s",
             self.name,
-            _signal_name(asked),
+            stop_name(asked),
             where,
             type(exc).__name__,
             exc,

@@ -150,7 +150,12 @@ from secagg.runtime.wire import (
     round_start_parts,
 )
 from secagg.transport.base import NotConnected, PeerClosing, ServerEndpoint, TransportError
-from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_asked
+from secagg.transport.waiting import (
+    raise_if_stop_asked,
+    raise_stop_within,
+    stop_asked,
+    stop_name,
+)
 
 log = logging.getLogger("secagg.server")
 
@@ -1215,7 +1220,7 @@ class FederationServer:
                     "round %d: the server was stopped by %s (it surfaced as %s: %s): the "
                     "next start settles the round as after a Ctrl-C here",
                     number,
-                    _signal_name(asked),
+                    stop_name(asked),
                     type(exc).__name__,
                     cause,
                 )
@@ -3028,7 +3033,7 @@ class FederationServer:
             # future: "cannot release un-acquired lock"), or a failure while a stop was
             # recorded: said as the stop, with what it surfaced as
             # (tests/runtime/test_record_backfill_stop.py)
-            self._backfill_stopped = _signal_name(asked)
+            self._backfill_stopped = stop_name(asked)
             log.warning(
                 "the server was stopped by %s while it rebuilt its ledger's missing rows "
                 "(it surfaced as %s: %s): the next start rebuilds those still missing",
@@ -3362,19 +3367,7 @@ def _stop_name(stop: KeyboardInterrupt) -> str:
     (SIGTERM; SIGINT as Ctrl-C, as the CLI's line says it), else Ctrl-C (a plain
     ``KeyboardInterrupt`` is Python's SIGINT)."""
     signum = getattr(stop, "signum", None)
-    if isinstance(signum, int):
-        return _signal_name(signum)
-    return "Ctrl-C (SIGINT)"
-
-
-def _signal_name(signum: int) -> str:
-    """``signum``'s name for a log line (SIGTERM), Ctrl-C's as :func:`_stop_name` says it."""
-    if signum == signal.SIGINT:
-        return "Ctrl-C (SIGINT)"
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
+    return stop_name(signum if isinstance(signum, int) else signal.SIGINT)
 
 
 def refuse_broken_chain(ledger: Ledger) -> None:

@@ -54,6 +54,7 @@ returns what it held: the CLI calls it once the stop is the command's line.
 
 from __future__ import annotations
 
+import signal
 import threading
 from types import TracebackType
 from typing import Final
@@ -97,6 +98,18 @@ class StopAsked(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def stop_name(signum: int) -> str:
+    """``signum``'s name for a party's log line: Ctrl-C (SIGINT), as the CLI's stop line
+    says it, SIGTERM, or ``signal N`` for a number without a name. One place for the
+    server's, the branch's and the key holder's lines about a stop."""
+    if signum == signal.SIGINT:
+        return "Ctrl-C (SIGINT)"
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def ask_stop(signum: int) -> None:
