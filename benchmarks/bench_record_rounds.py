@@ -23,7 +23,10 @@ one Gaussian noise of the mechanism's own multiplier re-sized for the variant's 
 (drawn from a keyed stream; the real run adds a distributed discrete Gaussian whose sum
 has that spread), the server's step; no dropouts, no secure aggregation. A variant is
 ``rounds:learning_rate`` (``30:2``); ``rounds:learning_rate:0`` runs it without noise
-(a diagnostic, never chosen).
+(a diagnostic, never chosen); ``rounds:learning_rate:1:momentum`` adds the server's FedAvgM
+momentum and ``rounds:learning_rate:1:momentum:clip`` the per-customer clip of the
+federation's gradient sums (the noise scales with it; local-only keeps the defaults' clip,
+so a variant is judged against the local-only model that would ship).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from secagg.apps.bench import emit, machine_info, probe_seeds
 
 #: the probed variants: rounds at the server learning rate (10:2 is what shipped before)
 VARIANTS = ("10:2", "20:2", "30:2", "40:2", "10:4", "20:4")
-SHIPPED = "10:2"
+#: what the rule compares against by default: RECORD_DISTRIBUTED_ROUNDS (30) at the
+#: defaults' server learning rate 2, shipped since 2026-12-07 (10:2 before; ``--shipped``)
+SHIPPED = "30:2"
 TUNING_SEEDS = tuple(range(1000, 1010))
 #: the least mean gain over the shipped variant a choice must show (the seeds' spread)
 MIN_GAIN = 0.01
@@ -61,25 +66,32 @@ class Variant:
     learning_rate: float
     noised: bool = True
     momentum: float = 0.0
+    #: the federation's per-customer clip; None: the defaults' (``config.dp_clip``)
+    clip: float | None = None
 
 
 def parse_variant(text: str) -> Variant:
-    """``rounds:learning_rate``, ``rounds:learning_rate:0`` (no noise) or
-    ``rounds:learning_rate:1:momentum`` (the server's FedAvgM momentum, noised)."""
+    """``rounds:learning_rate``, ``rounds:learning_rate:0`` (no noise),
+    ``rounds:learning_rate:1:momentum`` (the server's FedAvgM momentum, noised) or
+    ``rounds:learning_rate:1:momentum:clip`` (and the federation's per-customer clip)."""
     parts = text.split(":")
     try:
-        if len(parts) not in (2, 3, 4) or (len(parts) >= 3 and parts[2] not in ("0", "1")):
+        if len(parts) not in (2, 3, 4, 5) or (len(parts) >= 3 and parts[2] not in ("0", "1")):
             raise ValueError
         rounds, rate = int(parts[0]), float(parts[1])
-        momentum = float(parts[3]) if len(parts) == 4 else 0.0
+        momentum = float(parts[3]) if len(parts) >= 4 else 0.0
+        clip = float(parts[4]) if len(parts) == 5 else None
         if rounds < 1 or not rate > 0 or not 0 <= momentum < 1:
+            raise ValueError
+        if clip is not None and not (clip > 0 and np.isfinite(clip)):
             raise ValueError
     except ValueError:
         raise SystemExit(
-            f"error: --variants: {text!r} is not rounds:learning_rate[:0|1[:momentum]] "
-            "(e.g. 30:2 or 30:0.5:1:0.8)"
+            f"error: --variants: {text!r} is not "
+            "rounds:learning_rate[:0|1[:momentum[:clip]]] "
+            "(e.g. 30:2, 30:0.5:1:0.8 or 30:2:1:0:5)"
         ) from None
-    return Variant(text, rounds, rate, len(parts) == 2 or parts[2] == "1", momentum)
+    return Variant(text, rounds, rate, len(parts) == 2 or parts[2] == "1", momentum, clip)
 
 
 #: per seed: the configuration, branches, prior and the real baselines
@@ -122,8 +134,10 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
     trainers = [runner.BranchTrainer(config, b, "federated", prior) for b in branches]
     units_total = sum(int(t.units[0].shape[0]) for t in trainers)  # type: ignore[index]
     model = trainers[0].flat().astype(np.float64)
-    record_clip = config.dp_clip / units_total
-    resized = config.with_changes(rounds=variant.rounds)
+    resized = config.with_changes(
+        rounds=variant.rounds, **({} if variant.clip is None else {"clip": variant.clip})
+    )
+    record_clip = resized.dp_clip / units_total
     z = runner._distributed_noise(resized, model.size, record_clip) if variant.noised else 0.0
     stream = KeyedStream(derive("record rounds probe noise", f"{seed}/{variant.name}"))
     loss = (
@@ -137,7 +151,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         for trainer in trainers:
             trainer.load(model.astype(np.float32))
             step -= (
-                clipped_gradient_sum(trainer.model, *trainer.units, loss, clip=config.dp_clip)
+                clipped_gradient_sum(trainer.model, *trainer.units, loss, clip=resized.dp_clip)
                 / units_total
             )
         if z:
@@ -157,6 +171,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         "rounds": variant.rounds,
         "server_learning_rate": variant.learning_rate,
         "server_momentum": variant.momentum,
+        "clip": resized.dp_clip,
         "noise_multiplier": z,
         "federated_auprc": federated["pooled"]["auprc"],
         "local_only_auprc": local["pooled"]["auprc"],
@@ -209,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=None, help="default: VARIANTS")
     parser.add_argument("--quick", action="store_true", help="one small seed, two variants")
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--shipped", default=SHIPPED, help=f"the variant the rule compares with ({SHIPPED})"
+    )
     args = parser.parse_args(argv)
     base: dict[str, Any] = {}
     seeds = list(TUNING_SEEDS)
@@ -231,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     summary = summarise(rows)
-    shipped = SHIPPED if not args.quick else names[0]
+    shipped = parse_variant(args.shipped).name if not args.quick else names[0]
     emit(
         {
             "benchmark": "record_rounds",
@@ -242,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             "rule": RULE,
             "rows": rows,
             "summary": summary,
+            "shipped": shipped,
             "chosen": choose(summary, shipped),
         },
         args.out,

@@ -27,8 +27,8 @@ def _summary(mean: float, worst: float, branches: int, noised: bool = True) -> d
 
 def test_the_rule_keeps_the_shipped_variant_unless_a_qualified_one_gains_enough(probe):
     shipped = _summary(0.92, 0.64, 78)
-    assert probe.choose({"10:2": shipped}) == "10:2"
-    # the tuning seeds' figures of 2026-12-07: 30 rounds qualifies and gains most
+    assert probe.choose({"10:2": shipped}, "10:2") == "10:2"
+    # the tuning seeds' figures of 2026-12-07 (10:2 shipped then): 30 rounds qualifies
     measured = {
         "10:2": shipped,
         "20:2": _summary(0.934, 0.672, 80),
@@ -37,16 +37,18 @@ def test_the_rule_keeps_the_shipped_variant_unless_a_qualified_one_gains_enough(
         "10:4": _summary(0.937, 0.683, 78),
         "20:4": _summary(0.929, 0.731, 80),
     }
-    assert probe.choose(measured) == "30:2"
+    assert probe.choose(measured, "10:2") == "30:2"
     # a gain below MIN_GAIN keeps the shipped variant
-    assert probe.choose({"10:2": shipped, "30:2": _summary(0.925, 0.7, 80)}) == "10:2"
+    assert probe.choose({"10:2": shipped, "30:2": _summary(0.925, 0.7, 80)}, "10:2") == "10:2"
     # a worse worst seed disqualifies, however high the mean
-    assert probe.choose({"10:2": shipped, "30:2": _summary(0.99, 0.6, 80)}) == "10:2"
+    assert probe.choose({"10:2": shipped, "30:2": _summary(0.99, 0.6, 80)}, "10:2") == "10:2"
     # two branches fewer at least local disqualifies; one fewer does not
-    assert probe.choose({"10:2": shipped, "30:2": _summary(0.99, 0.7, 76)}) == "10:2"
-    assert probe.choose({"10:2": shipped, "30:2": _summary(0.99, 0.7, 77)}) == "30:2"
+    assert probe.choose({"10:2": shipped, "30:2": _summary(0.99, 0.7, 76)}, "10:2") == "10:2"
+    assert probe.choose({"10:2": shipped, "30:2": _summary(0.99, 0.7, 77)}, "10:2") == "30:2"
     # a run without noise is a diagnostic: never chosen
-    assert probe.choose({"10:2": shipped, "30:2:0": _summary(0.99, 0.9, 80, False)}) == "10:2"
+    assert (
+        probe.choose({"10:2": shipped, "30:2:0": _summary(0.99, 0.9, 80, False)}, "10:2") == "10:2"
+    )
 
 
 def test_the_command_refuses_the_reported_seeds_and_malformed_variants(probe):
@@ -61,6 +63,10 @@ def test_the_command_refuses_the_reported_seeds_and_malformed_variants(probe):
         ["--seeds", "1000", "--variants", "30:2:1:-0.1"],
         ["--seeds", "1000", "--variants", "30:2:1:fast"],
         ["--seeds", "1000", "--variants", "30:2:1:0.5:0"],
+        ["--seeds", "1000", "--variants", "30:2:1:0:-5"],
+        ["--seeds", "1000", "--variants", "30:2:1:0:inf"],
+        ["--seeds", "1000", "--variants", "30:2:1:0:5:1"],
+        ["--seeds", "1000", "--variants", "30:2", "--shipped", "30"],
     ):
         with pytest.raises(SystemExit) as raised:
             probe.main(argv)
@@ -109,3 +115,38 @@ def test_momentum_steps_as_the_server_does(probe):
 
     assert federated("1:2:0:0.9") == federated("1:2:0")
     assert federated("3:2:0:0.9") != federated("3:2:0")
+
+
+def test_the_shipped_variant_is_thirty_rounds_at_the_defaults_learning_rate(probe):
+    """Since 2026-12-07 the noise once runs RECORD_DISTRIBUTED_ROUNDS at the server's
+    default learning rate: a probe's rule compares with that, not with the old 10:2."""
+    from secagg.apps.simulation.config import RECORD_DISTRIBUTED_ROUNDS, SimulationConfig
+
+    shipped = probe.parse_variant(probe.SHIPPED)
+    assert shipped.rounds == RECORD_DISTRIBUTED_ROUNDS
+    assert shipped.learning_rate == SimulationConfig().server_learning_rate
+    assert shipped.clip is None and shipped.momentum == 0.0
+    better = {probe.SHIPPED: _summary(0.94, 0.70, 79), "30:4": _summary(0.96, 0.72, 79)}
+    assert probe.choose(better) == "30:4"
+    assert probe.choose(better, "30:4") == "30:4"
+
+
+def test_a_variant_names_its_clip_and_defaults_to_the_configs(probe):
+    assert probe.parse_variant("30:2:1:0").clip is None
+    tight = probe.parse_variant("30:4:1:0:5")
+    assert (tight.rounds, tight.learning_rate, tight.momentum, tight.clip) == (30, 4.0, 0.0, 5.0)
+
+
+def test_the_clip_sizes_the_gradient_sums_and_the_noise(probe):
+    """A variant's clip is the federation's: without noise a tiny clip moves the model
+    less than the defaults' (every customer's gradient is cut), and with noise the
+    multiplier is the same (it is relative to the clip) while the row names the clip."""
+    base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
+    default = probe.probe_seed(1000, probe.parse_variant("2:2:0"), base)
+    tiny = probe.probe_seed(1000, probe.parse_variant("2:2:0:0:0.001"), base)
+    assert tiny["clip"] == 0.001 and default["clip"] == 10.0
+    assert tiny["federated_auprc"] != default["federated_auprc"]
+    noised = probe.probe_seed(1000, probe.parse_variant("2:2:1:0:5"), base)
+    shipped_noise = probe.probe_seed(1000, probe.parse_variant("2:2"), base)
+    assert noised["clip"] == 5.0
+    assert noised["noise_multiplier"] == pytest.approx(shipped_noise["noise_multiplier"], rel=0.1)
