@@ -286,6 +286,8 @@ class SlowReplays:
     mark: threading.Event = field(default_factory=threading.Event)
     starts: list[tuple[bool, int]] = field(default_factory=list)
     calls: list[Replay] = field(default_factory=list)
+    #: set as the first replay begins (a test's :class:`Phases` may wait on it)
+    began: threading.Event = field(default_factory=threading.Event)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> SlowReplays:
         """Patch the accountant; this log, for chaining."""
@@ -295,6 +297,7 @@ class SlowReplays:
     def _replay(self, report: RecordReport, real: Callable[[RecordReport], float]) -> float:
         began, marked = time.monotonic(), self.mark.is_set()
         self.starts.append((marked, threading.get_ident()))
+        self.began.set()
         time.sleep(self.cost)
         figure = real(report)
         self.calls.append(Replay(began, time.monotonic(), threading.get_ident(), marked))
@@ -308,6 +311,10 @@ class Phases:
 
     during: threading.Event = field(default_factory=threading.Event)
     spans: dict[int, tuple[float, float]] = field(default_factory=dict)
+    #: if given, a round's phases that went well end only once it is set (or after
+    #: ``BOUND``): so "a replay began during the phases" is decided by the code, not by
+    #: whether a busy machine let the background thread start before the round's end
+    hold: threading.Event | None = None
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Phases:
         """Patch the server's ``_drive``; this watch, for chaining."""
@@ -318,7 +325,10 @@ class Phases:
             began = time.monotonic()
             watch.during.set()
             try:
-                return drive(server, number, *args)
+                driven = drive(server, number, *args)
+                if watch.hold is not None:
+                    watch.hold.wait(BOUND)
+                return driven
             finally:
                 watch.during.clear()
                 watch.spans[number] = (began, time.monotonic())
