@@ -37,7 +37,11 @@ from secagg.runtime import outcome, redial
 from secagg.runtime.refusals import RefusalLog
 from secagg.runtime.wire import FederationEnd, Relay, decode_message, encode_message
 from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
-from secagg.transport.waiting import raise_if_stop_asked, raise_stop_within, stop_asked
+from secagg.transport.waiting import (
+    raise_if_stop_asked,
+    raise_stop_within,
+    stop_behind,
+)
 
 if TYPE_CHECKING:
     from secagg.runtime.config import FederationConfig
@@ -461,12 +465,15 @@ class KeyHolderService:
             )
             return self._refusal(relay, exc)
         except Exception as exc:  # anything else a hostile message provokes: never crash
-            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
-            if stop_asked() is not None:
-                # a stop recorded, and a library raised its own error for it (a SIGTERM
-                # that killed a worker): the stop, not "a request raised ...; ignored,
-                # serving on" at ERROR beside the command's "stopped by SIGTERM"
+            if stop_behind(exc) is not None:
+                # a stop that a library raised its own error for (a SIGTERM that killed a
+                # worker, recorded; a Ctrl-C in the error's chain): the stop, not "a
+                # request raised ...; ignored, serving on" at ERROR beside the command's
+                # "stopped by SIGTERM"; a decryption it spent is said either way (the
+                # chain's stop went out before the look: tests/runtime/
+                # test_keyholder_chained_stop_spent.py)
                 self._log_spent(before)
+                raise_stop_within(exc)  # the very interrupt, where the chain has it
                 raise_if_stop_asked()
             self.refused += 1
             self._log_spent(before)

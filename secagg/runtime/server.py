@@ -154,6 +154,7 @@ from secagg.transport.waiting import (
     raise_if_stop_asked,
     raise_stop_within,
     stop_asked,
+    stop_behind,
     stop_name,
 )
 
@@ -244,7 +245,8 @@ class BudgetExhausted(RoundAborted):
 
 
 class ServerStopped(SecAggError):
-    """This server stopped on an error in a round and runs no more rounds.
+    """This server stopped on an error or a stop (Ctrl-C, SIGTERM) in a round, or in
+    its ledger's rebuild, and runs no more rounds; the message says which.
 
     Why: the error leaves the server's memory (its round number, its accountant's
     charges, its benched branches) ahead of or beside what its state and ledger hold, so
@@ -504,6 +506,9 @@ class FederationServer:
         self._stopped_on: str | None = None
         # the round an error left this server in (ServerStopped after it), or None
         self._failed_round: int | None = None
+        # the stop (its signal's name) that ended that round, None for an error: the
+        # ServerStopped after it says which (_refuse_after_failure)
+        self._round_stopped_by: str | None = None
         #: whether close() was called (ServerStopped after it)
         self._closed = False
 
@@ -1153,6 +1158,17 @@ class FederationServer:
                 f"({self._backfill_failed}) and runs no rounds: start a new server on its "
                 "state once the cause is mended; it rebuilds them first"
             )
+        if self._failed_round is not None and self._round_stopped_by is not None:
+            # a Ctrl-C or SIGTERM (or a stop that surfaced as another error): read as "on
+            # an error in round N", it sent the operator looking for a failure that never
+            # was (tests/runtime/test_round_stop_said_as_stop.py)
+            raise ServerStopped(
+                f"this server was stopped by {self._round_stopped_by} in round "
+                f"{self._failed_round} and runs no more rounds: start a new server on its "
+                f"state; it settles round {self._failed_round} first (recorded aborted, or "
+                "its missing ledger row rebuilt) and resumes from what the state and the "
+                "ledger hold"
+            )
         if self._failed_round is not None:
             raise ServerStopped(
                 f"this server stopped on an error in round {self._failed_round} and runs no "
@@ -1208,10 +1224,12 @@ class FederationServer:
             # StateError: a state write the store refused (its file deleted or replaced
             # under the server: StateLost), which went past this handler unannounced
             cause = " ".join(str(exc).split()) or type(exc).__name__
-            asked = stop_asked()
+            asked = stop_behind(exc)
             if asked is not None:
+                self._round_stopped_by = stop_name(asked)
                 # a stop that surfaced as this error (a library took the interrupt and
-                # raised its own), or a failure while a stop was recorded: the round is
+                # raised its own, the interrupt in its chain or only in the process's
+                # record), or a failure while a stop was recorded: the round is
                 # left as a Ctrl-C here leaves it (nothing more written: the next start
                 # aborts it, or rebuilds a finished round's missing ledger row), one
                 # WARNING line, and the error raised unchanged and announced to nobody
@@ -1220,7 +1238,7 @@ class FederationServer:
                     "round %d: the server was stopped by %s (it surfaced as %s: %s): the "
                     "next start settles the round as after a Ctrl-C here",
                     number,
-                    stop_name(asked),
+                    self._round_stopped_by,
                     type(exc).__name__,
                     cause,
                 )
@@ -1300,6 +1318,12 @@ class FederationServer:
                     "the state, released to no branch (the next start rebuilds its ledger "
                     "row from the state, once the ledger file is in place)"
                 ) from exc
+            raise
+        except BaseException as exc:
+            # a stop (Ctrl-C's KeyboardInterrupt, a StopAsked, one that surfaced as another
+            # error) or an error of no write: which, for the ServerStopped after it
+            asked = stop_behind(exc)
+            self._round_stopped_by = None if asked is None else stop_name(asked)
             raise
         finally:
             if not ended:  # whatever stopped the round: see _refuse_after_failure
@@ -3020,7 +3044,7 @@ class FederationServer:
         one said "could not rebuild its ledger's missing rows"
         (tests/apps/test_server_finished_rebuild_fails.py)."""
         cause = " ".join(str(exc).split()) or type(exc).__name__
-        asked = stop_asked()
+        asked = stop_behind(exc)  # the record's, or an interrupt in the chain (no handlers)
         if isinstance(exc, KeyboardInterrupt):
             self._backfill_stopped = _stop_name(exc)
             log.warning(

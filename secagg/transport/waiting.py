@@ -70,6 +70,7 @@ __all__ = [
     "raised_within",
     "release_kept",
     "stop_asked",
+    "stop_behind",
     "stop_within",
 ]
 
@@ -200,6 +201,30 @@ def stop_within(exc: BaseException) -> KeyboardInterrupt | None:
     context from a traceback, not from here), each exception once."""
     found = raised_within(exc, KeyboardInterrupt)
     return found if isinstance(found, KeyboardInterrupt) else None
+
+
+def stop_behind(exc: BaseException) -> int | None:
+    """The signal of the stop ``exc`` is, or surfaced from, or None: the first stop
+    recorded for the process (:func:`stop_asked`: the one that counts) if there is one;
+    else the ``KeyboardInterrupt`` that ``exc`` is or has in its chain
+    (:func:`stop_within`): a :class:`StopAsked`'s own signal, SIGINT for a plain one
+    (Python's Ctrl-C); else None (a failure of its own).
+
+    Why one place: the server told a stop from a failure of its round by the record
+    alone, so a library used without the CLI's handlers (nothing recorded) that turned
+    a Ctrl-C into its own error (``sqlite3.OperationalError`` raised while handling the
+    ``KeyboardInterrupt``) had the round stopped "on an error": an ERROR line, the round
+    aborted with a failed write's reason, and every branch told to exit; the branch's
+    and the key holder's catch-alls already looked at the chain first
+    (tests/runtime/test_round_stop_said_as_stop.py)."""
+    asked = stop_asked()
+    if asked is not None:
+        return asked
+    stop = stop_within(exc)
+    if stop is None:
+        return None
+    signum = getattr(stop, "signum", None)
+    return signum if isinstance(signum, int) else int(signal.SIGINT)
 
 
 def raise_stop_within(exc: BaseException) -> None:

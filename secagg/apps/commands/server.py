@@ -5,7 +5,9 @@ certificate folder that lacks what it needs) and the line a stop leaves.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -65,8 +67,6 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     machine will not read (one line naming it); 2 for a mistake in the options or the
     config.
     """
-    import sqlite3
-
     from secagg.ledger.chain import LedgerError
     from secagg.runtime.config import FederationConfig
     from secagg.runtime.launch import serve
@@ -105,6 +105,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
             f"state file's path in it (e.g. {os.path.join(state, config.name + '.sqlite')!r})",
             2,
         )
+    # the ledger's head as this start found it: a stop's line names the rows it wrote
+    # since (_ledger_rows_said), whose head no other line may have printed
+    head_before = _ledger_head(state + ".ledger")
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)
@@ -131,7 +134,11 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
     except SecAggError as exc:
         _fail("secagg server", f"stopped: {one_line(exc)}")
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (_Terminated)
-        _stopped("secagg server", exc, lambda: _what_a_stop_keeps(state))
+        _stopped(
+            "secagg server",
+            exc,
+            lambda: _what_a_stop_keeps(state) + _ledger_rows_said(state + ".ledger", head_before),
+        )
 
 
 def _say_outcome(config: FederationConfig, server: Any, results: list[Any]) -> None:
@@ -222,6 +229,69 @@ def _what_a_stop_keeps(state: str) -> str:
     return (
         f"completed rounds are kept; round {numbers} was in flight and is recorded as "
         "aborted at the next start"
+    )
+
+
+def _ledger_head(path: str) -> tuple[int, str] | None:
+    """The head (row count, hash) the ledger file at ``path`` holds now, read without
+    writing to it or beside it; None where there is no ledger file or it cannot be read
+    (a stop's line then says what it can without it)."""
+    from secagg.ledger.chain import read_without_writing
+
+    if not os.path.isfile(path):  # sqlite3 would create an empty file there
+        return None
+
+    def head(db: Any) -> tuple[int, str] | None:
+        row = db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    try:
+        return read_without_writing(path, head)
+    except (sqlite3.Error, OSError, SecAggError, ValueError):  # cannot tell: said without it
+        return None
+
+
+def _ledger_rows_said(path: str, before: tuple[int, str] | None) -> str:
+    """What a stopped server's line adds about the ledger rows this start wrote (none:
+    nothing): which rounds' rows (rebuilt from the state, or written by a round), and the
+    ledger's head now, which auditors pass to ``secagg audit verify --expect-head``.
+
+    Why on the stop line: the head is printed as a run ends (:func:`_say_outcome`), and a
+    stop that came first left it unprinted: on a finished federation a Ctrl-C after the
+    start rebuilt a lost row, before the printout, said only "completed rounds are kept;
+    no round was in flight", and the ledger's new head reached no one
+    (tests/apps/test_server_finished_stop_says_head.py); so did any run stopped after
+    its rounds wrote rows. The stop can land anywhere in between (the rebuild's return,
+    the state's closing), and its line is the one output sure to come."""
+    from secagg.ledger.chain import format_head, read_without_writing
+
+    now = _ledger_head(path)
+    if now is None or now == before or now[0] == 0:  # no row written (a new ledger's genesis)
+        return ""
+    since = before[0] if before is not None and before[0] <= now[0] else 0
+
+    def rows(db: Any) -> list[Any]:
+        return db.execute(
+            "SELECT entry FROM ledger WHERE seq > ? ORDER BY seq", (since,)
+        ).fetchall()
+
+    rebuilt: list[int] = []
+    written: list[int] = []
+    try:
+        for (text,) in read_without_writing(path, rows):
+            entry = json.loads(text)
+            (rebuilt if entry.get("reconstructed") is True else written).append(int(entry["round"]))
+    except (sqlite3.Error, OSError, SecAggError, ValueError, KeyError, TypeError, AttributeError):
+        rebuilt, written = [], []  # rows not read as the writer wrote them: the head alone
+    what = []
+    if rebuilt:
+        what.append(f"rebuilt the ledger's row of {_rounds_named(rebuilt)} from the state")
+    if written:
+        what.append(f"wrote the ledger's row of {_rounds_named(written)}")
+    done = " and ".join(what) if what else "wrote ledger rows"
+    return (
+        f"; this start {done}: ledger head {format_head(*now)} (publish it: auditors pass "
+        "it to secagg audit verify --expect-head, which then detects a ledger cut back)"
     )
 
 
