@@ -10,7 +10,8 @@ when the page is edited; one that reads the page fails on the edit. The classes:
   checks only that each option's name exists), and every ``secagg simulate`` line
   builds its run's config as the command would, so a line the command refuses (exit 2)
   cannot be shown as one to run; every ``python benchmarks/...`` line parses with the
-  script's own argparse parser;
+  script's own argparse parser; the ``secagg certs`` lines, cheap and making no file of
+  the reader's, are run as written, in each page's order, in a new folder;
 * every ``secagg ...`` command an inline span of the prose names exists with each flag
   it passes, and where the span gives values (no placeholder) they parse as the
   fenced lines' do, a ``secagg simulate`` span's into a config the command takes;
@@ -196,6 +197,37 @@ def test_every_command_line_in_a_code_block_parses(
             build_config(config_file, flags)
         except ConfigurationError as exc:
             raise AssertionError(f"{page}: {line}: secagg simulate refuses it: {exc}") from exc
+
+
+def _certificate_lines() -> dict[str, list[str]]:
+    """Each source's fenced ``secagg certs ...`` lines, in the order it gives them."""
+    found: dict[str, list[str]] = {}
+    for source, line in _block_commands():
+        if line.startswith("secagg certs "):
+            found.setdefault(source, []).append(line)
+    return found
+
+
+CERTIFICATE_LINES = _certificate_lines()
+
+
+@pytest.mark.parametrize("source", sorted(CERTIFICATE_LINES))
+def test_each_pages_certificate_commands_run_as_written(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``secagg certs`` lines a page shows, typed as written and in its order in a
+    new folder, each exit 0: they make no file of the reader's and cost well under a
+    second, so they are run, not only parsed. The walk-through of 2026-12-07 typed
+    docs/deployment.md's block: ``certs init``, ``certs issue branch-001``, then
+    ``certs revoke branch-017``, which refuses a name that has no certificate (exit 2,
+    "'branch-017' has no certificate in certs/clients (issued: branch-001)"). The block
+    now issues and the prose names the revocation of a branch that leaves; revoking
+    branch-001 there would have barred the branch the guide starts next."""
+    assert "docs/deployment.md" in CERTIFICATE_LINES, sorted(CERTIFICATE_LINES)
+    monkeypatch.chdir(tmp_path)
+    for line in CERTIFICATE_LINES[source]:
+        result = CliRunner().invoke(main, shlex.split(line)[1:])
+        assert result.exit_code == 0, f"{source}: {line}: {result.output}"
 
 
 def _made_by_the_block(page: str, name: str, folder: Path) -> bool:
