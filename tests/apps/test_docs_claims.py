@@ -67,9 +67,11 @@ def _code_blocks(page: Path) -> list[tuple[str, str]]:
 
 def _commands_in(lines: list[str], program: str = "secagg") -> list[str]:
     """Each whole ``PROGRAM ...`` command of shell ``lines``: continuations joined,
-    comments and leading ``NAME=value`` settings dropped, ``a && b`` split. A synopsis
-    (``[--mechanism off|central]``, ``<run>``) and a diagram (two commands on one line)
-    are left to test_doc_snippets.py's option-name check."""
+    comments and leading ``NAME=value`` settings dropped, ``a && b`` split, and a
+    ``for b in X Y; do COMMAND $b ...; done`` loop one command per value (the bank-fraud
+    pilot issues its branches' certificates so). A synopsis (``[--mechanism
+    off|central]``, ``<run>``) and a diagram (two commands on one line) are left to
+    test_doc_snippets.py's option-name check."""
     found = []
     pending = ""
     for line in lines:
@@ -78,6 +80,12 @@ def _commands_in(lines: list[str], program: str = "secagg") -> list[str]:
         if command.endswith("\\"):
             pending = command[:-1]
             continue
+        loop = re.fullmatch(r"for (\w+) in ([^;]+); do (.+?);? done", command)
+        if loop:
+            name, values, body = loop.groups()
+            command = " && ".join(
+                re.sub(rf"\$\{{?{name}\b\}}?", value, body) for value in values.split()
+            )
         for part in re.split(r"\s+&&\s+", command):
             part = re.sub(r"^(?:[A-Z_]+=\S*\s+)+", "", part)
             if not part.startswith(f"{program} ") or part.count(f"{program} ") > 1:
