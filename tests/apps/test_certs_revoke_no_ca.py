@@ -33,7 +33,9 @@ def test_revoke_without_a_ca_names_dir_as_issue_does(tmp_path: Path, kind: str) 
         folder.write_text("not a folder")
     revoke = _error_line(["certs", "revoke", "branch-001", "--dir", str(folder)])
     issue = _error_line(["certs", "issue", "branch-001", "--dir", str(folder)])
-    assert revoke == issue, (revoke, issue)
+    # the same words up to the way out, where issue adds 'secagg certs init' (a revocation
+    # is never a new CA's: tests/apps/test_certs_no_ca_advice.py)
+    assert issue.startswith(revoke), (revoke, issue)
     assert revoke.startswith("Error: Invalid value for --dir: CA certificate not found at")
     assert str(folder / "ca.pem") in revoke, revoke
     if kind == "empty folder":

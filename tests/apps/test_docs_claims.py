@@ -10,7 +10,13 @@ when the page is edited; one that reads the page fails on the edit. The classes:
   checks only that each option's name exists), and every ``secagg simulate`` line
   builds its run's config as the command would, so a line the command refuses (exit 2)
   cannot be shown as one to run; every ``python benchmarks/...`` line parses with the
-  script's own argparse parser;
+  script's own argparse parser; the ``secagg certs`` lines, cheap and making no file of
+  the reader's, are run as written, in each page's order, in a new folder;
+* every ``secagg ...`` command an inline span of the prose names exists with each flag
+  it passes, and where the span gives values (no placeholder) they parse as the
+  fenced lines' do, a ``secagg simulate`` span's into a config the command takes;
+  every config key the prose names (``[server] message_receive_timeout``,
+  ``branch.min_threshold``) is one its table's loader reads;
 * every ```toml block loads with the loader of its tables (``[federation]`` ...: the
   server's config; ``[branch]``: a branch's policy; ``[key_holder]``: the key holder's),
   as shown and with every commented-out ``key = value`` line switched on, since a reader
@@ -61,9 +67,11 @@ def _code_blocks(page: Path) -> list[tuple[str, str]]:
 
 def _commands_in(lines: list[str], program: str = "secagg") -> list[str]:
     """Each whole ``PROGRAM ...`` command of shell ``lines``: continuations joined,
-    comments and leading ``NAME=value`` settings dropped, ``a && b`` split. A synopsis
-    (``[--mechanism off|central]``, ``<run>``) and a diagram (two commands on one line)
-    are left to test_doc_snippets.py's option-name check."""
+    comments and leading ``NAME=value`` settings dropped, ``a && b`` split, and a
+    ``for b in X Y; do COMMAND $b ...; done`` loop one command per value (the bank-fraud
+    pilot issues its branches' certificates so). A synopsis (``[--mechanism
+    off|central]``, ``<run>``) and a diagram (two commands on one line) are left to
+    test_doc_snippets.py's option-name check."""
     found = []
     pending = ""
     for line in lines:
@@ -72,6 +80,12 @@ def _commands_in(lines: list[str], program: str = "secagg") -> list[str]:
         if command.endswith("\\"):
             pending = command[:-1]
             continue
+        loop = re.fullmatch(r"for (\w+) in ([^;]+); do (.+?);? done", command)
+        if loop:
+            name, values, body = loop.groups()
+            command = " && ".join(
+                re.sub(rf"\$\{{?{name}\b\}}?", value, body) for value in values.split()
+            )
         for part in re.split(r"\s+&&\s+", command):
             part = re.sub(r"^(?:[A-Z_]+=\S*\s+)+", "", part)
             if not part.startswith(f"{program} ") or part.count(f"{program} ") > 1:
@@ -193,6 +207,37 @@ def test_every_command_line_in_a_code_block_parses(
             raise AssertionError(f"{page}: {line}: secagg simulate refuses it: {exc}") from exc
 
 
+def _certificate_lines() -> dict[str, list[str]]:
+    """Each source's fenced ``secagg certs ...`` lines, in the order it gives them."""
+    found: dict[str, list[str]] = {}
+    for source, line in _block_commands():
+        if line.startswith("secagg certs "):
+            found.setdefault(source, []).append(line)
+    return found
+
+
+CERTIFICATE_LINES = _certificate_lines()
+
+
+@pytest.mark.parametrize("source", sorted(CERTIFICATE_LINES))
+def test_each_pages_certificate_commands_run_as_written(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``secagg certs`` lines a page shows, typed as written and in its order in a
+    new folder, each exit 0: they make no file of the reader's and cost well under a
+    second, so they are run, not only parsed. The walk-through of 2026-12-07 typed
+    docs/deployment.md's block: ``certs init``, ``certs issue branch-001``, then
+    ``certs revoke branch-017``, which refuses a name that has no certificate (exit 2,
+    "'branch-017' has no certificate in certs/clients (issued: branch-001)"). The block
+    now issues and the prose names the revocation of a branch that leaves; revoking
+    branch-001 there would have barred the branch the guide starts next."""
+    assert "docs/deployment.md" in CERTIFICATE_LINES, sorted(CERTIFICATE_LINES)
+    monkeypatch.chdir(tmp_path)
+    for line in CERTIFICATE_LINES[source]:
+        result = CliRunner().invoke(main, shlex.split(line)[1:])
+        assert result.exit_code == 0, f"{source}: {line}: {result.output}"
+
+
 def _made_by_the_block(page: str, name: str, folder: Path) -> bool:
     """Write ``folder / name`` as the page's ``grep -vE 'RE' SOURCE > name`` line makes
     it; False when no line of the page makes it."""
@@ -296,6 +341,124 @@ def test_every_python_script_line_in_a_code_block_parses(page: str, line: str) -
             del sys.modules[added]
 
 
+# --- the commands in the prose ---------------------------------------------------------------
+
+#: a word a page writes where the reader puts their own value (``--clients N``,
+#: ``--policy FILE``, ``--server H:P``, ``-z Z``)
+_PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_:]*$")
+
+
+def _inline_commands() -> list[tuple[str, str]]:
+    """(page, span) for each inline code span of the pages' prose that is a ``secagg``
+    command other than ``secagg bench`` (whose spans are whole commands, parsed above
+    as strictly as a fenced line): the prose names a command with the flags it speaks
+    of, ``secagg client --server 127.0.0.1:50051 --server-name fl.bank.internal``. A
+    line the program prints (``secagg server: stopped by SIGTERM ...``) is no command,
+    and an alternation (``secagg certs init/issue``) is each of its commands."""
+    found = []
+    for page in PAGES:
+        prose = re.sub(r"^```\w*\n.*?^```", "", page.read_text(), flags=re.M | re.S)
+        for span in re.findall(r"`([^`]+)`", prose):
+            line = " ".join(span.split())
+            if re.match(r"secagg [\w-]+:", line) or line.startswith("secagg bench "):
+                continue
+            for command in _commands_in([line]):
+                words = command.split()
+                at = next((i for i, w in enumerate(words[:3]) if "/" in w), None)
+                spelt = (
+                    [command]
+                    if at is None
+                    else [
+                        " ".join([*words[:at], w, *words[at + 1 :]]) for w in words[at].split("/")
+                    ]
+                )
+                found += [(str(page.relative_to(ROOT)), c) for c in spelt]
+    return found
+
+
+INLINE_COMMANDS = _inline_commands()
+
+
+def test_the_prose_names_commands_to_check() -> None:
+    """A parser that found none would pass every check below; the spans a newcomer
+    copies whole are among them."""
+    assert len(INLINE_COMMANDS) > 60, len(INLINE_COMMANDS)
+    assert {
+        (
+            "docs/privacy.md",
+            "secagg simulate --unit client --mechanism distributed --branches 4 --rounds 2",
+        ),
+        (
+            "docs/deployment.md",
+            "secagg certs init --server-name fl.bank.internal --server-name 127.0.0.1 --force",
+        ),
+        ("README.md", "secagg certs issue"),
+    } <= set(INLINE_COMMANDS)
+
+
+def _relaxed(command: click.Command, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let ``command`` parse without its required parameters: a span names a command
+    with some of its flags, and the rest of its line is the reader's."""
+    for parameter in command.params:
+        monkeypatch.setattr(parameter, "required", False)
+
+
+@pytest.mark.parametrize(
+    ("page", "span"), INLINE_COMMANDS, ids=[f"{p}: {c}" for p, c in INLINE_COMMANDS]
+)
+def test_every_command_in_the_prose_parses(
+    page: str, span: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command an inline span names exists, and so does each flag it passes; where
+    the span gives values (no placeholder such as ``N`` or ``FILE``), each is of its
+    flag's type and choices, and a ``secagg simulate`` span builds the run's config as
+    the command would. The required flags a span leaves out are the reader's. Until
+    2026-12-07 only fenced lines, and inline ``secagg bench`` ones, had their values
+    checked; a prose command was checked for its option names alone
+    (tests/integration/test_doc_snippets.py)."""
+    monkeypatch.chdir(ROOT)
+    words = shlex.split(span)[1:]
+    command: click.Command = main
+    parent = main.make_context("secagg", [], resilient_parsing=True)
+    name = "secagg"
+    while isinstance(command, click.Group) and words:
+        sub = command.get_command(parent, words[0])
+        assert sub is not None, f"{page}: {span}: {name} has no command {words[0]!r}"
+        if isinstance(sub, click.Group):
+            parent = click.Context(sub, info_name=words[0], parent=parent)
+        command, name, words = sub, words[0], words[1:]
+    if isinstance(command, click.Group) or not words:
+        return  # the span names a command (``secagg certs``, ``secagg client``)
+    flags = [w.split("=")[0] for w in words if w.startswith("-")]
+    unknown = [f for f in flags if f not in _options_of(command)]
+    assert not unknown, f"{page}: {span}: {name} has no option {unknown}"
+    if all(w.startswith("-") for w in words) or any(_PLACEHOLDER.match(w) for w in words):
+        return  # the span names flags (``--epsilon-budget --delta``), or shapes a line
+    _relaxed(command, monkeypatch)
+    try:
+        context = command.make_context(name, list(words), parent=parent)
+    except click.BadParameter as exc:
+        if _READERS_OWN.search(exc.format_message()):
+            return  # a file the reader makes (``--config federation.toml``)
+        raise AssertionError(f"{page}: {span}: {exc.format_message()}") from exc
+    except click.ClickException as exc:
+        raise AssertionError(f"{page}: {span}: {exc.format_message()}") from exc
+    if command.name == "simulate":
+        from secagg.apps.simulation.cli import build_config
+        from secagg.errors import ConfigurationError
+
+        values = dict(context.params)
+        config_file = values.pop("config_file")
+        for output_only in ("as_json", "quiet"):
+            del values[output_only]
+        if config_file is not None and not Path(config_file).exists():
+            return  # the reader's own file (a run folder's config.toml)
+        try:
+            build_config(config_file, values)
+        except ConfigurationError as exc:
+            raise AssertionError(f"{page}: {span}: secagg simulate refuses it: {exc}") from exc
+
+
 # --- the TOML blocks -----------------------------------------------------------------------
 
 #: a commented-out ``key = value`` line (not a comment's prose)
@@ -372,6 +535,78 @@ def test_every_toml_block_loads_with_its_loader(
     except Exception as exc:  # the loader's own words say which key
         raise AssertionError(f"{page}: {type(exc).__name__}: {exc}") from exc
     assert read, page
+
+
+# --- the config keys the prose names --------------------------------------------------------
+
+
+def _keys_of_each_table() -> dict[str, set[str]]:
+    """The keys each TOML table's loader reads: the server's config (``[federation]``
+    ...), a branch's and the key holder's policies, and ``secagg simulate --config``'s."""
+    from dataclasses import fields
+
+    from secagg.aggregation.keyholder_policy import POLICY_KEYS
+    from secagg.aggregation.policy import BranchPolicy
+    from secagg.apps.simulation.config import SECTIONS
+    from secagg.runtime import config
+
+    tables = {
+        "sampling": config.SamplingConfig,
+        "backend": config.BackendConfig,
+        "dp": config.DPSettings,
+        "deadlines": config.DeadlineConfig,
+        "server": config.ServerSettings,
+        "branch": BranchPolicy,
+    }
+    keys = {table: {f.name for f in fields(kind)} for table, kind in tables.items()}
+    keys["federation"] = {f.name for f in fields(config.FederationConfig)} - set(tables)
+    keys["key_holder"] = {*POLICY_KEYS, "key"}  # key: the command's, beside the policy's
+    assert not set(SECTIONS) & set(keys), "a simulate section shares a server table's name"
+    return keys | {section: set(names) for section, names in SECTIONS.items()}
+
+
+#: ``[dp] epsilon_budget`` (or ``[data] standardize = "secure"``) in a span of the prose
+_TABLE_KEY = re.compile(r"^\[(\w+)\] (\w+)\b")
+#: ``branch.max_clip``: the dotted spelling of the policies' and the configs' refusals.
+#: Not ``dp.``: docs/audit.md's ``dp.drawn_from`` ... are a ledger row's fields
+_DOTTED_KEY = re.compile(
+    r"^(branch|sampling|backend|deadlines|server|federation|data|privacy|training)\.(\w+)\b(?!\()"
+)
+#: a file's name, which the dotted spelling looks like (``server.pem``, ``federation.toml``)
+_FILE_NAME = re.compile(r"^\S+\.(?:key|pem|sqlite|toml|json|csv|md|py)$")
+
+
+def _prose_keys() -> list[tuple[str, str, str, str]]:
+    """(page, span, table, key) for each config key an inline span of the pages names."""
+    found = []
+    for page in PAGES:
+        prose = re.sub(r"^```\w*\n.*?^```", "", page.read_text(), flags=re.M | re.S)
+        for span in re.findall(r"`([^`]+)`", prose):
+            line = " ".join(span.split())
+            hit = _TABLE_KEY.match(line) or _DOTTED_KEY.match(line)
+            if hit and not _FILE_NAME.match(line.split(" ")[0]):
+                found.append((str(page.relative_to(ROOT)), line, hit.group(1), hit.group(2)))
+    return found
+
+
+def test_every_config_key_the_prose_names_is_its_loaders() -> None:
+    """A key the prose names (``[server] message_receive_timeout``, ``[data]
+    partition_column``, ``branch.min_threshold``) is one its table's loader reads: a
+    reader who copies it into the file gets the setting, not ``unknown keys in ...``.
+    The fenced TOML blocks are loaded whole above; until 2026-12-07 the keys of the prose
+    (README.md, the bank-fraud walk-through's ``[data]`` keys) were checked nowhere."""
+    keys = _keys_of_each_table()
+    named = _prose_keys()
+    assert len(named) > 60, len(named)
+    assert {table for _, _, table, _ in named} >= {"server", "dp", "data", "branch", "backend"}
+    wrong = [
+        f"{page}: `{span}`: [{table}] has no key {key!r}"
+        if table in keys
+        else f"{page}: `{span}`: no loader reads a [{table}] table"
+        for page, span, table, key in named
+        if key not in keys.get(table, set())
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 # --- the README's Commands table -----------------------------------------------------------

@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from secagg.aggregation.policy import BranchPolicy
 from secagg.apps.cli import main
+from secagg.apps.simulation.config import SimulationConfig
 from secagg.runtime.config import FederationConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,3 +296,45 @@ def test_the_bank_fraud_pilot_waits_for_branches_started_one_by_one() -> None:
 
 def _bank_fraud_config() -> FederationConfig:
     return FederationConfig.load(ROOT / "examples" / "bank_fraud" / "federation.toml")
+
+
+# --- the README's and the examples' k and t -------------------------------------------------
+
+
+def _params(clients: int, dropout: float, corrupt: float) -> tuple[int, int]:
+    """(k, t) as ``secagg params`` prints them for a cohort."""
+    result = _run(
+        "params", "--clients", str(clients), "--dropout", str(dropout), "--corrupt", str(corrupt)
+    )
+    found = re.match(r"k=(\d+) neighbours, t=(\d+) ", _one_line(result, 0))
+    assert found, result.output
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_the_readmes_k_and_t_are_what_secagg_params_prints() -> None:
+    """The README's first claim a newcomer can check, "k = 36, t = 19 for 1000 clients,
+    10% dropout, 5% corrupt", is what ``secagg params`` prints for that cohort (the
+    walk-through of 2026-12-07 ran it); and the example configs' "k = 36 neighbours, not
+    144 at 25 % / 25 %" are the command's at the example's own dropout and corrupt
+    fraction and at the simulator's defaults."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    claims = re.findall(
+        r"k = (\d+), t = (\d+) for (\d+) clients, (\d+)% dropout, (\d+)% corrupt", readme
+    )
+    assert claims, "the README's k and t sentence changed"
+    for k, t, clients, dropout, corrupt in claims:
+        shown = (int(k), int(t))
+        assert _params(int(clients), int(dropout) / 100, int(corrupt) / 100) == shown, claims
+    checked = []
+    for example in sorted((ROOT / "examples").glob("*.toml")):
+        text = " ".join(example.read_text().split())
+        for k, other in re.findall(r"k = (\d+) neighbours, not (\d+) at 25 % / 25 %", text):
+            config = SimulationConfig.load(example)
+            shown = _params(config.branches, config.tolerated_dropout, config.corrupt_fraction)
+            assert shown[0] == int(k), (example.name, shown)
+            # 25 % / 25 %: the simulator's defaults, which the example's keys replace
+            default = SimulationConfig()
+            assert (default.tolerated_dropout, default.corrupt_fraction) == (0.25, 0.25)
+            assert _params(config.branches, 0.25, 0.25)[0] == int(other), example.name
+            checked.append(example.name)
+    assert "many_participants.toml" in checked, checked

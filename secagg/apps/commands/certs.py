@@ -45,6 +45,32 @@ def _server_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def _no_ca(exc: MissingCertificate, directory: str, *, may_init: bool) -> click.BadParameter:
+    """``--dir``'s one line for a CA file that is not there, naming where a relative
+    ``--dir`` was read from and, where no CA is there at all, the way out.
+
+    Why: a newcomer who ran ``certs issue`` from another folder than the guide's
+    ``certs init`` read only ``CA certificate not found at certs/ca.pem`` (walk-through,
+    2026-12-07): nothing said the folder was the current one, nor that a CA is made by
+    ``certs init``. ``init`` is named for ``issue`` only, and only beside "or pass the
+    CA's folder": a second CA in the wrong folder issues certificates no server of the
+    first one accepts, and a revocation is never a new CA's."""
+    message = str(exc)
+    ca_file = devca.CaLayout(Path(directory)).ca_cert
+    if message != f"CA certificate not found at {ca_file}":
+        return click.BadParameter(message, param_hint="--dir")  # a file in the way: its own words
+    where = ""
+    if not Path(directory).is_absolute():
+        try:
+            where = f" (read from the current folder {Path.cwd()})"
+        except OSError:  # the current folder removed under the command
+            where = " (read from the current folder)"
+    way_out = "pass --dir the folder that holds the CA's ca.pem"
+    if may_init:
+        way_out += f", or make a CA there with 'secagg certs init --dir {directory}'"
+    return click.BadParameter(f"{message}{where}: {way_out}", param_hint="--dir")
+
+
 @certs.command("init")
 @_ca_folder_option
 @click.option(
@@ -91,7 +117,7 @@ def certs_issue(name: str, directory: str, force: bool) -> None:
     try:
         issued = devca.issue_client(directory, name, force=force)
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
-        raise click.BadParameter(str(exc), param_hint="--dir") from exc
+        raise _no_ca(exc, directory, may_init=True) from exc
     except ConfigurationError as exc:
         raise _ca_file_failure(exc) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
@@ -126,7 +152,7 @@ def certs_revoke(name: str, directory: str, force: bool) -> None:
         load_ca_certificate(devca.CaLayout(Path(directory)).ca_cert)
         devca.revoke(directory, name, force=force)
     except MissingCertificate as exc:  # the CA's files, not there or behind a file
-        raise click.BadParameter(str(exc), param_hint="--dir") from exc
+        raise _no_ca(exc, directory, may_init=False) from exc
     except devca.UnbarrableCertificate as exc:  # the machine's (1), or the file's (2)
         failure = _ca_file_failure(exc)
         if failure.exit_code == 1:

@@ -147,7 +147,23 @@ def _certs_error(exc: BaseException, name: str) -> click.ClickException:
     review, 2026-12-07). Never key material: the message names files and causes only."""
     if os_error_status(exc.__cause__) == 1:
         return machine_failure("--certs", _one_line(exc, name))
-    return click.BadParameter(_one_line(exc, name), param_hint="'--certs'")
+    message = _one_line(exc, name)
+    if message.startswith(f"certificate of client {name!r} not found at "):
+        message += f": {_issue_advice(name)}"
+    return click.BadParameter(message, param_hint="'--certs'")
+
+
+def _issue_advice(name: str) -> str:
+    """How a party without a certificate of its own name gets one.
+
+    Why: the walk-through of 2026-12-05 went from ``keyholder-init`` to ``keyholder``
+    and stopped at ``certificate of client 'compliance' not found at ...``, a line that
+    did not say the certificate is issued by ``secagg certs issue`` like a branch's
+    (the guide now has the step; the line says it too, walk-through of 2026-12-07)."""
+    return (
+        f"issue one with 'secagg certs issue {name}' where the CA is, then give this "
+        f"party its CA folder or its bundle (ca.pem, {name}.pem, {name}.key)"
+    )
 
 
 def _refuse_special_certificates(certificates: str, name: str) -> None:
