@@ -234,8 +234,17 @@ def _what_a_stop_keeps(state: str) -> str:
 
 def _ledger_head(path: str) -> tuple[int, str] | None:
     """The head (row count, hash) the ledger file at ``path`` holds now, read without
-    writing to it or beside it; None where there is no ledger file or it cannot be read
-    (a stop's line then says what it can without it)."""
+    writing to it or beside it; None where there is no ledger file, it cannot be read,
+    or its head row is not one the ledger's writer stores (a stop's line then says what
+    it can without it).
+
+    Why the head row is checked: it was taken as ``(int(seq), str(hash))``, so a file
+    whose head row is not the writer's (``seq`` NULL: a ``TypeError`` traceback from the
+    read that runs before every start, and in place of a stop's line; a BLOB hash
+    printed as ``3:b'\\x00\\xff'``, a head no ledger has and ``--expect-head`` refuses:
+    tests/apps/test_server_stop_head_unreadable.py). The row is not verified here (the
+    server's start and ``audit verify`` do that); it is only taken as a head if it is
+    shaped as one: a row count and 64 lower-case hex digits."""
     from secagg.ledger.chain import read_without_writing
 
     if not os.path.isfile(path):  # sqlite3 would create an empty file there
@@ -243,7 +252,16 @@ def _ledger_head(path: str) -> tuple[int, str] | None:
 
     def head(db: Any) -> tuple[int, str] | None:
         row = db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        if row is None:
+            return None
+        seq, digest = row
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            return None
+        if not isinstance(digest, str) or len(digest) != 64:
+            return None
+        if any(c not in "0123456789abcdef" for c in digest):
+            return None
+        return seq, digest
 
     try:
         return read_without_writing(path, head)
