@@ -203,11 +203,39 @@ def _say_head(server: Any) -> None:
     )
 
 
+#: the most items (a round, or a range of three or more consecutive ones) a line names
+#: one by one; more are said as their count, the first and the last
+ROUNDS_NAMED = 5
+
+
 def _rounds_named(numbers: list[int]) -> str:
-    """``round 3``, ``rounds 2 and 3``, ``rounds 2, 3 and 5``: the rebuilt rows' rounds."""
+    """``round 3``, ``rounds 2 and 3``, ``rounds 2, 3 and 5``, ``rounds 1 to 300 and
+    302``, ``40 rounds from 2 to 97``: the rounds of the rows a start wrote or rebuilt
+    (``numbers``: ascending, as the ledger holds them).
+
+    Why ranges and a bound: the stop's line named each round whose row the start wrote,
+    one by one, and a start that ran for days (a federation runs up to 10^9 rounds) was
+    stopped with one line of tens of kilobytes of round numbers, the head an auditor
+    must copy at its far end (tests/apps/test_server_stop_line_many_rows.py)."""
     if len(numbers) == 1:
         return f"round {numbers[0]}"
-    return f"rounds {', '.join(str(n) for n in numbers[:-1])} and {numbers[-1]}"
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    items: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            items.append(f"{run[0]} to {run[-1]}")
+        else:
+            items.extend(str(n) for n in run)
+    if len(items) > ROUNDS_NAMED:
+        return f"{len(numbers)} rounds from {numbers[0]} to {numbers[-1]}"
+    if len(items) == 1:
+        return f"rounds {items[0]}"
+    return f"rounds {', '.join(items[:-1])} and {items[-1]}"
 
 
 def _what_a_stop_keeps(state: str) -> str:
