@@ -3071,7 +3071,10 @@ class FederationServer:
         cause = " ".join(str(exc).split()) or type(exc).__name__
         asked = stop_behind(exc)  # the record's, or an interrupt in the chain (no handlers)
         if isinstance(exc, KeyboardInterrupt):
-            self._backfill_stopped = _stop_name(exc)
+            # the first stop recorded, as the round's handler and the command's line name
+            # it: a second signal's interrupt ending the rebuild named itself
+            # (tests/runtime/test_rebuild_second_stop_named_first.py)
+            self._backfill_stopped = _stop_name(exc) if asked is None else stop_name(asked)
             log.warning(
                 "the server was stopped by %s while it rebuilt its ledger's missing rows: "
                 "the next start rebuilds those still missing",
