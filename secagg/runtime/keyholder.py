@@ -40,6 +40,7 @@ from secagg.transport.base import ClientEndpoint, NotConnected, TransportError
 from secagg.transport.waiting import (
     raise_if_stop_asked,
     raise_stop_within,
+    stop_asked,
     stop_behind,
 )
 
@@ -301,7 +302,11 @@ class KeyHolderService:
                     if reply is not None:
                         # a stop swallowed in the decryption (CKKS's C calls) releases
                         # nothing: the sum stays unsent, its decryption counted, as for a
-                        # reply lost with its session (second review of the stop record)
+                        # reply lost with its session (second review of the stop record);
+                        # said, as the stop's other forms say it
+                        # (tests/runtime/test_keyholder_plain_stop_spent.py)
+                        if spent and stop_asked() is not None:
+                            self._log_spent(before)
                         raise_if_stop_asked()
                         try:
                             self._send_reply(payload, reply, spent=spent)
@@ -486,6 +491,13 @@ class KeyHolderService:
             )
             log.debug("the request's traceback", exc_info=True)
             return self._refusal(relay, exc)
+        except KeyboardInterrupt:
+            # the stop itself (Python's Ctrl-C where the decryption's Python code was, a
+            # StopAsked): a decryption it spent is said as for the stop's other forms;
+            # it passed the catch-all above unsaid
+            # (tests/runtime/test_keyholder_plain_stop_spent.py)
+            self._log_spent(before)
+            raise
         self.answered += 1
         self._refusals.reset()  # a request answered: the session makes progress
         if self.decryptions != before:

@@ -509,6 +509,10 @@ class FederationServer:
         # the stop (its signal's name) that ended that round, None for an error: the
         # ServerStopped after it says which (_refuse_after_failure)
         self._round_stopped_by: str | None = None
+        # the live round whose records are whole (its state's row finished, its ledger
+        # row appended: _record), or None; a stop after them leaves the next start
+        # nothing to settle, and the ServerStopped after it says so
+        self._recorded_round: int | None = None
         #: whether close() was called (ServerStopped after it)
         self._closed = False
 
@@ -1158,6 +1162,22 @@ class FederationServer:
                 f"({self._backfill_failed}) and runs no rounds: start a new server on its "
                 "state once the cause is mended; it rebuilds them first"
             )
+        if (
+            self._failed_round is not None
+            and self._round_stopped_by is not None
+            and self._recorded_round == self._failed_round
+        ):
+            # a stop while the round's end went out or its line was logged: its state
+            # and its ledger hold it whole, and "it settles round N first (recorded
+            # aborted, or its missing ledger row rebuilt)" promised the operator a repair
+            # the next start never makes (tests/runtime/test_round_stop_after_record_said.py)
+            kept = "its state and its ledger" if self.ledger is not None else "its state"
+            raise ServerStopped(
+                f"this server was stopped by {self._round_stopped_by} in round "
+                f"{self._failed_round}, after round {self._failed_round} was recorded in "
+                f"{kept}, and runs no more rounds: start a new server on its state, which "
+                f"resumes after round {self._failed_round}"
+            )
         if self._failed_round is not None and self._round_stopped_by is not None:
             # a Ctrl-C or SIGTERM (or a stop that surfaced as another error): read as "on
             # an error in round N", it sent the operator looking for a failure that never
@@ -1216,6 +1236,7 @@ class FederationServer:
         self._refusals = {}
         self._writing = None
         self._refuse_after_failure()
+        self._recorded_round = None
         ended = False
         try:
             result = self._round(number, participants)
@@ -2865,6 +2886,8 @@ class FederationServer:
         ``reconstruction``: the row is rebuilt from the state after a crash, and this
         says why and which fields the state held (``finished_at``: the state's)."""
         if self.ledger is None:
+            if reconstruction is None:
+                self._recorded_round = result.number  # the state's write was its record
             return
         cfg = self.config
         charged = result.status == "complete" or sum_revealed
@@ -2904,6 +2927,8 @@ class FederationServer:
         )
         self.ledger.append(entry.row(self.ledger.key.identity_hash))
         self._writing = None
+        if reconstruction is None:  # the live round's records are whole
+            self._recorded_round = result.number
         self._log_head(result.number)
 
     def _log_head(self, number: int) -> None:
@@ -3046,7 +3071,10 @@ class FederationServer:
         cause = " ".join(str(exc).split()) or type(exc).__name__
         asked = stop_behind(exc)  # the record's, or an interrupt in the chain (no handlers)
         if isinstance(exc, KeyboardInterrupt):
-            self._backfill_stopped = _stop_name(exc)
+            # the first stop recorded, as the round's handler and the command's line name
+            # it: a second signal's interrupt ending the rebuild named itself
+            # (tests/runtime/test_rebuild_second_stop_named_first.py)
+            self._backfill_stopped = _stop_name(exc) if asked is None else stop_name(asked)
             log.warning(
                 "the server was stopped by %s while it rebuilt its ledger's missing rows: "
                 "the next start rebuilds those still missing",

@@ -203,11 +203,39 @@ def _say_head(server: Any) -> None:
     )
 
 
+#: the most items (a round, or a range of three or more consecutive ones) a line names
+#: one by one; more are said as their count, the first and the last
+ROUNDS_NAMED = 5
+
+
 def _rounds_named(numbers: list[int]) -> str:
-    """``round 3``, ``rounds 2 and 3``, ``rounds 2, 3 and 5``: the rebuilt rows' rounds."""
+    """``round 3``, ``rounds 2 and 3``, ``rounds 2, 3 and 5``, ``rounds 1 to 300 and
+    302``, ``40 rounds from 2 to 97``: the rounds of the rows a start wrote or rebuilt
+    (``numbers``: ascending, as the ledger holds them).
+
+    Why ranges and a bound: the stop's line named each round whose row the start wrote,
+    one by one, and a start that ran for days (a federation runs up to 10^9 rounds) was
+    stopped with one line of tens of kilobytes of round numbers, the head an auditor
+    must copy at its far end (tests/apps/test_server_stop_line_many_rows.py)."""
     if len(numbers) == 1:
         return f"round {numbers[0]}"
-    return f"rounds {', '.join(str(n) for n in numbers[:-1])} and {numbers[-1]}"
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    items: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            items.append(f"{run[0]} to {run[-1]}")
+        else:
+            items.extend(str(n) for n in run)
+    if len(items) > ROUNDS_NAMED:
+        return f"{len(numbers)} rounds from {numbers[0]} to {numbers[-1]}"
+    if len(items) == 1:
+        return f"rounds {items[0]}"
+    return f"rounds {', '.join(items[:-1])} and {items[-1]}"
 
 
 def _what_a_stop_keeps(state: str) -> str:
@@ -234,8 +262,17 @@ def _what_a_stop_keeps(state: str) -> str:
 
 def _ledger_head(path: str) -> tuple[int, str] | None:
     """The head (row count, hash) the ledger file at ``path`` holds now, read without
-    writing to it or beside it; None where there is no ledger file or it cannot be read
-    (a stop's line then says what it can without it)."""
+    writing to it or beside it; None where there is no ledger file, it cannot be read,
+    or its head row is not one the ledger's writer stores (a stop's line then says what
+    it can without it).
+
+    Why the head row is checked: it was taken as ``(int(seq), str(hash))``, so a file
+    whose head row is not the writer's (``seq`` NULL: a ``TypeError`` traceback from the
+    read that runs before every start, and in place of a stop's line; a BLOB hash
+    printed as ``3:b'\\x00\\xff'``, a head no ledger has and ``--expect-head`` refuses:
+    tests/apps/test_server_stop_head_unreadable.py). The row is not verified here (the
+    server's start and ``audit verify`` do that); it is only taken as a head if it is
+    shaped as one: a row count and 64 lower-case hex digits."""
     from secagg.ledger.chain import read_without_writing
 
     if not os.path.isfile(path):  # sqlite3 would create an empty file there
@@ -243,7 +280,16 @@ def _ledger_head(path: str) -> tuple[int, str] | None:
 
     def head(db: Any) -> tuple[int, str] | None:
         row = db.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        if row is None:
+            return None
+        seq, digest = row
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            return None
+        if not isinstance(digest, str) or len(digest) != 64:
+            return None
+        if any(c not in "0123456789abcdef" for c in digest):
+            return None
+        return seq, digest
 
     try:
         return read_without_writing(path, head)
