@@ -175,6 +175,19 @@ class KeyHolderRun:
         return self.outcome == "finished"
 
 
+def _raise_stop_behind(exc: BaseException) -> None:
+    """Raise the stop ``exc`` surfaced from, if it did (:func:`stop_behind`): the very
+    interrupt where the chain has one, else :class:`StopAsked` for the recorded stop.
+
+    Why: the key holder's catch-alls that only log and serve on looked at the chain
+    alone, so a SIGTERM recorded while a library raised its own error there (the
+    request's reply built, the clamp note written) logged one ERROR line before the
+    next turn of the loop ended the key holder on the stop anyway."""
+    if stop_behind(exc) is not None:
+        raise_stop_within(exc)
+        raise_if_stop_asked()
+
+
 class KeyHolderService:
     """Serves a helper session's requests from the federation server.
 
@@ -400,7 +413,9 @@ class KeyHolderService:
         try:
             say()
         except Exception as exc:  # its own log lines only: never stop serving for them
-            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+            # a Ctrl-C or SIGTERM that surfaced as this (in the chain, or recorded while a
+            # library raised its own error): the stop, not one more ERROR line beside it
+            _raise_stop_behind(exc)
             log.error("%s: its notes on the last request failed: %r", self.name, exc)
 
     def _repeat(self, payload: bytes) -> bool:
@@ -594,7 +609,7 @@ class KeyHolderService:
             refusal = build(error)
             return None if refusal is None else encode_message(Relay(relay.round, refusal))
         except Exception as exc:  # never let a refusal stop the key holder
-            raise_stop_within(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
+            _raise_stop_behind(exc)  # a Ctrl-C or SIGTERM that surfaced as this: the stop
             # logged once: a server's junk must not make this a line per request
             level = logging.DEBUG if self._refusal_failed else logging.ERROR
             self._refusal_failed = True
