@@ -68,12 +68,18 @@ class Variant:
     momentum: float = 0.0
     #: the federation's per-customer clip; None: the defaults' (``config.dp_clip``)
     clip: float | None = None
+    #: the server's step: "sgd" (FedAvg / FedAvgM) or "adam" (FedAdam, Reddi et al. 2021:
+    #: betas 0.9, 0.99; ``adam_tau`` its adaptivity; post-processing of the noised means)
+    optimizer: str = "sgd"
+    adam_tau: float = 1e-3
 
 
 def parse_variant(text: str) -> Variant:
     """``rounds:learning_rate``, ``rounds:learning_rate:0`` (no noise),
     ``rounds:learning_rate:1:momentum`` (the server's FedAvgM momentum, noised) or
     ``rounds:learning_rate:1:momentum:clip`` (and the federation's per-customer clip)."""
+    if text.startswith("adam:"):
+        return _parse_adam(text)
     parts = text.split(":")
     try:
         if len(parts) not in (2, 3, 4, 5) or (len(parts) >= 3 and parts[2] not in ("0", "1")):
@@ -92,6 +98,44 @@ def parse_variant(text: str) -> Variant:
             "(e.g. 30:2, 30:0.5:1:0.8 or 30:2:1:0:5)"
         ) from None
     return Variant(text, rounds, rate, len(parts) == 2 or parts[2] == "1", momentum, clip)
+
+
+def _parse_adam(text: str) -> Variant:
+    """``adam:rounds:learning_rate[:tau]``: the server's FedAdam step, noised."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (3, 4):
+            raise ValueError
+        rounds, rate = int(parts[1]), float(parts[2])
+        tau = float(parts[3]) if len(parts) == 4 else 1e-3
+        if rounds < 1 or not rate > 0 or not (tau > 0 and np.isfinite(tau)):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(
+            f"error: --variants: {text!r} is not adam:rounds:learning_rate[:tau] "
+            "(e.g. adam:30:0.01 or adam:30:0.01:1e-4)"
+        ) from None
+    return Variant(text, rounds, rate, optimizer="adam", adam_tau=tau)
+
+
+def fedadam_step(
+    model: np.ndarray,
+    mean: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    number: int,
+    learning_rate: float,
+    tau: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model and moments after FedAdam's ``number``-th step (1-based) on ``mean``:
+    betas 0.9 and 0.99, bias-corrected, ``tau`` added to the root of the second moment
+    (Reddi et al. 2021, Algorithm 2, with Adam's bias correction). The server sees only
+    the noised mean, so this is post-processing: no privacy cost."""
+    first = 0.9 * first + 0.1 * mean
+    second = 0.99 * second + 0.01 * mean**2
+    corrected = first / (1 - 0.9**number)
+    scale = np.sqrt(second / (1 - 0.99**number)) + tau
+    return model + learning_rate * corrected / scale, first, second
 
 
 #: per seed: the configuration, branches, prior and the real baselines
@@ -146,7 +190,8 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         else fraud_loss(config.positive_weight)
     )
     velocity = np.zeros(model.size)
-    for _ in range(variant.rounds):
+    second = np.zeros(model.size)  # FedAdam's second moment
+    for number in range(1, variant.rounds + 1):
         step = np.zeros(model.size)
         for trainer in trainers:
             trainer.load(model.astype(np.float32))
@@ -156,6 +201,11 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
             )
         if z:
             step += gaussian(z * record_clip, model.size, stream)
+        if variant.optimizer == "adam":
+            model, velocity, second = fedadam_step(
+                model, step, velocity, second, number, variant.learning_rate, variant.adam_tau
+            )
+            continue
         velocity = variant.momentum * velocity + step
         model = model + variant.learning_rate * velocity
     scores = {}
@@ -172,6 +222,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         "server_learning_rate": variant.learning_rate,
         "server_momentum": variant.momentum,
         "clip": resized.dp_clip,
+        "optimizer": variant.optimizer,
         "noise_multiplier": z,
         "federated_auprc": federated["pooled"]["auprc"],
         "local_only_auprc": local["pooled"]["auprc"],

@@ -67,6 +67,10 @@ def test_the_command_refuses_the_reported_seeds_and_malformed_variants(probe):
         ["--seeds", "1000", "--variants", "30:2:1:0:inf"],
         ["--seeds", "1000", "--variants", "30:2:1:0:5:1"],
         ["--seeds", "1000", "--variants", "30:2", "--shipped", "30"],
+        ["--seeds", "1000", "--variants", "adam:30"],
+        ["--seeds", "1000", "--variants", "adam:30:0"],
+        ["--seeds", "1000", "--variants", "adam:30:0.03:-1"],
+        ["--seeds", "1000", "--variants", "adam:30:0.03:1e-3:9"],
     ):
         with pytest.raises(SystemExit) as raised:
             probe.main(argv)
@@ -150,3 +154,43 @@ def test_the_clip_sizes_the_gradient_sums_and_the_noise(probe):
     shipped_noise = probe.probe_seed(1000, probe.parse_variant("2:2"), base)
     assert noised["clip"] == 5.0
     assert noised["noise_multiplier"] == pytest.approx(shipped_noise["noise_multiplier"], rel=0.1)
+
+
+def test_an_adam_variant_names_the_servers_fedadam_step(probe):
+    adam = probe.parse_variant("adam:30:0.03")
+    assert (adam.optimizer, adam.rounds, adam.learning_rate, adam.adam_tau) == (
+        "adam",
+        30,
+        0.03,
+        1e-3,
+    )
+    assert adam.noised and adam.momentum == 0.0 and adam.clip is None
+    assert probe.parse_variant("adam:10:0.01:1e-4").adam_tau == 1e-4
+    assert probe.parse_variant("30:2").optimizer == "sgd"
+
+
+def test_fedadam_steps_each_coordinate_by_the_ratio_of_its_moments(probe):
+    """FedAdam's first step moves every coordinate by about the learning rate in its
+    mean's direction (m_hat / sqrt(v_hat) is the sign), whatever the mean's size, where
+    FedAvg steps by the mean itself; later steps follow Adam's recurrences."""
+    import numpy as np
+
+    mean = np.array([1e-4, -3.0, 50.0, 0.0])
+    zeros = np.zeros(4)
+    model, first, second = probe.fedadam_step(zeros, mean, zeros, zeros, 1, 0.1, 1e-12)
+    assert model == pytest.approx([0.1, -0.1, 0.1, 0.0], rel=1e-6)
+    # by hand: the second step, a new mean, the moments' recurrences and corrections
+    again = np.array([2e-4, 1.0, 50.0, 1.0])
+    m = 0.9 * first + 0.1 * again
+    v = 0.99 * second + 0.01 * again**2
+    expected = model + 0.1 * (m / (1 - 0.81)) / (np.sqrt(v / (1 - 0.99**2)) + 1e-3)
+    stepped, m2, v2 = probe.fedadam_step(model, again, first, second, 2, 0.1, 1e-3)
+    assert stepped == pytest.approx(expected, rel=1e-12)
+    assert m2 == pytest.approx(m) and v2 == pytest.approx(v)
+
+
+def test_an_adam_row_names_its_optimizer(probe):
+    base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
+    row = probe.probe_seed(1000, probe.parse_variant("adam:1:0.05"), base)
+    assert row["optimizer"] == "adam" and row["noise_multiplier"] > 0
+    assert probe.probe_seed(1000, probe.parse_variant("1:2:0"), base)["optimizer"] == "sgd"
