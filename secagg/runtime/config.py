@@ -761,10 +761,11 @@ class FederationConfig:
             math.isfinite(self.server_momentum) and 0 <= self.server_momentum < 1,
             f"federation.server_momentum must lie in [0, 1), not {self.server_momentum!r}",
         )
+        named = _shown_value(self.server_optimizer)  # a pasted blob is not echoed whole
         _require(
             self.server_optimizer in SERVER_OPTIMIZERS,
             f"federation.server_optimizer must be one of {', '.join(map(repr, SERVER_OPTIMIZERS))}"
-            f", not {_shown_value(self.server_optimizer)}",
+            f", not {named if len(named) <= 60 else named[:57] + '...'}",
         )
         _require(
             math.isfinite(self.server_adam_tau) and 0 < self.server_adam_tau <= MAX_SERVER_ADAM_TAU,

@@ -115,3 +115,10 @@ def test_the_config_docs_name_the_new_keys() -> None:
     assert "server_optimizer" in head and "server_adam_tau" in head
     privacy = (ROOT / "docs" / "privacy.md").read_text()
     assert "server_optimizer" in privacy
+
+
+def test_a_long_unknown_optimizer_is_not_echoed_whole() -> None:
+    """A pasted blob as the optimizer's name is named, not printed back in full."""
+    with pytest.raises(ConfigurationError, match=r"federation\.server_optimizer") as refused:
+        FederationConfig.from_dict(_data(server_optimizer="x" * 100_000))
+    assert len(str(refused.value)) < 200
