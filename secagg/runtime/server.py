@@ -1490,10 +1490,13 @@ class FederationServer:
             knobs = (
                 "server_adam_tau" if self.config.server_optimizer == "adam" else "server_momentum"
             )
-            reason = (
+            what = (
                 f"the updated model has {bad} non-finite parameters (inf or nan)"
-                + ("" if bad else " but the server optimizer's moments have")
-                + ": the previous model is kept; check federation.server_learning_rate "
+                if bad
+                else "the server optimizer's moments are not finite (inf or nan)"
+            )
+            reason = (
+                f"{what}: the previous model is kept; check federation.server_learning_rate "
                 f"and {knobs}"
             )
             return self._abort(

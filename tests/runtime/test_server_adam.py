@@ -8,6 +8,7 @@ must step exactly as that probe did (Reddi et al. 2021, with Adam's bias correct
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from pathlib import Path
@@ -154,6 +155,8 @@ def _run(
             (server.model.copy(), server._velocity.copy(), server._second.copy(), server._steps)
         )
         out = release(*args, **kwargs)
+        if "mean_as" in run:
+            out = dataclasses.replace(out, mean=run["mean_as"](out.mean))
         means.append(np.array(out.mean, dtype=np.float64, copy=True))
         hook = run.get("before_step")
         if hook is not None:
@@ -234,3 +237,17 @@ def test_the_adam_state_restarts_at_zero_with_a_new_server(tmp_path: Path) -> No
     assert np.array_equal(resumed.model, first.model)
     assert resumed._steps == 0
     assert not resumed._velocity.any() and not resumed._second.any()
+
+
+def test_a_step_whose_moments_overflow_is_refused_and_keeps_the_state(tmp_path: Path) -> None:
+    """A released mean whose square overflows (stood in by scaling the real one: a
+    clipped mean never gets there) leaves the model finite, its steps being 0, but the
+    second moment inf, which would freeze every coordinate at a zero step from then on:
+    the round aborts, naming the moments, and model and moments stay as they were."""
+    config = _config(server_optimizer="adam", rounds=1)
+    server, _, _ = _run(config, tmp_path, rounds=1, mean_as=lambda m: m * 1e200, max_attempts=1)
+    assert [r.status for r in server.results] == ["aborted"]  # type: ignore[attr-defined]
+    assert "moments are not finite" in str(server.results[0].reason)  # type: ignore[attr-defined]
+    assert not server.model.any()
+    assert not server._velocity.any() and not server._second.any()
+    assert server._steps == 0
