@@ -31,9 +31,11 @@ from secagg.runtime.config import (
     MAX_DIMENSION,
     MAX_ROUNDS,
     MAX_SEED,
+    MAX_SERVER_ADAM_TAU,
     MAX_SERVER_LEARNING_RATE,
     MIN_SESSION_RATE,
     NAME_PATTERN,
+    SERVER_OPTIMIZERS,
     FederationConfig,
     _section_keys,
     min_connections,
@@ -169,7 +171,11 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         "federation.rounds": _count(c.rounds, 1) and c.rounds <= MAX_ROUNDS,
         "federation.server_learning_rate": _positive(c.server_learning_rate)
         and c.server_learning_rate <= MAX_SERVER_LEARNING_RATE,
-        "federation.server_momentum": _fraction(c.server_momentum),
+        "federation.server_momentum": _fraction(c.server_momentum)
+        and (c.server_optimizer != "adam" or c.server_momentum == 0),
+        "federation.server_optimizer": c.server_optimizer in SERVER_OPTIMIZERS,
+        "federation.server_adam_tau": _positive(c.server_adam_tau)
+        and c.server_adam_tau <= MAX_SERVER_ADAM_TAU,
         # simulate's range: 0 .. 2**32 - 1 (it is hashed in decimal here, never stored)
         "federation.seed": c.seed is None
         or (isinstance(c.seed, int) and c.seed is not True and 0 <= c.seed <= MAX_SEED),
