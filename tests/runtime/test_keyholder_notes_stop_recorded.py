@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -51,34 +52,28 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _after_reply(holder: KeyHolderService) -> object:
+    return holder._after_reply()
+
+
+def _refused_request(holder: KeyHolderService) -> object:
+    return holder._answer(encode_message(Relay(1, b"request")))
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_recorded_while_the_notes_fail_is_the_stop(
-    caplog: pytest.LogCaptureFixture, signum: int
+@pytest.mark.parametrize("step", [_after_reply, _refused_request], ids=["notes", "refusal"])
+def test_a_stop_recorded_while_the_notes_or_a_refusal_fail_is_the_stop(
+    caplog: pytest.LogCaptureFixture, signum: int, step: Callable[[KeyHolderService], object]
 ) -> None:
     holder = KeyHolderService("compliance", None, _Session(signum))  # type: ignore[arg-type]
     try:
         with caplog.at_level(logging.INFO, logger="secagg.keyholder"):
             with pytest.raises(StopAsked) as stopped:
-                holder._after_reply()
+                step(holder)
     finally:
         forget_stop()
     assert stopped.value.signum == signum
     assert _errors(caplog) == []
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_recorded_while_a_refusal_is_built_is_the_stop(
-    caplog: pytest.LogCaptureFixture, signum: int
-) -> None:
-    holder = KeyHolderService("compliance", None, _Session(signum))  # type: ignore[arg-type]
-    try:
-        with caplog.at_level(logging.INFO, logger="secagg.keyholder"):
-            with pytest.raises(StopAsked) as stopped:
-                holder._answer(encode_message(Relay(1, b"request")))
-    finally:
-        forget_stop()
-    assert stopped.value.signum == signum
-    assert not any("could not build a refusal" in m for m in _errors(caplog))
 
 
 def test_without_a_stop_both_failures_are_logged_and_served_on(
