@@ -244,3 +244,18 @@ def test_a_misspelt_key_names_the_file_and_the_key(
         with pytest.raises(ConfigurationError) as caught:
             build_config(str(path), {})
     assert str(caught.value).startswith(f"--config {path}: unknown key {section}."), caught.value
+
+
+def test_a_data_refusal_naming_no_key_of_the_file_is_not_blamed_on_it(tmp_path: Path) -> None:
+    """``--path F.csv`` without a fraud row, beside a file that sets only the branches:
+    the CSV's own line, without ``--config`` (the file is not what the user fixes)."""
+    lines = ["amount,velocity,is_fraud"] + [f"{i % 7},{i % 3},0" for i in range(400)]
+    data = tmp_path / "no-fraud.csv"
+    data.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "team-shared.toml"
+    config.write_text("[simulation]\nbranches = 3\n")
+    args = ["simulate", "--config", str(config), "--data", "csv", "--path", str(data)]
+    args += ["--label", "is_fraud", "--out", str(tmp_path / "run"), "--quiet"]
+    line = _line(CliRunner().invoke(main, args))
+    assert line.startswith(f"Error: {data}: the label 'is_fraud' has no positive"), line
+    assert str(config) not in line, line

@@ -283,18 +283,25 @@ def _file_mistake(message: str, from_file: dict[str, Any], typed: Iterable[str])
     positive`` over a file's ``epsilon = 3``) stays the flags': the file is not what
     the user changes. One that names both (``privacy.epsilon`` beside ``--mechanism
     off``) names the file and the flag, either of which the user may change."""
-    for name in from_file:
-        if name not in SECTION_OF:
-            continue
-        section = re.escape(SECTION_OF[name])
-        pattern = rf"(?<![\w.])(?:{section}\.{re.escape(name)}|\[{section}\] {re.escape(name)})\b"
-        if re.search(pattern, message):
-            return True
-    return not any(
+    return _names_a_file_key(message, from_file) or not any(
         re.search(rf"(?<![\w-]){re.escape(FLAGS[name])}(?![\w-])", message)
         for name in typed
         if name in FLAGS
     )
+
+
+def _names_a_file_key(message: str, from_file: dict[str, Any]) -> bool:
+    """Whether ``message`` names a key the ``--config`` file set, as ``section.key`` or
+    ``[section] key``. Alone it decides for a refusal met once the run reads its data
+    (a ``data.label`` its CSV lacks): such a line may name neither a key nor a flag (the
+    CSV's own words), and is then not blamed on the file."""
+    for name in from_file:
+        if name not in SECTION_OF:
+            continue
+        section, field = re.escape(SECTION_OF[name]), re.escape(name)
+        if re.search(rf"(?<![\w.])(?:{section}\.{field}|\[{section}\] {field})\b", message):
+            return True
+    return False
 
 
 def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> SimulationConfig:
@@ -796,7 +803,7 @@ def _with_progress(
     """``job(config, out[, progress])`` behind the progress bar (if any), its data errors
     naming each field as the user set it, and raised as one usage line: one of the
     ``--config`` file's (a ``data.label`` its CSV lacks) names the file first
-    (:func:`_file_mistake`)."""
+    (:func:`_names_a_file_key`)."""
     try:
         with spelled_for(flags=typed, file_keys=from_file):
             if progress_bar is None:
@@ -806,7 +813,7 @@ def _with_progress(
     except ConfigurationError as exc:
         with spelled_for(flags=typed, file_keys=from_file):
             message = _no_label_column(exc, config) or str(exc)
-        if config_file is not None and _file_mistake(message, from_file, typed):
+        if config_file is not None and _names_a_file_key(message, from_file):
             message = in_file("--config", config_file, message)
         raise click.UsageError(message) from exc
     except TransportError as exc:  # the Ray engine's client hosts failed to start
