@@ -259,5 +259,6 @@ def test_a_named_pipe_the_key_holders_policy_names_is_one_line(
     what = "a key file" if key == "key" else "a key holder state file"
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [
-        f"secagg keyholder: b1: [key_holder] {key} (--policy): {fifo} is a named pipe, not {what}"
+        f"secagg keyholder: b1: [key_holder] {key} (--policy {policy}): {fifo} is a named pipe, "
+        f"not {what}"
     ], lines

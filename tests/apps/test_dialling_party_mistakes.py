@@ -188,7 +188,7 @@ def test_a_policy_key_without_a_config_is_named_as_the_policy_key(
     policy.write_text(f'[key_holder]\nkey = "{places["key"]}"\n')
     args = _keyholder(places, "--policy", str(policy))
     line = _one_line(_invoke(args), args)
-    assert "[key_holder] key (--policy) needs --config" in line, line
+    assert f"[key_holder] key (--policy {policy}) needs --config" in line, line
     assert "--key needs" not in line, line
 
 
@@ -241,6 +241,7 @@ def test_plain_beside_a_guard_it_defeats_is_refused(
         policy = tmp_path / "policy.toml"
         policy.write_text(f"[branch]\n{table}")
         extra += ["--policy", str(policy)]
+        words = words.replace("(--policy)", f"(--policy {policy})")  # the file named
     args = _client(places, *extra)
     line = _one_line(_invoke(args), args)
     assert words in line and "in clear" in line, line
@@ -254,6 +255,7 @@ def test_backends_no_round_can_satisfy_are_one_line_before_dialling(
     policy.write_text(f"[branch]\n{table}")
     args = _client(places, *flags, "--policy", str(policy))
     line = _one_line(_invoke(args), args)
+    words = words.replace("(--policy)", f"(--policy {policy})")  # the file named
     assert words in line and "every round would be refused" in line, line
 
 

@@ -259,7 +259,7 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
     except ConfigurationError as exc:
         # quoted, as click names every flag ("Invalid value for '--config'"): it read
         # "Invalid value for --config" beside "Invalid value for '--config'" for a folder
-        raise click.BadParameter(str(exc), param_hint="'--config'") from exc
+        raise click.BadParameter(_in_config(config, exc), param_hint="'--config'") from exc
     except OSError as exc:  # no permission, an I/O error: the machine's (exit 1)
         if os_error_status(exc) == 1:
             raise machine_failure("--config", _environment_cause(exc)) from None
@@ -290,6 +290,22 @@ def _expected(config: str | None) -> ExpectedPrivacy | None:
             else {}
         ),
     )
+
+
+def _in_config(path: str, exc: ConfigurationError) -> str:
+    """A federation config's refusal as one line that names the file once, after the
+    flag click names: ``Invalid value for '--config': F: [federation] dimension must be
+    an integer``; a message that names the file already (``F is not valid TOML``, ``no
+    configuration file at F``) is left as it is.
+
+    Why: only those two named it; a bad value, a misspelt key or section, a type error
+    or an empty file said ``Invalid value for '--config': [federation] lacks name,
+    clients, dimension``, and an auditor who checks a ledger against several
+    federations' files could not tell which was wrong (as ``secagg simulate --config``,
+    newcomer walk-through, 2026-12-07; the party commands say ``--config F: ...``)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    named = re.search(rf"(?<!\S){re.escape(path)}(?=$|[\s:,])", message) is not None
+    return message if named else f"{path}: {message}"
 
 
 def _usage_error(exc: ConfigurationError) -> click.UsageError:

@@ -23,6 +23,7 @@ from secagg.apps.commands.common import (
     _party_environment_failure,
     _path_read_failure,
     _state_file_status,
+    in_file,
 )
 from secagg.apps.commands.dialling import (
     DEFAULT_MESSAGE_BYTES,
@@ -480,11 +481,22 @@ def _budget_summary(stats: Any) -> str:
 
 
 def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy:
-    """The ``[branch]`` table of ``path`` (if given), overridden by the options set."""
+    """The ``[branch]`` table of ``path`` (if given), overridden by the options set.
+
+    A mistake of the file names it (``--policy F: branch.max_clip must be ...``), as
+    ``secagg server --config F`` names its file: ``branch.max_clip must be positive``
+    alone did not say which of a branch's files was wrong (as ``secagg simulate
+    --config``, newcomer walk-through, 2026-12-07). A value typed as an option is named
+    as that option, not as the file's key."""
     from dataclasses import fields
 
     known = [field.name for field in fields(BranchPolicy)]
-    section: dict[str, object] = _read_table(path, "branch", known) if path is not None else {}
+    section: dict[str, object] = {}
+    if path is not None:
+        try:
+            section = _read_table(path, "branch", known)
+        except ConfigurationError as exc:
+            raise ConfigurationError(in_file("--policy", path, str(exc))) from None
     typed = {key: value for key, value in options.items() if value is not None}
     section.update(typed)
     try:
@@ -492,7 +504,7 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
     except ContradictoryPolicy as exc:
         # two keys: each named where it was given, a flag or the --policy file's key
         raise click.BadParameter(
-            " with ".join(_said(key, typed) for key in exc.settings) + f": {exc.reason}",
+            " with ".join(_said(key, typed, path) for key in exc.settings) + f": {exc.reason}",
             param_hint=" / ".join(f"'--{key.replace('_', '-')}'" for key in exc.settings),
         ) from None
     except ConfigurationError as exc:
@@ -506,13 +518,15 @@ def _branch_policy(path: str | None, options: dict[str, object]) -> BranchPolicy
         if named:
             flag = "--" + named[0].replace("_", "-")
             raise click.BadParameter(message, param_hint=f"'{flag}'") from None
+        if path is not None:  # the file's own keys (typed options complete it)
+            raise ConfigurationError(in_file("--policy", path, message)) from None
         raise
     return policy
 
 
-def _said(key: str, typed: dict[str, object]) -> str:
-    """``--allow-plain`` for a key given as a flag, ``branch.allow_plain (--policy)`` for
-    one read from the policy file: where the operator changes it.
+def _said(key: str, typed: dict[str, object], path: str | None = None) -> str:
+    """``--allow-plain`` for a key given as a flag, ``branch.allow_plain (--policy F)``
+    for one read from the policy file F: where the operator changes it.
 
     Why: a :class:`~secagg.errors.ContradictoryPolicy` is two keys, often one of each
     (``--allow-plain`` beside a file's ``require_active = true``). The policy itself
@@ -521,4 +535,11 @@ def _said(key: str, typed: dict[str, object]) -> str:
     the backend); this command refused it on its own before, and a policy built in
     code took plain rounds with it."""
     flag = "--" + key.replace("_", "-")
-    return flag if typed.get(key) is not None else f"branch.{key} (--policy)"
+    return flag if typed.get(key) is not None else f"branch.{key} {_policy_flag(path)}"
+
+
+def _policy_flag(path: str | None) -> str:
+    """``(--policy F)``: where a key of the policy file was read, the file named (a
+    branch may keep several policy files; ``(--policy)`` said which flag, not which
+    file)."""
+    return "(--policy)" if path is None else f"(--policy {path})"

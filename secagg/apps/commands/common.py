@@ -158,6 +158,25 @@ def _state_file_status(exc: BaseException) -> int:
     return os_error_status(cause)
 
 
+def in_file(flag: str, path: str, message: str) -> str:
+    """``message``, a mistake in the file ``path`` that ``flag`` gave, as the one line
+    the party commands print for it: ``--config F: [privacy] epsilon ...``, the flag
+    and the file named once (a message that begins with the path, ``F is not valid
+    TOML``, becomes ``--config F is not valid TOML``; one that names both already is
+    left as it is).
+
+    Why one function: ``secagg server --config F`` named the file, ``secagg simulate
+    --config F`` did not (``Error: privacy.epsilon must be positive``), and a user with
+    several files (a replay of a run folder's config.toml, a team's shared one) could
+    not tell which was wrong (newcomer walk-through, 2026-12-07)."""
+    message = " ".join(message.split())
+    if message.startswith((f"{flag} {path} ", f"{flag} {path}:")):
+        return message
+    if message.startswith((f"{path} ", f"{path}:")):
+        return f"{flag} {message}"
+    return f"{flag} {path}: {message}"
+
+
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:
     """A planning error as a usage error in the words the user typed.
 

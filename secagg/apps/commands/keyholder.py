@@ -4,6 +4,7 @@ which holds the secret key and decrypts (and noises) sums only by its own policy
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from secagg.apps.commands.common import (
     _os_error,
     _party_environment_failure,
     _path_read_failure,
+    in_file,
     os_error_status,
 )
 from secagg.apps.commands.dialling import (
@@ -52,14 +54,21 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
 
     # its policy's keys and the key file (which --key overrides)
     known = (*POLICY_KEYS, "key")
-    section = _read_table(path, "key_holder", known) if path is not None else {}
+    section: dict[str, Any] = {}
+    if path is not None:
+        try:
+            section = _read_table(path, "key_holder", known)
+        except ConfigurationError as exc:  # not TOML, empty, another table: the file's
+            raise ConfigurationError(in_file("--policy", path, str(exc))) from None
     base = Path(path).resolve().parent if path is not None else None
     if key is not None:
         section["key"] = str(Path(key).resolve())
     return section, base
 
 
-def _refuse_special_policy_files(settings: dict[str, Any], base: Any, key_typed: bool) -> None:
+def _refuse_special_policy_files(
+    settings: dict[str, Any], base: Any, key_typed: bool, policy_path: str | None = None
+) -> None:
     """Refuse a named pipe (a device, a socket) at the ``key`` or ``state`` the key
     holder's settings name, in one line naming where the path came from
     (:class:`ConfigurationError`), before the key holder reads either.
@@ -74,7 +83,11 @@ def _refuse_special_policy_files(settings: dict[str, Any], base: Any, key_typed:
     for key, what in (("key", "a key file"), ("state", "a key holder state file")):
         if key not in settings:
             continue
-        given = "--key" if key == "key" and key_typed else f"[key_holder] {key} (--policy)"
+        given = (
+            "--key"
+            if key == "key" and key_typed
+            else f"[key_holder] {key} {_policy_flag(policy_path)}"
+        )
         try:
             path = config_path(key, settings[key], base)
         except ConfigurationError:
@@ -83,6 +96,31 @@ def _refuse_special_policy_files(settings: dict[str, Any], base: Any, key_typed:
             refuse_special_file(path, what)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{given}: {exc}") from None
+
+
+def _policy_flag(path: str | None) -> str:
+    """``(--policy F)``: where a key of the policy file was read, the file named."""
+    return "(--policy)" if path is None else f"(--policy {path})"
+
+
+def _policy_mistake(message: str, policy_path: str | None, key_typed: bool) -> str:
+    """A refusal of the key holder's settings with its ``--policy`` file named, when the
+    mistake is the file's: a ``[key_holder]`` key's value or type, an unknown key (with
+    its likely spelling). ``--policy F: [key_holder] noise_stddev: must be >= 0``.
+
+    Why: ``[key_holder] noise_stddev: must be >= 0, got -1.0`` named the key but not the
+    file, where ``secagg server --config F`` names its file (as ``secagg simulate
+    --config``, newcomer walk-through, 2026-12-07). A line that names its source already
+    (``(--policy F)``, ``--key``) and any other refusal (the federation's config, the
+    key file ``--key`` gave) are left as they are."""
+    if policy_path is None or f"(--policy {policy_path})" in message:
+        return message
+    ours = message.startswith("[key_holder] ") or re.match(
+        r"unknown keys? .* in \[key_holder\]", message
+    )
+    if not ours or (key_typed and message.startswith("[key_holder] key")):
+        return message
+    return in_file("--policy", policy_path, message)
 
 
 def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
@@ -306,10 +344,12 @@ def keyholder(
             settings, base = _key_holder_settings(policy_path, key_path)
         except OSError as exc:  # its --policy file: no permission, an I/O error
             _path_read_failure("secagg keyholder", f"{name}: --policy", str(policy_path), exc)
-        _refuse_special_policy_files(settings, base, key_path is not None)
+        _refuse_special_policy_files(settings, base, key_path is not None, policy_path)
         if "key" in settings and config_path is None:
             # named as given: a key from the policy file was reported as "--key"
-            given = "--key" if key_path is not None else "[key_holder] key (--policy)"
+            given = (
+                "--key" if key_path is not None else f"[key_holder] key {_policy_flag(policy_path)}"
+            )
             raise ConfigurationError(
                 f"{given} needs --config: a key is used only once it matches the key "
                 "holder pinned in the federation's config"
@@ -344,7 +384,8 @@ def keyholder(
     except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except ConfigurationError as exc:  # a file's mistake (2); one the machine refused (1)
-        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
+        said = _policy_mistake(_one_line(exc, name), policy_path, key_path is not None)
+        _fail("secagg keyholder", f"{name}: {said}", os_error_status(exc.__cause__))
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except sqlite3.Error as exc:  # a store under the key holder (a library's)

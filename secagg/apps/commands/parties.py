@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from secagg.apps.commands.common import CommandLogHandler, _fail
+from secagg.apps.commands.common import CommandLogHandler, _fail, in_file
 from secagg.errors import LISTED_UNKNOWN_NAMES, ConfigurationError, listed_names
 from secagg.transport.waiting import StopAsked, ask_stop, forget_stop, stop_asked
 
@@ -351,10 +351,7 @@ def _config_failure(config_path: str, exc: BaseException) -> str:
     """A federation config's error as the one line that names ``--config`` and the file
     once (``secagg server: x.csv: x.csv is not valid TOML`` named the file twice and the
     flag not at all)."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if message.startswith((f"{config_path} ", f"{config_path}:")):
-        return f"--config {message}"
-    return f"--config {config_path}: {message}"
+    return in_file("--config", config_path, str(exc).strip() or type(exc).__name__)
 
 
 #: the largest policy file a party reads: one table of a dozen keys is a few hundred

@@ -9,12 +9,13 @@ import difflib
 import errno
 import logging
 import os
+import re
 import signal
 import sqlite3
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from secagg.apps.cli_types import FINITE
 from secagg.apps.commands.common import (
     _environment_cause,
     _path_failure,
+    in_file,
     machine_failure,
     os_error_status,
 )
@@ -35,8 +37,10 @@ from secagg.apps.simulation.config import (
     CSV_KEYS,
     DP_KEYS,
     ENGINES,
+    FLAGS,
     PARTITIONS,
     PATH_KEYS,
+    SECTION_OF,
     SOURCES,
     SYNTHETIC_KEYS,
     SimulationConfig,
@@ -212,28 +216,97 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
     field as the user set it: ``--label`` for a flag (or a field the command line
     lacks), ``data.label`` for a key of the file. A flag may complete a file (a
     file with ``source = "csv"`` and ``--label`` on the command line).
+
+    A mistake of the file (see :func:`_file_mistake`) names it first, as the party
+    commands do: ``--config F: privacy.epsilon must be positive``.
     """
-    if config_file is not None:
-        # ``--config ""`` ran the defaults as if no file had been named (CLI audit,
-        # 2026-12-05), and a missing one named the path but not the flag
-        if not config_file.strip():
-            raise ConfigurationError("--config is empty: name a TOML file, or drop it")
-        if not Path(config_file).exists():
-            raise ConfigurationError(f"--config {config_file}: no such file")
-    from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
-    if config_file and not from_file:
+    return _config_and_file_values(config_file, flags)[0]
+
+
+def _config_and_file_values(
+    config_file: str | None, flags: dict[str, Any]
+) -> tuple[SimulationConfig, dict[str, Any]]:
+    """:func:`build_config`, and the values the file set (for the run's messages, which
+    name each field as the user set it: :func:`_with_progress`)."""
+    from_file = _file_values(config_file)
+    typed = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return _checked_config(from_file, typed), from_file
+    except ConfigurationError as exc:
+        if config_file is None or not _file_mistake(str(exc), from_file, typed):
+            raise
+        raise ConfigurationError(in_file("--config", config_file, str(exc))) from exc
+
+
+def _file_values(config_file: str | None) -> dict[str, Any]:
+    """The values ``--config`` sets (none without it), its every mistake one message
+    that begins ``--config F``: a missing or empty file, one that is not TOML, an
+    unknown section or key (with its likely spelling), a value of the wrong type.
+
+    Why: those messages named the key (``unknown key privacy.epsilom``) but not the
+    file, unlike ``secagg server --config F: ...`` (newcomer walk-through, 2026-12-07)."""
+    if config_file is None:
+        return {}
+    # ``--config ""`` ran the defaults as if no file had been named (CLI audit,
+    # 2026-12-05), and a missing one named the path but not the flag
+    if not config_file.strip():
+        raise ConfigurationError("--config is empty: name a TOML file, or drop it")
+    if not Path(config_file).exists():
+        raise ConfigurationError(f"--config {config_file}: no such file")
+    try:
+        from_file = SimulationConfig.values_from_file(config_file)
+        if from_file:
+            return from_file
         from secagg.runtime.config import read_toml
 
-        if not read_toml(config_file):
-            # an empty file (a template never filled, a copy that failed) ran the whole
-            # default federation, minutes of it, as if it were the file's (review,
-            # 2026-12-06); a section header with no keys still means the defaults
-            raise ConfigurationError(
-                f"--config {config_file} sets nothing (is it empty?): write its keys "
-                "([simulation], [privacy], [training], [data]), or drop --config for "
-                "the defaults"
-            )
-    typed = {k: v for k, v in flags.items() if v is not None}
+        empty = not read_toml(config_file)
+    except ConfigurationError as exc:
+        raise ConfigurationError(in_file("--config", config_file, str(exc))) from exc
+    if empty:
+        # an empty file (a template never filled, a copy that failed) ran the whole
+        # default federation, minutes of it, as if it were the file's (review,
+        # 2026-12-06); a section header with no keys still means the defaults
+        raise ConfigurationError(
+            f"--config {config_file} sets nothing (is it empty?): write its keys "
+            "([simulation], [privacy], [training], [data]), or drop --config for "
+            "the defaults"
+        )
+    return from_file
+
+
+def _file_mistake(message: str, from_file: dict[str, Any], typed: Iterable[str]) -> bool:
+    """Whether a refusal of the configuration (its ``message``, in the words
+    :func:`~secagg.apps.simulation.config.key` gave it) is the ``--config`` file's to
+    fix, and so names the file: it names a key the file set, or no flag typed.
+
+    A refusal that names only flags typed on the command line (``--epsilon must be
+    positive`` over a file's ``epsilon = 3``) stays the flags': the file is not what
+    the user changes. One that names both (``privacy.epsilon`` beside ``--mechanism
+    off``) names the file and the flag, either of which the user may change."""
+    return _names_a_file_key(message, from_file) or not any(
+        re.search(rf"(?<![\w-]){re.escape(FLAGS[name])}(?![\w-])", message)
+        for name in typed
+        if name in FLAGS
+    )
+
+
+def _names_a_file_key(message: str, from_file: dict[str, Any]) -> bool:
+    """Whether ``message`` names a key the ``--config`` file set, as ``section.key`` or
+    ``[section] key``. Alone it decides for a refusal met once the run reads its data
+    (a ``data.label`` its CSV lacks): such a line may name neither a key nor a flag (the
+    CSV's own words), and is then not blamed on the file."""
+    for name in from_file:
+        if name not in SECTION_OF:
+            continue
+        section, field = re.escape(SECTION_OF[name]), re.escape(name)
+        if re.search(rf"(?<![\w.])(?:{section}\.{field}|\[{section}\] {field})\b", message):
+            return True
+    return False
+
+
+def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> SimulationConfig:
+    """The configuration of the file's values (``from_file``) and the flags typed,
+    checked together (:func:`build_config`)."""
     changes = dict(typed)
     if "noise_multiplier" in changes and "epsilon" not in changes:
         changes["epsilon"] = None
@@ -623,9 +696,8 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
 
     try:
         with _small_draws_said_once():
-            config = build_config(config_file, flags)
+            config, from_file = _config_and_file_values(config_file, flags)
         run_dir = _run_dir(config, config_file, typed_out=flags.get("out") is not None)
-        from_file = SimulationConfig.values_from_file(config_file) if config_file else {}
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     except OSError as exc:  # the file named, not read: by the project's one rule
@@ -640,10 +712,18 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     ):
         progress_bar = None if (quiet or as_json) else _ProgressBar()
         if config.seeds > 1:
-            experiment = _experiment(config, run_dir, typed, from_file, progress_bar)
+            experiment = _experiment(
+                config, run_dir, typed, from_file, progress_bar, config_file=config_file
+            )
         else:
             result = _with_progress(
-                run_simulation, config, run_dir, progress_bar, typed=typed, from_file=from_file
+                run_simulation,
+                config,
+                run_dir,
+                progress_bar,
+                typed=typed,
+                from_file=from_file,
+                config_file=config_file,
             )
             _check_run_dir_still_there(run_dir)
             written = write_run_folder(result, run_dir)
@@ -718,9 +798,12 @@ def _with_progress(
     *,
     typed: list[str],
     from_file: dict[str, Any],
+    config_file: str | None = None,
 ) -> Any:
     """``job(config, out[, progress])`` behind the progress bar (if any), its data errors
-    naming each field as the user set it, and raised as one usage line."""
+    naming each field as the user set it, and raised as one usage line: one of the
+    ``--config`` file's (a ``data.label`` its CSV lacks) names the file first
+    (:func:`_names_a_file_key`)."""
     try:
         with spelled_for(flags=typed, file_keys=from_file):
             if progress_bar is None:
@@ -730,6 +813,8 @@ def _with_progress(
     except ConfigurationError as exc:
         with spelled_for(flags=typed, file_keys=from_file):
             message = _no_label_column(exc, config) or str(exc)
+        if config_file is not None and _names_a_file_key(message, from_file):
+            message = in_file("--config", config_file, message)
         raise click.UsageError(message) from exc
     except TransportError as exc:  # the Ray engine's client hosts failed to start
         raise click.ClickException(str(exc)) from exc
@@ -866,13 +951,20 @@ def _experiment(
     typed: list[str],
     from_file: dict[str, Any],
     progress_bar: _ProgressBar | None,
+    config_file: str | None = None,
 ) -> Any:
     """``--seeds N``: every seed's run folder under ``out_dir``, then mean ± sd (the
     :class:`~secagg.apps.simulation.experiment.ExperimentResult`, written)."""
     from secagg.apps.simulation.experiment import run_experiment
 
     return _with_progress(
-        run_experiment, config, out_dir, progress_bar, typed=typed, from_file=from_file
+        run_experiment,
+        config,
+        out_dir,
+        progress_bar,
+        typed=typed,
+        from_file=from_file,
+        config_file=config_file,
     )
 
 

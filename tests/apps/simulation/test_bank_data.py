@@ -412,7 +412,9 @@ def test_an_epsilon_dpsgd_cannot_calibrate_is_refused_before_any_training(
         (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
         args = ["--config", str(tmp_path / "c.toml"), *args]
     error = _one_line_error(_simulate(*args))
-    assert error.startswith(f"Error: {named}") and "nothing is left for DP-SGD" in error, error
+    where = f"--config {tmp_path / 'c.toml'}: " if toml else ""  # a file's key: the file
+    assert error.startswith(f"Error: {where}{named}"), error
+    assert "nothing is left for DP-SGD" in error, error
     assert "choose a larger target or give" in error, error
     assert ("--noise-multiplier" if flags else "privacy.noise_multiplier") in error, error
 
@@ -441,7 +443,8 @@ def test_a_client_level_budget_no_noise_meets_is_refused_before_the_prior_fit(
         (tmp_path / "c.toml").write_text(f"[privacy]\n{toml}\n")
         args = ["--config", str(tmp_path / "c.toml"), *args]
     error = _one_line_error(_simulate(*args))
-    assert error.startswith(f"Error: {named}") and "unreachable" in error, error
+    where = f"--config {tmp_path / 'c.toml'}: " if toml else ""  # a file's key: the file
+    assert error.startswith(f"Error: {where}{named}") and "unreachable" in error, error
     assert words in error, error
     assert not (tmp_path / "run").exists()
 
@@ -762,7 +765,8 @@ def test_an_unreachable_federation_budget_names_the_epsilon_not_the_clip(
     elif "--epsilon" not in flags:
         args += ["--epsilon", "1e-9"]
     error = _one_line_error(_simulate(*args))
-    assert error.startswith(f"Error: {named}: no federation round can run"), error
+    where = f"--config {tmp_path / 'c.toml'}: " if toml else ""  # a file's key: the file
+    assert error.startswith(f"Error: {where}{named}: no federation round can run"), error
     assert "dp.noise_multiplier" not in error, error
     assert "unreachable" in error and "clip" not in error, error
 

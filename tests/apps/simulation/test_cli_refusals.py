@@ -271,7 +271,9 @@ def test_an_empty_path_is_refused_naming_the_key(
     config.write_text(file or "[simulation]\n")  # an empty file is refused on its own
     out = tmp_path / "run"
     error = _one_line_error(_simulate("--config", str(config), *SHORT, *flags, "--out", str(out)))
-    assert error.startswith(f"Error: {named} ") and "is empty" in error, error
+    # a key of the file names the file first (as secagg server --config F: ...); a flag not
+    where = "" if named.startswith("--") else f"--config {config}: "
+    assert error.startswith(f"Error: {where}{named} ") and "is empty" in error, error
     assert str(tmp_path) not in error.replace(str(config), "")  # no folder it resolved to
     assert not out.exists()
     with pytest.raises(ConfigurationError, match=r"^data\.path .*is empty"):
@@ -412,7 +414,8 @@ def test_synthetic_row_counts_with_a_csv_are_refused_naming_the_flag(
     error = _one_line_error(
         _simulate("--config", str(config), *short, *csv, *flags, "--out", str(out))
     )
-    assert error.startswith(f"Error: {named} "), error
+    where = "" if named.startswith("--") else f"--config {config}: "  # the file's key
+    assert error.startswith(f"Error: {where}{named} "), error
     assert "synthetic data" in error and "per branch at least" not in error
     assert not out.exists()
 

@@ -130,7 +130,8 @@ def test_an_unreachable_ray_address_is_refused_before_any_training(
     started = time.monotonic()
     error = _one_line_error(_simulate(*args))
     assert time.monotonic() - started < 120
-    assert error.startswith(f"Error: {named}: cannot reach Ray there"), error
+    where = f"--config {config}: " if file_text else ""  # a key of the file names the file
+    assert error.startswith(f"Error: {where}{named}: cannot reach Ray there"), error
     assert not (tmp_path / "run").exists()
 
 

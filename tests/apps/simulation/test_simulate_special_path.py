@@ -40,7 +40,8 @@ def test_a_named_pipe_a_config_file_names_is_its_key(tmp_path: Path) -> None:
     config.write_text(f'[data]\nsource = "csv"\nlabel = "y"\npath = "{fifo}"\n')
     outcome = in_thread(lambda: build_config(str(config), {}), fifo)
     assert isinstance(outcome, ConfigurationError), outcome
-    assert str(outcome) == f"data.path {fifo} is a named pipe, not a file"
+    # the file's key, and the file first (as secagg server --config F: ...)
+    assert str(outcome) == f"--config {config}: data.path {fifo} is a named pipe, not a file"
 
 
 @needs_fifos
