@@ -136,6 +136,17 @@ ADAM_BETA2 = 0.99
 #: rate (Reddi et al. tune it from 10^-7 to 1).
 MAX_SERVER_ADAM_TAU = 1e6
 
+#: The least ``federation.server_adam_tau``. Why: a released mean's coordinate below
+#: about 1.6e-161 squares (times ``1 - ADAM_BETA2``) to zero in float64, so FedAdam's
+#: step there is ``lr * g / tau``, not the ``lr``-sized step of exact arithmetic: at
+#: ``tau = 1e-300`` one branch of the plain backend (float64 sums) sending ``1e-200``
+#: moved the model by ``1e100`` times the learning rate, a finite model the server
+#: adopted (second review, 2026-12-07). From 1e-100 up, a coordinate small enough to
+#: underflow steps by at most 1e-5 of the learning rate, and any larger one squares to
+#: a normal float; Reddi et al. tune tau from 10^-7, so no federation is refused a tau
+#: it would tune.
+MIN_SERVER_ADAM_TAU = 1e-100
+
 #: The largest ``federation.seed``: the one range every seed of the project takes, as
 #: ``secagg simulate``'s (its data, training and noise generators take 32-bit seeds).
 #: Why: a negative seed loaded here (it is only hashed, in decimal) while the simulator
@@ -768,9 +779,10 @@ class FederationConfig:
             f", not {named if len(named) <= 60 else named[:57] + '...'}",
         )
         _require(
-            math.isfinite(self.server_adam_tau) and 0 < self.server_adam_tau <= MAX_SERVER_ADAM_TAU,
-            f"federation.server_adam_tau must be a number in (0, {MAX_SERVER_ADAM_TAU:g}], not "
-            f"{self.server_adam_tau!r}",
+            math.isfinite(self.server_adam_tau)
+            and MIN_SERVER_ADAM_TAU <= self.server_adam_tau <= MAX_SERVER_ADAM_TAU,
+            f"federation.server_adam_tau must be a number in [{MIN_SERVER_ADAM_TAU:g}, "
+            f"{MAX_SERVER_ADAM_TAU:g}], not {self.server_adam_tau!r}",
         )
         # FedAdam keeps its own first moment (ADAM_BETA1): a momentum beside it would be
         # a key that changes nothing

@@ -1,0 +1,89 @@
+"""FedAdam's step at the edges of float64 (second review of ``server_optimizer =
+"adam"``, 2026-12-07): a tiny ``server_adam_tau`` beside a released mean whose square
+underflows.
+
+Why: in exact arithmetic FedAdam's first step moves each coordinate by at most the
+learning rate (``m_hat / sqrt(v_hat)`` is the sign of the mean). In float64 a mean
+coordinate below about 1.6e-161 squares to zero, so the step is ``lr * g / tau``: with
+``tau = 1e-300`` (which loaded) a coordinate of ``1e-200`` (the plain backend sums float64,
+so one branch can send it) moved the model by ``1e100 * lr``, a finite model the server
+adopted. ``federation.server_adam_tau`` now has a floor (``MIN_SERVER_ADAM_TAU``)
+under which that cannot happen."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from secagg.errors import ConfigurationError
+from secagg.runtime.config import MAX_SERVER_ADAM_TAU, MIN_SERVER_ADAM_TAU, FederationConfig
+from secagg.runtime.server import FederationServer
+
+D = 4
+
+
+def _config(**federation: Any) -> FederationConfig:
+    """A plain-backend federation (float64 sums: any float a branch sends is summed)."""
+    return FederationConfig.from_dict(
+        {
+            "federation": {"name": "adam", "clients": ["a", "b", "c"], "dimension": D} | federation,
+            "backend": {"name": "plain", "value_bound": 1.0},
+        }
+    )
+
+
+def _first_step(config: FederationConfig, mean: np.ndarray) -> np.ndarray:
+    """The model change of a fresh server's first FedAdam step from a zero model."""
+    bare = SimpleNamespace(
+        config=config,
+        model=np.zeros(D),
+        _velocity=np.zeros(D),
+        _second=np.zeros(D),
+        _steps=0,
+    )
+    model, _ = FederationServer._updated(bare, mean)
+    return model
+
+
+@pytest.mark.parametrize("tau", [1e-300, 5e-324, MIN_SERVER_ADAM_TAU / 2])
+def test_a_tau_below_the_floor_is_refused_by_name(tau: float) -> None:
+    with pytest.raises(ConfigurationError, match=r"federation\.server_adam_tau .*1e-100"):
+        _config(server_optimizer="adam", server_adam_tau=tau)
+
+
+def test_the_floor_loads() -> None:
+    assert _config(server_optimizer="adam", server_adam_tau=MIN_SERVER_ADAM_TAU)
+
+
+_exponent = st.floats(-330.0, 6.0)
+_coordinate = st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tau_exponent=_exponent,
+    mean=st.lists(_coordinate, min_size=D, max_size=D),
+    lr=st.sampled_from([1e-3, 0.1, 1.0, 100.0]),
+)
+@example(tau_exponent=-300.0, mean=[1e-200, 1e-160, 0.0, -1e-170], lr=1.0)
+def test_a_loaded_tau_never_steps_past_the_learning_rate(
+    tau_exponent: float, mean: list[float], lr: float
+) -> None:
+    """Either the config refuses the tau, or the first step moves no coordinate by more
+    than the learning rate (up to rounding), whatever the released mean holds."""
+    tau = min(10.0**tau_exponent, MAX_SERVER_ADAM_TAU)
+    if tau == 0:
+        return
+    try:
+        config = _config(server_optimizer="adam", server_adam_tau=tau, server_learning_rate=lr)
+    except ConfigurationError:
+        assert tau < MIN_SERVER_ADAM_TAU
+        return
+    step = _first_step(config, np.array(mean))
+    assert np.isfinite(step).all()
+    assert np.abs(step).max() <= lr * (1 + 1e-9), (tau, mean, step)
