@@ -17,7 +17,8 @@ A file looks like::
     server_learning_rate = 1.0
     server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
     # server_optimizer = "adam" # FedAdam (Reddi et al. 2021) instead of FedAvg(M): betas
-    # server_adam_tau = 1e-3    # 0.9 / 0.99, tau its adaptivity; momentum must stay 0
+    # server_adam_tau = 1e-3    # 0.9 / 0.99, tau its adaptivity (adam only; at least
+                                # 1e-100); momentum must stay 0
     # seed = 7                  # tests: seeded, predictable cohorts (not a secret; no
                                 # epsilon credits the sampling, so that costs nothing)
 
@@ -1204,6 +1205,15 @@ class FederationConfig:
         _require(not unknown, _unknown_keys("federation", unknown, allowed))
         _require_keys(cls, top, "federation", exclude=set(sections))
         check_types(cls, top, "federation")
+        # only a file can tell a tau it sets from the default: one set beside FedAvg(M)
+        # changed nothing, silently (second review, 2026-12-07), as sampling.count did
+        # beside Poisson sampling; server_momentum beside FedAdam is refused likewise
+        _require(
+            "server_adam_tau" not in top or top.get("server_optimizer", "sgd") != "sgd",
+            f"federation.server_adam_tau = {_shown_value(top.get('server_adam_tau'))} is set "
+            "but federation.server_optimizer is 'sgd' (the default), which has no tau: set "
+            "server_optimizer = 'adam', or remove server_adam_tau",
+        )
         try:
             return cls(**top, **sections)
         except TypeError as exc:

@@ -12,6 +12,7 @@ under which that cannot happen."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -87,3 +88,39 @@ def test_a_loaded_tau_never_steps_past_the_learning_rate(
     step = _first_step(config, np.array(mean))
     assert np.isfinite(step).all()
     assert np.abs(step).max() <= lr * (1 + 1e-9), (tau, mean, step)
+
+
+# --- server_adam_tau beside FedAvg --------------------------------------------------------
+
+
+def _toml(tmp_path: Path, lines: str) -> Path:
+    path = tmp_path / "federation.toml"
+    path.write_text(
+        '[federation]\nname = "opt"\nclients = ["a", "b", "c"]\ndimension = 4\n'
+        + lines
+        + '[backend]\nname = "plain"\nvalue_bound = 1.0\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("optimizer", ['server_optimizer = "sgd"\n', ""])
+@pytest.mark.parametrize("tau", ["1e-3", "0.5"])
+def test_a_tau_set_beside_fedavg_is_refused_naming_both_keys(
+    tmp_path: Path, optimizer: str, tau: str
+) -> None:
+    """A file that sets a tau (even the default's value) with FedAvg is a federation
+    that believes it runs FedAdam: refused, as ``sampling.count`` beside Poisson is."""
+    path = _toml(tmp_path, optimizer + f"server_adam_tau = {tau}\n")
+    with pytest.raises(ConfigurationError) as refused:
+        FederationConfig.load(path)
+    message = str(refused.value)
+    assert "federation.server_adam_tau" in message
+    assert "federation.server_optimizer" in message
+
+
+def test_fedavg_without_a_tau_and_adam_with_one_still_load(tmp_path: Path) -> None:
+    assert FederationConfig.load(_toml(tmp_path, "")).server_optimizer == "sgd"
+    adam = FederationConfig.load(
+        _toml(tmp_path, 'server_optimizer = "adam"\nserver_adam_tau = 0.5\n')
+    )
+    assert (adam.server_optimizer, adam.server_adam_tau) == ("adam", 0.5)
