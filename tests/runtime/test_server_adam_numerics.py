@@ -124,3 +124,25 @@ def test_fedavg_without_a_tau_and_adam_with_one_still_load(tmp_path: Path) -> No
         _toml(tmp_path, 'server_optimizer = "adam"\nserver_adam_tau = 0.5\n')
     )
     assert (adam.server_optimizer, adam.server_adam_tau) == ("adam", 0.5)
+
+
+# --- the mean's dtype -------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mean=st.lists(st.floats(-1.0, 1.0, width=32, allow_subnormal=False), min_size=D, max_size=D),
+    optimizer=st.sampled_from(["sgd", "adam"]),
+)
+@example(mean=[1e-30, 3e-20, -1e-25, 0.5], optimizer="adam")
+def test_a_float32_mean_steps_as_its_float64_value(mean: list[float], optimizer: str) -> None:
+    """The model is float64 (a checkpoint is read as ``<f8``); FedAvg's step upcasts a
+    float32 mean through it, and FedAdam must too: it squared a float32 mean in float32,
+    where a coordinate of 1e-30 squares to zero and steps by ``lr * g / tau`` instead of
+    ``lr``. Every mechanism releases float64 today; this holds the step to the value,
+    not to the array's dtype."""
+    config = _config(server_optimizer=optimizer)
+    as32 = np.array(mean, dtype=np.float32)
+    stepped = _first_step(config, as32)
+    assert stepped.dtype == np.float64
+    np.testing.assert_array_equal(stepped, _first_step(config, as32.astype(np.float64)))
