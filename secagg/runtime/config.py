@@ -17,7 +17,8 @@ A file looks like::
     server_learning_rate = 1.0
     server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
     # server_optimizer = "adam" # FedAdam (Reddi et al. 2021) instead of FedAvg(M): betas
-    # server_adam_tau = 1e-3    # 0.9 / 0.99, tau its adaptivity; momentum must stay 0
+    # server_adam_tau = 1e-3    # 0.9 / 0.99, tau its adaptivity (adam only; at least
+                                # 1e-100); momentum must stay 0
     # seed = 7                  # tests: seeded, predictable cohorts (not a secret; no
                                 # epsilon credits the sampling, so that costs nothing)
 
@@ -135,6 +136,17 @@ ADAM_BETA2 = 0.99
 #: above any coordinate a released mean holds; a larger tau only divides the learning
 #: rate (Reddi et al. tune it from 10^-7 to 1).
 MAX_SERVER_ADAM_TAU = 1e6
+
+#: The least ``federation.server_adam_tau``. Why: a released mean's coordinate below
+#: about 1.6e-161 squares (times ``1 - ADAM_BETA2``) to zero in float64, so FedAdam's
+#: step there is ``lr * g / tau``, not the ``lr``-sized step of exact arithmetic: at
+#: ``tau = 1e-300`` one branch of the plain backend (float64 sums) sending ``1e-200``
+#: moved the model by ``1e100`` times the learning rate, a finite model the server
+#: adopted (second review, 2026-12-07). From 1e-100 up, a coordinate small enough to
+#: underflow steps by at most 1e-5 of the learning rate, and any larger one squares to
+#: a normal float; Reddi et al. tune tau from 10^-7, so no federation is refused a tau
+#: it would tune.
+MIN_SERVER_ADAM_TAU = 1e-100
 
 #: The largest ``federation.seed``: the one range every seed of the project takes, as
 #: ``secagg simulate``'s (its data, training and noise generators take 32-bit seeds).
@@ -768,9 +780,10 @@ class FederationConfig:
             f", not {named if len(named) <= 60 else named[:57] + '...'}",
         )
         _require(
-            math.isfinite(self.server_adam_tau) and 0 < self.server_adam_tau <= MAX_SERVER_ADAM_TAU,
-            f"federation.server_adam_tau must be a number in (0, {MAX_SERVER_ADAM_TAU:g}], not "
-            f"{self.server_adam_tau!r}",
+            math.isfinite(self.server_adam_tau)
+            and MIN_SERVER_ADAM_TAU <= self.server_adam_tau <= MAX_SERVER_ADAM_TAU,
+            f"federation.server_adam_tau must be a number in [{MIN_SERVER_ADAM_TAU:g}, "
+            f"{MAX_SERVER_ADAM_TAU:g}], not {self.server_adam_tau!r}",
         )
         # FedAdam keeps its own first moment (ADAM_BETA1): a momentum beside it would be
         # a key that changes nothing
@@ -1192,6 +1205,15 @@ class FederationConfig:
         _require(not unknown, _unknown_keys("federation", unknown, allowed))
         _require_keys(cls, top, "federation", exclude=set(sections))
         check_types(cls, top, "federation")
+        # only a file can tell a tau it sets from the default: one set beside FedAvg(M)
+        # changed nothing, silently (second review, 2026-12-07), as sampling.count did
+        # beside Poisson sampling; server_momentum beside FedAdam is refused likewise
+        _require(
+            "server_adam_tau" not in top or top.get("server_optimizer", "sgd") != "sgd",
+            f"federation.server_adam_tau = {_shown_value(top.get('server_adam_tau'))} is set "
+            "but federation.server_optimizer is 'sgd' (the default), which has no tau: set "
+            "server_optimizer = 'adam', or remove server_adam_tau",
+        )
         try:
             return cls(**top, **sections)
         except TypeError as exc:

@@ -2892,7 +2892,13 @@ class FederationServer:
         steps taken (``1 - b^t``, as Adam; Reddi et al.'s algorithm leaves it out, the
         probe that asked for it, benchmarks/bench_record_rounds.py, has it), and ``model +=
         lr * m_hat / (sqrt(v_hat) + tau)``. Its state, like the velocity, is held in memory
-        only: it restarts at zero after a crash or a restart.
+        only: it restarts at zero after a crash or a restart, step count included, so the
+        first step after one is again about ``lr`` per coordinate (the sign of the mean),
+        and a resumed federation's models are not an uninterrupted one's.
+
+        The mean is stepped as float64, the model's dtype, whatever array it came in: a
+        float32 mean squared in float32 underflowed at 1e-23, and its coordinate then
+        stepped by ``lr * g / tau`` (FedAvg's step always upcast it through the model).
 
         Why not adopted at once: a model with an inf or a nan (an overflow of the mean
         times the learning rate) was checkpointed, every branch refused it and every
@@ -2900,6 +2906,7 @@ class FederationServer:
         2026-12-04). The caller adopts the model and the state together, only when
         every value of both is finite."""
         cfg = self.config
+        mean = np.asarray(mean, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused by the caller
             if cfg.server_optimizer == "adam":
                 steps = self._steps + 1

@@ -33,6 +33,7 @@ from secagg.runtime.config import (
     MAX_SEED,
     MAX_SERVER_ADAM_TAU,
     MAX_SERVER_LEARNING_RATE,
+    MIN_SERVER_ADAM_TAU,
     MIN_SESSION_RATE,
     NAME_PATTERN,
     SERVER_OPTIMIZERS,
@@ -175,7 +176,7 @@ def ranges_violated(config: FederationConfig) -> list[str]:
         and (c.server_optimizer != "adam" or c.server_momentum == 0),
         "federation.server_optimizer": c.server_optimizer in SERVER_OPTIMIZERS,
         "federation.server_adam_tau": _positive(c.server_adam_tau)
-        and c.server_adam_tau <= MAX_SERVER_ADAM_TAU,
+        and MIN_SERVER_ADAM_TAU <= c.server_adam_tau <= MAX_SERVER_ADAM_TAU,
         # simulate's range: 0 .. 2**32 - 1 (it is hashed in decimal here, never stored)
         "federation.seed": c.seed is None
         or (isinstance(c.seed, int) and c.seed is not True and 0 <= c.seed <= MAX_SEED),
