@@ -168,13 +168,35 @@ def in_file(flag: str, path: str, message: str) -> str:
     Why one function: ``secagg server --config F`` named the file, ``secagg simulate
     --config F`` did not (``Error: privacy.epsilon must be positive``), and a user with
     several files (a replay of a run folder's config.toml, a team's shared one) could
-    not tell which was wrong (newcomer walk-through, 2026-12-07)."""
+    not tell which was wrong (newcomer walk-through, 2026-12-07).
+
+    The path is shown by :func:`shown_path` wherever the line names it, so the line
+    stays one line whatever the file is called."""
+    shown = shown_path(path)
+    if path and shown != path:
+        message = message.replace(path, shown)
     message = " ".join(message.split())
-    if message.startswith((f"{flag} {path} ", f"{flag} {path}:")):
+    if message.startswith((f"{flag} {shown} ", f"{flag} {shown}:")):
         return message
-    if message.startswith((f"{path} ", f"{path}:")):
+    if message.startswith((f"{shown} ", f"{shown}:")):
         return f"{flag} {message}"
-    return f"{flag} {path}: {message}"
+    return f"{flag} {shown}: {message}"
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a one-line error shows it: as typed (relative or absolute, spaces and
+    all), or its ``repr`` when it holds what a terminal would not show as typed: a line
+    break, a control or format character (an ANSI escape, U+202E), a tab, a run of
+    blanks or blanks around it (which the line's whitespace folding would change).
+
+    Why: ``secagg simulate --config $'a\\nb.toml'`` with a mistake printed ``Error:
+    --config a`` and ``b.toml: privacy.epsilon must be positive`` on two lines (the
+    message was folded to one line, the path put in after), and an escape in a file's
+    name reached the terminal as it was (second review of in_file, 2026-12-07). The
+    section and key names of a file are shown by the same rule
+    (``secagg.apps.simulation.config._spelt``)."""
+    plain = path.isprintable() and " ".join(path.split()) == path and path != ""
+    return path if plain else repr(path)
 
 
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:

@@ -252,7 +252,7 @@ def _file_values(config_file: str | None) -> dict[str, Any]:
     if not config_file.strip():
         raise ConfigurationError("--config is empty: name a TOML file, or drop it")
     if not Path(config_file).exists():
-        raise ConfigurationError(f"--config {config_file}: no such file")
+        raise ConfigurationError(in_file("--config", config_file, "no such file"))
     try:
         from_file = SimulationConfig.values_from_file(config_file)
         if from_file:
@@ -267,9 +267,12 @@ def _file_values(config_file: str | None) -> dict[str, Any]:
         # default federation, minutes of it, as if it were the file's (review,
         # 2026-12-06); a section header with no keys still means the defaults
         raise ConfigurationError(
-            f"--config {config_file} sets nothing (is it empty?): write its keys "
-            "([simulation], [privacy], [training], [data]), or drop --config for "
-            "the defaults"
+            in_file(
+                "--config",
+                config_file,
+                f"{config_file} sets nothing (is it empty?): write its keys ([simulation], "
+                "[privacy], [training], [data]), or drop --config for the defaults",
+            )
         )
     return from_file
 
