@@ -997,7 +997,13 @@ def _print_experiment(result: Any, out_dir: Path, as_json: bool) -> None:
 
 
 class _ProgressBar:
-    """One rich progress bar per stage: local-only, centralized, federated rounds."""
+    """One rich progress bar per stage: local-only, centralized, federated rounds.
+
+    The bars start with the first stage's first update, not on entering the block.
+    Why: a run refused before any stage began (a CSV without a fraud row, a label
+    column it lacks) printed an empty line on stdout (rich's last render of no bars)
+    before its ``Error: ...`` line, where ``--quiet`` printed the line alone (second
+    review of the in_file change, 2026-12-07)."""
 
     def __init__(self) -> None:
         from rich.progress import (
@@ -1016,15 +1022,20 @@ class _ProgressBar:
             TextColumn("{task.fields[note]}"),
         )
         self._tasks: dict[str, Any] = {}
+        self._started = False
 
     def __enter__(self) -> _ProgressBar:
-        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)  # type: ignore[arg-type]
+        if self._started:
+            self._started = False
+            self._progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def update(self, stage: str, done: int, total: int, message: str) -> None:
+        if not self._started:
+            self._progress.__enter__()
+            self._started = True
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=total, note="")
         self._progress.update(self._tasks[stage], completed=done, total=total, note=message)
