@@ -30,6 +30,7 @@ from secagg.apps.commands.common import (
     in_file,
     machine_failure,
     os_error_status,
+    shown_path,
 )
 from secagg.apps.models import MODELS
 from secagg.apps.models.tabular import MissingLabelColumn
@@ -380,16 +381,32 @@ def _run_dir(
     config: SimulationConfig, config_file: str | None = None, typed_out: bool = True
 ) -> Path:
     """The run folder: new or empty. A non-empty one named by the config file (a run
-    folder's config.toml from before it left ``out`` out) says to pass ``--out``."""
+    folder's config.toml from before it left ``out`` out) says to pass ``--out``; so
+    does a file's ``out`` that is a file, not a folder.
+
+    Why the file's case names the file: ``out = "results"`` in a ``--config`` file
+    where ``results`` was a file read ``--out results is a file, not a folder``,
+    blaming a flag never typed (second review of the in_file change, 2026-12-07)."""
     if config.out is not None:
         path = Path(config.out)
+        from_file = not typed_out and config_file is not None
+        given = (
+            f"{shown_path(str(path))} (out in {shown_path(str(config_file))})"
+            if from_file
+            else f"--out {path}"
+        )
         if path.exists() and not path.is_dir():
-            raise ConfigurationError(f"--out {path} is a file, not a folder")
+            if from_file:
+                raise ConfigurationError(
+                    f"{given} is a file, not a folder: pass --out NEW-FOLDER to write this "
+                    "run elsewhere"
+                )
+            raise ConfigurationError(f"{given} is a file, not a folder")
         if path.exists() and any(path.iterdir()):
-            if typed_out or config_file is None:
-                raise ConfigurationError(f"--out {path} is not empty: choose a new folder")
+            if not from_file:
+                raise ConfigurationError(f"{given} is not empty: choose a new folder")
             raise ConfigurationError(
-                f"{path} (out in {config_file}) is not empty: pass --out NEW-FOLDER to write "
+                f"{given} is not empty: pass --out NEW-FOLDER to write "
                 "this run elsewhere (a replay of a run folder's config.toml needs a new one)"
             )
         return path
