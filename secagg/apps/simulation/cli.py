@@ -298,12 +298,20 @@ def _names_a_file_key(message: str, from_file: dict[str, Any]) -> bool:
     """Whether ``message`` names a key the ``--config`` file set, as ``section.key`` or
     ``[section] key``. Alone it decides for a refusal met once the run reads its data
     (a ``data.label`` its CSV lacks): such a line may name neither a key nor a flag (the
-    CSV's own words), and is then not blamed on the file."""
+    CSV's own words), and is then not blamed on the file.
+
+    A key's words inside a path (``--path runs/simulation.seed/t.csv``, a
+    ``data.label.csv``) are not the key: a slash, a backslash or a dot and a name
+    around them make them part of a file's name. Why: a data error about a typed
+    ``--path`` under a folder called ``simulation.seed`` read ``--config F: ...``
+    beside a file that set ``seed`` (second review of the in_file change,
+    2026-12-07)."""
     for name in from_file:
         if name not in SECTION_OF:
             continue
         section, field = re.escape(SECTION_OF[name]), re.escape(name)
-        if re.search(rf"(?<![\w.])(?:{section}\.{field}|\[{section}\] {field})\b", message):
+        spelt = rf"(?:{section}\.{field}|\[{section}\] {field})"
+        if re.search(rf"(?<![\w./\\-]){spelt}(?![\w/\\-])(?!\.\w)", message):
             return True
     return False
 
