@@ -156,3 +156,36 @@ def test_audit_names_an_odd_config_on_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     (line,) = [line for line in result.stderr.splitlines() if line.strip()]
     assert line.startswith(f"Error: Invalid value for '--config': {str(config)!r}: "), line
+
+
+#: names whose blanks the line's folding would change: shown whole, named once
+BLANK_NAMES = {"a run of blanks": "a  b.toml", "a leading blank": " lead.toml"}
+
+
+@pytest.mark.parametrize("kind", sorted(BLANK_NAMES))
+def test_a_name_with_blanks_is_named_once_as_it_is(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``'a  b.toml'`` was folded inside its quotes to ``'a b.toml'`` (not the file's
+    name) and, no longer found where the line named it, named twice. Relative, as
+    typed."""
+    monkeypatch.chdir(tmp_path)
+    config = Path(BLANK_NAMES[kind])
+    config.write_text("branches = = 3\n")
+    line = _line(_simulate("--config", BLANK_NAMES[kind], "--out", "run"))
+    assert line.startswith(f"Error: --config {str(config)!r} is not valid TOML"), line
+    result = CliRunner().invoke(main, ["server", "--config", BLANK_NAMES[kind]])
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"secagg server: --config {str(config)!r} is not valid TOML"), line
+
+
+def test_a_two_key_refusal_shows_an_odd_policy_name(tmp_path: Path) -> None:
+    """``branch.require_active (--policy F)``: the file named where the key was read,
+    an escape in its name shown, not sent to the terminal."""
+    policy = tmp_path / ODD_NAMES["an ANSI escape"]
+    policy.write_text("[branch]\nrequire_active = true\n")
+    args = ["client", "--server", "127.0.0.1:9", "--name", "branch-a", "--dimension", "4"]
+    result = CliRunner().invoke(main, [*args, "--allow-plain", "--policy", str(policy)])
+    assert result.exit_code == 2, (result.output, result.exception)
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    assert f"--allow-plain with branch.require_active (--policy {str(policy)!r})" in line, line

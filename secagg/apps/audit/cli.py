@@ -16,6 +16,7 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, ch
 from secagg.apps.commands.common import (
     MAX_FEDERATION_ROUNDS,
     _environment_cause,
+    folded_naming,
     machine_failure,
     os_error_status,
     shown_path,
@@ -305,8 +306,7 @@ def _in_config(path: str, exc: ConfigurationError) -> str:
     federations' files could not tell which was wrong (as ``secagg simulate --config``,
     newcomer walk-through, 2026-12-07; the party commands say ``--config F: ...``)."""
     shown = shown_path(path)
-    message = str(exc).replace(path, shown) if path and shown != path else str(exc)
-    message = " ".join(message.split()) or type(exc).__name__
+    message = folded_naming(str(exc), path) or type(exc).__name__
     named = re.search(rf"(?<!\S){re.escape(shown)}(?=$|[\s:,])", message) is not None
     return message if named else f"{shown}: {message}"
 

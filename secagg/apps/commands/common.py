@@ -173,14 +173,24 @@ def in_file(flag: str, path: str, message: str) -> str:
     The path is shown by :func:`shown_path` wherever the line names it, so the line
     stays one line whatever the file is called."""
     shown = shown_path(path)
-    if path and shown != path:
-        message = message.replace(path, shown)
-    message = " ".join(message.split())
+    message = folded_naming(message, path)
     if message.startswith((f"{flag} {shown} ", f"{flag} {shown}:")):
         return message
     if message.startswith((f"{shown} ", f"{shown}:")):
         return f"{flag} {message}"
     return f"{flag} {shown}: {message}"
+
+
+def folded_naming(message: str, path: str) -> str:
+    """``message`` on one line (each run of whitespace one space) with every mention of
+    ``path`` shown by :func:`shown_path`, its own characters untouched.
+
+    Why not fold the whole line: a name with a run of blanks (``'a  b.toml'``) was
+    folded inside its own quotes to ``'a b.toml'``, a name that is not the file's, and
+    no longer found where the line names it already, so it was named twice."""
+    shown = shown_path(path)
+    pieces = message.split(path) if path else [message]
+    return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces).strip()
 
 
 def shown_path(path: str) -> str:
