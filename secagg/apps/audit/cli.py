@@ -16,8 +16,10 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath, ch
 from secagg.apps.commands.common import (
     MAX_FEDERATION_ROUNDS,
     _environment_cause,
+    folded_naming,
     machine_failure,
     os_error_status,
+    shown_path,
 )
 from secagg.apps.json_output import dumps
 from secagg.apps.simulation.config import CAPS, MAX_EPSILON
@@ -303,9 +305,10 @@ def _in_config(path: str, exc: ConfigurationError) -> str:
     clients, dimension``, and an auditor who checks a ledger against several
     federations' files could not tell which was wrong (as ``secagg simulate --config``,
     newcomer walk-through, 2026-12-07; the party commands say ``--config F: ...``)."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    named = re.search(rf"(?<!\S){re.escape(path)}(?=$|[\s:,])", message) is not None
-    return message if named else f"{path}: {message}"
+    shown = shown_path(path)
+    message = folded_naming(str(exc), path) or type(exc).__name__
+    named = re.search(rf"(?<!\S){re.escape(shown)}(?=$|[\s:,])", message) is not None
+    return message if named else f"{shown}: {message}"
 
 
 def _usage_error(exc: ConfigurationError) -> click.UsageError:

@@ -24,6 +24,7 @@ from secagg.apps.commands.common import (
     _path_read_failure,
     _state_file_status,
     in_file,
+    shown_path,
 )
 from secagg.apps.commands.dialling import (
     DEFAULT_MESSAGE_BYTES,
@@ -542,4 +543,4 @@ def _policy_flag(path: str | None) -> str:
     """``(--policy F)``: where a key of the policy file was read, the file named (a
     branch may keep several policy files; ``(--policy)`` said which flag, not which
     file)."""
-    return "(--policy)" if path is None else f"(--policy {path})"
+    return "(--policy)" if path is None else f"(--policy {shown_path(path)})"

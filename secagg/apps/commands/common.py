@@ -168,13 +168,45 @@ def in_file(flag: str, path: str, message: str) -> str:
     Why one function: ``secagg server --config F`` named the file, ``secagg simulate
     --config F`` did not (``Error: privacy.epsilon must be positive``), and a user with
     several files (a replay of a run folder's config.toml, a team's shared one) could
-    not tell which was wrong (newcomer walk-through, 2026-12-07)."""
-    message = " ".join(message.split())
-    if message.startswith((f"{flag} {path} ", f"{flag} {path}:")):
+    not tell which was wrong (newcomer walk-through, 2026-12-07).
+
+    The path is shown by :func:`shown_path` wherever the line names it, so the line
+    stays one line whatever the file is called."""
+    shown = shown_path(path)
+    message = folded_naming(message, path)
+    if message.startswith((f"{flag} {shown} ", f"{flag} {shown}:")):
         return message
-    if message.startswith((f"{path} ", f"{path}:")):
+    if message.startswith((f"{shown} ", f"{shown}:")):
         return f"{flag} {message}"
-    return f"{flag} {path}: {message}"
+    return f"{flag} {shown}: {message}"
+
+
+def folded_naming(message: str, path: str) -> str:
+    """``message`` on one line (each run of whitespace one space) with every mention of
+    ``path`` shown by :func:`shown_path`, its own characters untouched.
+
+    Why not fold the whole line: a name with a run of blanks (``'a  b.toml'``) was
+    folded inside its own quotes to ``'a b.toml'``, a name that is not the file's, and
+    no longer found where the line names it already, so it was named twice."""
+    shown = shown_path(path)
+    pieces = message.split(path) if path else [message]
+    return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces).strip()
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a one-line error shows it: as typed (relative or absolute, spaces and
+    all), or its ``repr`` when it holds what a terminal would not show as typed: a line
+    break, a control or format character (an ANSI escape, U+202E), a tab, a run of
+    blanks or blanks around it (which the line's whitespace folding would change).
+
+    Why: ``secagg simulate --config $'a\\nb.toml'`` with a mistake printed ``Error:
+    --config a`` and ``b.toml: privacy.epsilon must be positive`` on two lines (the
+    message was folded to one line, the path put in after), and an escape in a file's
+    name reached the terminal as it was (second review of in_file, 2026-12-07). The
+    section and key names of a file are shown by the same rule
+    (``secagg.apps.simulation.config._spelt``)."""
+    plain = path.isprintable() and " ".join(path.split()) == path and path != ""
+    return path if plain else repr(path)
 
 
 def _config_error(exc: ConfigurationError, names: dict[str, str]) -> click.BadParameter:

@@ -19,6 +19,7 @@ from secagg.apps.commands.common import (
     _path_read_failure,
     in_file,
     os_error_status,
+    shown_path,
 )
 from secagg.apps.commands.dialling import (
     _certs_error,
@@ -100,7 +101,7 @@ def _refuse_special_policy_files(
 
 def _policy_flag(path: str | None) -> str:
     """``(--policy F)``: where a key of the policy file was read, the file named."""
-    return "(--policy)" if path is None else f"(--policy {path})"
+    return "(--policy)" if path is None else f"(--policy {shown_path(path)})"
 
 
 def _policy_mistake(message: str, policy_path: str | None, key_typed: bool) -> str:
@@ -113,7 +114,7 @@ def _policy_mistake(message: str, policy_path: str | None, key_typed: bool) -> s
     --config``, newcomer walk-through, 2026-12-07). A line that names its source already
     (``(--policy F)``, ``--key``) and any other refusal (the federation's config, the
     key file ``--key`` gave) are left as they are."""
-    if policy_path is None or f"(--policy {policy_path})" in message:
+    if policy_path is None or _policy_flag(policy_path) in message:
         return message
     ours = message.startswith("[key_holder] ") or re.match(
         r"unknown keys? .* in \[key_holder\]", message

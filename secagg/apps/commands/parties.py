@@ -351,7 +351,8 @@ def _config_failure(config_path: str, exc: BaseException) -> str:
     """A federation config's error as the one line that names ``--config`` and the file
     once (``secagg server: x.csv: x.csv is not valid TOML`` named the file twice and the
     flag not at all)."""
-    return in_file("--config", config_path, str(exc).strip() or type(exc).__name__)
+    said = str(exc)  # unstripped: a name's leading blank is the name's (in_file folds)
+    return in_file("--config", config_path, said if said.strip() else type(exc).__name__)
 
 
 #: the largest policy file a party reads: one table of a dozen keys is a few hundred

@@ -30,6 +30,7 @@ from secagg.apps.commands.common import (
     in_file,
     machine_failure,
     os_error_status,
+    shown_path,
 )
 from secagg.apps.models import MODELS
 from secagg.apps.models.tabular import MissingLabelColumn
@@ -252,7 +253,7 @@ def _file_values(config_file: str | None) -> dict[str, Any]:
     if not config_file.strip():
         raise ConfigurationError("--config is empty: name a TOML file, or drop it")
     if not Path(config_file).exists():
-        raise ConfigurationError(f"--config {config_file}: no such file")
+        raise ConfigurationError(in_file("--config", config_file, "no such file"))
     try:
         from_file = SimulationConfig.values_from_file(config_file)
         if from_file:
@@ -267,9 +268,12 @@ def _file_values(config_file: str | None) -> dict[str, Any]:
         # default federation, minutes of it, as if it were the file's (review,
         # 2026-12-06); a section header with no keys still means the defaults
         raise ConfigurationError(
-            f"--config {config_file} sets nothing (is it empty?): write its keys "
-            "([simulation], [privacy], [training], [data]), or drop --config for "
-            "the defaults"
+            in_file(
+                "--config",
+                config_file,
+                f"{config_file} sets nothing (is it empty?): write its keys ([simulation], "
+                "[privacy], [training], [data]), or drop --config for the defaults",
+            )
         )
     return from_file
 
@@ -294,12 +298,20 @@ def _names_a_file_key(message: str, from_file: dict[str, Any]) -> bool:
     """Whether ``message`` names a key the ``--config`` file set, as ``section.key`` or
     ``[section] key``. Alone it decides for a refusal met once the run reads its data
     (a ``data.label`` its CSV lacks): such a line may name neither a key nor a flag (the
-    CSV's own words), and is then not blamed on the file."""
+    CSV's own words), and is then not blamed on the file.
+
+    A key's words inside a path (``--path runs/simulation.seed/t.csv``, a
+    ``data.label.csv``) are not the key: a slash, a backslash or a dot and a name
+    around them make them part of a file's name. Why: a data error about a typed
+    ``--path`` under a folder called ``simulation.seed`` read ``--config F: ...``
+    beside a file that set ``seed`` (second review of the in_file change,
+    2026-12-07)."""
     for name in from_file:
         if name not in SECTION_OF:
             continue
         section, field = re.escape(SECTION_OF[name]), re.escape(name)
-        if re.search(rf"(?<![\w.])(?:{section}\.{field}|\[{section}\] {field})\b", message):
+        spelt = rf"(?:{section}\.{field}|\[{section}\] {field})"
+        if re.search(rf"(?<![\w./\\-]){spelt}(?![\w/\\-])(?!\.\w)", message):
             return True
     return False
 
@@ -377,16 +389,32 @@ def _run_dir(
     config: SimulationConfig, config_file: str | None = None, typed_out: bool = True
 ) -> Path:
     """The run folder: new or empty. A non-empty one named by the config file (a run
-    folder's config.toml from before it left ``out`` out) says to pass ``--out``."""
+    folder's config.toml from before it left ``out`` out) says to pass ``--out``; so
+    does a file's ``out`` that is a file, not a folder.
+
+    Why the file's case names the file: ``out = "results"`` in a ``--config`` file
+    where ``results`` was a file read ``--out results is a file, not a folder``,
+    blaming a flag never typed (second review of the in_file change, 2026-12-07)."""
     if config.out is not None:
         path = Path(config.out)
+        from_file = not typed_out and config_file is not None
+        given = (
+            f"{shown_path(str(path))} (out in {shown_path(str(config_file))})"
+            if from_file
+            else f"--out {path}"
+        )
         if path.exists() and not path.is_dir():
-            raise ConfigurationError(f"--out {path} is a file, not a folder")
+            if from_file:
+                raise ConfigurationError(
+                    f"{given} is a file, not a folder: pass --out NEW-FOLDER to write this "
+                    "run elsewhere"
+                )
+            raise ConfigurationError(f"{given} is a file, not a folder")
         if path.exists() and any(path.iterdir()):
-            if typed_out or config_file is None:
-                raise ConfigurationError(f"--out {path} is not empty: choose a new folder")
+            if not from_file:
+                raise ConfigurationError(f"{given} is not empty: choose a new folder")
             raise ConfigurationError(
-                f"{path} (out in {config_file}) is not empty: pass --out NEW-FOLDER to write "
+                f"{given} is not empty: pass --out NEW-FOLDER to write "
                 "this run elsewhere (a replay of a run folder's config.toml needs a new one)"
             )
         return path
@@ -994,7 +1022,13 @@ def _print_experiment(result: Any, out_dir: Path, as_json: bool) -> None:
 
 
 class _ProgressBar:
-    """One rich progress bar per stage: local-only, centralized, federated rounds."""
+    """One rich progress bar per stage: local-only, centralized, federated rounds.
+
+    The bars start with the first stage's first update, not on entering the block.
+    Why: a run refused before any stage began (a CSV without a fraud row, a label
+    column it lacks) printed an empty line on stdout (rich's last render of no bars)
+    before its ``Error: ...`` line, where ``--quiet`` printed the line alone (second
+    review of the in_file change, 2026-12-07)."""
 
     def __init__(self) -> None:
         from rich.progress import (
@@ -1013,15 +1047,20 @@ class _ProgressBar:
             TextColumn("{task.fields[note]}"),
         )
         self._tasks: dict[str, Any] = {}
+        self._started = False
 
     def __enter__(self) -> _ProgressBar:
-        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)  # type: ignore[arg-type]
+        if self._started:
+            self._started = False
+            self._progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def update(self, stage: str, done: int, total: int, message: str) -> None:
+        if not self._started:
+            self._progress.__enter__()
+            self._started = True
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=total, note="")
         self._progress.update(self._tasks[stage], completed=done, total=total, note=message)
