@@ -180,7 +180,12 @@ def test_every_command_line_in_a_code_block_parses(
     source = ROOT / page
     from_root = source.suffix != ".toml" or str(source.relative_to(ROOT)) in line
     monkeypatch.chdir(ROOT if from_root else source.parent)
-    words = shlex.split(line)[1:]
+    # DIR is the reader's folder: parsed in a temporary one, since an option's callback
+    # may make it (``--out DIR`` left an empty DIR/ in the repository on every run)
+    words = [
+        str(tmp_path / word) if word == "DIR" or word.startswith("DIR/") else word
+        for word in shlex.split(line)[1:]
+    ]
     try:
         command, context = _parse(words)
     except click.BadParameter as exc:
