@@ -353,7 +353,8 @@ def test_a_budget_without_a_state_file_is_refused_by_secagg_client(
         policy = tmp_path / "branch.toml"
         policy.write_text("[branch]\nepsilon_budget = 1.0\ndelta = 1e-5\n")
         args = ("--policy", str(policy))
-        named = "branch.epsilon_budget (--policy) needs --state"
+        # the file named, as the policy's other mistakes are (2026-12-07)
+        named = f"branch.epsilon_budget (--policy {policy}) needs --state"
     result = _client(*args)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -340,7 +340,7 @@ def client(
             policy = _branch_policy(policy_path, policy_options)
         except OSError as exc:  # its --policy file: no permission, an I/O error
             _path_read_failure("secagg client", f"{name}: --policy", str(policy_path), exc)
-        _check_budget_is_kept(policy, policy_options, state_path, name)
+        _check_budget_is_kept(policy, policy_options, state_path, name, policy_path)
         training = _build_hook(hook, name, dimension)
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             stats = run_branch(
@@ -436,7 +436,11 @@ def _build_hook(spec: str, name: str, dimension: int) -> TrainingHook:
 
 
 def _check_budget_is_kept(
-    policy: BranchPolicy, options: dict[str, object], state_path: str | None, name: str
+    policy: BranchPolicy,
+    options: dict[str, object],
+    state_path: str | None,
+    name: str,
+    policy_path: str | None = None,
 ) -> None:
     """Refuse a branch budget without ``--state`` (one line, exit 2), before anything is
     dialled.
@@ -454,7 +458,7 @@ def _check_budget_is_kept(
     given = (
         "--epsilon-budget"
         if options.get("epsilon_budget") is not None
-        else "branch.epsilon_budget (--policy)"
+        else f"branch.epsilon_budget {_policy_flag(policy_path)}"  # which file, too
     )
     _fail(
         "secagg client",
