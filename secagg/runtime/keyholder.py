@@ -493,8 +493,7 @@ class KeyHolderService:
                 # chain's stop went out before the look: tests/runtime/
                 # test_keyholder_chained_stop_spent.py)
                 self._log_spent(before)
-                raise_stop_within(exc)  # the very interrupt, where the chain has it
-                raise_if_stop_asked()
+                _raise_stop_behind(exc)
             self.refused += 1
             self._log_spent(before)
             self._refusals.refused(
