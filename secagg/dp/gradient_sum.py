@@ -53,8 +53,14 @@ def clipped_gradient_sum(
     *,
     clip: float,
     chunk: int = CHUNK_UNITS,
+    precondition: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sum over units of ``clip_L2(grad loss(unit), clip)``, as one float64 vector.
+
+    ``precondition`` (a positive vector laid out as the sum is) multiplies each unit's
+    gradient coordinate by coordinate *before* it is clipped: a diagonal preconditioner
+    that must not depend on any unit's data (e.g. one measured on public data), so the
+    sensitivity stays ``clip`` (Li et al. 2022, AdaDPS).
 
     ``inputs[i]`` and ``targets[i]`` are unit ``i`` (a customer's padded rows and
     their ``[rows, 2]`` label-and-mask target, or one row and its label). The vector
@@ -78,6 +84,7 @@ def clipped_gradient_sum(
         # the model, not any unit: checked before the data is read, so what it says
         # depends on no unit
         raise FloatingPointError("the model's parameters are not finite (the model diverged)")
+    scales = _split_like(trainable, precondition) if precondition is not None else None
     frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
     frozen.update(dict(model.named_buffers()))
 
@@ -94,6 +101,8 @@ def clipped_gradient_sum(
             grads = per_unit(
                 trainable, inputs[start : start + chunk], targets[start : start + chunk]
             )
+            if scales is not None:
+                grads = {name: g * scales[name] for name, g in grads.items()}
             squared = sum(g.reshape(g.shape[0], -1).double().pow(2).sum(1) for g in grads.values())
             # a unit whose squared norm is not finite (its gradient is not, or a float64
             # model's overflowed) adds zero (module docstring); float32 entries square to
@@ -110,3 +119,20 @@ def clipped_gradient_sum(
     if not np.all(np.isfinite(vector)):  # a sum of vectors of norm <= clip: cannot happen
         raise FloatingPointError("the clipped gradient sum is not finite")
     return vector
+
+
+def _split_like(trainable: dict[str, torch.Tensor], vector: np.ndarray) -> dict[str, torch.Tensor]:
+    """``vector`` cut into tensors shaped as ``trainable``'s parameters, in their order."""
+    flat = np.asarray(vector, dtype=np.float64)
+    sizes = [p.numel() for p in trainable.values()]
+    if flat.shape != (sum(sizes),) or not (np.all(np.isfinite(flat)) and np.all(flat > 0)):
+        raise ConfigurationError(
+            f"precondition must be {sum(sizes)} positive finite numbers, one per trainable "
+            f"parameter, not an array of shape {flat.shape}"
+        )
+    out: dict[str, torch.Tensor] = {}
+    offset = 0
+    for (name, p), size in zip(trainable.items(), sizes, strict=True):
+        out[name] = torch.from_numpy(flat[offset : offset + size].reshape(p.shape)).to(p.dtype)
+        offset += size
+    return out

@@ -194,3 +194,30 @@ def test_an_adam_row_names_its_optimizer(probe):
     row = probe.probe_seed(1000, probe.parse_variant("adam:1:0.05"), base)
     assert row["optimizer"] == "adam" and row["noise_multiplier"] > 0
     assert probe.probe_seed(1000, probe.parse_variant("1:2:0"), base)["optimizer"] == "sgd"
+
+
+def test_a_preconditioned_variant_names_where_its_scale_applies(probe):
+    pre = probe.parse_variant("pre:30:2:0.5")
+    assert (pre.precondition, pre.rounds, pre.learning_rate) == ("pre", 30, 2.0)
+    assert (pre.precondition_power, pre.precondition_cap, pre.noised) == (0.5, 10.0, True)
+    assert probe.parse_variant("post:10:1:1:100").precondition_cap == 100.0
+    assert probe.parse_variant("30:2").precondition is None
+    for bad in ("pre:30:2", "post:30:2:3", "pre:30:2:1:0.5", "pre:0:2:1", "mid:30:2:1"):
+        with pytest.raises(SystemExit, match="--variants"):
+            probe.parse_variant(bad)
+
+
+def test_the_public_preconditioner_is_held_between_its_bounds(probe):
+    """Measured on the public reference alone; (median / rms) ** power, capped."""
+    import numpy as np
+
+    base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
+    row = probe.probe_seed(1000, probe.parse_variant("pre:1:2:1:4"), base)
+    assert row["precondition"] == "pre" and row["noise_multiplier"] > 0
+    scale = probe._PRECONDITIONERS[(1000, 1.0, 4.0)]
+    assert np.all(scale >= 0.25) and np.all(scale <= 4.0)
+    assert np.median(scale) == pytest.approx(1.0)
+    assert scale.min() < 1 < scale.max()  # it does reshape the step
+    # power 0: the identity
+    probe.probe_seed(1000, probe.parse_variant("post:1:2:0"), base)
+    assert np.all(probe._PRECONDITIONERS[(1000, 0.0, 10.0)] == 1.0)
