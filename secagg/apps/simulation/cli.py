@@ -56,6 +56,7 @@ from secagg.apps.simulation.config import (
 )
 from secagg.durable import special_file_kind
 from secagg.errors import ConfigurationError, SecAggError
+from secagg.runtime.config import SERVER_OPTIMIZERS
 from secagg.transport.base import TransportError
 from secagg.transport.waiting import raised_within
 
@@ -107,6 +108,18 @@ def _options(function: Any) -> Any:
         click.option("--learning-rate", type=FINITE, help="Local learning rate [0.2]."),
         click.option("--server-learning-rate", type=FINITE, help="Server learning rate [2]."),
         click.option("--server-momentum", type=FINITE, help="Server momentum, FedAvgM [0]."),
+        click.option(
+            "--server-optimizer",
+            type=click.Choice(SERVER_OPTIMIZERS),
+            help="The server's step: sgd (FedAvg, FedAvgM with --server-momentum) or adam "
+            "(FedAdam, Reddi et al. 2021: betas 0.9 / 0.99) [sgd].",
+        ),
+        click.option(
+            "--server-adam-tau",
+            type=FINITE,
+            help="With --server-optimizer adam: FedAdam's tau, its adaptivity, in "
+            "[1e-100, 1e6] [1e-3].",
+        ),
         click.option(
             "--prior",
             type=click.Choice(["auto", "public", "none"]),

@@ -39,6 +39,11 @@ overrides any of them::
     learning_rate = 0.2
     positive_weight = 10.0
     server_learning_rate = 2.0
+    server_momentum = 0.0       # FedAvgM (with server_optimizer = "sgd" only)
+    server_optimizer = "sgd"    # sgd (FedAvg / FedAvgM) | adam (FedAdam, Reddi et al.
+                                # 2021: betas 0.9 / 0.99), the federation server's step
+    # server_adam_tau = 1e-3    # adam only (default 1e-3): its adaptivity, in
+                                # [1e-100, 1e6]
     prior = "auto"              # public | none; auto: public for synthetic data
     # prior_path = "run/model.npy"  # start from an earlier run's released model
     # prior_epsilon = 2.96      # with DP and prior_path, required: the epsilon its own
@@ -120,6 +125,14 @@ from secagg.aggregation.policy import MAX_CLIP
 from secagg.apps.models import MODELS
 from secagg.apps.models.tabular import MAX_ALPHA
 from secagg.errors import ConfigurationError
+from secagg.runtime.config import (
+    ADAM_BETA1,
+    ADAM_BETA2,
+    MAX_SERVER_ADAM_TAU,
+    MIN_SERVER_ADAM_TAU,
+    SERVER_OPTIMIZERS,
+    FederationConfig,
+)
 
 UNITS = ("record", "client")
 MECHANISMS = {
@@ -210,6 +223,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "positive_weight",
         "server_learning_rate",
         "server_momentum",
+        "server_optimizer",
+        "server_adam_tau",
         "prior",
         "prior_path",
         "prior_epsilon",
@@ -250,7 +265,8 @@ FLAGS: dict[str, str] = {
             "branches", "rounds", "seed", "model", "backend", "dropout", "out",
             "unit", "mechanism", "epsilon", "noise_multiplier", "delta", "clip",
             "local_epochs", "batch_size", "learning_rate", "server_learning_rate",
-            "server_momentum", "path", "label", "customer_column",
+            "server_momentum", "server_optimizer", "server_adam_tau", "path", "label",
+            "customer_column",
             "max_rows_per_customer", "partition", "alpha", "train_rows",
             "seeds", "prior", "prior_path", "prior_epsilon", "prior_delta", "trainable",
             "world", "max_fraud_share", "partition_column",
@@ -399,7 +415,9 @@ MAX_FRAUD_SHARE = 0.5
 #:   Past about 1.8e308 / branches the draw's gamma variates sum to infinity and every
 #:   share came out 0: ``--partition feature --alpha 1e308`` put all but the minimum
 #:   rows of every bin in the last branch (1, 1, 1 and 19 997 rows of 20 000), the
-#:   opposite of the near-IID split a large alpha means (simulate audit, 2026-12-05).
+#:   opposite of the near-IID split a large alpha means (simulate audit, 2026-12-05);
+#: * ``server_adam_tau``: the runtime's ``MAX_SERVER_ADAM_TAU`` (10^6, the largest
+#:   value bound: above any coordinate a released mean holds).
 REAL_CAPS: dict[str, float] = {
     "learning_rate": 100.0,
     "server_learning_rate": 100.0,
@@ -410,6 +428,7 @@ REAL_CAPS: dict[str, float] = {
     "positive_weight": 1e6,
     "stats_bound": 1e9,
     "stats_noise_multiplier": 1e4,
+    "server_adam_tau": MAX_SERVER_ADAM_TAU,
 }
 
 #: The smallest values of the real-valued knobs that have one, each refused below with
@@ -423,11 +442,14 @@ REAL_CAPS: dict[str, float] = {
 #: * ``noise_multiplier``: 10^-4, the low end of the accountants' calibration bracket
 #:   (an epsilon of about 5e7 in one round: no privacy to speak of);
 #: * ``clip`` and ``update_clip``: 10^-6, the caps' mirror (the defaults: 10 per
-#:   customer, 1 per branch update, 5 for an update's bound in the ring).
+#:   customer, 1 per branch update, 5 for an update's bound in the ring);
+#: * ``server_adam_tau``: the runtime's ``MIN_SERVER_ADAM_TAU`` (10^-100; Reddi et al.
+#:   tune tau from 10^-7), the federation server's own floor.
 REAL_FLOORS: dict[str, float] = {
     "noise_multiplier": 1e-4,
     "clip": 1e-6,
     "update_clip": 1e-6,
+    "server_adam_tau": MIN_SERVER_ADAM_TAU,
 }
 
 #: what each floor's refusal adds after the number
@@ -437,6 +459,9 @@ _FLOOR_WHY = {
     "clip": "a smaller bound leaves nothing of an update (the defaults: 10 per customer, "
     "1 per branch update)",
     "update_clip": "a smaller bound leaves nothing of an update (the default: 5)",
+    "server_adam_tau": "a released mean's coordinate that small squares to zero in float64, "
+    "and FedAdam's step there grows to the learning rate times the mean over tau (the "
+    "federation server's floor, federation.server_adam_tau)",
 }
 
 #: The largest epsilon a run takes, its target (``epsilon``, ``--epsilon``) and its
@@ -455,6 +480,12 @@ MAX_EPSILON: Final = 1e6
 #: 2026-12-05). An epsilon of 10^6 already protects nothing (e^epsilon overflows a
 #: float64 past 709): beyond it the prior's cost is no privacy figure at all.
 MAX_PRIOR_EPSILON: Final = MAX_EPSILON
+
+#: FedAdam's tau when ``server_adam_tau`` is not given: the runtime's default
+#: (``federation.server_adam_tau``), read from its config, so the two never disagree
+DEFAULT_SERVER_ADAM_TAU: Final[float] = next(
+    f.default for f in fields(FederationConfig) if f.name == "server_adam_tau"
+)
 
 #: fewest training rows a branch may get from a partition (see check_branch_data)
 MIN_TRAIN_ROWS = 10
@@ -551,6 +582,17 @@ class SimulationConfig:
     positive_weight: float = 10.0
     server_learning_rate: float = 2.0
     server_momentum: float = 0.0
+    #: the federation server's step (the runtime's ``federation.server_optimizer``):
+    #: "sgd" is FedAvg, FedAvgM with ``server_momentum``; "adam" is FedAdam (Reddi et
+    #: al. 2021, the runtime's betas). Why a key: the runtime's server had FedAdam and
+    #: ``secagg simulate`` could not run it, so the two could not be compared on the
+    #: simulator. The local-only baseline of record-level distributed DP steps with it too
+    server_optimizer: str = "sgd"
+    #: FedAdam's tau (``federation.server_adam_tau``); None: not set, which adam reads
+    #: as the runtime's default (:data:`DEFAULT_SERVER_ADAM_TAU`, filled in at
+    #: construction, so the run's records name it) and sgd requires: a tau beside sgd
+    #: would change nothing, silently, as the runtime's file refuses it
+    server_adam_tau: float | None = None
     # where training starts (see prior_source)
     prior: str = "auto"
     prior_path: str | None = None  # a .npy model vector (an earlier run's model.npy)
@@ -694,6 +736,7 @@ class SimulationConfig:
         _require(self.server_learning_rate > 0, f"{k('server_learning_rate')} must be positive")
         _require_capped(self.server_learning_rate, "server_learning_rate")
         _require(0 <= self.server_momentum < 1, f"{k('server_momentum')} must lie in [0, 1)")
+        self._check_server_optimizer()
         _require(
             self.sample_rate == 1 or not self.record_distributed,
             f"{k('unit', 'record')} {k('mechanism', 'distributed')} is full-batch DP gradient "
@@ -908,6 +951,45 @@ class SimulationConfig:
                 self.test_rows_per_branch >= 100, f"{k('test_rows_per_branch')} must be >= 100"
             )
         self._check_round_plan()
+
+    def _check_server_optimizer(self) -> None:
+        """``server_optimizer`` and ``server_adam_tau`` as the runtime's federation file
+        takes them (:class:`~secagg.runtime.config.FederationConfig`), refused here in
+        this file's key names (or the flags) before any data is made: one of
+        :data:`~secagg.runtime.config.SERVER_OPTIMIZERS`; no momentum beside FedAdam
+        (it has its own first moment); no tau beside sgd (it has none, and would be
+        ignored); tau within the runtime's bounds. Fills in the runtime's default tau
+        under adam, so summary.json and config.toml record the tau that ran."""
+        k = key
+        _require(
+            self.server_optimizer in SERVER_OPTIMIZERS,
+            f"{k('server_optimizer')} must be one of {', '.join(map(repr, SERVER_OPTIMIZERS))}",
+        )
+        if self.server_optimizer == "sgd":
+            _require(
+                self.server_adam_tau is None,
+                f"{k('server_adam_tau')} is set but {k('server_optimizer', 'sgd')}"
+                f"{' (the default)' if _from_default('server_optimizer') else ''}, FedAvg / "
+                f"FedAvgM, has no tau: set {k('server_optimizer', 'adam')}, or drop "
+                f"{k('server_adam_tau')}",
+            )
+            return
+        _require(
+            self.server_momentum == 0,
+            f"{k('server_momentum', self.server_momentum)} with "
+            f"{k('server_optimizer', 'adam')}: FedAdam has its own momentum (beta1 = "
+            f"{ADAM_BETA1}); "
+            f"drop {k('server_momentum')} or use {k('server_optimizer', 'sgd')}",
+        )
+        if self.server_adam_tau is None:
+            object.__setattr__(self, "server_adam_tau", DEFAULT_SERVER_ADAM_TAU)
+        tau = self.server_adam_tau
+        assert tau is not None
+        _require(
+            isinstance(tau, int | float) and not isinstance(tau, bool) and tau > 0,
+            f"{k('server_adam_tau')} must be positive",
+        )
+        _require_capped(float(tau), "server_adam_tau")
 
     def _check_caps(self) -> None:
         """Every size within :data:`CAPS` (and at least its floor), one line naming it."""
@@ -1195,6 +1277,23 @@ class SimulationConfig:
         return "transaction"
 
     @property
+    def server_step(self) -> str:
+        """The federation server's step in words, as report.md (and an experiment's
+        title, for FedAdam) names it: ``FedAvg (server learning rate 2)``, ``FedAvgM
+        (..., momentum 0.9)`` or ``FedAdam (..., tau 0.001, betas 0.9 / 0.99)``. Why:
+        with two optimizers a report that did not say which one ran could not be told
+        from the other's."""
+        lr = f"server learning rate {self.server_learning_rate:g}"
+        if self.server_optimizer == "adam":
+            return (
+                f"FedAdam ({lr}, tau {self.server_adam_tau:g}, betas {ADAM_BETA1:g} / "
+                f"{ADAM_BETA2:g})"
+            )
+        if self.server_momentum > 0:
+            return f"FedAvgM ({lr}, momentum {self.server_momentum:g})"
+        return f"FedAvg ({lr})"
+
+    @property
     def epochs(self) -> int:
         """Local epochs over the whole run: what a branch's DP-SGD budget covers."""
         return self.rounds * self.local_epochs
@@ -1216,6 +1315,8 @@ class SimulationConfig:
             values.pop("alpha", None)
         if self.partition != "feature":  # ... and only the feature skew reads a column
             values.pop("partition_column", None)
+        if self.server_optimizer != "adam":  # FedAvg(M) has no tau
+            values.pop("server_adam_tau", None)
         return values
 
     @property

@@ -175,6 +175,8 @@ def federation_config(
         rounds=config.rounds,
         server_learning_rate=config.server_learning_rate,
         server_momentum=config.server_momentum,
+        server_optimizer=config.server_optimizer,
+        **({} if config.server_adam_tau is None else {"server_adam_tau": config.server_adam_tau}),
         seed=config.seed,
         replay_noise=True,  # a simulation replays bit for bit; its ledger says so
         # each branch joins a round with probability q, drawn by the server (q = 1: all)
