@@ -22,6 +22,7 @@ import numpy as np
 from secagg.apps.models.synthetic import BranchData
 from secagg.apps.simulation.config import SimulationConfig, key
 from secagg.apps.simulation.seeding import _customer_rows_seed, _derived_seed, _replay_bytes
+from secagg.apps.simulation.server_step import ServerStep
 from secagg.errors import ConfigurationError
 
 log = logging.getLogger("secagg.simulation")
@@ -208,7 +209,8 @@ class BranchTrainer:
     def train_alone(self) -> None:
         """Local-only under record-level distributed DP: the same gradient descent
         (:func:`local_only_steps` steps: ``rounds``, at most
-        :data:`LOCAL_ONLY_MAX_STEPS`; the server's learning rate and momentum) with
+        :data:`LOCAL_ONLY_MAX_STEPS`; the server's step: its learning rate, and its
+        momentum or FedAdam, ``server_optimizer``) with
         nobody to share the noise, so the branch adds all of it: the Gaussian noise
         multiplier that meets epsilon over those full-batch steps (no sampling), from
         the OS CSPRNG or the run's replay seed."""
@@ -225,7 +227,8 @@ class BranchTrainer:
             z = noise_multiplier_for(config.epsilon, config.delta, 1.0, steps)
         stream = KeyedStream(derive("local-noise", _replay_bytes(config, self.data.name)))
         sensitivity = config.dp_clip / self.units_total
-        velocity = np.zeros(self.flat().size)
+        # the server's own step (FedAvg, FedAvgM or FedAdam): see ServerStep for why
+        server = ServerStep(config, self.flat().size)
         for _ in range(steps):
             start = self.flat().astype(np.float64)
             try:
@@ -233,8 +236,7 @@ class BranchTrainer:
             except FloatingPointError:
                 break  # diverged: stays as it is (scored as diverged if not finite)
             step += gaussian(z * sensitivity, step.size, stream)
-            velocity = config.server_momentum * velocity + step
-            self.load((start + config.server_learning_rate * velocity).astype(np.float32))
+            self.load(server.step(start, step).astype(np.float32))
         self.local_noise_multiplier = float(z)
         self._local_epsilon = gaussian_epsilon(z, 1.0, steps, config.delta)
 
