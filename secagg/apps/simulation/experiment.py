@@ -434,6 +434,9 @@ def experiment_lines(result: ExperimentResult) -> list[str]:
     summary = result.summary()
     head = result.headline()
     mechanism = f"{c.protected}-level DP ({c.mechanism})" if c.private else "no DP"
+    # FedAdam is named: an experiment against its FedAvg(M) control had the same title
+    if c.server_optimizer == "adam":
+        mechanism += f", server step {c.server_step}"
     # the rounds planned: they depend on the mechanism (the noise once runs 30 when none
     # are given, RECORD_DISTRIBUTED_ROUNDS), and a 30-round experiment and its 10-round
     # control had the same header; a seed stopped early says so below (its advisories)

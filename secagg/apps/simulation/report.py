@@ -906,7 +906,7 @@ def _write_markdown(result: SimulationResult, path: Path) -> Path:
         "# secagg simulation report",
         "",
         f"{c.branches} branches, {rounds_run(result)}, backend `{c.backend}`, model `{c.model}` "
-        f"(trained: {trained}), "
+        f"(trained: {trained}), server step {c.server_step}, "
         f"{privacy}; dropout rate {c.dropout:g}; seed {c.seed}; data `{c.source}`. "
         f"Wall time {result.seconds:.1f} s.",
         "",
