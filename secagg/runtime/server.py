@@ -105,7 +105,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +132,8 @@ from secagg.errors import (
 from secagg.ledger.chain import Ledger, LedgerError, read_chain
 from secagg.ledger.entry import FROM_STATE, LedgerEntry, Reconstruction, SamplingUnrecorded
 from secagg.runtime import outcome
-from secagg.runtime.config import ADAM_BETA1, ADAM_BETA2, FederationConfig
+from secagg.runtime.config import FederationConfig
+from secagg.runtime.server_optimizer import ServerMoments, server_step
 from secagg.runtime.store import ServerStore, StateError, StoreCorrupted
 from secagg.runtime.wire import (
     MAX_DEADLINE_SECONDS,
@@ -223,22 +224,6 @@ def _send_error_text(exc: BaseException) -> str:
     """A failed send's error for the log and an abort reason: its type and the
     transport's own words (a peer name, a size), never the payload."""
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class ServerMoments(NamedTuple):
-    """The server optimizer's state after a step (:meth:`FederationServer._updated`),
-    adopted with the model or not at all: FedAvgM's velocity or FedAdam's first moment,
-    FedAdam's second moment (zeros otherwise), and the steps taken (FedAdam's bias
-    correction counts them)."""
-
-    first: np.ndarray
-    second: np.ndarray
-    steps: int
-
-    def finite(self) -> bool:
-        """Whether every moment is finite: an inf second moment (a mean whose square
-        overflowed) would freeze its coordinate at a zero step in every later round."""
-        return bool(np.isfinite(self.first).all() and np.isfinite(self.second).all())
 
 
 @dataclass(frozen=True)
@@ -2881,47 +2866,22 @@ class FederationServer:
 
     def _updated(self, mean: np.ndarray) -> tuple[np.ndarray, ServerMoments]:
         """The model and the server optimizer's state after applying ``mean``, not yet
-        adopted: FedAvg with the server learning rate, FedAvgM (Hsu et al. 2019) when
-        ``server_momentum`` is set, or FedAdam (Reddi et al. 2021) when
-        ``server_optimizer = "adam"``; post-processing of the released mean, no privacy
-        cost. ``mean`` is the update direction, the same sign for each: ``model + lr *
-        step``.
+        adopted: :func:`~secagg.runtime.server_optimizer.server_step` (FedAvg, FedAvgM or
+        FedAdam, as the config says) on this server's model and state.
 
-        FedAdam: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` (betas
-        :data:`~secagg.runtime.config.ADAM_BETA1` / ``ADAM_BETA2``), each corrected by the
-        steps taken (``1 - b^t``, as Adam; Reddi et al.'s algorithm leaves it out, the
-        probe that asked for it, benchmarks/bench_record_rounds.py, has it), and ``model +=
-        lr * m_hat / (sqrt(v_hat) + tau)``. Its state, like the velocity, is held in memory
-        only: it restarts at zero after a crash or a restart, step count included, so the
-        first step after one is again about ``lr`` per coordinate (the sign of the mean),
-        and a resumed federation's models are not an uninterrupted one's.
-
-        The mean is stepped as float64, the model's dtype, whatever array it came in: a
-        float32 mean squared in float32 underflowed at 1e-23, and its coordinate then
-        stepped by ``lr * g / tau`` (FedAvg's step always upcast it through the model).
+        The state, like the velocity, is held in memory only: it restarts at zero after
+        a crash or a restart, step count included, so FedAdam's first step after one is
+        again about ``lr`` per coordinate (the sign of the mean), and a resumed
+        federation's models are not an uninterrupted one's.
 
         Why not adopted at once: a model with an inf or a nan (an overflow of the mean
         times the learning rate) was checkpointed, every branch refused it and every
         later round aborted; a restart resumed from the same checkpoint (CLI audit,
         2026-12-04). The caller adopts the model and the state together, only when
         every value of both is finite."""
-        cfg = self.config
-        mean = np.asarray(mean, dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused by the caller
-            if cfg.server_optimizer == "adam":
-                steps = self._steps + 1
-                first = ADAM_BETA1 * self._velocity + (1 - ADAM_BETA1) * mean
-                second = ADAM_BETA2 * self._second + (1 - ADAM_BETA2) * mean**2
-                corrected = first / (1 - ADAM_BETA1**steps)
-                scale = np.sqrt(second / (1 - ADAM_BETA2**steps)) + cfg.server_adam_tau
-                model = self.model + cfg.server_learning_rate * corrected / scale
-                return model, ServerMoments(first, second, steps)
-            if cfg.server_momentum > 0:
-                velocity = cfg.server_momentum * self._velocity + mean
-                model = self.model + cfg.server_learning_rate * velocity
-                return model, ServerMoments(velocity, self._second, self._steps + 1)
-            model = self.model + cfg.server_learning_rate * mean
-            return model, ServerMoments(self._velocity, self._second, self._steps + 1)
+        return server_step(
+            self.config, self.model, mean, ServerMoments(self._velocity, self._second, self._steps)
+        )
 
     # --- the ledger --------------------------------------------------------------
 

@@ -7,8 +7,8 @@ does: the server's learning rate, and FedAvgM's momentum or FedAdam's moments
 server the baseline would have gone on stepping FedAvg(M), and a branch's verdict
 ("federated at least local") would compare two optimizers, not sharing against not
 sharing. :class:`ServerStep` calls the runtime's own step,
-:meth:`~secagg.runtime.server.FederationServer._updated`, on the state it reads (the
-server's model, moments and step count): one rule, so the two cannot drift apart.
+:func:`~secagg.runtime.server_optimizer.server_step`, the one the federation's server
+calls: one rule, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from secagg.apps.simulation.config import DEFAULT_SERVER_ADAM_TAU, SimulationConfig
+from secagg.runtime.server_optimizer import ServerMoments, server_step
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,9 @@ class ServerStep:
             server_optimizer=config.server_optimizer,
             server_adam_tau=DEFAULT_SERVER_ADAM_TAU if tau is None else tau,
         )
-        self.model = np.zeros(size)
-        # the names FederationServer._updated reads them by
-        self._velocity = np.zeros(size)
-        self._second = np.zeros(size)
-        self._steps = 0
+        self._moments = ServerMoments.zeros(size)
 
     def step(self, model: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """``model`` after the server's step along ``mean`` (float64)."""
-        from secagg.runtime.server import FederationServer
-
-        self.model = np.asarray(model, dtype=np.float64)
-        updated, moments = FederationServer._updated(self, mean)  # type: ignore[arg-type]
-        self.model = updated
-        self._velocity, self._second, self._steps = moments
+        updated, self._moments = server_step(self.config, model, mean, self._moments)
         return updated

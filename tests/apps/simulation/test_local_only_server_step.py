@@ -5,7 +5,8 @@ Why: the baseline kept its own copy of FedAvgM's step, so with ``server_optimize
 "adam"`` the federation would have stepped FedAdam and every branch alone FedAvg, and
 each branch's verdict (federated at least local) would have compared two optimizers
 instead of sharing against not sharing. The copy is gone: the baseline calls
-:meth:`FederationServer._updated` (:class:`~secagg.apps.simulation.server_step.ServerStep`).
+:func:`secagg.runtime.server_optimizer.server_step`, the step the federation's server
+calls (:class:`~secagg.apps.simulation.server_step.ServerStep`).
 
 The branch's gradients are replaced by a fixed sequence and its noise by zeros, so the
 steps can be checked against the published rules written out here."""
@@ -128,21 +129,41 @@ def test_local_only_still_steps_fedavgm_under_sgd(
 
 
 def test_the_server_step_is_the_runtimes_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The step is the runtime's method, not a copy: a change there reaches here."""
+    """The step is the runtime's function, the one its server calls, not a copy: a
+    change there reaches here."""
+    from secagg.apps.simulation import server_step as simulation_step
+    from secagg.runtime import server_optimizer
     from secagg.runtime.server import FederationServer
 
+    assert simulation_step.server_step is server_optimizer.server_step
     calls: list[str] = []
-    real = FederationServer._updated
+    real = server_optimizer.server_step
 
-    def spied(self: Any, mean: np.ndarray) -> Any:
-        calls.append(self.config.server_optimizer)
-        return real(self, mean)
+    def spied(settings: Any, *args: Any) -> Any:
+        calls.append(settings.server_optimizer)
+        return real(settings, *args)
 
-    monkeypatch.setattr(FederationServer, "_updated", spied)
+    monkeypatch.setattr(simulation_step, "server_step", spied)
     config = SimulationConfig(**BASE, rounds=3, server_optimizer="adam")
     size = BranchTrainer(config, _branch(), "local").flat().size
     _trained_on(config, _means(size, 3, 0), monkeypatch)
     assert calls == ["adam"] * 3  # one server step per local-only step
     step = ServerStep(config, 4)
     step.step(step.step(np.zeros(4), np.ones(4)), np.ones(4))
-    assert step._steps == 2  # the bias correction counts the steps taken
+    assert step._moments.steps == 2  # the bias correction counts the steps taken
+    # and the federation's server steps through the same function
+    monkeypatch.setattr("secagg.runtime.server.server_step", spied)
+    calls.clear()
+    FederationServer._updated(_BareServer(step.config), np.ones(4))
+    assert calls == ["adam"]
+
+
+class _BareServer:
+    """What :meth:`FederationServer._updated` reads of its server."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.model = np.zeros(4)
+        self._velocity = np.zeros(4)
+        self._second = np.zeros(4)
+        self._steps = 0
