@@ -190,10 +190,18 @@ def folded_naming(message: str, path: str) -> str:
 
     Why not fold the whole line: a name with a run of blanks (``'a  b.toml'``) was
     folded inside its own quotes to ``'a b.toml'``, a name that is not the file's, and
-    no longer found where the line names it already, so it was named twice."""
+    no longer found where the line names it already, so it was named twice. A mention
+    already shown (``(--policy 'a  b.toml')``, written by :func:`shown_path`) is kept
+    whole too, not shown again inside its own quotes: ``secagg keyholder`` named such a
+    policy file twice, the second time folded (tests/apps/test_keyholder_policy_named_once.py)."""
     shown = shown_path(path)
-    pieces = message.split(path) if path else [message]
-    return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces).strip()
+
+    def fold(text: str) -> str:
+        pieces = text.split(path) if path else [text]
+        return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces)
+
+    parts = message.split(shown) if path and shown != path else [message]
+    return shown.join(fold(part) for part in parts).strip()
 
 
 def _shown_os_path(name: object) -> str:
@@ -247,6 +255,22 @@ def _fail(party: str, message: str, status: int = 1) -> NoReturn:
 def _one_line(exc: BaseException, name: str = "") -> str:
     """An error's message on one line, without a leading ``name:`` (the CLI adds it)."""
     message = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"{name}: "
+    return message[len(prefix) :] if name and message.startswith(prefix) else message
+
+
+def _one_line_naming(exc: BaseException, name: str, path: str | None) -> str:
+    """:func:`_one_line`, with the file ``path`` (a party's ``--policy``) kept as
+    :func:`shown_path` shows it (:func:`folded_naming`) wherever the message names it.
+
+    Why: the whole message was folded, each run of whitespace one space, so a policy
+    file whose name has a run of blanks, shown as ``'D/p  q.toml'``, was printed as
+    ``'D/p q.toml'``, a name that is not the file's; and ``secagg keyholder``, which
+    then no longer found its ``(--policy F)`` in the line, named the file again in front
+    (the "blank run double naming": tests/apps/test_keyholder_policy_named_once.py)."""
+    if path is None:
+        return _one_line(exc, name)
+    message = folded_naming(str(exc), path) or type(exc).__name__
     prefix = f"{name}: "
     return message[len(prefix) :] if name and message.startswith(prefix) else message
 

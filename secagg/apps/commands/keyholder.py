@@ -14,6 +14,7 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
 from secagg.apps.commands.common import (
     _fail,
     _one_line,
+    _one_line_naming,
     _os_error,
     _party_environment_failure,
     _path_read_failure,
@@ -391,7 +392,9 @@ def keyholder(
     except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except ConfigurationError as exc:  # a file's mistake (2); one the machine refused (1)
-        said = _policy_mistake(_one_line(exc, name), policy_path, key_path is not None)
+        said = _policy_mistake(
+            _one_line_naming(exc, name, policy_path), policy_path, key_path is not None
+        )
         _fail("secagg keyholder", f"{name}: {said}", os_error_status(exc.__cause__))
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
