@@ -89,21 +89,22 @@ class NonEmptyPath(click.Path):
         2026-12-07); the commands' own handlers of the rule never ran. A path that
         names no file is left to click (exit 2); a positional argument too (an audited
         ledger's status is the audit's)."""
-        from secagg.apps.commands.common import machine_failure, os_error_status
+        from secagg.apps.commands.common import machine_failure, os_error_status, shown_path
 
         flag = option.opts[0] if option.opts else option.human_readable_name
         try:
             os.stat(value)
         except OSError as exc:
             if os_error_status(exc) == 1:
-                raise machine_failure(flag, f"{exc.strerror}: {os.fspath(value)}") from None
+                shown = shown_path(os.fsdecode(value))  # one line whatever the name holds
+                raise machine_failure(flag, f"{exc.strerror}: {shown}") from None
             return  # missing, behind a file, too long: click's own words, exit 2
         except ValueError:  # a NUL in the path: click's own words
             return
         for wanted, mode in ((self.readable, os.R_OK), (self.writable, os.W_OK)):
             if wanted and not os.access(value, mode):
                 denied = os.strerror(errno.EACCES)
-                raise machine_failure(flag, f"{denied}: {os.fspath(value)}")
+                raise machine_failure(flag, f"{denied}: {shown_path(os.fsdecode(value))}")
 
 
 class RegularFilePath(NonEmptyPath):

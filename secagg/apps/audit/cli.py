@@ -211,11 +211,11 @@ def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
         "ledger.pub.pem in a simulation's run folder)"
     )
     if b"PRIVATE KEY-----" in data:
-        return f"{path} is a private key, which stays with the operator: {wanted}"
+        return f"{shown_path(path)} is a private key, which stays with the operator: {wanted}"
     if b"-----BEGIN CERTIFICATE-----" in data:
-        return f"{path} is a TLS certificate, not the ledger's key: {wanted}"
+        return f"{shown_path(path)} is a TLS certificate, not the ledger's key: {wanted}"
     reason = re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
-    return f"cannot read the public key {path}: {reason}"
+    return f"cannot read the public key {shown_path(path)}: {reason}"
 
 
 def _reason(exc: OSError) -> str:
@@ -237,14 +237,18 @@ def _out_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
     while not folder.exists() and folder != folder.parent:  # the folder it would be made in
         folder = folder.parent
     if not folder.is_dir():
-        raise click.BadParameter(f"{folder} is a file, not a folder")
+        raise click.BadParameter(f"{shown_path(str(folder))} is a file, not a folder")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".secagg-probe-"):
             pass
     except OSError as exc:  # no permission, read-only, full: the machine's (exit 1)
         if os_error_status(exc) == 1:
-            raise machine_failure("--out", f"cannot write in {folder}: {_reason(exc)}") from None
-        raise click.BadParameter(f"cannot write in {folder}: {_reason(exc)}") from None
+            raise machine_failure(
+                "--out", f"cannot write in {shown_path(str(folder))}: {_reason(exc)}"
+            ) from None
+        raise click.BadParameter(
+            f"cannot write in {shown_path(str(folder))}: {_reason(exc)}"
+        ) from None
     return value
 
 
@@ -311,7 +315,7 @@ def _in_config(path: str, exc: ConfigurationError) -> str:
     return message if named else f"{shown}: {message}"
 
 
-def _usage_error(exc: ConfigurationError) -> click.UsageError:
+def _usage_error(exc: ConfigurationError, *paths: str | None) -> click.UsageError:
     """The usage line of a mistake the ledger layer found once the command ran: one that
     knows its flag (:class:`~secagg.ledger.chain.OptionMistake`: an ``--expect-head`` of
     0 rows that is not the genesis, a ``--prior-ledger`` that is the ledger itself or no
@@ -320,12 +324,22 @@ def _usage_error(exc: ConfigurationError) -> click.UsageError:
 
     Why: those lines named the flag in words of their own (``Error: --prior-ledger P is
     not a privacy ledger``, while a named pipe there read ``Invalid value for
-    '--prior-ledger'``) or not at all (``Error: the head '0:aa..' counts 0 rows ...``)."""
+    '--prior-ledger'``) or not at all (``Error: the head '0:aa..' counts 0 rows ...``).
+
+    ``paths``, the files typed (the ledger, ``--prior-ledger``), are shown in the line
+    by :func:`shown_path`: a ledger named ``$'a\\nb'`` that is not there printed ``no
+    ledger at a`` and ``b`` on two lines (tests/apps/test_path_flag_one_line.py)."""
     from secagg.ledger.chain import OptionMistake
 
+    def shown(message: str) -> str:
+        for path in sorted({p for p in paths if p}, key=len, reverse=True):
+            if path in message and shown_path(path) != path:
+                message = folded_naming(message, path)
+        return message
+
     if isinstance(exc, OptionMistake):
-        return click.BadParameter(exc.reason, param_hint=f"'{exc.option}'")
-    return click.UsageError(str(exc))
+        return click.BadParameter(shown(exc.reason), param_hint=f"'{exc.option}'")
+    return click.UsageError(shown(str(exc)))
 
 
 def _is_number(value: Any) -> bool:
@@ -524,7 +538,7 @@ def verify(
     except ConfigurationError as exc:
         # a missing ledger, a --prior-ledger that is the ledger itself: with --json its
         # object is printed by the command's class, as for every usage error
-        raise _usage_error(exc) from exc
+        raise _usage_error(exc, ledger, prior_ledger) from exc
     except LedgerKeptChanging as exc:  # no verdict: neither FAILED nor VERIFIED
         _not_read(ledger, exc, as_json, expect_head, config, first_round)
     except Exception as exc:
@@ -913,7 +927,7 @@ def report(
             expect_head=expect_head,
         )
     except ConfigurationError as exc:
-        raise _usage_error(exc) from exc
+        raise _usage_error(exc, ledger, prior_ledger) from exc
     except LedgerKeptChanging as exc:  # no verdict to report: nothing is written
         click.echo(f"NOT READ: {ledger}: {' '.join(str(exc).split())}", err=True)
         sys.exit(EXIT_NOT_READ)

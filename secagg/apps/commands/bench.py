@@ -30,6 +30,7 @@ from secagg.apps.commands.common import (
     _one_line,
     _os_error,
     _path_failure,
+    shown_path,
 )
 from secagg.errors import ConfigurationError
 from secagg.protocol import RoundConfig
@@ -71,7 +72,7 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
         return value
     parent = os.path.dirname(os.path.abspath(value))
     if not os.path.isdir(parent):
-        raise click.BadParameter(f"the folder {parent} does not exist", ctx, param)
+        raise click.BadParameter(f"the folder {shown_path(parent)} does not exist", ctx, param)
     if not os.access(parent, os.W_OK):  # the machine's refusal (a chmod fixes it): exit 1
         raise _path_failure(
             PermissionError(errno.EACCES, os.strerror(errno.EACCES), parent), "--out"
@@ -109,7 +110,7 @@ def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
     try:
         emit(result, out, click.echo, file_only=True)
     except OSError as exc:
-        _fail(party, f"cannot write the results to {out}: {_os_error(exc)}")
+        _fail(party, f"cannot write the results to {shown_path(str(out))}: {_os_error(exc)}")
 
 
 def _bench_json_output(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,12 @@ import click
 
 from secagg.apps import devca
 from secagg.apps.cli_types import NonEmptyPath, refuse_special_files
-from secagg.apps.commands.common import _path_failure, machine_failure, os_error_status
+from secagg.apps.commands.common import (
+    _path_failure,
+    machine_failure,
+    os_error_status,
+    shown_path,
+)
 from secagg.errors import ConfigurationError
 from secagg.transport.certs import MissingCertificate, load_ca_certificate
 
@@ -67,7 +72,7 @@ def _no_ca(exc: MissingCertificate, directory: str, *, may_init: bool) -> click.
             where = " (read from the current folder)"
     way_out = "pass --dir the folder that holds the CA's ca.pem"
     if may_init:
-        way_out += f", or make a CA there with 'secagg certs init --dir {directory}'"
+        way_out += f", or make a CA there with 'secagg certs init --dir {shown_path(directory)}'"
     return click.BadParameter(f"{message}{where}: {way_out}", param_hint="--dir")
 
 
@@ -92,8 +97,8 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
         # (newcomer walk, 2026-12-06); as the server's [server] state folder, the
         # operator makes the parents. A parent that is a file: the OSError below
         raise click.BadParameter(
-            f"the folder {parent} does not exist (certs init makes only the last folder "
-            f"of {directory}): create it first, or check the path",
+            f"the folder {shown_path(str(parent))} does not exist (certs init makes only the "
+            f"last folder of {shown_path(directory)}): create it first, or check the path",
             param_hint="--dir",
         )
     try:

@@ -20,6 +20,7 @@ from secagg.apps.commands.common import (
     MAX_FEDERATION_ROUNDS,
     _fail,
     _one_line,
+    _one_line_naming,
     _party_environment_failure,
     _path_read_failure,
     _state_file_status,
@@ -379,7 +380,7 @@ def client(
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
     except ConfigurationError as exc:  # its files, its policy, its model's dimension
-        _fail("secagg client", f"{name}: {_one_line(exc, name)}", 2)
+        _fail("secagg client", f"{name}: {_one_line_naming(exc, name, policy_path)}", 2)
     except TransportError as exc:  # cannot connect, refused, gave up redialling
         _fail("secagg client", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except sqlite3.Error as exc:  # a store under the branch (its hook's, a library's)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -39,8 +40,10 @@ MAX_FEDERATION_ROUNDS = 10**9
 
 
 def _os_error(exc: OSError) -> str:
-    """An OSError as one line: what failed and on which path, without errno numbers."""
-    where = f" {exc.filename}" if exc.filename else ""
+    """An OSError as one line: what failed and on which path, without errno numbers, the
+    path shown by :func:`shown_path` (a typed ``--out $'a\\nb'`` printed raw broke the
+    line in two: tests/apps/test_path_flag_one_line.py)."""
+    where = f" {_shown_os_path(exc.filename)}" if exc.filename else ""
     return f"{exc.strerror or type(exc).__name__}:{where}" if where else str(exc.strerror or exc)
 
 
@@ -104,7 +107,7 @@ def _environment_cause(exc: BaseException) -> str:
     ``[Errno 28]`` and Python's quoting of the path. Only the message: never a file's
     contents (a key's bytes are never in an OSError)."""
     if isinstance(exc, OSError) and exc.strerror:
-        paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+        paths = [_shown_os_path(p) for p in (exc.filename, exc.filename2) if p is not None]
         return exc.strerror + (f": {' -> '.join(paths)}" if paths else "")
     text = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
     text = " ".join(text.split()) or type(exc).__name__
@@ -134,7 +137,7 @@ def _path_read_failure(party: str, flag: str, path: str, exc: OSError) -> NoRetu
     ``keyholder-init --config`` said ``Error: Permission denied: F`` naming no flag, and
     ``client --policy`` ``[Errno 13] Permission denied: 'F'`` (path-failure review,
     2026-12-07)."""
-    _fail(party, f"{flag} {path}: {_os_error(exc)}", os_error_status(exc))
+    _fail(party, f"{flag} {shown_path(path)}: {_os_error(exc)}", os_error_status(exc))
 
 
 def _state_file_status(exc: BaseException) -> int:
@@ -187,10 +190,26 @@ def folded_naming(message: str, path: str) -> str:
 
     Why not fold the whole line: a name with a run of blanks (``'a  b.toml'``) was
     folded inside its own quotes to ``'a b.toml'``, a name that is not the file's, and
-    no longer found where the line names it already, so it was named twice."""
+    no longer found where the line names it already, so it was named twice. A mention
+    already shown (``(--policy 'a  b.toml')``, written by :func:`shown_path`) is kept
+    whole too, not shown again inside its own quotes: ``secagg keyholder`` named such a
+    policy file twice, the second time folded (tests/apps/test_keyholder_policy_named_once.py)."""
     shown = shown_path(path)
-    pieces = message.split(path) if path else [message]
-    return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces).strip()
+
+    def fold(text: str) -> str:
+        pieces = text.split(path) if path else [text]
+        return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces)
+
+    parts = message.split(shown) if path and shown != path else [message]
+    return shown.join(fold(part) for part in parts).strip()
+
+
+def _shown_os_path(name: object) -> str:
+    """An OSError's ``filename`` (a str, bytes, a path, rarely a descriptor) as
+    :func:`shown_path` shows it."""
+    if isinstance(name, str | bytes | os.PathLike):
+        return shown_path(os.fsdecode(name))
+    return str(name)
 
 
 def shown_path(path: str) -> str:
@@ -236,6 +255,22 @@ def _fail(party: str, message: str, status: int = 1) -> NoReturn:
 def _one_line(exc: BaseException, name: str = "") -> str:
     """An error's message on one line, without a leading ``name:`` (the CLI adds it)."""
     message = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"{name}: "
+    return message[len(prefix) :] if name and message.startswith(prefix) else message
+
+
+def _one_line_naming(exc: BaseException, name: str, path: str | None) -> str:
+    """:func:`_one_line`, with the file ``path`` (a party's ``--policy``) kept as
+    :func:`shown_path` shows it (:func:`folded_naming`) wherever the message names it.
+
+    Why: the whole message was folded, each run of whitespace one space, so a policy
+    file whose name has a run of blanks, shown as ``'D/p  q.toml'``, was printed as
+    ``'D/p q.toml'``, a name that is not the file's; and ``secagg keyholder``, which
+    then no longer found its ``(--policy F)`` in the line, named the file again in front
+    (the "blank run double naming": tests/apps/test_keyholder_policy_named_once.py)."""
+    if path is None:
+        return _one_line(exc, name)
+    message = folded_naming(str(exc), path) or type(exc).__name__
     prefix = f"{name}: "
     return message[len(prefix) :] if name and message.startswith(prefix) else message
 

@@ -14,6 +14,7 @@ from secagg.apps.cli_types import FiniteFloat, NonEmptyPath, RegularFilePath
 from secagg.apps.commands.common import (
     _fail,
     _one_line,
+    _one_line_naming,
     _os_error,
     _party_environment_failure,
     _path_read_failure,
@@ -145,13 +146,17 @@ def _key_holders_federation(config_path: str, name: str) -> FederationConfig:
     holder = config.backend.key_holder
     if holder is None:
         _fail(
-            party, f"--config {config_path}: the {config.backend.name} backend has no key holder", 2
+            party,
+            f"--config {shown_path(config_path)}: the {config.backend.name} backend has no "
+            "key holder",
+            2,
         )
     if holder != name:
         _fail(
             party,
-            f"--name {name} is not this federation's key holder: --config {config_path} names "
-            f"{holder!r} ([backend] key_holder), the only name its server admits as one",
+            f"--name {name} is not this federation's key holder: --config "
+            f"{shown_path(config_path)} names {holder!r} ([backend] key_holder), the only "
+            "name its server admits as one",
             2,
         )
     return config
@@ -173,8 +178,8 @@ def _check_backend_agrees(
     if typed and backend != config.backend.name:
         _fail(
             "secagg keyholder",
-            f"--backend {backend} disagrees with --config {config_path}, whose [backend] "
-            f"name = {config.backend.name!r} is the one served: leave --backend out",
+            f"--backend {backend} disagrees with --config {shown_path(config_path)}, whose "
+            f"[backend] name = {config.backend.name!r} is the one served: leave --backend out",
             2,
         )
 
@@ -225,14 +230,16 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     # theirs (it was click's "Error: --key: ..."), naming the flag; exit status 2
     party = "secagg keyholder-init"
     if Path(key_path).is_dir():  # "exists; a new key would orphan every pin" misled
-        _fail(party, f"--key {key_path} is a folder: give the key file's path in it", 2)
+        _fail(party, f"--key {shown_path(key_path)} is a folder: give the key file's path in it", 2)
     if Path(key_path).exists():
-        _fail(party, f"--key {key_path} exists; a new key would orphan every pin", 2)
+        _fail(party, f"--key {shown_path(key_path)} exists; a new key would orphan every pin", 2)
     folder = Path(key_path).parent
     if not folder.is_dir():  # it said "No such file or directory: DIR/.KEY.x1y2z3.tmp",
         # the name of a temporary file the user never typed (review, 2026-12-06)
         what = "is a file, not a folder" if folder.exists() else "does not exist"
-        _fail(party, f"--key {key_path}: the folder {folder} {what}", 2)
+        _fail(
+            party, f"--key {shown_path(key_path)}: the folder {shown_path(str(folder))} {what}", 2
+        )
     try:
         config = FederationConfig.load(config_path)
     except ConfigurationError as exc:
@@ -242,7 +249,7 @@ def keyholder_init(config_path: str, key_path: str) -> None:
     try:
         fingerprint = make_key_holder_key(config, key_path)
     except OSError as exc:  # a path that names no file (2); no permission, a full disk (1)
-        _fail(party, f"--key {key_path}: {_os_error(exc)}", os_error_status(exc))
+        _fail(party, f"--key {shown_path(key_path)}: {_os_error(exc)}", os_error_status(exc))
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
     click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
@@ -385,7 +392,9 @@ def keyholder(
     except DecryptionRecordUnwritable as exc:  # its record: the machine's refusal, or the path's
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except ConfigurationError as exc:  # a file's mistake (2); one the machine refused (1)
-        said = _policy_mistake(_one_line(exc, name), policy_path, key_path is not None)
+        said = _policy_mistake(
+            _one_line_naming(exc, name, policy_path), policy_path, key_path is not None
+        )
         _fail("secagg keyholder", f"{name}: {said}", os_error_status(exc.__cause__))
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")

@@ -5,10 +5,11 @@ certificate folder that lacks what it needs) and the line a stop leaves.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
@@ -106,8 +107,9 @@ def server(config_path: str, init: bool, wait: float, quiet: bool, verbose: bool
             2,
         )
     # the ledger's head as this start found it: a stop's line names the rows it wrote
-    # since (_ledger_rows_said), whose head no other line may have printed
-    head_before = _ledger_head(state + ".ledger")
+    # since (_ledger_rows_said), whose head no other line may have printed; HEAD_UNREAD
+    # where the read failed (a "database is locked"): the line then names no rows
+    head_before = _ledger_head_before(state + ".ledger")
     try:
         with _sigterm_as_interrupt(), _verdict_said_here(verbose):
             server, results = serve(config, wait_for_clients=wait, init=init)
@@ -260,11 +262,26 @@ def _what_a_stop_keeps(state: str) -> str:
     )
 
 
-def _ledger_head(path: str) -> tuple[int, str] | None:
+class _HeadNotRead(Exception):
+    """The ledger file's head could not be read, or its head row is not one the ledger's
+    writer stores (:func:`_read_ledger_head`)."""
+
+
+class _Unread(enum.Enum):
+    """The head read before ``serve`` failed: which rows this start wrote is unknown."""
+
+    HEAD = "the ledger's head could not be read as the start began"
+
+
+#: :func:`_ledger_head_before`'s answer where the read failed
+HEAD_UNREAD: Final = _Unread.HEAD
+
+
+def _read_ledger_head(path: str) -> tuple[int, str] | None:
     """The head (row count, hash) the ledger file at ``path`` holds now, read without
-    writing to it or beside it; None where there is no ledger file, it cannot be read,
-    or its head row is not one the ledger's writer stores (a stop's line then says what
-    it can without it).
+    writing to it or beside it; None where there is no ledger file or it holds no head
+    row yet. Raises :class:`_HeadNotRead` where it cannot be read, or its head row is
+    not one the ledger's writer stores.
 
     Why the head row is checked: it was taken as ``(int(seq), str(hash))``, so a file
     whose head row is not the writer's (``seq`` NULL: a ``TypeError`` traceback from the
@@ -272,7 +289,12 @@ def _ledger_head(path: str) -> tuple[int, str] | None:
     printed as ``3:b'\\x00\\xff'``, a head no ledger has and ``--expect-head`` refuses:
     tests/apps/test_server_stop_head_unreadable.py). The row is not verified here (the
     server's start and ``audit verify`` do that); it is only taken as a head if it is
-    shaped as one: a row count and 64 lower-case hex digits."""
+    shaped as one: a row count and 64 lower-case hex digits.
+
+    Why "no file" and "not read" differ: the head read before ``serve`` answered None
+    for both, so a stop after a read that failed (a transient "database is locked")
+    named every row of the ledger as this start's, earlier starts' rows among them
+    (tests/apps/test_server_stop_head_not_read.py)."""
     from secagg.ledger.chain import read_without_writing
 
     if not os.path.isfile(path):  # sqlite3 would create an empty file there
@@ -284,20 +306,40 @@ def _ledger_head(path: str) -> tuple[int, str] | None:
             return None
         seq, digest = row
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            return None
+            raise _HeadNotRead(f"head row seq {seq!r} is not a row count")
         if not isinstance(digest, str) or len(digest) != 64:
-            return None
+            raise _HeadNotRead("head row hash is not 64 hex digits")
         if any(c not in "0123456789abcdef" for c in digest):
-            return None
+            raise _HeadNotRead("head row hash is not 64 lower-case hex digits")
         return seq, digest
 
     try:
         return read_without_writing(path, head)
-    except (sqlite3.Error, OSError, SecAggError, ValueError):  # cannot tell: said without it
+    except (sqlite3.Error, OSError, SecAggError, ValueError) as exc:
+        raise _HeadNotRead(str(exc)) from exc
+
+
+def _ledger_head(path: str) -> tuple[int, str] | None:
+    """The head the ledger file at ``path`` holds now (:func:`_read_ledger_head`); None
+    where there is none or it cannot be read (a stop's line then says what it can
+    without it)."""
+    try:
+        return _read_ledger_head(path)
+    except _HeadNotRead:
         return None
 
 
-def _ledger_rows_said(path: str, before: tuple[int, str] | None) -> str:
+def _ledger_head_before(path: str) -> tuple[int, str] | _Unread | None:
+    """The head as a start finds it, before ``serve``: :data:`HEAD_UNREAD` where it
+    could not be read, so that a stop's line does not take every row of the ledger as
+    this start's (:func:`_ledger_rows_said`)."""
+    try:
+        return _read_ledger_head(path)
+    except _HeadNotRead:
+        return HEAD_UNREAD
+
+
+def _ledger_rows_said(path: str, before: tuple[int, str] | _Unread | None) -> str:
     """What a stopped server's line adds about the ledger rows this start wrote (none:
     nothing): which rounds' rows (rebuilt from the state, or written by a round), and the
     ledger's head now, which auditors pass to ``secagg audit verify --expect-head``.
@@ -308,12 +350,25 @@ def _ledger_rows_said(path: str, before: tuple[int, str] | None) -> str:
     no round was in flight", and the ledger's new head reached no one
     (tests/apps/test_server_finished_stop_says_head.py); so did any run stopped after
     its rounds wrote rows. The stop can land anywhere in between (the rebuild's return,
-    the state's closing), and its line is the one output sure to come."""
+    the state's closing), and its line is the one output sure to come.
+
+    ``before`` is :data:`HEAD_UNREAD` where the head could not be read as the start
+    began: the line then says so and gives the head now, naming no rows (it cannot tell
+    this start's rows from earlier starts')."""
     from secagg.ledger.chain import format_head, read_without_writing
 
     now = _ledger_head(path)
     if now is None or now == before or now[0] == 0:  # no row written (a new ledger's genesis)
         return ""
+    publish = (
+        f"ledger head {format_head(*now)} (publish it: auditors pass it to secagg audit "
+        "verify --expect-head, which then detects a ledger cut back)"
+    )
+    if isinstance(before, _Unread):  # HEAD_UNREAD, its one value
+        return (
+            "; this start could not tell which ledger rows it wrote (the ledger's head "
+            f"could not be read as it began): {publish}"
+        )
     since = before[0] if before is not None and before[0] <= now[0] else 0
 
     def rows(db: Any) -> list[Any]:
@@ -335,10 +390,7 @@ def _ledger_rows_said(path: str, before: tuple[int, str] | None) -> str:
     if written:
         what.append(f"wrote the ledger's row of {_rounds_named(written)}")
     done = " and ".join(what) if what else "wrote ledger rows"
-    return (
-        f"; this start {done}: ledger head {format_head(*now)} (publish it: auditors pass "
-        "it to secagg audit verify --expect-head, which then detects a ledger cut back)"
-    )
+    return f"; this start {done}: {publish}"
 
 
 #: what a server holds per parameter at the least, whatever the backend: its model and
