@@ -394,8 +394,10 @@ def _ledger_rows_said(path: str, before: tuple[int, str] | _Unread | None) -> st
 
 
 #: what a server holds per parameter at the least, whatever the backend: its model and
-#: its FedAvgM velocity, 64-bit floats each (a round's inputs and sums come on top)
-SERVER_BYTES_PER_PARAMETER = 16
+#: its optimizer's two moments (FedAvgM's velocity or FedAdam's first moment, FedAdam's
+#: second), 64-bit floats each, all allocated when it is built (a round's inputs and
+#: sums come on top)
+SERVER_BYTES_PER_PARAMETER = 24
 
 
 def _model_past_memory(config_path: str, config: FederationConfig) -> str | None:
@@ -403,10 +405,11 @@ def _model_past_memory(config_path: str, config: FederationConfig) -> str | None
     hold, or None.
 
     Why: the key is bounded by the wire format (:data:`MAX_DIMENSION`), not by memory, and
-    the server allocates its model and velocity when it is built: 2**31 parameters need
-    32 GiB before any round, which ended in a MemoryError traceback or the kernel's
-    out-of-memory killer after the state was opened and the port bound (config review,
-    2026-12-05). A machine's memory is a fixed bound, so refusing past it is never wrong."""
+    the server allocates its model and its optimizer's moments when it is built: 2**31
+    parameters need 48 GiB before any round (32 GiB before FedAdam's second moment),
+    which ended in a MemoryError traceback or the kernel's out-of-memory killer after the
+    state was opened and the port bound (config review, 2026-12-05). A machine's memory
+    is a fixed bound, so refusing past it is never wrong."""
     limit = cli_types.memory_limit()
     needed = config.dimension * SERVER_BYTES_PER_PARAMETER
     if limit is None or needed <= limit:
@@ -414,7 +417,7 @@ def _model_past_memory(config_path: str, config: FederationConfig) -> str | None
     need, have = cli_types.size_in_gib(needed), cli_types.size_in_gib(limit)
     return (
         f"--config {config_path}: federation.dimension = {config.dimension}: the server's "
-        f"model and its momentum alone need {need} of memory, more than the {have} this "
+        f"model and its optimizer's moments alone need {need} of memory, more than the {have} this "
         "machine has"
     )
 
