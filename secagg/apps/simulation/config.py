@@ -461,7 +461,7 @@ _FLOOR_WHY = {
     "update_clip": "a smaller bound leaves nothing of an update (the default: 5)",
     "server_adam_tau": "a released mean's coordinate that small squares to zero in float64, "
     "and FedAdam's step there grows to the learning rate times the mean over tau (the "
-    "federation server's floor, federation.server_adam_tau)",
+    "federation server's own floor)",
 }
 
 #: The largest epsilon a run takes, its target (``epsilon``, ``--epsilon``) and its
