@@ -112,7 +112,8 @@ def _options(function: Any) -> Any:
             "--server-optimizer",
             type=click.Choice(SERVER_OPTIMIZERS),
             help="The server's step: sgd (FedAvg, FedAvgM with --server-momentum) or adam "
-            "(FedAdam, Reddi et al. 2021: betas 0.9 / 0.99) [sgd].",
+            "(FedAdam, Reddi et al. 2021: betas 0.9 / 0.99; give --server-learning-rate "
+            "with it, e.g. 0.03: FedAvg's 2 wrecks the model) [sgd].",
         ),
         click.option(
             "--server-adam-tau",

@@ -41,7 +41,8 @@ overrides any of them::
     server_learning_rate = 2.0
     server_momentum = 0.0       # FedAvgM (with server_optimizer = "sgd" only)
     server_optimizer = "sgd"    # sgd (FedAvg / FedAvgM) | adam (FedAdam, Reddi et al.
-                                # 2021: betas 0.9 / 0.99), the federation server's step
+                                # 2021: betas 0.9 / 0.99), the federation server's step;
+                                # adam needs server_learning_rate given (e.g. 0.03)
     # server_adam_tau = 1e-3    # adam only (default 1e-3): its adaptivity, in
                                 # [1e-100, 1e6]
     prior = "auto"              # public | none; auto: public for synthetic data
@@ -990,6 +991,21 @@ class SimulationConfig:
             f"{k('server_adam_tau')} must be positive",
         )
         _require_capped(float(tau), "server_adam_tau")
+        # FedAvg's default rate under FedAdam, which nobody chose: refused (on the command
+        # line and in a --config file; a library caller's default is its own choice).
+        # Why: FedAdam moves every parameter by about its learning rate each round,
+        # whatever the released mean's size, and 2 (FedAvg's, tuned for steps the size of
+        # the mean) wrecked the model: 4 branches, 5 rounds, pooled AUPRC of the prior
+        # 0.448 against 0.004 federated (noise once), 0.145 (client-level central); DP-SGD
+        # 0.366 against 0.216 (second review of FedAdam in the simulator, 2026-12-07)
+        _require(
+            not _from_default("server_learning_rate"),
+            f"{k('server_optimizer', 'adam')} needs {k('server_learning_rate')}: FedAdam "
+            "moves every parameter by about the server learning rate each round, whatever "
+            f"the released mean's size, and the default, {self.server_learning_rate:g}, is "
+            f"FedAvg's (it wrecks the model): give {k('server_learning_rate')} (0.03 was "
+            "FedAdam's best on the tuning seeds, with the noise once: docs/results.md)",
+        )
 
     def _check_caps(self) -> None:
         """Every size within :data:`CAPS` (and at least its floor), one line naming it."""
