@@ -998,14 +998,7 @@ class SimulationConfig:
         # the mean) wrecked the model: 4 branches, 5 rounds, pooled AUPRC of the prior
         # 0.448 against 0.004 federated (noise once), 0.145 (client-level central); DP-SGD
         # 0.366 against 0.216 (second review of FedAdam in the simulator, 2026-12-07)
-        _require(
-            not _from_default("server_learning_rate"),
-            f"{k('server_optimizer', 'adam')} needs {k('server_learning_rate')}: FedAdam "
-            "moves every parameter by about the server learning rate each round, whatever "
-            f"the released mean's size, and the default, {self.server_learning_rate:g}, is "
-            f"FedAvg's (it wrecks the model): give {k('server_learning_rate')} (0.03 was "
-            "FedAdam's best on the tuning seeds, with the noise once: docs/results.md)",
-        )
+        _require(not _from_default("server_learning_rate"), _adam_needs_a_rate(self))
 
     def _check_caps(self) -> None:
         """Every size within :data:`CAPS` (and at least its floor), one line naming it."""
@@ -1400,7 +1393,13 @@ class SimulationConfig:
         values = cls.values_from_dict(data)
         if base is not None:  # the caller's configuration: its rounds are its choice
             return replace(base, **values)
-        return with_file_rounds(cls(**values), rounds_given="rounds" in values)
+        config = with_file_rounds(cls(**values), rounds_given="rounds" in values)
+        # as ``secagg simulate --config`` reads the same file (see _check_server_optimizer)
+        _require(
+            config.server_optimizer != "adam" or "server_learning_rate" in values,
+            _adam_needs_a_rate(config),
+        )
+        return config
 
     @classmethod
     def load(cls, path: str | Path, base: SimulationConfig | None = None) -> SimulationConfig:
@@ -1410,6 +1409,20 @@ class SimulationConfig:
         from secagg.runtime.config import read_toml
 
         return cls.from_dict(read_toml(path), base)
+
+
+def _adam_needs_a_rate(config: SimulationConfig) -> str:
+    """The refusal of FedAdam at FedAvg's default server learning rate, which nobody
+    chose (see :meth:`SimulationConfig._check_server_optimizer` for why), naming the
+    flags or keys as the user set them."""
+    rate = key("server_learning_rate")
+    return (
+        f"{key('server_optimizer', 'adam')} needs {rate}: FedAdam moves every parameter "
+        "by about the server learning rate each round, whatever the released mean's size, "
+        f"and the default, {config.server_learning_rate:g}, is FedAvg's (it wrecks the "
+        f"model): give {rate} (0.03 was FedAdam's best on the tuning seeds, with the noise "
+        "once: docs/results.md)"
+    )
 
 
 def with_file_rounds(config: SimulationConfig, *, rounds_given: bool) -> SimulationConfig:

@@ -134,3 +134,25 @@ def test_adam_with_a_rate_given_anywhere_is_taken(rate: float, where: str) -> No
     assert config.server_optimizer == "adam" and config.server_learning_rate == rate
     library = SimulationConfig(server_optimizer="adam")
     assert library.server_learning_rate == SimulationConfig.server_learning_rate
+
+
+def test_loading_a_file_with_adam_and_no_rate_is_refused_as_the_command_refuses(
+    tmp_path: Path,
+) -> None:
+    """``SimulationConfig.load`` reads a file as ``secagg simulate --config`` does (its
+    docstring; docs/scaling.md runs a file so): the command refused FedAdam at FedAvg's
+    default rate and ``load`` ran it. Over a caller's ``base`` the rate is the caller's."""
+    from secagg.apps.simulation.config import SimulationConfig
+    from secagg.errors import ConfigurationError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[training]\nserver_optimizer = "adam"\n')
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^training\.server_optimizer = 'adam' needs training\.server_learning_rate: ",
+    ):
+        SimulationConfig.load(path)
+    base = SimulationConfig(server_learning_rate=0.05)
+    assert SimulationConfig.load(path, base).server_learning_rate == 0.05
+    path.write_text('[training]\nserver_optimizer = "adam"\nserver_learning_rate = 0.03\n')
+    assert SimulationConfig.load(path).server_learning_rate == 0.03
