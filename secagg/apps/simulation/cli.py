@@ -112,7 +112,8 @@ def _options(function: Any) -> Any:
             "--server-optimizer",
             type=click.Choice(SERVER_OPTIMIZERS),
             help="The server's step: sgd (FedAvg, FedAvgM with --server-momentum) or adam "
-            "(FedAdam, Reddi et al. 2021: betas 0.9 / 0.99) [sgd].",
+            "(FedAdam, Reddi et al. 2021: betas 0.9 / 0.99; give --server-learning-rate "
+            "with it, e.g. 0.03: FedAvg's 2 wrecks the model) [sgd].",
         ),
         click.option(
             "--server-adam-tau",
@@ -1099,9 +1100,13 @@ def _print_table(result: Any, run_dir: Path, written: list[Path]) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     c = result.config
+    # FedAdam is named, as in an experiment's title: a FedAdam run and its FedAvg
+    # control printed the same title (second review of FedAdam, 2026-12-07)
+    step = f", server step {c.server_step}" if c.server_optimizer == "adam" else ""
     table = Table(
         title=f"{c.branches} branches, {rounds_run(result)}, {c.backend}, "
         + (f"{c.protected}-level DP ({c.mechanism})" if c.private else "no DP")
+        + step
     )
     for column in ("setting", *COLUMNS.values(), "ε", "sent/branch/round", "s/round"):
         table.add_column(

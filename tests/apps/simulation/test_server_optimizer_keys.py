@@ -57,7 +57,11 @@ def _one_line_error(result: Result) -> str:
 def test_the_keys_live_beside_server_momentum_and_have_flags() -> None:
     assert SECTION_OF["server_optimizer"] == SECTION_OF["server_momentum"] == "training"
     assert SECTION_OF["server_adam_tau"] == "training"
-    config = build_config(None, {"server_optimizer": "adam", "server_adam_tau": 0.01})
+    # (a rate given: FedAdam at FedAvg's default rate nobody chose is refused, see
+    # test_server_step_named.py)
+    config = build_config(
+        None, {"server_optimizer": "adam", "server_adam_tau": 0.01, "server_learning_rate": 0.03}
+    )
     assert (config.server_optimizer, config.server_adam_tau) == ("adam", 0.01)
 
 
@@ -75,7 +79,10 @@ def test_the_default_is_sgd_without_a_tau_and_adam_takes_the_runtimes_tau() -> N
 
 def test_a_file_sets_them_in_training(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[training]\nserver_optimizer = "adam"\nserver_adam_tau = 1e-4\n')
+    path.write_text(
+        '[training]\nserver_optimizer = "adam"\nserver_adam_tau = 1e-4\n'
+        "server_learning_rate = 0.03\n"
+    )
     loaded = SimulationConfig.load(path)
     assert (loaded.server_optimizer, loaded.server_adam_tau) == ("adam", 1e-4)
     via_cli = build_config(str(path), {})
@@ -102,7 +109,10 @@ def test_adam_beside_a_zero_momentum_is_taken(tmp_path: Path) -> None:
     """A run folder's config.toml writes ``server_momentum = 0.0`` beside adam; its
     replay must run (the runtime refuses only a momentum that would be used)."""
     path = tmp_path / "c.toml"
-    path.write_text('[training]\nserver_optimizer = "adam"\nserver_momentum = 0.0\n')
+    path.write_text(
+        '[training]\nserver_optimizer = "adam"\nserver_momentum = 0.0\n'
+        "server_learning_rate = 0.03\n"
+    )
     assert build_config(str(path), {}).server_optimizer == "adam"
 
 
