@@ -18,7 +18,8 @@ A file looks like::
     server_momentum = 0.0       # FedAvgM: 0.9 smooths noisy DP updates (post-processing)
     # server_optimizer = "adam" # FedAdam (Reddi et al. 2021) instead of FedAvg(M): betas
     # server_adam_tau = 1e-3    # 0.9 / 0.99, tau its adaptivity (adam only; at least
-                                # 1e-100); momentum must stay 0
+                                # 1e-100); momentum must stay 0, and the file must give
+                                # server_learning_rate (FedAdam steps by about it: ~0.03)
     # seed = 7                  # tests: seeded, predictable cohorts (not a secret; no
                                 # epsilon credits the sampling, so that costs nothing)
 
@@ -1213,6 +1214,17 @@ class FederationConfig:
             f"federation.server_adam_tau = {_shown_value(top.get('server_adam_tau'))} is set "
             "but federation.server_optimizer is 'sgd' (the default), which has no tau: set "
             "server_optimizer = 'adam', or remove server_adam_tau",
+        )
+        # FedAdam moves every coordinate by about the server learning rate each round,
+        # whatever the released mean's size: the default rate is FedAvg's (1.0), which
+        # FedAdam takes as a step of 1 a parameter a round and wrecks the model, so a
+        # file that asks for adam says its rate (as `secagg simulate` requires)
+        _require(
+            top.get("server_optimizer") != "adam" or "server_learning_rate" in top,
+            "federation.server_optimizer = 'adam' needs federation.server_learning_rate: "
+            "FedAdam moves every parameter by about it each round, and the default, "
+            f"{cls.server_learning_rate:g}, is FedAvg's (e.g. 0.03, FedAdam's best on the "
+            "simulator's tuning seeds: docs/results.md)",
         )
         try:
             return cls(**top, **sections)

@@ -53,6 +53,8 @@ def _reference_adam(
 
 def _config(**federation: Any) -> FederationConfig:
     """A plain-backend federation of NAMES with central DP (the released mean is noised)."""
+    if federation.get("server_optimizer") == "adam":  # a file must give its rate
+        federation = {"server_learning_rate": 0.05} | federation
     return FederationConfig.from_dict(
         {
             "federation": {

@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _data(**federation: Any) -> dict[str, Any]:
+    """A federation; with adam, a server learning rate, which a file must give for it."""
+    if federation.get("server_optimizer") == "adam":
+        federation = {"server_learning_rate": 0.05} | federation
     return {
         "federation": {"name": "opt", "clients": ["a", "b", "c"], "dimension": 4} | federation,
         "backend": {"name": "plain", "value_bound": 1.0},
@@ -43,7 +46,7 @@ def test_adam_loads_from_toml(tmp_path: Path, tau: float) -> None:
     path = tmp_path / "f.toml"
     path.write_text(
         '[federation]\nname = "opt"\nclients = ["a", "b", "c"]\ndimension = 4\n'
-        f'server_optimizer = "adam"\nserver_adam_tau = {tau!r}\n'
+        f'server_optimizer = "adam"\nserver_adam_tau = {tau!r}\nserver_learning_rate = 0.03\n'
         '[backend]\nname = "plain"\nvalue_bound = 1.0\n'
     )
     config = FederationConfig.load(path)
@@ -129,3 +132,27 @@ def test_a_long_unknown_optimizer_is_not_echoed_whole() -> None:
     with pytest.raises(ConfigurationError, match=r"federation\.server_optimizer") as refused:
         FederationConfig.from_dict(_data(server_optimizer="x" * 100_000))
     assert len(str(refused.value)) < 200
+
+
+@pytest.mark.parametrize("momentum", [None, 0.0])
+def test_adam_without_a_server_learning_rate_is_refused_naming_it(momentum: float | None) -> None:
+    """FedAdam moves every coordinate by about the server learning rate a round; the
+    default, 1.0, is FedAvg's: a file asking for adam without a rate loaded and ran
+    FedAdam at 1 a parameter a round (second review, 2026-12-07, as ``secagg simulate``
+    refuses it)."""
+    data = _data(server_optimizer="adam")
+    del data["federation"]["server_learning_rate"]
+    if momentum is not None:
+        data["federation"]["server_momentum"] = momentum
+    with pytest.raises(ConfigurationError, match=r"federation\.server_learning_rate") as refused:
+        FederationConfig.from_dict(data)
+    assert "federation.server_optimizer = 'adam'" in str(refused.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rate=st.floats(1e-6, 10.0))
+def test_adam_with_any_server_learning_rate_given_loads(rate: float) -> None:
+    config = FederationConfig.from_dict(_data(server_optimizer="adam", server_learning_rate=rate))
+    assert (config.server_optimizer, config.server_learning_rate) == ("adam", rate)
+    # FedAvg without a rate still takes the default
+    assert FederationConfig.from_dict(_data()).server_learning_rate == 1.0

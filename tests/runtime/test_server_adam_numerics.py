@@ -29,7 +29,10 @@ D = 4
 
 
 def _config(**federation: Any) -> FederationConfig:
-    """A plain-backend federation (float64 sums: any float a branch sends is summed)."""
+    """A plain-backend federation (float64 sums: any float a branch sends is summed);
+    with adam, a server learning rate, which a file must give for it."""
+    if federation.get("server_optimizer") == "adam":
+        federation = {"server_learning_rate": 0.05} | federation
     return FederationConfig.from_dict(
         {
             "federation": {"name": "adam", "clients": ["a", "b", "c"], "dimension": D} | federation,
@@ -121,7 +124,10 @@ def test_a_tau_set_beside_fedavg_is_refused_naming_both_keys(
 def test_fedavg_without_a_tau_and_adam_with_one_still_load(tmp_path: Path) -> None:
     assert FederationConfig.load(_toml(tmp_path, "")).server_optimizer == "sgd"
     adam = FederationConfig.load(
-        _toml(tmp_path, 'server_optimizer = "adam"\nserver_adam_tau = 0.5\n')
+        _toml(
+            tmp_path,
+            'server_optimizer = "adam"\nserver_adam_tau = 0.5\nserver_learning_rate = 0.03\n',
+        )
     )
     assert (adam.server_optimizer, adam.server_adam_tau) == ("adam", 0.5)
 
