@@ -19,6 +19,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from _ledgers import ledger_row, write_ledger
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,7 +28,6 @@ from secagg.apps.cli import main
 from secagg.apps.commands.common import shown_path
 from secagg.ledger import export_public_key
 from secagg.ledger.chain import LedgerKeptChanging
-from tests._ledgers import ledger_row, write_ledger
 
 #: a head the ledger (two rows) does not hold: the anchor fails, ``FAILED: L: ...``
 _FAR_HEAD = "9:" + "ab" * 32
