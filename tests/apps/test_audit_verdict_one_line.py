@@ -206,3 +206,20 @@ def test_any_ledger_name_with_a_control_character_gets_one_line(
         _verdict(case, result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_NAMES))
+def test_verifys_config_line_shows_the_file_one_line(tmp_path: Path, kind: str) -> None:
+    """``verify --config F``'s ``config F: ...`` line on stdout named the file raw too:
+    a line break split it, an escape reached the terminal. Its exit status is the
+    verdict's (3 here: a ledger without DP), unchanged."""
+    path, pem = _ledger(tmp_path, "l.ledger")
+    config = tmp_path / f"{ODD_NAMES[kind]}.toml"
+    config.write_text('[federation]\nname = "test"\nclients = ["a", "b", "c"]\ndimension = 4\n')
+    result = CliRunner().invoke(
+        main, ["audit", "verify", path, "--pubkey", pem, "--config", str(config)]
+    )
+    assert result.exit_code == 3, result.output
+    assert all(line.isprintable() for line in result.output.splitlines()), result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("config ")]
+    assert line.startswith(f"config {shown_path(str(config))}: "), line
