@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
 import sys
@@ -216,6 +217,19 @@ def _not_the_public_key(path: str, data: bytes, exc: ConfigurationError) -> str:
         return f"{shown_path(path)} is a TLS certificate, not the ledger's key: {wanted}"
     reason = re.sub(r"\s*See https?://\S+ for more details\.", "", str(exc))
     return f"cannot read the public key {shown_path(path)}: {reason}"
+
+
+def _verdict_line(verdict: str, ledger: str, message: str, joint: str = ": ") -> str:
+    """A verdict on the ledger ``ledger`` as the one line ``verify`` and ``report`` print
+    on stderr: ``FAILED: L: <why>``, ``NOT READ: L: <why>``, the ledger shown by
+    :func:`shown_path` and the reason on one line (:func:`folded_naming`, which shows
+    the ledger the same way wherever the reason names it).
+
+    Why: the ledger was printed raw, so a ledger named ``$'a\\nb'`` split the verdict
+    over two lines, and a script that greps ``^FAILED: `` for the file found a line
+    without it; an escape in the name reached the terminal as it was
+    (tests/apps/test_audit_verdict_one_line.py)."""
+    return f"{verdict}: {shown_path(ledger)}{joint}{folded_naming(message, ledger)}"
 
 
 def _reason(exc: OSError) -> str:
@@ -546,7 +560,8 @@ def verify(
         if as_json:  # --help promises one JSON object: a script parsing stdout gets it
             _echo_unread(reason, "FAILED", EXIT_FAILED, expect_head, config, first_round)
         else:
-            click.echo(f"FAILED: {reason}", err=True)
+            line = _verdict_line("FAILED", ledger, str(exc), " cannot be read as a ledger: ")
+            click.echo(line, err=True)
         sys.exit(EXIT_FAILED)
     last = None
     last_delta = None
@@ -678,7 +693,7 @@ def verify(
                 else ""
             )
             click.echo(
-                f"config {config}: {result.config_rows_line()} its delta, "
+                f"config {shown_path(str(config))}: {result.config_rows_line()} its delta, "
                 f"unit, mechanism and sampling{held}"
             )
         for line in payload["on_the_ledgers_word"]:
@@ -744,8 +759,7 @@ def verify(
     else:
         # one line naming the file and (in the failure) the row: an auditor checking
         # several ledgers in a loop sees which one failed
-        failure = " ".join(str(result.first_failure).split())
-        click.echo(f"FAILED: {ledger}: {failure}", err=True)
+        click.echo(_verdict_line("FAILED", ledger, str(result.first_failure)), err=True)
     if status != EXIT_VERIFIED:
         sys.exit(status)
 
@@ -811,7 +825,7 @@ def _not_read(
         payload |= {"expected_head": expect_head, "config": config, "first_round": first_round}
         click.echo(dumps(payload))
     else:
-        click.echo(f"NOT READ: {ledger}: {reason}", err=True)
+        click.echo(_verdict_line("NOT READ", ledger, str(exc)), err=True)
     sys.exit(EXIT_NOT_READ)
 
 
@@ -929,17 +943,19 @@ def report(
     except ConfigurationError as exc:
         raise _usage_error(exc, ledger, prior_ledger) from exc
     except LedgerKeptChanging as exc:  # no verdict to report: nothing is written
-        click.echo(f"NOT READ: {ledger}: {' '.join(str(exc).split())}", err=True)
+        click.echo(_verdict_line("NOT READ", ledger, str(exc)), err=True)
         sys.exit(EXIT_NOT_READ)
     except (SecAggError, sqlite3.Error, OSError, ValueError) as exc:
-        click.echo(f"FAILED: {ledger} cannot be read as a ledger: {exc}", err=True)
+        line = _verdict_line("FAILED", ledger, str(exc), " cannot be read as a ledger: ")
+        click.echo(line, err=True)
         sys.exit(EXIT_FAILED)
     try:
         written = write_report_files(out, text, png)
     except OSError as exc:  # after the --out probe passed: a full disk, a race
-        where = f" ({exc.filename})" if exc.filename else ""
+        where = f" ({shown_path(os.fsdecode(exc.filename))})" if exc.filename else ""
         click.echo(
-            f"FAILED: cannot write the report to --out {out}: {_reason(exc)}{where}", err=True
+            f"FAILED: cannot write the report to --out {shown_path(out)}: {_reason(exc)}{where}",
+            err=True,
         )
         sys.exit(EXIT_FAILED)
     for path in written:

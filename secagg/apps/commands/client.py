@@ -10,6 +10,7 @@ import re
 import sqlite3
 import stat
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -376,7 +377,8 @@ def client(
     except ServerOutdated as exc:  # the server's side, as a refusal of this branch: 1
         _fail("secagg client", f"{name}: {_one_line(exc, name)}", 1)
     except BranchStateError as exc:  # its state file: named by the flag that gave it
-        _fail("secagg client", f"{name}: --state {_one_line(exc, name)}", _state_file_status(exc))
+        said = _state_failure(exc, name, state_path)
+        _fail("secagg client", f"{name}: --state {said}", _state_file_status(exc))
     except CertificateStoreError as exc:  # missing, unreadable, a file for a folder
         raise _certs_error(exc, name) from None
     except ConfigurationError as exc:  # its files, its policy, its model's dimension
@@ -434,6 +436,19 @@ def _build_hook(spec: str, name: str, dimension: int) -> TrainingHook:
             f"{name}: --hook {spec} failed: {type(exc).__name__}: {_one_line(exc)}",
             2,
         )
+
+
+def _state_failure(exc: BaseException, name: str, state_path: str | None) -> str:
+    """A failure of the branch's ``--state`` file as one line, the file shown by
+    :func:`shown_path` wherever the message names it (as the branch's state names it:
+    the path as :class:`~pathlib.Path` writes it, which may differ from the one typed).
+
+    Why: the message was folded to one line, but the file named in it raw, so an escape
+    in its name (``--state $'b\\x1b[2Jx.state'``) reached the terminal as it was
+    (tests/apps/test_client_state_path_shown.py)."""
+    if state_path is None:
+        return _one_line(exc, name)
+    return _one_line_naming(exc, name, str(Path(state_path)))
 
 
 def _check_budget_is_kept(

@@ -62,10 +62,38 @@ def _key_holder_settings(path: str | None, key: str | None) -> tuple[dict[str, A
             section = _read_table(path, "key_holder", known)
         except ConfigurationError as exc:  # not TOML, empty, another table: the file's
             raise ConfigurationError(in_file("--policy", path, str(exc))) from None
+        _refuse_blank_paths(section, path, typed_key=key is not None)
     base = Path(path).resolve().parent if path is not None else None
     if key is not None:
         section["key"] = str(Path(key).resolve())
     return section, base
+
+
+#: the ``[key_holder]`` keys that name a file, and what each file is
+_POLICY_PATHS = (
+    ("key", "the key holder's secret key file"),
+    ("state", "the key holder's state file (its count of decryptions)"),
+)
+
+
+def _refuse_blank_paths(section: dict[str, Any], path: str, *, typed_key: bool) -> None:
+    """Refuse a ``key`` or ``state`` of the policy file ``path`` that is empty or blank
+    (only spaces, tabs, line breaks), as the line naming the key and the file
+    (:func:`in_file`): ``--policy F: [key_holder] key is blank: it must name ...``.
+
+    Why: ``key = "  "`` without ``--config`` was said only as "needs --config", and with
+    ``--config`` as "cannot read the key file D/  : No such file or directory", naming
+    neither the key nor the file; ``state = "  "`` was taken, the key holder's count of
+    decryptions then kept in a file called "  " beside the policy (helper brief 323,
+    tests/apps/test_keyholder_policy_blank_path.py). A blank name is never the one meant
+    (an unset variable in a generated file), as ``[server] state`` says of its own.
+    A ``key`` that ``--key`` overrides (``typed_key``) is not read, so not refused."""
+    for key, what in _POLICY_PATHS:
+        value = None if key == "key" and typed_key else section.get(key)
+        if isinstance(value, str) and not value.strip():
+            how = "empty" if value == "" else "blank"
+            message = f"[key_holder] {key} is {how}: it must name {what}"
+            raise ConfigurationError(in_file("--policy", path, message))
 
 
 def _refuse_special_policy_files(
