@@ -26,6 +26,7 @@ from secagg.apps.simulation.config import (
     PRIORS,
     REAL_CAPS,
     REAL_FLOORS,
+    SERVER_OPTIMIZERS,
     SOURCES,
     STANDARDIZE,
     TRAINABLE,
@@ -83,7 +84,17 @@ def ranges_violated(c: SimulationConfig) -> list[str]:
         "learning_rate": _positive_capped(c.learning_rate, "learning_rate"),
         "positive_weight": _positive_capped(c.positive_weight, "positive_weight"),
         "server_learning_rate": _positive_capped(c.server_learning_rate, "server_learning_rate"),
-        "server_momentum": _within(c.server_momentum, 0, 1) and c.server_momentum < 1,
+        "server_momentum": _within(c.server_momentum, 0, 1)
+        and c.server_momentum < 1
+        and (c.server_optimizer != "adam" or c.server_momentum == 0),
+        "server_optimizer": c.server_optimizer in SERVER_OPTIMIZERS,
+        # FedAvg has no tau (a file's tau beside it is refused); FedAdam's is filled in
+        # with the runtime's default when none is given, so a loaded one always has it
+        "server_adam_tau": c.server_adam_tau is None
+        if c.server_optimizer != "adam"
+        else _within(
+            c.server_adam_tau, REAL_FLOORS["server_adam_tau"], REAL_CAPS["server_adam_tau"]
+        ),
         "prior": c.prior in PRIORS,
         "prior_path": c.prior_path is None or not _blank(c.prior_path),
         "prior_epsilon": c.prior_epsilon is None or _within(c.prior_epsilon, 0, MAX_PRIOR_EPSILON),

@@ -86,6 +86,15 @@ BASES: dict[str, dict[str, Any]] = {
         "simulation": {"engine": "ray", "ray_address": "auto", "ray_workers": 4, "seeds": 3},
         "training": {"prior_path": "model.npy", "prior_epsilon": 1.5, "prior_delta": 1e-6},
     },
+    # FedAdam on the server: its tau, rate and momentum edited against each other
+    "fedadam": {
+        "privacy": {"unit": "record", "mechanism": "distributed"},
+        "training": {
+            "server_optimizer": "adam",
+            "server_learning_rate": 0.03,
+            "server_adam_tau": 0.01,
+        },
+    },
     "record-distributed": {
         "simulation": {"backend": "secagg+", "tuning_seeds": [1, 2]},
         "privacy": {"unit": "record", "mechanism": "distributed", "epsilon": 2.0},
@@ -162,6 +171,11 @@ def check(path: Path, edits: list[Edit], places: list[Place], not_toml: bool) ->
 @example(base="defaults", edits=[("unknown", "\x1e")])
 @example(base="many", edits=[("unknown", "\x85")])
 @example(base="client", edits=[("unknown", "\u2028")])
+# FedAdam's neighbours, each out of the range it allows: a momentum (FedAdam has its own),
+# a tau under the runtime's floor, FedAvg's rate dropped (the default wrecks FedAdam)
+@example(base="fedadam", edits=[("value", ("training", "server_momentum"), 0.5)])
+@example(base="fedadam", edits=[("value", ("training", "server_adam_tau"), 1e-200)])
+@example(base="fedadam", edits=[("drop", ("training", "server_learning_rate"))])
 def test_a_mistaken_simulation_file_is_refused_in_one_line_naming_the_key(
     base: str, edits: list[Edit]
 ) -> None:
