@@ -13,6 +13,7 @@ recorded: what is read later is computed then, and a restart replays them all ag
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,16 +146,24 @@ def test_a_server_whose_build_is_refused_starts_no_replay(
 
 class _ReceiveFailsOnceAllReported(InProcessHub):
     """A transport whose receive raises an OSError once every branch's report of the
-    round was kept (``kept`` counts them): the round stops with their replays queued."""
+    round was kept (``kept`` counts them) and the first replay has begun (``began``):
+    the round stops with one replay under way and the others queued.
+
+    Why wait for the replay: a report is kept before its replay's thread starts, and on
+    a busy machine the receive that followed the last report failed before any replay
+    had begun (a fresh-clone CI run, 2026-12-07), so the round stopped with nothing
+    under way and the test saw no first replay."""
 
     failure = OSError(5, "Input/output error")
 
-    def __init__(self, kept: list[str]) -> None:
+    def __init__(self, kept: list[str], began: threading.Event) -> None:
         super().__init__()
         self._kept = kept
+        self._began = began
 
     def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
         if len(self._kept) >= len(NAMES):
+            self._began.wait(BOUND)
             raise self.failure
         return super().receive(timeout)
 
@@ -174,7 +183,7 @@ def test_a_round_that_stops_on_an_error_drops_its_queued_replays(
         kept.append(identity)
 
     monkeypatch.setattr(release_module.RecordRelease, "take_report", counted)
-    hub = _ReceiveFailsOnceAllReported(kept)
+    hub = _ReceiveFailsOnceAllReported(kept, replays.first)
     start_branches(hub, NAMES, BRANCHES.report, idle=BOUND)
     store = ServerStore(tmp_path / "state.sqlite")
     try:
