@@ -46,20 +46,19 @@ class _ServerSteps:
 @pytest.fixture
 def server_steps(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ServerSteps]:
     """Records each released mean the federation's server steps along (not the
-    local-only baseline's steps, which call the same method on another object)."""
+    local-only baseline's steps, which call the same step function,
+    :func:`secagg.runtime.server_optimizer.server_step`, outside any server)."""
     seen = _ServerSteps()
     real = FederationServer._updated
 
     def spied(self: Any, mean: np.ndarray) -> Any:
-        if isinstance(self, FederationServer):
-            if seen.start is None:
-                seen.start = np.array(self.model, dtype=np.float64)
-            seen.means.append(np.array(mean, dtype=np.float64))
-            seen.optimizers.add(self.config.server_optimizer)
-            model, moments = real(self, mean)
-            seen.final = np.array(model, dtype=np.float64)
-            return model, moments
-        return real(self, mean)
+        if seen.start is None:
+            seen.start = np.array(self.model, dtype=np.float64)
+        seen.means.append(np.array(mean, dtype=np.float64))
+        seen.optimizers.add(self.config.server_optimizer)
+        model, moments = real(self, mean)
+        seen.final = np.array(model, dtype=np.float64)
+        return model, moments
 
     monkeypatch.setattr(FederationServer, "_updated", spied)
     yield seen
