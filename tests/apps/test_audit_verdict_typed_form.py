@@ -118,3 +118,28 @@ def test_any_odd_name_in_any_typed_form_gets_a_printable_verdict(
     typed = FORMS[form](folder, name) if form != "./L" else str(folder / "." / name)
     line = _line(folder, typed, pem, "verify")
     assert line.isprintable(), line
+
+
+@pytest.mark.parametrize("command", ["verify", "report"])
+@pytest.mark.parametrize("odd", sorted(ODD))
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_a_prior_ledger_typed_in_another_form_gets_a_printable_usage_error(
+    in_folder: Path, form: str, odd: str, command: str
+) -> None:
+    """``--prior-ledger ./P`` that is not a ledger: the usage error (exit 2) named ``P``
+    as the ledger layer writes it, raw (``_usage_error`` looked for the typed form only),
+    its escape reaching the terminal. Now: one printable line naming it shown."""
+    path, key = write_ledger(in_folder / "l.ledger", [ledger_row(1, None, None)])
+    pem = str(export_public_key(key.public_key, in_folder / "ledger.pub"))
+    prior = ODD[odd].replace(".ledger", ".txt")
+    (in_folder / prior).write_text("not a ledger")
+    typed = FORMS[form](in_folder, prior)
+    args = ["audit", command, str(path), "--pubkey", pem, "--prior-ledger", typed]
+    if command == "report":
+        args += ["--out", str(in_folder / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].isprintable(), result.output
+    assert lines[0].startswith("Error: Invalid value for '--prior-ledger': "), lines[0]
+    assert shown_path(str(Path(typed))) in lines[0], lines[0]
