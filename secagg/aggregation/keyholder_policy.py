@@ -391,10 +391,25 @@ def _unknown_keys(unknown: list[str]) -> str:
     return f"{said}; " + "; ".join(f"{name!r}: did you mean {near!r}?" for name, near in hints)
 
 
+def _refuse_blank(key: str, value: str | Path) -> None:
+    """Refuse a path of only blanks (spaces, tabs, line breaks; Unicode's too).
+
+    Why: an empty path was refused, ``"  "`` taken: ``state = "  "`` kept the key
+    holder's count of decryptions, which bounds its privacy loss, in a file called
+    "  " beside the policy. A blank name is never the one meant (an unset variable in a
+    generated file); ``secagg keyholder`` refuses it before the library in its own words
+    (tests/aggregation/test_keyholder_policy_blank_state_library.py)."""
+    if not str(value).strip():
+        how = "empty" if str(value) == "" else "blank"
+        raise _config_error(key, f"is {how} ({str(value)!r}): it must name a file")
+
+
 def config_path(key: str, value: Any, base_dir: Path | None) -> Path:
-    """A file path of the ``[key_holder]`` table, relative ones against ``base_dir``."""
+    """A file path of the ``[key_holder]`` table, relative ones against ``base_dir``;
+    an empty or blank one is refused naming ``key`` (:func:`_refuse_blank`)."""
     if not isinstance(value, str | Path) or not str(value):
         raise _config_error(key, f"must be a file path, got {value!r}")
+    _refuse_blank(key, value)
     path = Path(value).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
@@ -592,6 +607,8 @@ class KeyHolderPolicy:
             if not isinstance(self.state_path, str) or not self.state_path:
                 raise _config_error("state", f"must be a file path, got {self.state_path!r}")
             object.__setattr__(self, "state_path", Path(self.state_path))
+        if self.state_path is not None:  # a Path("  ") too: str and Path alike
+            _refuse_blank("state", self.state_path)
 
     @classmethod
     def from_dict(

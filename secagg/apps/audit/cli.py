@@ -342,12 +342,16 @@ def _usage_error(exc: ConfigurationError, *paths: str | None) -> click.UsageErro
 
     ``paths``, the files typed (the ledger, ``--prior-ledger``), are shown in the line
     by :func:`shown_path`: a ledger named ``$'a\\nb'`` that is not there printed ``no
-    ledger at a`` and ``b`` on two lines (tests/apps/test_path_flag_one_line.py)."""
+    ledger at a`` and ``b`` on two lines (tests/apps/test_path_flag_one_line.py). The
+    ledger layer names a file as :class:`~pathlib.Path` writes it, so that form is
+    looked for too: ``--prior-ledger ./$'p\x1bq'`` printed ``p<ESC>q is not a privacy
+    ledger``, the escape reaching the terminal (tests/apps/test_audit_verdict_typed_form.py)."""
     from secagg.ledger.chain import OptionMistake
 
     def shown(message: str) -> str:
         for path in sorted({p for p in paths if p}, key=len, reverse=True):
-            if path in message and shown_path(path) != path:
+            forms = (path, str(Path(path)))
+            if any(form in message and shown_path(form) != form for form in forms):
                 message = folded_naming(message, path)
         return message
 

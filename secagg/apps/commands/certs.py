@@ -107,9 +107,12 @@ def certs_init(directory: str, server_names: tuple[str, ...], force: bool) -> No
         raise click.UsageError(str(exc)) from exc
     except OSError as exc:  # a --dir that is a file, a folder that cannot be written, a full disk
         raise _path_failure(exc, "--dir") from exc
-    click.echo(f"CA in {directory} (fingerprint {made.ca_fingerprint[:16]}...)")
+    # the folder shown as the error lines show it: an escape in its name reached the
+    # terminal, a line break split the line (tests/apps/test_keyholder_init_written_line.py)
+    click.echo(f"CA in {shown_path(directory)} (fingerprint {made.ca_fingerprint[:16]}...)")
     carried = devca.server_names_carried(names)  # once each, as gRPC spells an address
-    click.echo(f"server certificate for {', '.join(carried)}: {made.server.certificate}")
+    certificate = shown_path(str(made.server.certificate))
+    click.echo(f"server certificate for {', '.join(carried)}: {certificate}")
 
 
 @certs.command("issue")

@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -185,23 +186,63 @@ def in_file(flag: str, path: str, message: str) -> str:
 
 
 def folded_naming(message: str, path: str) -> str:
-    """``message`` on one line (each run of whitespace one space) with every mention of
-    ``path`` shown by :func:`shown_path`, its own characters untouched.
+    """``message`` on one printable line (each run of whitespace one space) with every
+    mention of ``path`` shown by :func:`shown_path`, its own characters untouched.
 
     Why not fold the whole line: a name with a run of blanks (``'a  b.toml'``) was
     folded inside its own quotes to ``'a b.toml'``, a name that is not the file's, and
     no longer found where the line names it already, so it was named twice. A mention
     already shown (``(--policy 'a  b.toml')``, written by :func:`shown_path`) is kept
     whole too, not shown again inside its own quotes: ``secagg keyholder`` named such a
-    policy file twice, the second time folded (tests/apps/test_keyholder_policy_named_once.py)."""
-    shown = shown_path(path)
+    policy file twice, the second time folded (tests/apps/test_keyholder_policy_named_once.py).
 
-    def fold(text: str) -> str:
-        pieces = text.split(path) if path else [text]
-        return shown.join(re.sub(r"\s+", " ", piece) for piece in pieces)
+    Why the path as :class:`~pathlib.Path` writes it is looked for too, and why a
+    character a terminal would act on is escaped wherever it is: the layers below name
+    a file as ``Path`` writes it, so ``audit verify ./$'a\\x1bb'`` printed the reason's
+    ``a<ESC>b`` raw, the escape reaching the terminal (second review, 2026-12-07:
+    tests/apps/test_audit_verdict_typed_form.py). A mention is one that stands apart:
+    not inside a longer word or path (a name ``'a '`` in ``a b``, ``'p  q'`` in
+    ``/d/p  q``), and a name of only blanks is never looked for: each blank of the
+    message was shown as ``' '`` (tests/apps/test_folded_naming_properties.py)."""
+    names = {path, str(Path(path))} if path else set()
+    shown_forms = {shown_path(name) for name in names if shown_path(name) != name}
+    raw_forms = {name for name in names if name.strip() and shown_path(name) != name}
+    if not shown_forms and not raw_forms:
+        return _printable(re.sub(r"\s+", " ", message)).strip()
+    alternatives = sorted(shown_forms | raw_forms, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, alternatives)))
+    said: list[str] = []
+    start = at = 0
+    while (found := pattern.search(message, at)) is not None:
+        text = found.group()
+        if text in raw_forms and not _stands_apart(message, found.start(), found.end()):
+            at = found.start() + 1  # part of a longer word or path; a mention may start inside
+            continue
+        at = found.end()
+        said.append(_printable(re.sub(r"\s+", " ", message[start : found.start()])))
+        said.append(text if text in shown_forms else shown_path(text))
+        start = found.end()
+    said.append(_printable(re.sub(r"\s+", " ", message[start:])))
+    return "".join(said).strip()
 
-    parts = message.split(shown) if path and shown != path else [message]
-    return shown.join(fold(part) for part in parts).strip()
+
+def _stands_apart(message: str, start: int, end: int) -> bool:
+    """Whether ``message[start:end]`` is a whole name: neither a word character nor a
+    ``/`` right before it, nor a word character or ``/`` right after it."""
+    before = message[start - 1] if start > 0 else ""
+    after = message[end] if end < len(message) else ""
+    return not (
+        (before and (before.isalnum() or before in "_/"))
+        or (after and (after.isalnum() or after in "_/"))
+    )
+
+
+def _printable(text: str) -> str:
+    """``text`` with each character a terminal would act on or not show (an escape, a
+    delete, a bidirectional override) written as its escape, ``\\x1b``."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _shown_os_path(name: object) -> str:

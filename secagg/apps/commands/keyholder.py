@@ -280,7 +280,10 @@ def keyholder_init(config_path: str, key_path: str) -> None:
         _fail(party, f"--key {shown_path(key_path)}: {_os_error(exc)}", os_error_status(exc))
     except ConfigurationError as exc:
         _fail(party, _config_failure(config_path, exc), 2)
-    click.echo(f"key written to {key_path} (mode 0600: the secret key; keep it here only)")
+    # shown as the error lines show it: an escape in the name reached the terminal, a
+    # line break split the line (tests/apps/test_keyholder_init_written_line.py)
+    written = shown_path(key_path)
+    click.echo(f"key written to {written} (mode 0600: the secret key; keep it here only)")
     click.echo(f"fingerprint {fingerprint.hex()}")
     click.echo("every branch pins it: key_holder_fingerprint in [branch], or")
     click.echo(f"  secagg client ... --key-holder-fingerprint {fingerprint.hex()}")
