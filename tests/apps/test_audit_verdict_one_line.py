@@ -20,6 +20,7 @@ from unittest import mock
 
 import pytest
 from _ledgers import ledger_row, write_ledger
+from _odd_names import LINE_BREAKER, NAME_CHARACTER
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -177,20 +178,14 @@ def test_a_plain_name_is_printed_as_typed(tmp_path: Path, case: str) -> None:
     assert named in line and repr(named) not in line, line
 
 
-#: one character of a file's name: anything Linux takes but ``/`` and NUL (and no
-#: lone surrogate, which no file system name encodes)
-_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00")
-_ODD = st.sampled_from(["\n", "\r", "\t", "\x1b", "\x7f", "\x85", "\u2028", "\u202e", "\x0b"])
-
-
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     case=st.sampled_from(sorted(CASES)),
-    before=st.text(_CHAR, max_size=8),
-    odd=_ODD,
-    after=st.text(_CHAR, max_size=8),
+    before=st.text(NAME_CHARACTER, max_size=8),
+    odd=LINE_BREAKER,
+    after=st.text(NAME_CHARACTER, max_size=8),
 )
 def test_any_ledger_name_with_a_control_character_gets_one_line(
     tmp_path_factory: pytest.TempPathFactory, case: str, before: str, odd: str, after: str

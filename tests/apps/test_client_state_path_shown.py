@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _odd_names import LINE_BREAKER, NAME_CHARACTER
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -126,20 +127,14 @@ def test_a_plain_name_is_as_typed(
     assert f"--state {state}" in line and repr(str(state)) not in line, line
 
 
-#: one character of a file's name: anything Linux takes but ``/`` and NUL (and no
-#: lone surrogate, which no file system name encodes)
-_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00")
-_ODD = st.sampled_from(["\x1b", "\n", "\r", "\t", "\x7f", "\x85", "\u2028", "\u202e", "\x0b"])
-
-
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     case=st.sampled_from(sorted(CASES)),
-    before=st.text(_CHAR, max_size=8),
-    odd=_ODD,
-    after=st.text(_CHAR, max_size=8),
+    before=st.text(NAME_CHARACTER, max_size=8),
+    odd=LINE_BREAKER,
+    after=st.text(NAME_CHARACTER, max_size=8),
 )
 def test_any_state_name_with_a_control_character_is_one_printable_line(
     certs: Path,

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import re
 
+from _odd_names import NAME_CHARACTER
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from secagg.apps.commands.common import folded_naming, shown_path
 
 #: any character of a file's name but ``/`` and NUL (no lone surrogate)
-_NAME_CHAR = st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00")
-NAMES = st.text(_NAME_CHAR, min_size=1, max_size=8).filter(lambda n: n not in {".", ".."})
+NAMES = st.text(NAME_CHARACTER, min_size=1, max_size=8).filter(lambda n: n not in {".", ".."})
 #: any text at all, control characters and line breaks among them
 TEXTS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 #: reason words that cannot spell a name holding one character outside them
