@@ -224,13 +224,14 @@ def _options(function: Any) -> Any:
 def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationConfig:
     """Defaults, then the file, then the flags, validated once together.
 
-    A flag for epsilon clears the file's noise multiplier and the other way
-    round; a mechanism implies its unit (central and distributed: client, dpsgd:
-    record; ``--unit record --mechanism distributed`` asks for record-level
-    distributed DP) and a unit keeps the run private or not as it was. Validation messages name each
-    field as the user set it: ``--label`` for a flag (or a field the command line
-    lacks), ``data.label`` for a key of the file. A flag may complete a file (a
-    file with ``source = "csv"`` and ``--label`` on the command line).
+    A flag for epsilon clears the file's noise multiplier and the other way round, and
+    ``--server-optimizer sgd`` the file's FedAdam tau; a mechanism implies its unit
+    (central and distributed: client, dpsgd: record; ``--unit record --mechanism
+    distributed`` asks for record-level distributed DP) and a unit keeps the run private
+    or not as it was. Validation messages name each field as the user set it: ``--label``
+    for a flag (or a field the command line lacks), ``data.label`` for a key of the
+    file. A flag may complete a file (a file with ``source = "csv"`` and ``--label`` on
+    the command line).
 
     A mistake of the file (see :func:`_file_mistake`) names it first, as the party
     commands do: ``--config F: privacy.epsilon must be positive``.
@@ -338,6 +339,11 @@ def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> Simulat
         changes["epsilon"] = None
     if "epsilon" in changes and "noise_multiplier" not in changes:
         changes["noise_multiplier"] = None
+    # a typed FedAvg over a FedAdam file (a run folder's config.toml replayed as the
+    # FedAvg control) clears the file's tau, which FedAvg has none of; a tau typed
+    # beside it is still refused
+    if changes.get("server_optimizer") == "sgd" and "server_adam_tau" not in changes:
+        changes["server_adam_tau"] = None
     implied_unit = {"central": "client", "distributed": "client", "dpsgd": "record"}
     if changes.get("mechanism") in implied_unit and "unit" not in changes:
         changes["unit"] = implied_unit[changes["mechanism"]]

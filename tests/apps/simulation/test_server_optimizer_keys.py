@@ -136,11 +136,31 @@ def test_a_tau_beside_sgd_in_a_file_names_the_file_and_the_key(tmp_path: Path) -
     path.write_text("[training]\nserver_adam_tau = 0.1\n")
     error = _one_line_error(_simulate("--config", str(path), *SHORT))
     assert error.startswith(f"Error: --config {path}: training.server_adam_tau is set"), error
-    # the file's adam, overridden by a typed sgd: the flag and the key both named
-    path.write_text('[training]\nserver_optimizer = "adam"\nserver_adam_tau = 0.1\n')
-    error = _one_line_error(_simulate("--config", str(path), *SHORT, "--server-optimizer", "sgd"))
-    assert f"--config {path}: training.server_adam_tau" in error, error
-    assert "--server-optimizer sgd" in error
+    # a tau typed beside a typed sgd: the flags named
+    error = _one_line_error(
+        _simulate(*SHORT, "--server-optimizer", "sgd", "--server-adam-tau", "0.1")
+    )
+    assert "--server-adam-tau" in error and "--server-optimizer sgd" in error, error
+
+
+def test_a_typed_sgd_over_a_fedadam_file_clears_its_tau(tmp_path: Path) -> None:
+    """A FedAdam run folder's config.toml (which records its tau) replayed with
+    ``--server-optimizer sgd``, the FedAvg control: the typed optimizer clears the file's
+    tau, as a typed epsilon clears the file's noise multiplier (it was refused as a tau
+    beside sgd, so the control needed an edited copy of the file)."""
+    from secagg.apps.simulation.cli import build_config
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[training]\nserver_optimizer = "adam"\nserver_adam_tau = 0.1\n'
+        "server_learning_rate = 0.03\n"
+    )
+    config = build_config(str(path), {"server_optimizer": "sgd", "server_learning_rate": 2.0})
+    assert (config.server_optimizer, config.server_adam_tau) == ("sgd", None)
+    assert config.server_learning_rate == 2.0
+    # the file alone still runs FedAdam with its tau
+    alone = build_config(str(path), {})
+    assert (alone.server_optimizer, alone.server_adam_tau) == ("adam", 0.1)
 
 
 @pytest.mark.usefixtures("nothing_runs")
