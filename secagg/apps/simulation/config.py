@@ -114,7 +114,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields, replace
@@ -288,21 +288,35 @@ SECTION_OF: dict[str, str] = {key: section for section, keys in SECTIONS.items()
 _ORIGIN: ContextVar[tuple[frozenset[str], frozenset[str]] | None] = ContextVar(
     "secagg_simulation_origin", default=None
 )
+#: the ``--config`` file's ``server_optimizer`` in the CLI's current invocation (see
+#: :func:`spelled_for`); None: the file names none, or a library caller
+_FILE_OPTIMIZER: ContextVar[str | None] = ContextVar(
+    "secagg_simulation_file_optimizer", default=None
+)
 _NO_VALUE = object()
 
 
 @contextmanager
-def spelled_for(*, flags: Iterable[str], file_keys: Iterable[str]) -> Iterator[None]:
+def spelled_for(
+    *, flags: Iterable[str], file_keys: Iterable[str] | Mapping[str, Any]
+) -> Iterator[None]:
     """Within this block, validation messages name each field the way the user set it.
 
     Why: ``--data csv --path F`` without ``--label`` said "data.label names the label
     column of a generic CSV only", which reads as if ``--label`` were forbidden. A field
     typed as a flag, or missing from a command line, is named by its flag (``--label``,
-    ``--data csv``); a field from the config file by its key (``data.label``)."""
+    ``--data csv``); a field from the config file by its key (``data.label``).
+
+    ``file_keys`` given as the file's values (a mapping, as ``secagg simulate`` passes
+    them) also tells the checks which optimizer the file's ``server_learning_rate`` was
+    chosen for (:meth:`SimulationConfig._check_server_optimizer`)."""
+    optimizer = file_keys.get("server_optimizer") if isinstance(file_keys, Mapping) else None
     token = _ORIGIN.set((frozenset(flags), frozenset(file_keys)))
+    optimizer_token = _FILE_OPTIMIZER.set(optimizer if isinstance(optimizer, str) else None)
     try:
         yield
     finally:
+        _FILE_OPTIMIZER.reset(optimizer_token)
         _ORIGIN.reset(token)
 
 
@@ -966,6 +980,8 @@ class SimulationConfig:
             self.server_optimizer in SERVER_OPTIMIZERS,
             f"{k('server_optimizer')} must be one of {', '.join(map(repr, SERVER_OPTIMIZERS))}",
         )
+        refusal = _rate_of_another_optimizer(self)
+        _require(not refusal, refusal)
         if self.server_optimizer == "sgd":
             _require(
                 self.server_adam_tau is None,
@@ -1422,6 +1438,45 @@ def _adam_needs_a_rate(config: SimulationConfig) -> str:
         f"and the default, {config.server_learning_rate:g}, is FedAvg's (it wrecks the "
         f"model): give {rate} (0.03 was FedAdam's best on the tuning seeds, with the noise "
         "once: docs/results.md)"
+    )
+
+
+def _rate_of_another_optimizer(config: SimulationConfig) -> str:
+    """The refusal of a typed ``--server-optimizer`` that changes the ``--config`` file's
+    while the file's ``server_learning_rate`` stays (none typed beside it); "" when that
+    is not the case (a library caller's configuration is its own choice).
+
+    Why: the file's rate was chosen for the file's optimizer. A FedAdam run folder's
+    config.toml (``server_learning_rate = 0.03``) replayed with ``--server-optimizer sgd``
+    as the FedAvg control ran FedAvg with a step about 70 times smaller than its default
+    2, a weak control that looked legitimate; a FedAvg folder replayed with
+    ``--server-optimizer adam`` ran FedAdam at FedAvg's 2, which wrecks the model (see
+    :func:`_adam_needs_a_rate`). Refused, not silently reset to the default: the user
+    says which rate the new optimizer runs at (helper brief of 2026-12-07)."""
+    origin, file_optimizer = _ORIGIN.get(), _FILE_OPTIMIZER.get()
+    if (
+        origin is None
+        or file_optimizer is None
+        or file_optimizer == config.server_optimizer
+        or "server_optimizer" not in origin[0]
+        or "server_learning_rate" in origin[0]
+        or "server_learning_rate" not in origin[1]
+    ):
+        return ""
+    names = {"sgd": "FedAvg", "adam": "FedAdam"}
+    section = SECTION_OF["server_learning_rate"]
+    then, now = names.get(file_optimizer, file_optimizer), names[config.server_optimizer]
+    example = (
+        "FedAvg's default, 2, for the FedAvg control"
+        if config.server_optimizer == "sgd"
+        else "0.03 was FedAdam's best on the tuning seeds, with the noise once: docs/results.md"
+    )
+    return (
+        f"{key('server_optimizer', config.server_optimizer)} over "
+        f"{SECTION_OF['server_optimizer']}.server_optimizer = {file_optimizer!r}: "
+        f"{section}.server_learning_rate = {config.server_learning_rate!r} was chosen for "
+        f"{then}, and {now} would run with it: give {FLAGS['server_learning_rate']} too "
+        f"({example})"
     )
 
 
