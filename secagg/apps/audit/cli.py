@@ -962,8 +962,10 @@ def report(
             err=True,
         )
         sys.exit(EXIT_FAILED)
+    # one line a file, shown as the errors show a path: a line break in --out split each
+    # file's line in two, and an escape in it reached the terminal (helper brief 325)
     for path in written:
-        click.echo(str(Path(path)))
+        click.echo(shown_path(str(Path(path))))
     # the verdict on the terminal too: a tampered ledger's report used to print only the
     # file names, the FAILED being inside the .md (CLI audit, 2026-12-03)
     for line in _report_verdict(text):
