@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,8 +172,9 @@ class RoundMark:
                 raise ValueError(f"round {last} recorded without its federation")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             # fail closed: a branch that forgot its rounds could take a replayed one again
+            reason = _one_line(exc, self.path)
             raise BranchStateError(
-                f"{self.path}: cannot read this branch's state ({_one_line(exc)}); refusing "
+                f"{self.path}: cannot read this branch's state ({reason}); refusing "
                 "to start rather than forget the rounds it started (restore the file; a new "
                 "federation needs a new state file)"
             ) from None
@@ -223,7 +225,7 @@ class RoundMark:
             ) from None
         except OSError as exc:  # the lock file cannot be made: nothing is written
             raise BranchStateError(
-                f"{self.path}: cannot lock this branch's state ({_one_line(exc)})"
+                f"{self.path}: cannot lock this branch's state ({_one_line(exc, self.path)})"
             ) from None
 
     def _charge(self, spend: PrivacySpend) -> None:
@@ -284,11 +286,29 @@ class RoundMark:
         except OSError as exc:
             what = "create" if last is None else f"record round {last} in"
             raise BranchStateError(
-                f"{self.path}: cannot {what} this branch's state ({_one_line(exc)})"
+                f"{self.path}: cannot {what} this branch's state ({_one_line(exc, self.path)})"
             ) from None
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(exc: BaseException, path: Path) -> str:
+    """``exc``'s reason on one line, for a message that names the state file ``path``
+    already: an OSError's strerror (its errno's words when the strerror is empty), or
+    its text with each mention of ``path`` said as "it".
+
+    Why: the OSError's own text was put in as it was, so one naming the file (``[Errno
+    5] : '/srv/b.state'`` when its strerror is empty, or a text of its own) named it
+    twice, and the second mention was folded as text: ``secagg client --state
+    $'b\\nx.state'`` showed the name once as its ``repr`` and once as ``b x.state``, a
+    file that is not there (tests/runtime/test_branch_state_reason_named_once.py)."""
+    if isinstance(exc, OSError) and exc.errno is not None and not exc.strerror:
+        text = os.strerror(exc.errno)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    else:
+        text = str(exc)
+    name = str(path)
+    # the quoted mention first (a repr, as an OSError's text gives it), then a bare one
+    # standing apart: not part of a longer name (``b.state.lock``, ``/d/b.state``)
+    for mention in (repr(name), name):
+        text = re.sub(rf"(?<![\w./\\-]){re.escape(mention)}(?![\w/\\-])(?!\.\w)", "it", text)
+    return " ".join(text.split()) or type(exc).__name__
