@@ -70,7 +70,9 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
                 raise click.BadParameter(_os_error(exc), ctx, param) from None
             raise failure from None
         return value
-    parent = os.path.dirname(os.path.abspath(value))
+    # the folder as typed (``runs`` of ``runs/x.json``), which the refusals name: its
+    # absolute form named a path never typed (helper brief 325); a bare name's is here
+    parent = os.path.dirname(value) or os.curdir
     if not os.path.isdir(parent):
         raise click.BadParameter(f"the folder {shown_path(parent)} does not exist", ctx, param)
     if not os.access(parent, os.W_OK):  # the machine's refusal (a chmod fixes it): exit 1
