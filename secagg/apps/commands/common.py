@@ -185,9 +185,10 @@ def in_file(flag: str, path: str, message: str) -> str:
     return f"{flag} {shown}: {message}"
 
 
-def folded_naming(message: str, path: str) -> str:
+def folded_naming(message: str, path: str, *others: str) -> str:
     """``message`` on one printable line (each run of whitespace one space) with every
-    mention of ``path`` shown by :func:`shown_path`, its own characters untouched.
+    mention of ``path`` (and of each of ``others``: a line naming two files the user
+    typed) shown by :func:`shown_path`, its own characters untouched.
 
     Why not fold the whole line: a name with a run of blanks (``'a  b.toml'``) was
     folded inside its own quotes to ``'a b.toml'``, a name that is not the file's, and
@@ -204,7 +205,7 @@ def folded_naming(message: str, path: str) -> str:
     not inside a longer word or path (a name ``'a '`` in ``a b``, ``'p  q'`` in
     ``/d/p  q``), and a name of only blanks is never looked for: each blank of the
     message was shown as ``' '`` (tests/apps/test_folded_naming_properties.py)."""
-    names = {path, str(Path(path))} if path else set()
+    names = {form for name in (path, *others) if name for form in (name, str(Path(name)))}
     shown_forms = {shown_path(name) for name in names if shown_path(name) != name}
     raw_forms = {name for name in names if name.strip() and shown_path(name) != name}
     if not shown_forms and not raw_forms:

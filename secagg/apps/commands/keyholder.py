@@ -18,6 +18,7 @@ from secagg.apps.commands.common import (
     _os_error,
     _party_environment_failure,
     _path_read_failure,
+    folded_naming,
     in_file,
     os_error_status,
     shown_path,
@@ -131,6 +132,32 @@ def _refuse_special_policy_files(
 def _policy_flag(path: str | None) -> str:
     """``(--policy F)``: where a key of the policy file was read, the file named."""
     return "(--policy)" if path is None else f"(--policy {shown_path(path)})"
+
+
+def _naming_typed_key(
+    exc: BaseException, name: str, policy_path: str | None, key_path: str | None
+) -> str:
+    """A refusal of the key holder's start as one line (:func:`_one_line_naming`), the
+    ``--key`` file named as it was typed: the command hands the key holder the typed
+    key resolved (so that a ``--policy`` elsewhere, whose own paths are read against its
+    folder, does not move it), and the reader's refusal names that absolute path.
+
+    Why: ``--key d/holder.key`` typed in ``/srv/kh`` said ``/srv/kh/d/holder.key is not
+    a secagg key holder's key file``: a path never typed, and no flag named (helper brief
+    325, tests/apps/test_keyholder_key_typed_form.py). A line that begins with the key
+    names its flag: ``--key d/holder.key is not ...``."""
+    if key_path is None:
+        return _one_line_naming(exc, name, policy_path)
+    from pathlib import Path
+
+    message = str(exc).replace(str(Path(key_path).resolve()), key_path)
+    paths = (key_path, policy_path) if policy_path is not None else (key_path,)
+    message = folded_naming(message, *paths) or type(exc).__name__
+    message = message[len(name) + 2 :] if name and message.startswith(f"{name}: ") else message
+    shown = shown_path(key_path)
+    if message.startswith((f"{shown} ", f"{shown}:")):
+        return f"--key {message}"
+    return message
 
 
 def _policy_mistake(message: str, policy_path: str | None, key_typed: bool) -> str:
@@ -424,15 +451,15 @@ def keyholder(
         _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}", os_error_status(exc.__cause__))
     except ConfigurationError as exc:  # a file's mistake (2); one the machine refused (1)
         said = _policy_mistake(
-            _one_line_naming(exc, name, policy_path), policy_path, key_path is not None
+            _naming_typed_key(exc, name, policy_path, key_path), policy_path, key_path is not None
         )
         _fail("secagg keyholder", f"{name}: {said}", os_error_status(exc.__cause__))
     except TransportError as exc:
         _fail("secagg keyholder", f"{name}: {_connection_failure(exc, target, certificates, name)}")
     except sqlite3.Error as exc:  # a store under the key holder (a library's)
         _party_environment_failure("secagg keyholder", name, exc)
-    except (SecAggError, OSError) as exc:
-        _fail("secagg keyholder", f"{name}: {_one_line(exc, name)}")
+    except (SecAggError, OSError) as exc:  # a key file TenSEAL cannot read among them
+        _fail("secagg keyholder", f"{name}: {_naming_typed_key(exc, name, None, key_path)}")
     summary = f"{name}: decrypted {ended.decryptions} sums"
     if ended.outcome == "stopped":  # the server announced an end before the last round
         reason = ended.reason or "no reason given"
