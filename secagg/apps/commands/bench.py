@@ -109,8 +109,14 @@ def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
     2026-12-05)."""
     from secagg.apps.bench import emit
 
+    def said(line: str) -> None:
+        # "wrote FILE (...)" shows FILE as the errors show a path: printed raw, a line
+        # break in --out split the line in two and an escape reached the terminal
+        # (tests/apps/test_bench_wrote_line.py)
+        click.echo(line.replace(out, shown_path(out), 1) if out else line)
+
     try:
-        emit(result, out, click.echo, file_only=True)
+        emit(result, out, said, file_only=True)
     except OSError as exc:
         _fail(party, f"cannot write the results to {shown_path(str(out))}: {_os_error(exc)}")
 
