@@ -251,6 +251,7 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
     trainers = [runner.BranchTrainer(config, b, "federated", prior) for b in branches]
     units_total = sum(int(t.units[0].shape[0]) for t in trainers)  # type: ignore[index]
     model = trainers[0].flat().astype(np.float64)
+    trainers_start = model.copy()
     resized = config.with_changes(
         rounds=variant.rounds, **({} if variant.clip is None else {"clip": variant.clip})
     )
@@ -273,6 +274,8 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
             )
         scale = _PRECONDITIONERS[key]
     before_clip = scale if variant.precondition == "pre" else None
+    trace: list[dict[str, float]] = []
+    previous: np.ndarray | None = None
     for number in range(1, variant.rounds + 1):
         step = np.zeros(model.size)
         for trainer in trainers:
@@ -289,6 +292,8 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
             )
         if z:
             step += gaussian(z * record_clip, model.size, stream)
+        trace.append(_trace_entry(step, previous, z * record_clip))
+        previous = step
         if variant.precondition == "post":
             step = step * scale
         if variant.optimizer == "adam":
@@ -298,11 +303,8 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
             continue
         velocity = variant.momentum * velocity + step
         model = model + variant.learning_rate * velocity
-    scores = {}
-    for b, trainer in zip(branches, trainers, strict=True):
-        trainer.load(model.astype(np.float32))
-        scores[b.name] = runner._scores(trainer.model, b.x_test)
-    federated = runner.scored(scores, branches)
+    federated = _scored_at(model, branches, trainers)
+    prior_only = _scored_at(trainers_start, branches, trainers)
     verdicts = runner.branch_verdicts(config, branches, federated, local)
     judged = [v for v in verdicts.values() if v["judged"]]
     return {
@@ -315,6 +317,8 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         "optimizer": variant.optimizer,
         "precondition": variant.precondition,
         "noise_multiplier": z,
+        "public_worlds": _public_worlds(),
+        "prior_auprc": prior_only["pooled"]["auprc"],
         "federated_auprc": federated["pooled"]["auprc"],
         "local_only_auprc": local["pooled"]["auprc"],
         "centralized_auprc": central["pooled"]["auprc"],
@@ -322,6 +326,40 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
         "branches_judged": len(judged),
         "branches_at_least_local": sum(v["at_least_local"] for v in judged),
         "cpu_seconds": time.process_time() - started,
+        "trace": trace,
+    }
+
+
+def _scored_at(model: np.ndarray, branches: list[Any], trainers: list[Any]) -> dict[str, Any]:
+    """Every branch's test rows scored by ``model`` (the runner's pooled metrics)."""
+    from secagg.apps.simulation import runner
+
+    scores = {}
+    for b, trainer in zip(branches, trainers, strict=True):
+        trainer.load(model.astype(np.float32))
+        scores[b.name] = runner._scores(trainer.model, b.x_test)
+    return runner.scored(scores, branches)
+
+
+def _public_worlds() -> int:
+    """How many public worlds the prior is fitted on in this process."""
+    from secagg.apps.simulation import data
+
+    return data.PUBLIC_WORLDS
+
+
+def _trace_entry(step: np.ndarray, previous: np.ndarray | None, sigma: float) -> dict[str, float]:
+    """What the server could see of one round without any privacy cost: the noised mean
+    step's norm, the norm the noise alone would have (``sigma * sqrt(d)``, public), and the
+    cosine with the previous round's step (0 on the first round)."""
+    norm = float(np.linalg.norm(step))
+    cosine = 0.0
+    if previous is not None and norm > 0 and np.linalg.norm(previous) > 0:
+        cosine = float(step @ previous / (norm * np.linalg.norm(previous)))
+    return {
+        "step_norm": norm,
+        "noise_norm": float(sigma * np.sqrt(step.size)),
+        "cosine_previous": cosine,
     }
 
 
@@ -369,7 +407,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--shipped", default=SHIPPED, help=f"the variant the rule compares with ({SHIPPED})"
     )
+    parser.add_argument(
+        "--public-worlds",
+        type=int,
+        default=None,
+        help="fit the public prior on this many public worlds (default: the simulator's)",
+    )
     args = parser.parse_args(argv)
+    if args.public_worlds is not None:
+        from secagg.apps.simulation import data
+
+        if args.public_worlds < 1:
+            parser.error("--public-worlds must be at least 1")
+        data.PUBLIC_WORLDS = args.public_worlds
     base: dict[str, Any] = {}
     seeds = list(TUNING_SEEDS)
     names = list(VARIANTS)

@@ -38,7 +38,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from _harness import fingerprint
-from hypothesis import assume, event, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from secagg.aggregation.ckks import CKKSBackend
@@ -665,7 +665,8 @@ def _moved(header: Header, axis: str, u: float, *, stronger: bool) -> Header:
     unit, vector = share.clip, share.vector_bound
     if axis == "share_clip":
         if share.record_level:
-            unit = vector - (vector - unit) * u if stronger else unit * u
+            # toward the vector bound, never below the clip by rounding (u = 1)
+            unit = max(unit, vector - (vector - unit) * u) if stronger else unit * u
         else:
             unit = unit * u if stronger else unit / u
         return replace(header, share=replace(share, clip=unit))
@@ -834,3 +835,39 @@ def test_an_active_round_is_checked_against_the_policy_before_its_certificates(
         branch._start(start)
     assert caught.value.setting == setting, caught.value
     assert identity.calls == 0
+
+
+@given(
+    unit=st.floats(1e-6, 1e3),
+    spread=st.floats(0.0, 1e3),
+    u=st.just(1.0) | st.floats(0.01, 1.0),
+)
+@example(unit=0.01, spread=5.29, u=1.0)
+def test_a_record_level_share_clip_made_stronger_never_rounds_below_itself(
+    unit: float, spread: float, u: float
+) -> None:
+    """The stronger move of a record-level share's clip goes toward its vector bound,
+    ``vector - (vector - clip) * u``; at ``u = 1`` that is the clip itself in exact
+    arithmetic, but in floats 5.3 - (5.3 - 0.01) is 0.009999999999999787, below a
+    ``record_sensitivity`` of 0.01, and a round made "stronger" was refused (the
+    property above failed on such a draw). The move must never weaken the round."""
+    share = Share(
+        record_level=True,
+        noise_multiplier=1.0,
+        clip=unit,
+        expected_clients=1,
+        vector_bound=unit + spread,
+    )
+    header = Header(
+        federation=FED,
+        backend="secagg+",
+        num_clients=2,
+        dimension=1,
+        active=False,
+        clip=None,
+        value_bound=1.0,
+        share=share,
+        fingerprint=PIN,
+    )
+    moved = _moved(header, "share_clip", u, stronger=True)
+    assert moved.share is not None and moved.share.clip >= unit

@@ -221,3 +221,60 @@ def test_the_public_preconditioner_is_held_between_its_bounds(probe):
     # power 0: the identity
     probe.probe_seed(1000, probe.parse_variant("post:1:2:0"), base)
     assert np.all(probe._PRECONDITIONERS[(1000, 0.0, 10.0)] == 1.0)
+
+
+def test_a_row_traces_what_the_server_sees_each_round(probe):
+    """One trace entry a round: the noised step's norm, the noise's own norm (public:
+    z * clip / N * sqrt(d)) and the cosine with the previous step (0 on the first). On
+    one of these seeds the noised step's norm is about the noise's: the trace is how
+    the adaptive-rate idea was ruled out, so it must say what the server would see."""
+    base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
+    noised = probe.probe_seed(1000, probe.parse_variant("3:2"), base)
+    assert len(noised["trace"]) == 3
+    assert noised["trace"][0]["cosine_previous"] == 0.0
+    for entry in noised["trace"]:
+        assert -1.0 <= entry["cosine_previous"] <= 1.0
+        assert entry["noise_norm"] > 0
+        assert entry["step_norm"] > 0
+    quiet = probe.probe_seed(1000, probe.parse_variant("3:2:0"), base)
+    assert [e["noise_norm"] for e in quiet["trace"]] == [0.0, 0.0, 0.0]
+    # without noise, successive full-batch gradients from nearby models point alike
+    assert all(e["cosine_previous"] > 0.5 for e in quiet["trace"][1:])
+
+
+def test_a_row_scores_the_prior_it_started_from(probe):
+    """``prior_auprc`` is the starting model's pooled AUPRC: the same for every
+    variant of a seed, and a step with (almost) no rate leaves the federation there."""
+    base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
+    still = probe.probe_seed(1000, probe.parse_variant("1:1e-12:0"), base)
+    moved = probe.probe_seed(1000, probe.parse_variant("2:2"), base)
+    assert still["prior_auprc"] == moved["prior_auprc"]
+    assert still["federated_auprc"] == pytest.approx(still["prior_auprc"], abs=1e-9)
+    assert moved["public_worlds"] == still["public_worlds"]
+
+
+def test_the_public_worlds_flag_sets_the_reference_size_and_refuses_nonsense(
+    probe, monkeypatch, capsys
+):
+    from secagg.apps.simulation import data
+
+    monkeypatch.setattr(data, "PUBLIC_WORLDS", data.PUBLIC_WORLDS)  # restored after
+    with pytest.raises(SystemExit):
+        probe.main(["--public-worlds", "0", "--seeds", "1000"])
+    assert "--public-worlds must be at least 1" in capsys.readouterr().err
+    assert data.PUBLIC_WORLDS == 12
+    monkeypatch.setattr(probe, "probe_seed", lambda seed, variant, base: _row(seed, variant))
+    probe.main(["--public-worlds", "3", "--seeds", "1000", "--variants", "30:2"])
+    assert data.PUBLIC_WORLDS == 3
+    assert probe._public_worlds() == 3
+
+
+def _row(seed: int, variant) -> dict:
+    return {
+        "seed": seed,
+        "variant": variant.name,
+        "federated_vs_centralized": 0.9,
+        "branches_at_least_local": 8,
+        "branches_judged": 8,
+        "noise_multiplier": 1.0,
+    }
