@@ -15,7 +15,15 @@ from secagg.dp import accounting
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_NUMBERS = {"six": 6, "eight": 8, "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20}
+_NUMBERS = {
+    "six": 6,
+    "eight": 8,
+    "ten": 10,
+    "twelve": 12,
+    "sixteen": 16,
+    "twenty": 20,
+    "forty-eight": 48,
+}
 
 
 def _run(*args: str) -> Result:
@@ -42,12 +50,12 @@ def _epsilon(z: float, rounds: int, delta: float = 1e-5) -> float:
 
 def test_the_walkthroughs_count_the_public_worlds_the_prior_is_fitted_on() -> None:
     """examples/bank_fraud/README.md said the prior is fitted on six other synthetic
-    worlds; the simulator fits it on twelve (``PUBLIC_WORLDS``), as README.md says."""
+    worlds; the simulator fits it on ``PUBLIC_WORLDS`` (48), as README.md says."""
     from secagg.apps.simulation.runner import PUBLIC_WORLDS
 
     pages = {
-        "README.md": r"fitted without privacy on (\w+) other",
-        "examples/bank_fraud/README.md": r"fitted on (\w+) other synthetic worlds",
+        "README.md": r"fitted without privacy on ([\w-]+) other",
+        "examples/bank_fraud/README.md": r"fitted on ([\w-]+) other synthetic worlds",
     }
     for page, pattern in pages.items():
         text = " ".join((ROOT / page).read_text().split())
