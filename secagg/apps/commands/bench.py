@@ -112,8 +112,13 @@ def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
     def said(line: str) -> None:
         # "wrote FILE (...)" shows FILE as the errors show a path: printed raw, a line
         # break in --out split the line in two and an escape reached the terminal
-        # (tests/apps/test_bench_wrote_line.py)
-        click.echo(line.replace(out, shown_path(out), 1) if out else line)
+        # (tests/apps/test_bench_wrote_line.py). FILE is the one after "wrote ", not the
+        # first one found: --out 'e ' is inside "wrote " itself, and was shown there,
+        # "wrot'e 'e  (dp: ...)" (tests/apps/test_bench_wrote_line_word_names.py)
+        wrote = f"wrote {out} "
+        if out and line.startswith(wrote):
+            line = f"wrote {shown_path(out)} {line[len(wrote) :]}"
+        click.echo(line)
 
     try:
         emit(result, out, said, file_only=True)
