@@ -306,7 +306,9 @@ def _one_line(exc: BaseException, path: Path) -> str:
     of version 1, 2 or 3)`` and a ``file`` on a read-only disk ``(Read-only it
     system)``; a plain word bare in the text is left as it is, printable
     (tests/runtime/test_branch_state_reason_words.py)."""
-    if isinstance(exc, OSError) and exc.errno is not None and not exc.strerror:
+    if isinstance(exc, OSError) and exc.errno and not exc.strerror:
+        # not errno 0, whose words are "Success": "cannot create this branch's state
+        # (Success)"; its own text says "[Errno 0]"
         text = os.strerror(exc.errno)
     elif isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror

@@ -108,3 +108,26 @@ def test_a_file_too_large_is_still_it(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(BranchStateError) as info:
         RoundMark(Path("b.state"), NAME)
     assert "cannot read this branch's state (it is larger than " in str(info.value), info.value
+
+
+@pytest.mark.parametrize("step", ["created", "locked"])
+def test_an_oserror_of_errno_0_is_no_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """An OSError of errno 0 with no strerror (some libraries raise one) has no words of
+    its errno to give: ``os.strerror(0)`` is "Success", so the refusal said ``cannot
+    create this branch's state (Success)``; its own text is said instead."""
+    path = tmp_path / "b.state"
+    if step == "locked":
+        RoundMark(path, NAME)
+    target = "write_json_atomically" if step == "created" else "exclusive_lock"
+
+    def fail(*_: object, **__: object) -> None:
+        raise OSError(0, "")
+
+    monkeypatch.setattr(branch_state, target, fail)
+    with pytest.raises(BranchStateError) as info:
+        RoundMark(path, NAME).advance(1, "fed") if step == "locked" else RoundMark(path, NAME)
+    message = str(info.value)
+    assert "Success" not in message, message
+    assert message.endswith("branch's state ([Errno 0])"), message
