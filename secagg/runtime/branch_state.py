@@ -299,8 +299,16 @@ def _one_line(exc: BaseException, path: Path) -> str:
     5] : '/srv/b.state'`` when its strerror is empty, or a text of its own) named it
     twice, and the second mention was folded as text: ``secagg client --state
     $'b\\nx.state'`` showed the name once as its ``repr`` and once as ``b x.state``, a
-    file that is not there (tests/runtime/test_branch_state_reason_named_once.py)."""
-    if isinstance(exc, OSError) and exc.errno is not None and not exc.strerror:
+    file that is not there (tests/runtime/test_branch_state_reason_named_once.py).
+
+    Why a file named by a plain word only where it is quoted: the word was taken for
+    the file wherever it stood, so a corrupt ``--state state`` said ``(not a branch it
+    of version 1, 2 or 3)`` and a ``file`` on a read-only disk ``(Read-only it
+    system)``; a plain word bare in the text is left as it is, printable
+    (tests/runtime/test_branch_state_reason_words.py)."""
+    if isinstance(exc, OSError) and exc.errno and not exc.strerror:
+        # not errno 0, whose words are "Success": "cannot create this branch's state
+        # (Success)"; its own text says "[Errno 0]"
         text = os.strerror(exc.errno)
     elif isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
@@ -308,7 +316,9 @@ def _one_line(exc: BaseException, path: Path) -> str:
         text = str(exc)
     name = str(path)
     # the quoted mention first (a repr, as an OSError's text gives it), then a bare one
-    # standing apart: not part of a longer name (``b.state.lock``, ``/d/b.state``)
-    for mention in (repr(name), name):
+    # standing apart: not part of a longer name (``b.state.lock``, ``/d/b.state``), and
+    # not for a name that is a plain word, as likely one of the text's own words
+    plain_word = re.fullmatch(r"[\w-]+", name) is not None
+    for mention in (repr(name),) if plain_word else (repr(name), name):
         text = re.sub(rf"(?<![\w./\\-]){re.escape(mention)}(?![\w/\\-])(?!\.\w)", "it", text)
     return " ".join(text.split()) or type(exc).__name__

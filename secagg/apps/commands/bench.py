@@ -74,7 +74,11 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     # absolute form named a path never typed (helper brief 325); a bare name's is here
     parent = os.path.dirname(value) or os.curdir
     if not os.path.isdir(parent):
-        raise click.BadParameter(f"the folder {shown_path(parent)} does not exist", ctx, param)
+        # a file in its place is there: "does not exist" sent the user looking for a
+        # folder they could see (tests/apps/test_bench_out_folder_is_a_file.py); worded
+        # as keyholder-init --key says it
+        what = "is a file, not a folder" if os.path.exists(parent) else "does not exist"
+        raise click.BadParameter(f"the folder {shown_path(parent)} {what}", ctx, param)
     if not os.access(parent, os.W_OK):  # the machine's refusal (a chmod fixes it): exit 1
         raise _path_failure(
             PermissionError(errno.EACCES, os.strerror(errno.EACCES), parent), "--out"
@@ -112,8 +116,13 @@ def _emit_bench(party: str, result: dict[str, Any], out: str | None) -> None:
     def said(line: str) -> None:
         # "wrote FILE (...)" shows FILE as the errors show a path: printed raw, a line
         # break in --out split the line in two and an escape reached the terminal
-        # (tests/apps/test_bench_wrote_line.py)
-        click.echo(line.replace(out, shown_path(out), 1) if out else line)
+        # (tests/apps/test_bench_wrote_line.py). FILE is the one after "wrote ", not the
+        # first one found: --out 'e ' is inside "wrote " itself, and was shown there,
+        # "wrot'e 'e  (dp: ...)" (tests/apps/test_bench_wrote_line_word_names.py)
+        wrote = f"wrote {out} "
+        if out and line.startswith(wrote):
+            line = f"wrote {shown_path(out)} {line[len(wrote) :]}"
+        click.echo(line)
 
     try:
         emit(result, out, said, file_only=True)

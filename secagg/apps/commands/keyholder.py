@@ -150,10 +150,20 @@ def _naming_typed_key(
         return _one_line_naming(exc, name, policy_path)
     from pathlib import Path
 
-    message = str(exc).replace(str(Path(key_path).resolve()), key_path)
+    # the key holder's own ``name: `` off the front first, while the key in the text is
+    # still absolute: a key typed as the party's name (``--name holder --key holder``)
+    # put back first was taken for that prefix, and the line lost the key and its flag
+    # (``holder: not a TenSEAL context: ...``: tests/apps/test_keyholder_key_named_as_party.py)
+    text = str(exc).lstrip()
+    text = text[len(name) + 2 :] if name and text.startswith(f"{name}: ") else text
+    # the resolved key where it stands apart, not the start of a longer path: replaced
+    # anywhere, ``--key holder`` beside ``--policy /srv/kh/holder.toml`` named the
+    # policy ``holder.toml``, a path never typed
+    # (tests/apps/test_keyholder_key_prefix_of_policy.py)
+    resolved = re.escape(str(Path(key_path).resolve()))
+    message = re.sub(rf"(?<![\w./\\-]){resolved}(?![\w/\\-])(?!\.\w)", lambda _: key_path, text)
     paths = (key_path, policy_path) if policy_path is not None else (key_path,)
     message = folded_naming(message, *paths) or type(exc).__name__
-    message = message[len(name) + 2 :] if name and message.startswith(f"{name}: ") else message
     shown = shown_path(key_path)
     if message.startswith((f"{shown} ", f"{shown}:")):
         return f"--key {message}"
