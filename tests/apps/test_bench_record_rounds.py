@@ -258,11 +258,12 @@ def test_the_public_worlds_flag_sets_the_reference_size_and_refuses_nonsense(
 ):
     from secagg.apps.simulation import data
 
-    monkeypatch.setattr(data, "PUBLIC_WORLDS", data.PUBLIC_WORLDS)  # restored after
+    shipped = data.PUBLIC_WORLDS
+    monkeypatch.setattr(data, "PUBLIC_WORLDS", shipped)  # restored after
     with pytest.raises(SystemExit):
         probe.main(["--public-worlds", "0", "--seeds", "1000"])
     assert "--public-worlds must be at least 1" in capsys.readouterr().err
-    assert data.PUBLIC_WORLDS == 12
+    assert data.PUBLIC_WORLDS == shipped  # a refused count changes nothing
     monkeypatch.setattr(probe, "probe_seed", lambda seed, variant, base: _row(seed, variant))
     probe.main(["--public-worlds", "3", "--seeds", "1000", "--variants", "30:2"])
     assert data.PUBLIC_WORLDS == 3
