@@ -10,13 +10,11 @@ said.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from _keyholder_cli import refusal_line, run_keyholder
 
-from secagg.apps.cli import main
 from secagg.he.keys import _KEY_FILE_MAGIC
 
 #: what a key file holds -> how the key holder refuses it (the line's end)
@@ -29,30 +27,7 @@ KEY_FILES: dict[str, tuple[bytes, str]] = {
 def _line(folder: Path, key: str) -> str:
     """The one printable line of ``secagg keyholder --name holder --key key`` run in
     ``folder``, exit 2."""
-    (folder / "certs").mkdir(exist_ok=True)
-    config = folder / "ckks.toml"
-    config.write_text(
-        '[federation]\nname = "kh"\nclients = ["b1", "b2", "b3"]\ndimension = 4\n'
-        '[backend]\nname = "ckks"\nkey_holder = "holder"\nvalue_bound = 1.0\n'
-        '[dp]\nmechanism = "central"\nclip = 1.0\nnoise_multiplier = 1.0\n'
-    )
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        result: Result = CliRunner().invoke(
-            main,
-            [
-                "keyholder", "--server", "127.0.0.1:9", "--name", "holder",
-                "--certs", "certs", "--config", str(config), "--key", key, "--quiet",
-            ],
-        )  # fmt: skip
-    finally:
-        os.chdir(here)
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, (result.output, result.exception)
-    lines = result.output.splitlines()
-    assert len(lines) == 1 and lines[0].isprintable(), result.output
-    return lines[0]
+    return refusal_line(run_keyholder(folder, key))
 
 
 @pytest.mark.parametrize("kind", sorted(KEY_FILES))

@@ -10,50 +10,18 @@ not valid TOML said ``--policy holder.toml is not valid TOML``: a path never typ
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from _keyholder_cli import refusal_line, run_keyholder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from secagg.apps.cli import main
-
-
-def _federation(folder: Path) -> Path:
-    """A CKKS federation whose key holder is ``holder``."""
-    path = folder / "ckks.toml"
-    path.write_text(
-        '[federation]\nname = "kh"\nclients = ["b1", "b2", "b3"]\ndimension = 4\n'
-        '[backend]\nname = "ckks"\nkey_holder = "holder"\nvalue_bound = 1.0\n'
-        '[dp]\nmechanism = "central"\nclip = 1.0\nnoise_multiplier = 1.0\n'
-    )
-    return path
 
 
 def _line(folder: Path, key: str, policy: str) -> str:
     """The one printable line of ``secagg keyholder --key key --policy policy`` run in
     ``folder``, exit 2."""
-    (folder / "certs").mkdir(exist_ok=True)
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        result: Result = CliRunner().invoke(
-            main,
-            [
-                "keyholder", "--server", "127.0.0.1:9", "--name", "holder",
-                "--certs", "certs", "--config", str(_federation(folder)), "--key", key,
-                "--policy", policy, "--quiet",
-            ],
-        )  # fmt: skip
-    finally:
-        os.chdir(here)
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, (result.output, result.exception)
-    lines = result.output.splitlines()
-    assert len(lines) == 1 and lines[0].isprintable(), result.output
-    return lines[0]
+    return refusal_line(run_keyholder(folder, key, "--policy", policy))
 
 
 @pytest.mark.parametrize("suffix", [".toml", "-policy.toml", "_p.toml"])

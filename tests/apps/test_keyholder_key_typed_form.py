@@ -10,15 +10,13 @@ of a path flag names it as typed (``keyholder-init --key``, ``bench --out``, ``a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from _keyholder_cli import refusal_line, run_keyholder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg.apps.cli import main
 from secagg.apps.commands.common import shown_path
 from secagg.he.keys import _KEY_FILE_MAGIC
 
@@ -27,44 +25,6 @@ KEY_FILES: dict[str, tuple[bytes, str]] = {
     "not a key file": (b"not a key\n", " is not a secagg key holder's key file"),
     "not a TenSEAL context": (_KEY_FILE_MAGIC + b"garbage", ": not a TenSEAL context: "),
 }
-
-
-def _federation(folder: Path) -> Path:
-    """A CKKS federation whose key holder is ``holder``."""
-    path = folder / "ckks.toml"
-    path.write_text(
-        '[federation]\nname = "kh"\nclients = ["b1", "b2", "b3"]\ndimension = 4\n'
-        '[backend]\nname = "ckks"\nkey_holder = "holder"\nvalue_bound = 1.0\n'
-        '[dp]\nmechanism = "central"\nclip = 1.0\nnoise_multiplier = 1.0\n'
-    )
-    return path
-
-
-def _keyholder(folder: Path, key: str, *more: str) -> Result:
-    """``secagg keyholder --key key`` from ``folder`` (its working directory)."""
-    (folder / "certs").mkdir(exist_ok=True)
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        return CliRunner().invoke(
-            main,
-            [
-                "keyholder", "--server", "127.0.0.1:9", "--name", "holder",
-                "--certs", "certs", "--config", str(_federation(folder)), "--key", key,
-                "--quiet", *more,
-            ],
-        )  # fmt: skip
-    finally:
-        os.chdir(here)
-
-
-def _line(result: Result) -> str:
-    """The refusal's one printable line, exit 2, no traceback."""
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, (result.output, result.exception)
-    lines = result.output.splitlines()
-    assert len(lines) == 1 and lines[0].isprintable(), result.output
-    return lines[0]
 
 
 def _key(folder: Path, typed: str, kind: str) -> None:
@@ -77,7 +37,7 @@ def _key(folder: Path, typed: str, kind: str) -> None:
 @pytest.mark.parametrize("typed", ["holder.key", "d/holder.key", "./d/holder.key"])
 def test_a_relative_key_is_named_as_typed(tmp_path: Path, typed: str, kind: str) -> None:
     _key(tmp_path, typed, kind)
-    line = _line(_keyholder(tmp_path, typed))
+    line = refusal_line(run_keyholder(tmp_path, typed))
     assert line.startswith(f"secagg keyholder: holder: --key {typed}{KEY_FILES[kind][1]}"), line
     assert str(tmp_path) not in line, line
 
@@ -92,7 +52,7 @@ def test_a_relative_key_beside_a_policy_elsewhere_is_named_as_typed(
     policy = tmp_path / "policies" / "holder.toml"
     policy.parent.mkdir()
     policy.write_text("[key_holder]\nmax_decryptions = 10\n")
-    line = _line(_keyholder(tmp_path, "d/holder.key", "--policy", str(policy)))
+    line = refusal_line(run_keyholder(tmp_path, "d/holder.key", "--policy", str(policy)))
     assert line.startswith(f"secagg keyholder: holder: --key d/holder.key{KEY_FILES[kind][1]}")
     assert str(tmp_path / "d") not in line, line
 
@@ -100,7 +60,7 @@ def test_a_relative_key_beside_a_policy_elsewhere_is_named_as_typed(
 def test_an_absolute_key_is_named_absolute(tmp_path: Path) -> None:
     _key(tmp_path, "holder.key", "not a key file")
     typed = str(tmp_path / "holder.key")
-    line = _line(_keyholder(tmp_path, typed))
+    line = refusal_line(run_keyholder(tmp_path, typed))
     assert line == f"secagg keyholder: holder: --key {typed} is not a secagg key holder's key file"
 
 
@@ -117,6 +77,6 @@ def test_any_typed_key_is_named_once_as_shown(
     folder = tmp_path_factory.mktemp("kh")
     typed = f"d/{name}"
     _key(folder, typed, kind)
-    line = _line(_keyholder(folder, typed))
+    line = refusal_line(run_keyholder(folder, typed))
     assert line.count(shown_path(typed)) == 1, line
     assert f"--key {shown_path(typed)}" in line and str(folder) not in line, line
