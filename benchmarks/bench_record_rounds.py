@@ -429,6 +429,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds:
         seeds = probe_seeds(args.seeds)
     variants = [parse_variant(v) for v in (args.variants or names)]
+    # before any seed runs: a malformed --shipped was refused only after the whole probe
+    shipped = parse_variant(args.shipped).name if not args.quick else names[0]
     started = time.perf_counter()
     rows = []
     for seed in seeds:
@@ -441,7 +443,6 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     summary = summarise(rows)
-    shipped = parse_variant(args.shipped).name if not args.quick else names[0]
     emit(
         {
             "benchmark": "record_rounds",
