@@ -19,33 +19,14 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from click.testing import CliRunner, Result
+from _simulate_cli import SHORT, one_line_error, simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg.apps.cli import main
 from secagg.apps.simulation.cli import build_config
 from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.report import _write_config
-from secagg.errors import ConfigurationError, SecAggError
-
-#: a run small enough that nothing past the config would be slow (``nothing_runs``
-#: makes sure nothing past it runs at all)
-SHORT = ["--branches", "3", "--rounds", "1", "--train-rows", "3000", "--test-rows", "400"]
-
-
-def _simulate(*args: str) -> Result:
-    return CliRunner().invoke(main, ["simulate", *args, "--quiet"])
-
-
-def _one_line_error(result: Result) -> str:
-    """The refusal printed: exit 2, one line, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, SecAggError | OSError), result.exception
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+from secagg.errors import ConfigurationError
 
 
 def _run_folder_config(tmp_path: Path, **fields: Any) -> Path:
@@ -108,7 +89,7 @@ def test_a_file_without_its_own_rate_is_not_refused(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("nothing_runs")
 def test_the_command_line_refuses_in_one_line_before_any_data(tmp_path: Path) -> None:
     path = _fedadam_folder(tmp_path)
-    error = _one_line_error(_simulate("--config", str(path), *SHORT, "--server-optimizer", "sgd"))
+    error = one_line_error(simulate("--config", str(path), *SHORT, "--server-optimizer", "sgd"))
     assert error.startswith(f"Error: --config {path}: --server-optimizer sgd over "), error
     assert "--server-learning-rate" in error and "training.server_learning_rate" in error
 

@@ -14,15 +14,14 @@ import math
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from _simulate_cli import SHORT, one_line_error, simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secagg.apps.cli import main
 from secagg.apps.simulation.cli import build_config
 from secagg.apps.simulation.config import SECTION_OF, SimulationConfig
 from secagg.apps.simulation.federation_plan import federation_config
-from secagg.errors import ConfigurationError, SecAggError
+from secagg.errors import ConfigurationError
 from secagg.runtime.config import (
     MAX_SERVER_ADAM_TAU,
     MIN_SERVER_ADAM_TAU,
@@ -31,24 +30,6 @@ from secagg.runtime.config import (
 
 #: the runtime's default tau, as its config states it
 RUNTIME_TAU = FederationConfig.__dataclass_fields__["server_adam_tau"].default
-
-#: what makes ``secagg simulate`` run nothing past its config: an out folder the test
-#: names, and the fixture ``nothing_runs`` for a refusal that must come before the data
-SHORT = ["--branches", "3", "--rounds", "1", "--train-rows", "3000", "--test-rows", "400"]
-
-
-def _simulate(*args: str) -> Result:
-    return CliRunner().invoke(main, ["simulate", *args, "--quiet"])
-
-
-def _one_line_error(result: Result) -> str:
-    """The refusal printed: exit 2, one line, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, SecAggError | OSError), result.exception
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # --- accepted --------------------------------------------------------------------------
@@ -121,11 +102,11 @@ def test_adam_beside_a_zero_momentum_is_taken(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("nothing_runs")
 def test_a_tau_beside_sgd_is_refused_naming_the_flag(tmp_path: Path) -> None:
-    error = _one_line_error(_simulate(*SHORT, "--server-adam-tau", "0.1", "--out", str(tmp_path)))
+    error = one_line_error(simulate(*SHORT, "--server-adam-tau", "0.1", "--out", str(tmp_path)))
     assert "--server-adam-tau is set but --server-optimizer sgd (the default)" in error, error
     assert "--server-optimizer adam" in error
-    typed = _one_line_error(
-        _simulate(*SHORT, "--server-optimizer", "sgd", "--server-adam-tau", "0.1")
+    typed = one_line_error(
+        simulate(*SHORT, "--server-optimizer", "sgd", "--server-adam-tau", "0.1")
     )
     assert "--server-optimizer sgd, FedAvg / FedAvgM, has no tau" in typed, typed
 
@@ -134,11 +115,11 @@ def test_a_tau_beside_sgd_is_refused_naming_the_flag(tmp_path: Path) -> None:
 def test_a_tau_beside_sgd_in_a_file_names_the_file_and_the_key(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[training]\nserver_adam_tau = 0.1\n")
-    error = _one_line_error(_simulate("--config", str(path), *SHORT))
+    error = one_line_error(simulate("--config", str(path), *SHORT))
     assert error.startswith(f"Error: --config {path}: training.server_adam_tau is set"), error
     # a tau typed beside a typed sgd: the flags named
-    error = _one_line_error(
-        _simulate(*SHORT, "--server-optimizer", "sgd", "--server-adam-tau", "0.1")
+    error = one_line_error(
+        simulate(*SHORT, "--server-optimizer", "sgd", "--server-adam-tau", "0.1")
     )
     assert "--server-adam-tau" in error and "--server-optimizer sgd" in error, error
 
@@ -165,21 +146,21 @@ def test_a_typed_sgd_over_a_fedadam_file_clears_its_tau(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("nothing_runs")
 def test_momentum_beside_adam_is_refused_naming_both(tmp_path: Path) -> None:
-    error = _one_line_error(
-        _simulate(*SHORT, "--server-optimizer", "adam", "--server-momentum", "0.9")
+    error = one_line_error(
+        simulate(*SHORT, "--server-optimizer", "adam", "--server-momentum", "0.9")
     )
     assert "--server-momentum 0.9 with --server-optimizer adam" in error, error
     assert "FedAdam has its own momentum" in error
     path = tmp_path / "c.toml"
     path.write_text('[training]\nserver_optimizer = "adam"\nserver_momentum = 0.5\n')
-    error = _one_line_error(_simulate("--config", str(path), *SHORT))
+    error = one_line_error(simulate("--config", str(path), *SHORT))
     assert f"--config {path}: training.server_momentum = 0.5 with " in error, error
     assert "training.server_optimizer = 'adam'" in error
 
 
 @pytest.mark.usefixtures("nothing_runs")
 def test_an_unknown_optimizer_flag_is_a_usage_error() -> None:
-    result = _simulate(*SHORT, "--server-optimizer", "adagrad")
+    result = simulate(*SHORT, "--server-optimizer", "adagrad")
     assert result.exit_code == 2 and "'sgd'" in result.output and "'adam'" in result.output
 
 
