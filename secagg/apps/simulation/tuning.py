@@ -27,6 +27,10 @@ split by row, 31 of the 47 fraud cards of tuning seed 1000 had rows on both side
 (docs/results.md, "Tuning by customer"). Data that cannot give the asked validation
 (no row times, no customers, no fraud on a side) falls back (time or world, then
 customer, then row, then none), and the fit's ``validation`` says why.
+
+A start given to a fit (the centralized baseline's prior) is also a candidate as it is,
+untrained (epoch 0, since the evening of 2026-12-07): the baseline had shipped models
+scoring below the prior it may start from (docs/results.md, "Evaluation").
 """
 
 from __future__ import annotations
@@ -203,6 +207,12 @@ def fit_tuned(
     all rows. Without what the validation needs (no ``days``, no ``world``, no
     ``customers``, or no fraud on a side) it falls back (time or world to customer,
     customer to row), saying why in the fit's ``validation``.
+
+    Every given start (not None: the prior, not scratch) also competes untrained, as
+    epoch 0, on the same validation rows and before its trained epochs (strictly
+    greater wins, so a tie keeps it); if it wins, the fit is that start unchanged, no
+    refit (``epochs`` 0, ``learning_rate`` None). A start that is not all finite is no
+    candidate.
 
     Why: the centralized baseline is the denominator of every claim; at one fixed
     learning rate (2, the federation's) it diverged on some seeds and small models, so
