@@ -27,6 +27,10 @@ split by row, 31 of the 47 fraud cards of tuning seed 1000 had rows on both side
 (docs/results.md, "Tuning by customer"). Data that cannot give the asked validation
 (no row times, no customers, no fraud on a side) falls back (time or world, then
 customer, then row, then none), and the fit's ``validation`` says why.
+
+A start given to a fit (the centralized baseline's prior) is also a candidate as it is,
+untrained (epoch 0, since the evening of 2026-12-07): the baseline had shipped models
+scoring below the prior it may start from (docs/results.md, "Evaluation").
 """
 
 from __future__ import annotations
@@ -63,7 +67,9 @@ class TunedFit:
     model: Any  # the fitted torch module (every parameter trainable)
     vector: np.ndarray  # every parameter, flat
     start: str  # "scratch" or "prior"
-    learning_rate: float
+    #: None when the start shipped untrained (``epochs == 0``): no learning rate trained it
+    learning_rate: float | None
+    #: 0 when the start itself won, untrained (:func:`fit_tuned`'s epoch-0 candidate)
     epochs: int
     validation_auprc: float  # -inf when nothing could be held out (see ``validation``)
     #: how the choice was validated, in words: which rows or worlds were held out, and
@@ -74,9 +80,20 @@ class TunedFit:
     #: every epoch, untuned)
     scheme: str = "none"
 
+    def chosen(self) -> str:
+        """What the tuning chose, in words: ``"the prior, untrained"`` when the start
+        itself won (no learning rate, no epoch: "lr X x 0 epochs" would read as a
+        training that never ran), else the start, learning rate and epochs."""
+        if self.epochs == 0:
+            return f"the {self.start}, untrained"
+        plural = "s" if self.epochs != 1 else ""
+        return f"{self.start}, learning rate {self.learning_rate:g} x {self.epochs} epoch{plural}"
+
     def choice(self) -> dict[str, Any]:
-        """What the tuning chose and on what, as summary.json records it."""
+        """What the tuning chose and on what, as summary.json records it (``chosen``: the
+        same in words; ``learning_rate`` null and ``epochs`` 0 for an untrained start)."""
         return {
+            "chosen": self.chosen(),
             "start": self.start,
             "learning_rate": self.learning_rate,
             "epochs": self.epochs,
@@ -191,6 +208,12 @@ def fit_tuned(
     ``customers``, or no fraud on a side) it falls back (time or world to customer,
     customer to row), saying why in the fit's ``validation``.
 
+    Every given start (not None: the prior, not scratch) also competes untrained, as
+    epoch 0, on the same validation rows and before its trained epochs (strictly
+    greater wins, so a tie keeps it); if it wins, the fit is that start unchanged, no
+    refit (``epochs`` 0, ``learning_rate`` None). A start that is not all finite is no
+    candidate.
+
     Why: the centralized baseline is the denominator of every claim; at one fixed
     learning rate (2, the federation's) it diverged on some seeds and small models, so
     it gets its own tuning, like any model a fraud team would deploy."""
@@ -214,7 +237,12 @@ def fit_tuned(
             load_flat_parameters(model, np.asarray(start, dtype=np.float32))
         return set_trainable(model, "all")
 
-    best = (-math.inf, "scratch", TUNING_LEARNING_RATES[0], epochs)
+    best: tuple[float, str, float | None, int] = (
+        -math.inf,
+        "scratch",
+        TUNING_LEARNING_RATES[0],
+        epochs,
+    )
     kept: np.ndarray | None = None  # "world": the chosen epoch's parameters
     if plan.scheme != "none":
         # the two sides of the split, made once: every start and learning rate trains on
@@ -228,6 +256,22 @@ def fit_tuned(
             x_fit, y_fit = x[~plan.held], y[~plan.held]
             x_held, y_held = x[plan.held], y[plan.held]
         for name, start in starts.items():
+            if start is not None and not np.isfinite(np.asarray(start, dtype=np.float64)).all():
+                # a diverged start (a prior file of NaN) loads as no model: it is no
+                # candidate, untrained or trained (loading it stopped the fit before)
+                continue
+            # epoch 0: a given start (the prior) competes untrained, before its trained
+            # epochs, so a tie keeps it (training that does not validate better is not
+            # shipped) while a tie with an earlier start's trained epoch keeps that one
+            # (strictly greater wins throughout). Why: the centralized baseline shipped
+            # models below the prior it may start from (seed 2: 0.529 against 0.624) for
+            # want of this candidate. Scratch is no candidate untrained (a random
+            # network), and a start with a non-finite parameter or score (a diverged
+            # prior file) is skipped: its parameters would not load as a model.
+            untrained = _untrained_score(fresh, start, x_held, y_held, average_precision)
+            if untrained is not None and untrained > best[0]:
+                best = (untrained, name, None, 0)
+                kept = None  # the start's own parameters: nothing trained to keep
             for lr in TUNING_LEARNING_RATES:
                 seen: list[float] = []
                 candidate = (name, lr)
@@ -268,7 +312,8 @@ def fit_tuned(
     model = fresh(starts.get(name))
     if kept is not None:
         load_flat_parameters(model, kept)
-    else:
+    elif chosen_epochs > 0:  # 0: the start itself won, shipped as it is
+        assert lr is not None
         train_plain(
             model,
             x,
@@ -289,6 +334,26 @@ def fit_tuned(
         plan.described,
         plan.scheme,
     )
+
+
+def _untrained_score(
+    fresh: Any,
+    start: np.ndarray | None,
+    x_held: np.ndarray,
+    y_held: np.ndarray,
+    average_precision: Any,
+) -> float | None:
+    """The validation AUPRC of ``start`` untrained (``fresh(start)``), on the rows every
+    trained epoch validates on; None for no candidate: scratch (None), or a start whose
+    parameters or scores are not all finite (a diverged prior: never shipped, no crash)."""
+    from secagg.apps.models.training import scores
+
+    if start is None or not np.isfinite(np.asarray(start, dtype=np.float64)).all():
+        return None
+    s = scores(fresh(start), x_held)
+    if not np.isfinite(s).all():
+        return None
+    return float(average_precision(y_held, s))
 
 
 @dataclass(frozen=True)
