@@ -44,6 +44,7 @@ import numpy as np
 
 from secagg.apps.simulation.config import SimulationConfig
 from secagg.apps.simulation.seeding import _derived_seed
+from secagg.errors import ConfigurationError
 
 #: the tuned non-private fits (the prior, the centralized baseline): learning rates and
 #: the most epochs tried, the epoch count chosen on held-out validation rows (what each
@@ -211,8 +212,9 @@ def fit_tuned(
     Every given start (not None: the prior, not scratch) also competes untrained, as
     epoch 0, on the same validation rows and before its trained epochs (strictly
     greater wins, so a tie keeps it); if it wins, the fit is that start unchanged, no
-    refit (``epochs`` 0, ``learning_rate`` None). A start that is not all finite is no
-    candidate.
+    refit (``epochs`` 0, ``learning_rate`` None). A start whose scores overflow is no
+    candidate untrained; a start with a NaN or infinite parameter is refused
+    (:class:`~secagg.errors.ConfigurationError`) before anything trains.
 
     Why: the centralized baseline is the denominator of every claim; at one fixed
     learning rate (2, the federation's) it diverged on some seeds and small models, so
@@ -228,6 +230,17 @@ def fit_tuned(
         raise ValueError(f"{np.shape(days)} row times for {y.shape} rows")
     if validation not in (*_FALLBACK, "row"):
         raise ValueError(f"no validation {validation!r}: world, time, customer or row")
+    for name, start in starts.items():
+        # refused before any candidate trains, whatever the validation: skipped, the fit
+        # shipped scratch while its choice said nothing of the start dropped (and the
+        # load's own error came only after every earlier candidate had trained).
+        # run_simulation replaces a diverged prior before any fit, and says so.
+        bad = 0 if start is None else int(np.sum(~np.isfinite(np.asarray(start, np.float64))))
+        if bad:
+            raise ConfigurationError(
+                f"the {name} start holds {bad} NaN or infinite parameters: a diverged "
+                "model is no place to start a fit from"
+            )
     plan = _validation_plan(config, y, label, validation, customers, days, world)
     epochs = min(TUNING_MAX_EPOCHS, config.epochs)
 
@@ -256,18 +269,14 @@ def fit_tuned(
             x_fit, y_fit = x[~plan.held], y[~plan.held]
             x_held, y_held = x[plan.held], y[plan.held]
         for name, start in starts.items():
-            if start is not None and not np.isfinite(np.asarray(start, dtype=np.float64)).all():
-                # a diverged start (a prior file of NaN) loads as no model: it is no
-                # candidate, untrained or trained (loading it stopped the fit before)
-                continue
             # epoch 0: a given start (the prior) competes untrained, before its trained
             # epochs, so a tie keeps it (training that does not validate better is not
             # shipped) while a tie with an earlier start's trained epoch keeps that one
             # (strictly greater wins throughout). Why: the centralized baseline shipped
             # models below the prior it may start from (seed 2: 0.529 against 0.624) for
             # want of this candidate. Scratch is no candidate untrained (a random
-            # network), and a start with a non-finite parameter or score (a diverged
-            # prior file) is skipped: its parameters would not load as a model.
+            # network), nor a start whose scores are not finite (finite parameters
+            # that overflow: its trained epochs still compete).
             untrained = _untrained_score(fresh, start, x_held, y_held, average_precision)
             if untrained is not None and untrained > best[0]:
                 best = (untrained, name, None, 0)
@@ -345,10 +354,12 @@ def _untrained_score(
 ) -> float | None:
     """The validation AUPRC of ``start`` untrained (``fresh(start)``), on the rows every
     trained epoch validates on; None for no candidate: scratch (None), or a start whose
-    parameters or scores are not all finite (a diverged prior: never shipped, no crash)."""
+    scores are not all finite (finite parameters that overflow: never shipped, no
+    crash). A start with a non-finite parameter never gets here: :func:`fit_tuned`
+    refuses it first."""
     from secagg.apps.models.training import scores
 
-    if start is None or not np.isfinite(np.asarray(start, dtype=np.float64)).all():
+    if start is None:
         return None
     s = scores(fresh(start), x_held)
     if not np.isfinite(s).all():

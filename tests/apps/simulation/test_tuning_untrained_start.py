@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from secagg.apps.simulation import prior, tuning
 from secagg.apps.simulation.config import SimulationConfig
+from secagg.errors import ConfigurationError
 
 
 def _fit(world: dict[str, np.ndarray], starts: dict[str, Any], validation: str) -> Any:
@@ -115,20 +116,48 @@ def test_scratch_never_competes_untrained(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(scored) == 2 + 1 + 2  # the prior's epoch 0 is the one more
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e38])
-def test_a_diverged_start_is_never_chosen_and_never_crashes(
-    monkeypatch: pytest.MonkeyPatch, bad: float
+def test_a_start_whose_scores_overflow_is_never_chosen_and_never_crashes(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A diverged prior file (a non-finite parameter, or parameters whose scores
-    overflow) is no candidate untrained; the scratch fit is shipped."""
+    """A start of finite parameters whose scores overflow (a prior that blew up short
+    of infinity) is no candidate untrained; the scratch fit is shipped."""
     monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 2)
     world = _world(11)
     start = _start(world["direction"], 3.0)
-    start[0] = bad
-    start[1] = -bad
+    start[0] = 1e38
+    start[1] = -1e38
     fit = _fit(world, {"scratch": None, "prior": start}, "row")
     assert fit.start == "scratch" and fit.epochs >= 1
     assert np.isfinite(fit.vector).all()
+
+
+@pytest.mark.parametrize("validation", ["row", "world", "customer"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_start_not_all_finite_is_refused_before_any_training(
+    monkeypatch: pytest.MonkeyPatch, bad: float, validation: str
+) -> None:
+    """A start with a NaN or an infinity is a typed error naming it, before any
+    candidate trains. Why: d0512d81 skipped it without a word, so the fit shipped
+    scratch while its choice and the run's summary said nothing of the prior dropped
+    (the ConfigurationError of before came only after scratch's every candidate had
+    trained); run_simulation replaces a diverged prior first, and says so."""
+    from secagg.apps.models import training
+
+    trained: list[int] = []
+    original = training.train_plain
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        trained.append(1)
+        return original(*a, **kw)
+
+    monkeypatch.setattr(training, "train_plain", spy)
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 2)
+    world = _world(11)
+    start = _start(world["direction"], 3.0)
+    start[2] = bad
+    with pytest.raises(ConfigurationError, match=r"the prior start holds 1 NaN or infinite"):
+        _fit(world, {"scratch": None, "prior": start}, validation)
+    assert trained == []
 
 
 def test_the_public_prior_starts_from_scratch_only(monkeypatch: pytest.MonkeyPatch) -> None:
