@@ -210,11 +210,13 @@ def fit_tuned(
     customer to row), saying why in the fit's ``validation``.
 
     Every given start (not None: the prior, not scratch) also competes untrained, as
-    epoch 0, on the same validation rows and before its trained epochs (strictly
-    greater wins, so a tie keeps it); if it wins, the fit is that start unchanged, no
-    refit (``epochs`` 0, ``learning_rate`` None). A start whose scores overflow is no
-    candidate untrained; a start with a NaN or infinite parameter is refused
-    (:class:`~secagg.errors.ConfigurationError`) before anything trains.
+    epoch 0, on the same validation rows (none under ``"none"``: no candidate is
+    scored there), after the trained epochs of the starts before it in ``starts`` and
+    before its own (strictly greater wins: a tie with its own trained epochs keeps it
+    untrained, a tie with an earlier start's keeps that); if it wins, the fit is that
+    start unchanged, no refit (``epochs`` 0, ``learning_rate`` None). A start whose
+    scores overflow is no candidate untrained; a start with a NaN or infinite parameter
+    is refused (:class:`~secagg.errors.ConfigurationError`) before anything trains.
 
     Why: the centralized baseline is the denominator of every claim; at one fixed
     learning rate (2, the federation's) it diverged on some seeds and small models, so

@@ -179,3 +179,78 @@ def test_the_public_prior_starts_from_scratch_only(monkeypatch: pytest.MonkeyPat
     prior.forget_fitted_priors()
     assert seen == [{"scratch": None}]
     assert fit.start == "scratch" and fit.epochs == 1
+
+
+def test_world_an_untrained_win_after_a_kept_epoch_ships_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "world" keeps the chosen epoch's parameters: scratch's trained epochs (tried
+    first, all finite) are kept, then the prior untrained beats them, and what ships
+    is the prior as it is, not the scratch epoch kept before it (world 3, the prior
+    ranking by the rule: found by trying worlds 1-3)."""
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 4)
+    world = _world(3)
+    start = _start(world["direction"], 3.0)
+    validated: list[bool] = []
+    original = tuning._untrained_score
+
+    def spy(*a: Any) -> Any:
+        validated.append(True)
+        return original(*a)
+
+    monkeypatch.setattr(tuning, "_untrained_score", spy)
+    fit = _fit(world, {"scratch": None, "prior": start}, "world")
+    assert validated == [True, True]  # scratch (None), then the prior
+    assert (fit.start, fit.learning_rate, fit.epochs) == ("prior", None, 0)
+    assert np.array_equal(fit.vector, start)
+    alone = _fit(world, {"scratch": None}, "world")  # scratch had a finite, kept epoch
+    assert alone.epochs >= 1 and 0 < alone.validation_auprc < fit.validation_auprc
+
+
+@pytest.mark.parametrize("validation", ["row", "customer", "world"])
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        # scratch first (run_baselines' order): its first trained epoch ties with the
+        # prior untrained, and is earlier: scratch, first learning rate, epoch 1
+        (("scratch", "prior"), ("scratch", tuning.TUNING_LEARNING_RATES[0], 1)),
+        # the prior first: untrained, it comes before every trained epoch
+        (("prior", "scratch"), ("prior", None, 0)),
+        # alone: a tie with its own epoch 1 keeps it untrained
+        (("prior",), ("prior", None, 0)),
+    ],
+)
+def test_ties_go_to_the_earlier_candidate_in_starts_order(
+    monkeypatch: pytest.MonkeyPatch,
+    validation: str,
+    order: tuple[str, ...],
+    expected: tuple[Any, ...],
+) -> None:
+    """The documented tie rule (strictly greater wins), with every candidate scoring
+    the same: the untrained start wins ties with its own trained epochs, not with an
+    earlier start's."""
+    from secagg.apps.models import metrics
+
+    monkeypatch.setattr(metrics, "average_precision", lambda y, s: 0.5)
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 2)
+    world = _world(5)
+    start = _start(world["direction"], 3.0)
+    fit = _fit(world, {name: start if name == "prior" else None for name in order}, validation)
+    assert (fit.start, fit.learning_rate, fit.epochs) == expected
+    assert fit.validation_auprc == 0.5
+
+
+def test_with_nothing_held_out_the_start_is_no_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fraud row: no split has a fraud on each side ("none"), nothing is scored,
+    and the fit is scratch untuned, prior or not (docs/results.md says so)."""
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 2)
+    world = _world(5)
+    world["y"] = np.zeros_like(world["y"])
+    world["y"][7] = 1.0
+    fit = _fit(world, {"scratch": None, "prior": _start(world["direction"], 3.0)}, "row")
+    assert fit.scheme == "none" and fit.validation_auprc == -np.inf
+    assert (fit.start, fit.learning_rate, fit.epochs) == (
+        "scratch",
+        tuning.TUNING_LEARNING_RATES[0],
+        2,
+    )
