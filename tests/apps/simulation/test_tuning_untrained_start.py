@@ -51,6 +51,7 @@ def test_a_start_no_training_improves_ships_untrained(
     assert (fit.start, fit.epochs, fit.learning_rate) == ("prior", 0, None)
     assert fit.scheme == validation
     assert np.array_equal(fit.vector, start)  # the start's parameters, exactly
+    assert all(p.requires_grad for p in fit.model.parameters())  # every one trainable
     assert 0 < fit.validation_auprc <= 1
     assert fit.chosen() == "the prior, untrained"
     choice = fit.choice()
@@ -254,3 +255,16 @@ def test_with_nothing_held_out_the_start_is_no_candidate(monkeypatch: pytest.Mon
         tuning.TUNING_LEARNING_RATES[0],
         2,
     )
+
+
+@pytest.mark.parametrize("size", [0, 4, 6])
+def test_a_start_of_another_size_is_a_typed_error(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A start that is not this model's parameters (another model's file) is refused
+    with the load's ConfigurationError, never scored or shipped."""
+    monkeypatch.setattr(tuning, "TUNING_MAX_EPOCHS", 1)
+    world = _world(5)
+    start = np.zeros(size, dtype=np.float32)
+    with pytest.raises(ConfigurationError, match=r"expected a flat vector of 5 parameters"):
+        _fit(world, {"scratch": None, "prior": start}, "row")
