@@ -17,9 +17,8 @@ before: its mean regret above customer's by more than the standard error of the
 seeds' paired differences (``clearly_worse`` in the last line).
 
 Regret, per seed and fit: the best test AUPRC any candidate (start, learning rate,
-epochs; each trained on all the fit's rows as the chosen one is; and the centralized
-fit's prior untrained, its epoch 0) reaches, less the test AUPRC of the model the
-validation chose. The test set is the seed's branches' pooled
+epochs; each trained on all the fit's rows as the chosen one is) reaches, less the test
+AUPRC of the model the validation chose. The test set is the seed's branches' pooled
 out-of-time test rows, the one ``secagg simulate`` scores on (the prior: the "prior
 only" row; the centralized baseline: its row). The centralized candidates start from
 scratch or from the default validation's prior (one start for every validation, so
@@ -77,16 +76,10 @@ def candidate_table(
     label: str,
     x_test: np.ndarray,
     y_test: np.ndarray,
-) -> dict[tuple[str, float | None, int], float]:
+) -> dict[tuple[str, float, int], float]:
     """The test AUPRC of every candidate (start, learning rate, epochs), each trained on
     all of ``x`` as :func:`~secagg.apps.simulation.tuning.fit_tuned` trains the one it
-    chose (its seed; ``epochs`` epochs are the first of a longer run of that seed), and
-    of every given start untrained, ``(name, None, 0)``: fit_tuned's epoch-0 candidate.
-
-    Why the untrained entries: without them a fit that chose its start untrained was
-    not "in_table", and its regret was taken against a best that left out the very
-    model it shipped (NaN when every trained candidate diverged, negative when the
-    start beat them all on the test set)."""
+    chose (its seed; ``epochs`` epochs are the first of a longer run of that seed)."""
     from secagg.apps.models.metrics import average_precision
     from secagg.apps.models.nets import build_model, fraud_loss, set_trainable
     from secagg.apps.models.training import scores, train_plain
@@ -94,15 +87,8 @@ def candidate_table(
     from secagg.apps.simulation.seeding import _derived_seed
     from secagg.dp.parameter_vector import load_flat_parameters
 
-    table: dict[tuple[str, float | None, int], float] = {}
+    table: dict[tuple[str, float, int], float] = {}
     for name, start in starts.items():
-        if start is not None:  # the start as it is (fit_tuned ships it so, unrefitted)
-            untrained = build_model(config.model, x.shape[1], seed=config.seed)
-            load_flat_parameters(untrained, np.asarray(start, dtype=np.float32))
-            s = scores(untrained, x_test)
-            table[name, None, 0] = (
-                average_precision(y_test, s) if np.isfinite(s).all() else math.nan
-            )
         for lr in tuning.TUNING_LEARNING_RATES:
             model = build_model(config.model, x.shape[1], seed=config.seed)
             if start is not None:
@@ -130,7 +116,7 @@ def candidate_table(
 
 def _regrets(
     fits: dict[str, Any],
-    table: dict[tuple[str, float | None, int], float],
+    table: dict[tuple[str, float, int], float],
     x_test: np.ndarray,
     y_test: np.ndarray,
 ) -> dict[str, dict[str, Any]]:

@@ -2,8 +2,8 @@
 a logistic model that fits in milliseconds, rows whose fraud is a noisy linear rule, and
 a start that ranks them (or ranks them backwards).
 
-Why shared: the epoch-0 candidate's tests and the tuning-validation benchmark's tests
-need the same world in which every trained epoch diverges and the start wins untrained."""
+Why here: the tuned fits' start checks (tests/apps/simulation/test_tuning_start_checks.py)
+need a world small enough to fit every candidate in milliseconds."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ from secagg.apps.simulation.config import SimulationConfig
 #: a logistic model: fits in milliseconds on the few hundred rows below
 CONFIG = SimulationConfig(model="logistic", batch_size=32, rounds=3, local_epochs=1)
 FEATURES = 4
-#: training at this rate on features of scale 1e4 (``world(..., scale=1e4)``) overflows
-#: the logits within an epoch: every trained epoch scores worse (non-finite, -1) than a
-#: start that ranks the rows (none of 120 worlds and schemes tried otherwise)
-DIVERGING = (1e38,)
-LARGE = 1e4
 
 
 def world(seed: int, rows: int = 400, scale: float = 1.0) -> dict[str, np.ndarray]:

@@ -27,10 +27,6 @@ split by row, 31 of the 47 fraud cards of tuning seed 1000 had rows on both side
 (docs/results.md, "Tuning by customer"). Data that cannot give the asked validation
 (no row times, no customers, no fraud on a side) falls back (time or world, then
 customer, then row, then none), and the fit's ``validation`` says why.
-
-A start given to a fit (the centralized baseline's prior) is also a candidate as it is,
-untrained (epoch 0, since the evening of 2026-12-07): the baseline had shipped models
-scoring below the prior it may start from (docs/results.md, "Evaluation").
 """
 
 from __future__ import annotations
@@ -68,9 +64,7 @@ class TunedFit:
     model: Any  # the fitted torch module (every parameter trainable)
     vector: np.ndarray  # every parameter, flat
     start: str  # "scratch" or "prior"
-    #: None when the start shipped untrained (``epochs == 0``): no learning rate trained it
-    learning_rate: float | None
-    #: 0 when the start itself won, untrained (:func:`fit_tuned`'s epoch-0 candidate)
+    learning_rate: float
     epochs: int
     validation_auprc: float  # -inf when nothing could be held out (see ``validation``)
     #: how the choice was validated, in words: which rows or worlds were held out, and
@@ -81,20 +75,9 @@ class TunedFit:
     #: every epoch, untuned)
     scheme: str = "none"
 
-    def chosen(self) -> str:
-        """What the tuning chose, in words: ``"the prior, untrained"`` when the start
-        itself won (no learning rate, no epoch: "lr X x 0 epochs" would read as a
-        training that never ran), else the start, learning rate and epochs."""
-        if self.epochs == 0:
-            return f"the {self.start}, untrained"
-        plural = "s" if self.epochs != 1 else ""
-        return f"{self.start}, learning rate {self.learning_rate:g} x {self.epochs} epoch{plural}"
-
     def choice(self) -> dict[str, Any]:
-        """What the tuning chose and on what, as summary.json records it (``chosen``: the
-        same in words; ``learning_rate`` null and ``epochs`` 0 for an untrained start)."""
+        """What the tuning chose and on what, as summary.json records it."""
         return {
-            "chosen": self.chosen(),
             "start": self.start,
             "learning_rate": self.learning_rate,
             "epochs": self.epochs,
@@ -209,14 +192,10 @@ def fit_tuned(
     ``customers``, or no fraud on a side) it falls back (time or world to customer,
     customer to row), saying why in the fit's ``validation``.
 
-    Every given start (not None: the prior, not scratch) also competes untrained, as
-    epoch 0, on the same validation rows (none under ``"none"``: no candidate is
-    scored there), after the trained epochs of the starts before it in ``starts`` and
-    before its own (strictly greater wins: a tie with its own trained epochs keeps it
-    untrained, a tie with an earlier start's keeps that); if it wins, the fit is that
-    start unchanged, no refit (``epochs`` 0, ``learning_rate`` None). A start whose
-    scores overflow is no candidate untrained; a start with a NaN or infinite parameter
-    is refused (:class:`~secagg.errors.ConfigurationError`) before anything trains.
+    A start with a NaN or infinite parameter is refused
+    (:class:`~secagg.errors.ConfigurationError` naming it) before anything trains:
+    loaded, it failed only after every earlier candidate had trained (second review of
+    2026-12-08); ``run_simulation`` replaces a diverged prior before any fit, and says so.
 
     Why: the centralized baseline is the denominator of every claim; at one fixed
     learning rate (2, the federation's) it diverged on some seeds and small models, so
@@ -233,10 +212,6 @@ def fit_tuned(
     if validation not in (*_FALLBACK, "row"):
         raise ValueError(f"no validation {validation!r}: world, time, customer or row")
     for name, start in starts.items():
-        # refused before any candidate trains, whatever the validation: skipped, the fit
-        # shipped scratch while its choice said nothing of the start dropped (and the
-        # load's own error came only after every earlier candidate had trained).
-        # run_simulation replaces a diverged prior before any fit, and says so.
         bad = 0 if start is None else int(np.sum(~np.isfinite(np.asarray(start, np.float64))))
         if bad:
             raise ConfigurationError(
@@ -252,12 +227,7 @@ def fit_tuned(
             load_flat_parameters(model, np.asarray(start, dtype=np.float32))
         return set_trainable(model, "all")
 
-    best: tuple[float, str, float | None, int] = (
-        -math.inf,
-        "scratch",
-        TUNING_LEARNING_RATES[0],
-        epochs,
-    )
+    best = (-math.inf, "scratch", TUNING_LEARNING_RATES[0], epochs)
     kept: np.ndarray | None = None  # "world": the chosen epoch's parameters
     if plan.scheme != "none":
         # the two sides of the split, made once: every start and learning rate trains on
@@ -271,18 +241,6 @@ def fit_tuned(
             x_fit, y_fit = x[~plan.held], y[~plan.held]
             x_held, y_held = x[plan.held], y[plan.held]
         for name, start in starts.items():
-            # epoch 0: a given start (the prior) competes untrained, before its trained
-            # epochs, so a tie keeps it (training that does not validate better is not
-            # shipped) while a tie with an earlier start's trained epoch keeps that one
-            # (strictly greater wins throughout). Why: the centralized baseline shipped
-            # models below the prior it may start from (seed 2: 0.529 against 0.624) for
-            # want of this candidate. Scratch is no candidate untrained (a random
-            # network), nor a start whose scores are not finite (finite parameters
-            # that overflow: its trained epochs still compete).
-            untrained = _untrained_score(fresh, start, x_held, y_held, average_precision)
-            if untrained is not None and untrained > best[0]:
-                best = (untrained, name, None, 0)
-                kept = None  # the start's own parameters: nothing trained to keep
             for lr in TUNING_LEARNING_RATES:
                 seen: list[float] = []
                 candidate = (name, lr)
@@ -323,8 +281,7 @@ def fit_tuned(
     model = fresh(starts.get(name))
     if kept is not None:
         load_flat_parameters(model, kept)
-    elif chosen_epochs > 0:  # 0: the start itself won, shipped as it is
-        assert lr is not None
+    else:
         train_plain(
             model,
             x,
@@ -345,28 +302,6 @@ def fit_tuned(
         plan.described,
         plan.scheme,
     )
-
-
-def _untrained_score(
-    fresh: Any,
-    start: np.ndarray | None,
-    x_held: np.ndarray,
-    y_held: np.ndarray,
-    average_precision: Any,
-) -> float | None:
-    """The validation AUPRC of ``start`` untrained (``fresh(start)``), on the rows every
-    trained epoch validates on; None for no candidate: scratch (None), or a start whose
-    scores are not all finite (finite parameters that overflow: never shipped, no
-    crash). A start with a non-finite parameter never gets here: :func:`fit_tuned`
-    refuses it first."""
-    from secagg.apps.models.training import scores
-
-    if start is None:
-        return None
-    s = scores(fresh(start), x_held)
-    if not np.isfinite(s).all():
-        return None
-    return float(average_precision(y_held, s))
 
 
 @dataclass(frozen=True)
