@@ -207,21 +207,38 @@ def fedadam_step(
     return model + learning_rate * corrected / scale, first, second
 
 
-#: per seed: the configuration, branches, prior and the real baselines
-_SETTINGS: dict[int, tuple[Any, list[Any], Any, dict[str, Any]]] = {}
-#: per seed: the run's released feature statistics (the public preconditioner's)
-_STATS: dict[int, Any] = {}
-_PRECONDITIONERS: dict[tuple[int, float, float], np.ndarray] = {}
+#: what a seed's setting is computed from: the seed, the public reference's size and
+#: the base configuration (:func:`_setting_key`)
+SettingKey = tuple[int, int, str]
+#: per setting: the configuration, branches, prior and the real baselines
+_SETTINGS: dict[SettingKey, tuple[Any, list[Any], Any, dict[str, Any]]] = {}
+#: per setting: the run's released feature statistics (the public preconditioner's)
+_STATS: dict[SettingKey, Any] = {}
+#: per setting, power and cap: the public preconditioner
+_PRECONDITIONERS: dict[tuple[SettingKey, float, float], np.ndarray] = {}
+
+
+def _setting_key(seed: int, base: dict[str, Any]) -> SettingKey:
+    """The seed, the public reference's size (``data.PUBLIC_WORLDS``, which
+    ``--public-worlds`` sets) and the base configuration: everything the seed's setting
+    is computed from. Why: keyed by the seed alone, a process that changed either kept
+    the first one's prior and baselines under the new one's name (a row saying 3
+    public worlds over a prior fitted on 12)."""
+    from secagg.apps.simulation import data
+
+    return (seed, data.PUBLIC_WORLDS, repr(sorted(base.items())))
 
 
 def _setting(seed: int, base: dict[str, Any]) -> tuple[Any, list[Any], Any, dict[str, Any]]:
-    """The seed's configuration, branches, prior and baselines, computed once per seed."""
+    """The seed's configuration, branches, prior and baselines, computed once per
+    setting (:func:`_setting_key`)."""
     import torch
 
     from secagg.apps.simulation import runner
     from secagg.apps.simulation.config import SimulationConfig
 
-    if seed not in _SETTINGS:
+    key = _setting_key(seed, base)
+    if key not in _SETTINGS:
         config = SimulationConfig(
             **{**base, "seed": seed, "unit": "record", "mechanism": "distributed"}
         )
@@ -230,9 +247,9 @@ def _setting(seed: int, base: dict[str, Any]) -> tuple[Any, list[Any], Any, dict
         fitted = runner.prior_model(config, stats)
         prior = fitted.vector if isinstance(fitted, runner.TunedFit) else fitted
         baselines = runner._run_baselines(config, branches, runner._quiet, prior)
-        _SETTINGS[seed] = (config, branches, prior, baselines)
-        _STATS[seed] = stats
-    return _SETTINGS[seed]
+        _SETTINGS[key] = (config, branches, prior, baselines)
+        _STATS[key] = stats
+    return _SETTINGS[key]
 
 
 def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, Any]:
@@ -267,10 +284,11 @@ def probe_seed(seed: int, variant: Variant, base: dict[str, Any]) -> dict[str, A
     second = np.zeros(model.size)  # FedAdam's second moment
     scale = None
     if variant.precondition is not None:
-        key = (seed, variant.precondition_power, variant.precondition_cap)
+        setting = _setting_key(seed, base)
+        key = (setting, variant.precondition_power, variant.precondition_cap)
         if key not in _PRECONDITIONERS:
             _PRECONDITIONERS[key] = public_preconditioner(
-                config, _STATS[seed], prior, variant.precondition_power, variant.precondition_cap
+                config, _STATS[setting], prior, variant.precondition_power, variant.precondition_cap
             )
         scale = _PRECONDITIONERS[key]
     before_clip = scale if variant.precondition == "pre" else None

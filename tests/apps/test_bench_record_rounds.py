@@ -229,13 +229,13 @@ def test_the_public_preconditioner_is_held_between_its_bounds(probe):
     base = {"train_rows": 10_000, "test_rows_per_branch": 1_000}
     row = probe.probe_seed(1000, probe.parse_variant("pre:1:2:1:4"), base)
     assert row["precondition"] == "pre" and row["noise_multiplier"] > 0
-    scale = probe._PRECONDITIONERS[(1000, 1.0, 4.0)]
+    scale = probe._PRECONDITIONERS[(probe._setting_key(1000, base), 1.0, 4.0)]
     assert np.all(scale >= 0.25) and np.all(scale <= 4.0)
     assert np.median(scale) == pytest.approx(1.0)
     assert scale.min() < 1 < scale.max()  # it does reshape the step
     # power 0: the identity
     probe.probe_seed(1000, probe.parse_variant("post:1:2:0"), base)
-    assert np.all(probe._PRECONDITIONERS[(1000, 0.0, 10.0)] == 1.0)
+    assert np.all(probe._PRECONDITIONERS[(probe._setting_key(1000, base), 0.0, 10.0)] == 1.0)
 
 
 def test_a_row_traces_what_the_server_sees_each_round(probe):
