@@ -1,8 +1,9 @@
 """The masking benchmark's machine measurements made cheap, for tests of tiny cells.
 
 Each benchmark run measures the AES and addition floors (64 MiB per buffer size, five
-runs, twice per cell) and opens 20 000 AES contexts to estimate their untraced memory:
-seconds per tiny cell that no test of a tiny cell depends on the precision of. Within
+runs, twice per cell), prices X25519 (2 000 operations, twice per cell) and opens
+20 000 AES contexts to estimate their untraced memory: seconds per tiny cell that no
+test of a tiny cell depends on the precision of. Within
 :func:`cheap_masking_measurements` the same measurements run, best-of at every buffer
 size, over a few MiB. The production defaults are checked unshrunk by
 tests/apps/test_bench_masking.py::test_the_aes_floor_is_the_fastest_rate_not_the_speed_of_memory
@@ -27,6 +28,8 @@ TINY_FLOOR_RUNS = 2
 #: (two of them made and faulted in per measurement, four measurements a cell) replaced
 #: by a 4 MiB one, still beyond a core's L2
 TINY_AES_BUFFER_BYTES = (*floors.FLOOR_BUFFER_BYTES[:-1], 4 << 20)
+#: X25519 operations per price (the default is 5 batches of 200 of each kind, twice a cell)
+TINY_X25519_BATCH = 5
 #: AES contexts the untraced-memory estimate opens per benchmark (the default is 20 000,
 #: 2.5 s a run): the estimate only feeds server_peak_bytes_with_aes_contexts
 TINY_CONTEXT_COUNT = 500
@@ -42,6 +45,11 @@ def cheap_masking_measurements() -> Iterator[None]:
             )
             patch.setattr(floors, name, shrunk)
         patch.setattr(floors, "FLOOR_BUFFER_BYTES", TINY_AES_BUFFER_BYTES)
+        patch.setattr(
+            floors,
+            "x25519_prices",
+            functools.partial(floors.x25519_prices, batch=TINY_X25519_BATCH, runs=1),
+        )
         fewer_contexts = functools.partial(
             masking._untraced_bytes_per_aes_context, count=TINY_CONTEXT_COUNT
         )

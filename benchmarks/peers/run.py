@@ -279,27 +279,12 @@ def primitive_prices(batch: int = 500, runs: int = 7) -> dict[str, Any]:
     AES-128-CTR's keystream rate from :func:`secagg.apps.bench.floors.aes_ctr_rate` (the
     best rate at any buffer size, in cache: the floor the masking benchmark uses too).
     """
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from secagg.apps.bench.floors import aes_ctr_rate, x25519_prices
 
-    from secagg.apps.bench.floors import aes_ctr_rate
-
-    mine = X25519PrivateKey.generate()
-    peer = X25519PrivateKey.generate().public_key()
-    raw = os.urandom(32)
-    agreement = key_pair = float("inf")
-    for _ in range(runs):
-        cpu = time.process_time()
-        for _ in range(batch):
-            mine.exchange(peer)
-        agreement = min(agreement, (time.process_time() - cpu) / batch)
-        cpu = time.process_time()
-        for _ in range(batch):
-            X25519PrivateKey.from_private_bytes(raw).public_key()
-        key_pair = min(key_pair, (time.process_time() - cpu) / batch)
+    x25519 = x25519_prices(batch, runs)
     aes = aes_ctr_rate()
     return {
-        "x25519_agreement_cpu_seconds": agreement,
-        "x25519_key_pair_cpu_seconds": key_pair,
+        **x25519.as_json(),
         "aes_ctr_bytes_per_cpu_second": aes.bytes_per_cpu_second,
         "aes_ctr_floor_buffer_bytes": aes.buffer_bytes,
         "aes_ctr_floor_by_buffer_bytes": aes.as_json()["by_buffer_bytes"],

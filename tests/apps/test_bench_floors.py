@@ -108,3 +108,37 @@ def test_the_addition_floor_is_at_least_the_in_cache_rate():
     assert rate.bytes_per_cpu_second >= 0.7 * reference
     assert set(rate.by_buffer) == set(floors.ADD_FLOOR_BUFFER_BYTES)
     assert rate.by_buffer[rate.buffer_bytes] == rate.bytes_per_cpu_second
+
+
+def test_x25519_prices_are_the_best_batch_of_each_kind(monkeypatch):
+    """The price is the best batch's mean, not the mean of all batches: a slow spell of
+    the host during one batch would raise the floor and flatter what is divided by it."""
+    readings = iter([0.0, 0.5, 0.5, 1.5, 1.5, 1.8, 1.8, 2.6])  # two runs, two kinds each
+    monkeypatch.setattr(floors, "cpu_clock", lambda: next(readings))
+    prices = floors.x25519_prices(batch=10, runs=2)
+    assert prices.agreement_cpu_seconds == pytest.approx(0.03)  # min(0.5, 0.3) / 10
+    assert prices.key_pair_cpu_seconds == pytest.approx(0.08)  # min(1.0, 0.8) / 10
+
+
+def test_x25519_prices_measured_for_real_are_plausible():
+    """One X25519 operation costs microseconds: more than nothing, far less than a second."""
+    prices = floors.x25519_prices(batch=20, runs=2)
+    assert 1e-7 < prices.agreement_cpu_seconds < 1e-2
+    assert 1e-7 < prices.key_pair_cpu_seconds < 1e-2
+
+
+def test_x25519_prices_combine_price_by_price():
+    a = floors.X25519Prices(agreement_cpu_seconds=30e-6, key_pair_cpu_seconds=20e-6)
+    b = floors.X25519Prices(agreement_cpu_seconds=28e-6, key_pair_cpu_seconds=25e-6)
+    assert a.best(b) == floors.X25519Prices(28e-6, 20e-6) == b.best(a)
+    assert a.seconds_for(key_pairs=100, agreements=3_600) == pytest.approx(100 * 20e-6 + 0.108)
+    assert a.as_json() == {
+        "x25519_agreement_cpu_seconds": 30e-6,
+        "x25519_key_pair_cpu_seconds": 20e-6,
+    }
+
+
+@pytest.mark.parametrize(("batch", "runs"), [(0, 5), (200, 0), (-1, -1)])
+def test_x25519_prices_refuse_an_empty_measurement(batch, runs):
+    with pytest.raises(ConfigurationError, match="X25519 prices need"):
+        floors.x25519_prices(batch=batch, runs=runs)

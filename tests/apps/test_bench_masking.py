@@ -47,6 +47,13 @@ METRICS = {
     "server_vs_plaintext",
     "unmasking_vs_bound",
     "server_vs_bound",
+    "x25519_agreement_cpu_seconds",
+    "x25519_key_pair_cpu_seconds",
+    "unmasking_x25519_key_pairs",
+    "unmasking_x25519_agreements",
+    "unmasking_x25519_floor_cpu_seconds",
+    "unfused_least_cpu_seconds",
+    "unfused_least_vs_aes_floor",
 }
 
 
@@ -99,6 +106,82 @@ def test_quick_grid_on_a_tiny_cell_reports_correct_rounds_as_json(
     assert result["targets"] == []  # no target cell (n=100/1000, d=1e6) in this grid
     table = masking.markdown_table(result)
     assert table.count("\n") == 2 + len(cells)
+
+
+def test_the_least_unfused_server_adds_the_unmasking_x25519_to_the_bound(
+    quick_grid_with_slow_wall_clocks,
+):
+    """The least server CPU of an unfused implementation is the server's bound plus the
+    X25519 its unmasking cannot skip: one key pair per dropped client with a surviving
+    neighbour and one agreement per pair mask, at the prices measured in the run."""
+    for cell in quick_grid_with_slow_wall_clocks["cells"]:
+        pair_masks = cell["unmasking_keystream_vectors"] - cell["included"]
+        assert cell["unmasking_x25519_agreements"] == pair_masks
+        assert 0 <= cell["unmasking_x25519_key_pairs"] <= cell["dropped"]
+        assert (cell["unmasking_x25519_key_pairs"] == 0) == (pair_masks == 0)
+        assert cell["x25519_agreement_cpu_seconds"] > 0 < cell["x25519_key_pair_cpu_seconds"]
+        x25519 = (
+            cell["unmasking_x25519_key_pairs"] * cell["x25519_key_pair_cpu_seconds"]
+            + cell["unmasking_x25519_agreements"] * cell["x25519_agreement_cpu_seconds"]
+        )
+        assert cell["unmasking_x25519_floor_cpu_seconds"] == pytest.approx(x25519)
+        least = cell["server_bound_cpu_seconds"] + x25519
+        assert cell["unfused_least_cpu_seconds"] == pytest.approx(least)
+        assert cell["unfused_least_vs_aes_floor"] == pytest.approx(
+            least / cell["aes_floor_cpu_seconds"]
+        )
+        if cell["dropped"]:
+            assert cell["unfused_least_cpu_seconds"] > cell["server_bound_cpu_seconds"]
+
+
+def _aes_target_cell(**fields):
+    return {
+        "n": 1000,
+        "d": 1_000_000,
+        "graph": "harary",
+        "dropout": 0.1,
+        "default_parameters": True,
+        "status": "complete",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("least", "reachable"), [(1.34, False), (1.3, True), (1.2, True), (1.3000001, False)]
+)
+def test_the_aes_floor_target_says_whether_an_unfused_server_can_meet_it(least, reachable):
+    cell = _aes_target_cell(server_cpu_vs_aes_floor=1.45, unfused_least_vs_aes_floor=least)
+    (target,) = [t for t in masking._targets([cell]) if t["metric"] == "server_cpu_vs_aes_floor"]
+    assert target["pass"] is False and target["value"] == 1.45
+    assert target["least_reachable"] == {
+        "field": "unfused_least_vs_aes_floor",
+        "value": least,
+        "reachable": reachable,
+    }
+    assert target["inputs"]["unfused_least_vs_aes_floor"] == least
+
+
+def test_the_least_reachable_is_the_worst_matching_cells():
+    """The target holds only if it can hold in every matching cell: the least reachable
+    quoted is the largest over them, not the worst cell's by the measured metric."""
+    cells = [
+        _aes_target_cell(server_cpu_vs_aes_floor=1.6, unfused_least_vs_aes_floor=1.25),
+        _aes_target_cell(server_cpu_vs_aes_floor=1.4, unfused_least_vs_aes_floor=1.35, repeat=1),
+    ]
+    (target,) = [t for t in masking._targets(cells) if t["metric"] == "server_cpu_vs_aes_floor"]
+    assert target["value"] == 1.6
+    assert target["least_reachable"]["value"] == 1.35
+    assert target["least_reachable"]["reachable"] is False
+
+
+def test_a_cell_without_the_least_field_quotes_no_least_reachable():
+    """A JSON of an older run (no unfused_least_vs_aes_floor) is judged as before."""
+    (target,) = [
+        t
+        for t in masking._targets([_aes_target_cell(server_cpu_vs_aes_floor=1.2)])
+        if t["metric"] == "server_cpu_vs_aes_floor"
+    ]
+    assert target["pass"] is True and "least_reachable" not in target
 
 
 def test_a_wrong_secure_sum_makes_the_benchmark_fail(monkeypatch):

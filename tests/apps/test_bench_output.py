@@ -67,6 +67,20 @@ def test_the_scripts_keep_the_json_on_stdout_with_out(tmp_path: Path) -> None:
             },
             "backends: 1 cell in 3.0 s; targets met: 1 of 3",
         ),
+        (
+            {
+                "benchmark": "masking",
+                "seconds": 60.0,
+                "cells": [{}],
+                "targets": [
+                    {"pass": False, "least_reachable": {"value": 1.34, "reachable": False}},
+                    {"pass": False, "least_reachable": {"value": 1.2, "reachable": True}},
+                    {"pass": True},
+                ],
+            },
+            "masking: 1 cell in 60.0 s; targets met: 1 of 3 "
+            "(1 out of reach of any unfused implementation here)",
+        ),
         ({"benchmark": "grpc", "seconds": 9.96, "rounds": [{}] * 3}, "grpc: 3 rounds in 10.0 s"),
         ({"benchmark": "scale", "cells": [{}] * 4}, "scale: 4 cells"),
         ({"benchmark": "dp"}, "dp"),

@@ -202,6 +202,17 @@ def headline(result: dict[str, Any]) -> str:
         if isinstance(verdicts, list) and verdicts:
             met = sum(1 for each in verdicts if isinstance(each, dict) and each.get("pass") is True)
             said += f"; {what}: {met} of {len(verdicts)}"
+            # a target the run shows no implementation of its kind can meet is said as
+            # such, so "not met" is not read as work left undone (issue 17's 1.3x)
+            beyond = sum(
+                1
+                for each in verdicts
+                if isinstance(each, dict)
+                and isinstance(each.get("least_reachable"), dict)
+                and each["least_reachable"].get("reachable") is False
+            )
+            if beyond:
+                said += f" ({beyond} out of reach of any unfused implementation here)"
     return f"{name}: {said}" if said else name
 
 

@@ -22,6 +22,7 @@ floor here is therefore:
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.errors import ConfigurationError
@@ -149,3 +151,70 @@ def uint32_add_rate(runs: int = FLOOR_RUNS, total_bytes: int = FLOOR_TOTAL_BYTES
     the vector added), the best at any buffer size: the floor of adding a keystream
     chunk into an accumulator chunk that are both in cache, as the PRG's mask loop does."""
     return best_cpu_rate(_uint32_add_kernel, ADD_FLOOR_BUFFER_BYTES, total_bytes, runs)
+
+
+#: X25519 operations per timed batch, and batches per measurement: a price is the best
+#: batch's mean (one batch of 200 takes about 6 ms of CPU on the 2026 hosts).
+X25519_BATCH = 200
+X25519_RUNS = 5
+
+
+@dataclass(frozen=True)
+class X25519Prices:
+    """The best CPU seconds of one X25519 agreement and of one key pair on this core.
+
+    Why beside the AES floor: a server's unmasking also rebuilds each dropped client's
+    mask key pair and agrees a pair seed with each of its surviving neighbours, work
+    no implementation of the protocol skips; a bound that left it out would flatter the
+    target it is compared with (the masking benchmark's least unfused server CPU).
+    """
+
+    #: one ``exchange`` (no key derivation after it)
+    agreement_cpu_seconds: float
+    #: one public key computed from private bytes (no randomness drawn)
+    key_pair_cpu_seconds: float
+
+    def best(self, other: X25519Prices) -> X25519Prices:
+        """The cheaper of two measurements, price by price (as :meth:`Rate.best`)."""
+        return X25519Prices(
+            min(self.agreement_cpu_seconds, other.agreement_cpu_seconds),
+            min(self.key_pair_cpu_seconds, other.key_pair_cpu_seconds),
+        )
+
+    def seconds_for(self, key_pairs: int, agreements: int) -> float:
+        """The floor of ``key_pairs`` key pairs and ``agreements`` agreements, CPU seconds."""
+        return key_pairs * self.key_pair_cpu_seconds + agreements * self.agreement_cpu_seconds
+
+    def as_json(self) -> dict[str, float]:
+        """JSON-ready, under the names the benchmarks' records use."""
+        return {
+            "x25519_agreement_cpu_seconds": self.agreement_cpu_seconds,
+            "x25519_key_pair_cpu_seconds": self.key_pair_cpu_seconds,
+        }
+
+
+def x25519_prices(batch: int = X25519_BATCH, runs: int = X25519_RUNS) -> X25519Prices:
+    """X25519's best CPU prices on this core: the best of ``runs`` batches of ``batch``
+    agreements, and the same for key pairs rebuilt from private bytes.
+
+    Raises :class:`~secagg.errors.ConfigurationError` for a ``batch`` or ``runs`` below 1
+    (nothing is measured then).
+    """
+    if batch < 1 or runs < 1:
+        raise ConfigurationError(
+            f"X25519 prices need batch >= 1 and runs >= 1, got {batch}, {runs}"
+        )
+    mine = X25519PrivateKey.generate()
+    peer = X25519PrivateKey.generate().public_key()
+    raw = os.urandom(32)
+    agreement = key_pair = math.inf
+    for _ in range(runs):
+        start = cpu_clock()
+        for _ in range(batch):
+            mine.exchange(peer)
+        agreement = min(agreement, (cpu_clock() - start) / batch)
+        start = cpu_clock()
+        for _ in range(batch):
+            X25519PrivateKey.from_private_bytes(raw).public_key()
+        key_pair = min(key_pair, (cpu_clock() - start) / batch)
+    return X25519Prices(agreement, key_pair)
