@@ -162,6 +162,9 @@ def test_the_aes_floor_target_says_whether_an_unfused_server_can_meet_it(least, 
         "field": "unfused_least_vs_aes_floor",
         "value": least,
         "reachable": reachable,
+        "cell": {
+            k: cell.get(k) for k in ("n", "d", "graph", "dropout", "repeat", "k", "threshold")
+        },
     }
     assert target["inputs"]["unfused_least_vs_aes_floor"] == least
 
@@ -177,6 +180,9 @@ def test_the_least_reachable_is_the_worst_matching_cells():
     assert target["value"] == 1.6
     assert target["least_reachable"]["value"] == 1.35
     assert target["least_reachable"]["reachable"] is False
+    # named: the cell of the least (repeat 1), not worst_cell (repeat absent: None)
+    assert target["least_reachable"]["cell"]["repeat"] == 1
+    assert target["worst_cell"]["repeat"] is None
 
 
 def test_a_cell_without_the_least_field_quotes_no_least_reachable():
@@ -582,11 +588,18 @@ def test_the_least_reachable_is_quoted_only_from_every_matching_cell(cells):
         assert "least_reachable" not in target
         return
     least = max(c["unfused_least_vs_aes_floor"] for c in matching)
-    assert target["least_reachable"] == {
+    quoted = target["least_reachable"]
+    assert {k: quoted[k] for k in ("field", "value", "reachable")} == {
         "field": "unfused_least_vs_aes_floor",
         "value": least,
         "reachable": least <= masking.TARGETS["server_cpu_vs_aes_floor"],
     }
+    # the cell named is one whose least it is
+    assert any(
+        c["unfused_least_vs_aes_floor"] == least
+        and all(c.get(k) == v for k, v in quoted["cell"].items())
+        for c in matching
+    )
     said = headline({"benchmark": "masking", "cells": cells, "targets": targets})
     assert ("out of reach" in said) is (least > masking.TARGETS["server_cpu_vs_aes_floor"])
 

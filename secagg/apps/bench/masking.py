@@ -1039,12 +1039,15 @@ def _targets(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             least_field = LEAST_REACHABLE.get(metric)
             if least_field is not None and all(c.get(least_field) is not None for c in matching):
-                # the target holds only if it can hold in every matching cell
-                least = max(c[least_field] for c in matching)
+                # the target holds only if it can hold in every matching cell; the cell
+                # it comes from is named, since with repeats it need not be worst_cell
+                hardest = max(matching, key=lambda c: c[least_field])
+                least = hardest[least_field]
                 entry["least_reachable"] = {
                     "field": least_field,
                     "value": least,
                     "reachable": within(least, comparison, limit),
+                    "cell": {k: hardest.get(k) for k in _CELL_KEYS},
                 }
         out.append(entry)
     return out
