@@ -240,14 +240,25 @@ def build_config(config_file: str | None, flags: dict[str, Any]) -> SimulationCo
 
 
 def _config_and_file_values(
-    config_file: str | None, flags: dict[str, Any]
+    config_file: str | None, flags: dict[str, Any], *, check_files: bool = False
 ) -> tuple[SimulationConfig, dict[str, Any]]:
     """:func:`build_config`, and the values the file set (for the run's messages, which
-    name each field as the user set it: :func:`_with_progress`)."""
+    name each field as the user set it: :func:`_with_progress`).
+
+    ``check_files`` (the command's run, not a library caller building a configuration
+    to look at) also refuses a path key naming nothing or a folder, by the path as the
+    user wrote it (:func:`_refuse_unreadable_path`)."""
     from_file = _file_values(config_file)
     typed = {k: v for k, v in flags.items() if v is not None}
     try:
-        return _checked_config(from_file, typed), from_file
+        config = _checked_config(from_file, typed)
+        if check_files:
+            with spelled_for(flags=typed, file_keys=from_file):
+                for name in PATH_KEYS:
+                    written = typed.get(name, from_file.get(name))
+                    if getattr(config, name) is not None and written is not None:
+                        _refuse_unreadable_path(name, str(written))
+        return config, from_file
     except ConfigurationError as exc:
         if config_file is None or not _file_mistake(str(exc), from_file, typed):
             raise
@@ -393,6 +404,7 @@ def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> Simulat
             for name in PATH_KEYS
             if (value := getattr(config, name)) is not None
         }
+        typed_paths = {name: str(getattr(config, name)) for name in absolute}
         if absolute:
             config = dataclasses.replace(config, **absolute)
         # a named pipe or a device for a file read "Error: X is a named pipe, not a CSV
@@ -401,8 +413,30 @@ def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> Simulat
         # refuse a file swapped for one after this, through their one open)
         for name, value in absolute.items():
             if (kind := special_file_kind(value)) is not None:
-                raise ConfigurationError(f"{key(name)} {value} is {kind}, not a file")
+                shown = shown_path(typed_paths[name])
+                raise ConfigurationError(f"{key(name)} {shown} is {kind}, not a file")
     return config
+
+
+def _refuse_unreadable_path(name: str, typed: str) -> None:
+    """Refuse a path key (:data:`PATH_KEYS`) naming nothing or a folder, in one line that
+    names the flag or key and the path as the user wrote it.
+
+    Why: the readers check the path after it was made absolute, so ``--path nofile.csv`` said
+    ``--path /home/me/runs/nofile.csv: no such file``, and ``--prior-path m.npy`` said
+    ``no prior model at /home/me/m.npy``: a path never typed. The words are the readers'
+    own (:func:`secagg.apps.simulation.data._require_file`,
+    :func:`secagg.apps.simulation.prior.read_prior_file`), which still check the file
+    they open."""
+    shown = shown_path(typed)
+    if os.path.isdir(typed):
+        if name == "prior_path":
+            raise ConfigurationError(f"{shown} ({key(name)}) cannot be read: Is a directory")
+        raise ConfigurationError(f"{key(name)} {shown} is a directory, not a file")
+    if not os.path.exists(typed):
+        if name == "prior_path":
+            raise ConfigurationError(f"no prior model at {shown} ({key(name)})")
+        raise ConfigurationError(f"{key(name)} {shown}: no such file")
 
 
 def _run_dir(
@@ -744,7 +778,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
 
     try:
         with _small_draws_said_once():
-            config, from_file = _config_and_file_values(config_file, flags)
+            config, from_file = _config_and_file_values(config_file, flags, check_files=True)
         run_dir = _run_dir(config, config_file, typed_out=flags.get("out") is not None)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -1,0 +1,110 @@
+"""``secagg simulate`` names a data or prior file that is not there as the user wrote it.
+
+The path keys (``--path``, ``--prior-path``, ``data.stats_path`` and their file keys)
+are made absolute before the run (so a run folder replays from any directory), and the
+checks used to run after that: ``--path nofile.csv`` said ``--path
+/home/me/runs/nofile.csv: no such file``, a path nobody typed. Each case runs in a fresh
+working directory with a relative path, and the refusal must name that relative path and
+not the directory it was resolved against.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _simulate_cli import one_line_error, simulate
+
+CSV = ["--data", "csv", "--label", "is_fraud"]
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory, with a longer name than any path a test types."""
+    folder = tmp_path / "the-directory-the-command-ran-in"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def _refused(here: Path, *args: str) -> str:
+    error = one_line_error(simulate(*args))
+    assert str(here) not in error, error  # the typed path, not the resolved one
+    return error
+
+
+def _write_csv(path: Path) -> None:
+    """A CSV that exists (its contents never read: every case is refused before)."""
+    path.write_text("amount,is_fraud\n1.0,0\n2.0,1\n", encoding="utf-8")
+
+
+def test_a_missing_csv_is_named_as_typed(here: Path) -> None:
+    error = _refused(here, *CSV, "--path", "nofile.csv")
+    assert error == "Error: --path nofile.csv: no such file"
+
+
+def test_a_missing_csv_in_a_subfolder_is_named_as_typed(here: Path) -> None:
+    error = _refused(here, *CSV, "--path", os.path.join("data", "tx.csv"))
+    assert error == f"Error: --path {os.path.join('data', 'tx.csv')}: no such file"
+
+
+def test_a_missing_prior_is_named_as_typed(here: Path) -> None:
+    error = _refused(here, "--prior-path", "model.npy", "--prior-epsilon", "1")
+    assert error == "Error: no prior model at model.npy (--prior-path)"
+
+
+def test_a_missing_file_from_a_config_file_is_named_as_the_file_writes_it(here: Path) -> None:
+    Path("c.toml").write_text(
+        '[data]\nsource = "csv"\nlabel = "is_fraud"\npath = "sub/x.csv"\n', encoding="utf-8"
+    )
+    error = _refused(here, "--config", "c.toml")
+    assert error == "Error: --config c.toml: data.path sub/x.csv: no such file"
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_the_feature_statistics_file_is_named_as_the_file_writes_it(here: Path, what: str) -> None:
+    _write_csv(here / "tx.csv")
+    if what == "folder":
+        Path("stats").mkdir()
+    Path("c.toml").write_text(
+        '[data]\nsource = "csv"\nlabel = "is_fraud"\npath = "tx.csv"\n'
+        'standardize = "public"\nstats_path = "stats"\n'
+        '[privacy]\nunit = "client"\nmechanism = "central"\n',
+        encoding="utf-8",
+    )
+    error = _refused(here, "--config", "c.toml")
+    said = "data.stats_path stats is a directory, not a file"
+    if what == "missing":
+        said = "data.stats_path stats: no such file"
+    assert error == f"Error: --config c.toml: {said}"
+
+
+def test_a_prior_that_is_a_folder_in_a_config_file_is_named_as_written(here: Path) -> None:
+    Path("m.npy").mkdir()
+    Path("c.toml").write_text('[training]\nprior_path = "m.npy"\n', encoding="utf-8")
+    error = _refused(here, "--config", "c.toml", "--prior-epsilon", "1")
+    assert "m.npy (" in error and "prior_path) cannot be read: Is a directory" in error, error
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_named_as_typed(here: Path) -> None:
+    os.mkfifo("p.csv")
+    error = _refused(here, *CSV, "--path", "p.csv")
+    assert error == "Error: --path p.csv is a named pipe, not a file"
+
+
+def test_a_name_the_terminal_would_not_show_as_written_is_quoted(here: Path) -> None:
+    """Blanks the line would fold are shown by repr, as every path in an error is."""
+    error = _refused(here, *CSV, "--path", "two  blanks.csv")
+    assert error == "Error: --path 'two  blanks.csv': no such file"
+
+
+def test_a_file_that_is_there_still_runs_past_the_check(here: Path) -> None:
+    """The check refuses only what is missing: a present CSV goes on to the reader
+    (whose own refusal, of a label column that is not there, proves it was read)."""
+    _write_csv(here / "tx.csv")
+    error = one_line_error(
+        simulate("--data", "csv", "--label", "no_such_column", "--path", "tx.csv")
+    )
+    assert "no_such_column" in error and "no such file" not in error, error
