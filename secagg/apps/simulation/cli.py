@@ -256,8 +256,8 @@ def _config_and_file_values(
             with spelled_for(flags=typed, file_keys=from_file):
                 for name in PATH_KEYS:
                     written = typed.get(name, from_file.get(name))
-                    if getattr(config, name) is not None and written is not None:
-                        _refuse_unreadable_path(name, str(written))
+                    if (opened := getattr(config, name)) is not None and written is not None:
+                        _refuse_unreadable_path(name, str(written), opened)
         return config, from_file
     except ConfigurationError as exc:
         if config_file is None or not _file_mistake(str(exc), from_file, typed):
@@ -418,22 +418,28 @@ def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> Simulat
     return config
 
 
-def _refuse_unreadable_path(name: str, typed: str) -> None:
+def _refuse_unreadable_path(name: str, typed: str, opened: str) -> None:
     """Refuse a path key (:data:`PATH_KEYS`) naming nothing or a folder, in one line that
-    names the flag or key and the path as the user wrote it.
+    names the flag or key and the path as the user wrote it (``typed``); what is checked
+    is the absolute path the readers open (``opened``), never the written one.
 
     Why: the readers check the path after it was made absolute, so ``--path nofile.csv`` said
     ``--path /home/me/runs/nofile.csv: no such file``, and ``--prior-path m.npy`` said
     ``no prior model at /home/me/m.npy``: a path never typed. The words are the readers'
     own (:func:`secagg.apps.simulation.data._require_file`,
     :func:`secagg.apps.simulation.prior.read_prior_file`), which still check the file
-    they open."""
+    they open.
+
+    Why ``opened`` is checked: the absolute path is normalised (``os.path.abspath`` drops
+    a trailing slash and folds ``sub/..``), so ``--path tx.csv/`` or ``--path
+    nosub/../tx.csv`` read tx.csv, and a check of the written form refused them as "no
+    such file" (second review of this check, 2026-12-08)."""
     shown = shown_path(typed)
-    if os.path.isdir(typed):
+    if os.path.isdir(opened):
         if name == "prior_path":
             raise ConfigurationError(f"{shown} ({key(name)}) cannot be read: Is a directory")
         raise ConfigurationError(f"{key(name)} {shown} is a directory, not a file")
-    if not os.path.exists(typed):
+    if not os.path.exists(opened):
         if name == "prior_path":
             raise ConfigurationError(f"no prior model at {shown} ({key(name)})")
         raise ConfigurationError(f"{key(name)} {shown}: no such file")

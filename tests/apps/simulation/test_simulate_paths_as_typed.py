@@ -108,3 +108,16 @@ def test_a_file_that_is_there_still_runs_past_the_check(here: Path) -> None:
         simulate("--data", "csv", "--label", "no_such_column", "--path", "tx.csv")
     )
     assert "no_such_column" in error and "no such file" not in error, error
+
+
+@pytest.mark.parametrize("written", ["tx.csv/", os.path.join("nosub", "..", "tx.csv")])
+def test_a_path_the_reader_opens_is_not_refused_for_its_spelling(here: Path, written: str) -> None:
+    """The check looks at the absolute path the reader opens, not at the spelling: the
+    absolute path drops a trailing slash and folds ``nosub/..`` (a folder that is not
+    there), so both spellings read tx.csv, and a check of the written form refused them
+    as "no such file"."""
+    _write_csv(here / "tx.csv")
+    error = one_line_error(
+        simulate("--data", "csv", "--label", "no_such_column", "--path", written)
+    )
+    assert "no_such_column" in error and "no such file" not in error, error
