@@ -440,9 +440,26 @@ def _refuse_unreadable_path(name: str, typed: str, opened: str) -> None:
             raise ConfigurationError(f"{shown} ({key(name)}) cannot be read: Is a directory")
         raise ConfigurationError(f"{key(name)} {shown} is a directory, not a file")
     if not os.path.exists(opened):
+        tilde = _tilde_note(typed)
         if name == "prior_path":
-            raise ConfigurationError(f"no prior model at {shown} ({key(name)})")
-        raise ConfigurationError(f"{key(name)} {shown}: no such file")
+            note = f"; {tilde}" if tilde else ""
+            raise ConfigurationError(f"no prior model at {shown} ({key(name)}{note})")
+        note = f" ({tilde})" if tilde else ""
+        raise ConfigurationError(f"{key(name)} {shown}: no such file{note}")
+
+
+def _tilde_note(typed: str) -> str:
+    """``a leading ~ is not expanded ...`` when ``typed`` begins with a ``~`` that a
+    shell would have made a home folder, else nothing.
+
+    Why: no shell expands ``path = "~/tx.csv"`` in a ``--config`` file (nor a quoted
+    ``--path '~/tx.csv'``), so the run looks for a folder called ``~`` in the directory
+    it runs in. The refusal used to show that absolute path; named as written,
+    ``data.path ~/tx.csv: no such file`` denied a file the user can see in their home
+    (second review of the as-written check, 2026-12-08)."""
+    if not typed.startswith("~") or os.path.expanduser(typed) == typed:
+        return ""
+    return "a leading ~ is not expanded here: write the home folder out"
 
 
 def _run_dir(

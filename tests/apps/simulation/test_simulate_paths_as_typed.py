@@ -121,3 +121,27 @@ def test_a_path_the_reader_opens_is_not_refused_for_its_spelling(here: Path, wri
         simulate("--data", "csv", "--label", "no_such_column", "--path", written)
     )
     assert "no_such_column" in error and "no such file" not in error, error
+
+
+def test_a_tilde_no_shell_expanded_is_said(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``path = "~/tx.csv"`` in a file is read from a folder called ``~`` here (no shell
+    expands it): named as written, "no such file" denied a file the user sees in their
+    home, so the refusal says the ``~`` was not expanded."""
+    home = here.parent / "home"
+    home.mkdir()
+    _write_csv(home / "tx.csv")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))  # what Windows expands ~ to
+    Path("c.toml").write_text(
+        '[data]\nsource = "csv"\nlabel = "is_fraud"\npath = "~/tx.csv"\n', encoding="utf-8"
+    )
+    error = _refused(here, "--config", "c.toml")
+    assert error == (
+        "Error: --config c.toml: data.path ~/tx.csv: no such file (a leading ~ is not "
+        "expanded here: write the home folder out)"
+    )
+    error = _refused(here, "--prior-path", "~/m.npy", "--prior-epsilon", "1")
+    assert error == (
+        "Error: no prior model at ~/m.npy (--prior-path; a leading ~ is not expanded "
+        "here: write the home folder out)"
+    )
