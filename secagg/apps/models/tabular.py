@@ -272,7 +272,7 @@ def _check_memory(
         )
 
 
-def _open_csv(path: str | Path) -> tuple[BinaryIO, int]:
+def _open_csv(path: str | Path, shown: str) -> tuple[BinaryIO, int]:
     """The CSV file at ``path`` opened for reading, and its size, through ONE open: a
     missing or unreadable path, a folder, or a named pipe, a device or a socket is a
     one-line :class:`ConfigurationError` naming it.
@@ -281,21 +281,22 @@ def _open_csv(path: str | Path) -> tuple[BinaryIO, int]:
     file swapped for one) blocked forever waiting for a writer, and the memory check
     took the size from a second ``stat`` of the path, not of the file being read
     (hostile CLI review, 2026-12-06). The path is opened non-blocking, its kind and size
-    taken from that descriptor (``fstat``), and the same descriptor is read."""
+    taken from that descriptor (``fstat``), and the same descriptor is read. Its
+    messages name the file ``shown`` (:func:`load_labelled_csv`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigurationError(f"no CSV file at {path}") from None
+        raise ConfigurationError(f"no CSV file at {shown}") from None
     except OSError as exc:  # permissions
-        raise _cannot_read(path, exc) from None
+        raise _cannot_read(shown, exc) from None
     try:
         status = os.fstat(fd)
         if stat.S_ISDIR(status.st_mode):
-            raise ConfigurationError(f"{path} is a directory, not a CSV file")
+            raise ConfigurationError(f"{shown} is a directory, not a CSV file")
         if not stat.S_ISREG(status.st_mode):
             from secagg.runtime.config import file_kind
 
-            raise ConfigurationError(f"{path} is {file_kind(status.st_mode)}, not a CSV file")
+            raise ConfigurationError(f"{shown} is {file_kind(status.st_mode)}, not a CSV file")
         os.set_blocking(fd, True)  # a regular file: O_NONBLOCK was for the open only
         return os.fdopen(fd, "rb"), status.st_size
     except BaseException:
@@ -310,39 +311,42 @@ def _load(
     *,
     named: bool = False,
     peak: MemoryPeak = LOADER_PEAK,
+    shown: str,
 ) -> Table:
     """Read a CSV into a :class:`Table`, straight into floats a block of rows at a time.
 
     ``layout`` gets the numeric columns' names and says how they make the table, or
     why they cannot; ``named``: every column needs a name (the generic layout);
-    ``peak``: the copies of the table the caller holds at its peak (the memory check)."""
-    fh, size = _open_csv(path)
+    ``peak``: the copies of the table the caller holds at its peak (the memory check);
+    ``shown``: the file as every message names it (the helpers below ``_open_csv`` get
+    only that: they read from the open file)."""
+    fh, size = _open_csv(path, shown)
     with fh:
-        records = _records(path, fh)
+        records = _records(shown, fh)
         first = next(records, None)
         if first is None:
-            raise ConfigurationError(f"{path} is empty")
+            raise ConfigurationError(f"{shown} is empty")
         header = [h.strip() for h in first[0]]
-        problem = _header_problem(path, header)
+        problem = _header_problem(shown, header)
         if problem is not None:
             _drain(records)
             raise problem
         second = next(records, None)
         if second is None:
-            raise ConfigurationError(f"{path} has a header but no rows")
+            raise ConfigurationError(f"{shown} has a header but no rows")
         if named and "" in header:  # every column is a feature here: it needs a name
             problem = ConfigurationError(
-                f"{path}: column {header.index('') + 1} of the header has no name (a row "
+                f"{shown}: column {header.index('') + 1} of the header has no name (a row "
                 "number written by pandas' to_csv without index=False?): name it or drop it"
             )
         elif customer_column is not None and customer_column not in header:
             problem = ConfigurationError(
-                f"{path} has no customer column {customer_column!r}; columns: {header}"
+                f"{shown} has no customer column {customer_column!r}; columns: {header}"
             )
         if problem is not None:
             _drain(records)
             raise problem
-        return _convert(path, size, header, customer_column, layout, second, records, peak)
+        return _convert(shown, size, header, customer_column, layout, second, records, peak)
 
 
 def _convert(
@@ -514,17 +518,31 @@ def _creditcard_plan(path: str | Path, columns: list[str]) -> _Plan | Configurat
 
 
 def load_creditcard_csv(
-    path: str | Path, customer_column: str | None = None, *, peak: MemoryPeak = LOADER_PEAK
+    path: str | Path,
+    customer_column: str | None = None,
+    *,
+    peak: MemoryPeak = LOADER_PEAK,
+    shown: str | None = None,
 ) -> Table:
     """The credit-card fraud schema (Time, V1..V28, Amount, Class), in any column order;
     ``peak``: the copies of the table the caller holds at its peak (see
-    :data:`LOADER_PEAK`), which a file too large for memory is refused against."""
+    :data:`LOADER_PEAK`), which a file too large for memory is refused against;
+    ``shown``: the file as the messages name it [``path``]. Why: ``secagg simulate``
+    opens the absolute path a relative ``--path`` was made into, and names the file as
+    the user wrote it."""
     if customer_column in CREDITCARD_COLUMNS:
         raise ConfigurationError(
             f"the customer column {customer_column!r} is one of the credit-card columns "
             "(Time, V1..V28, Amount, Class): name the card or account id column"
         )
-    return _load(path, customer_column, lambda columns: _creditcard_plan(path, columns), peak=peak)
+    name = str(path) if shown is None else shown
+    return _load(
+        path,
+        customer_column,
+        lambda columns: _creditcard_plan(name, columns),
+        peak=peak,
+        shown=name,
+    )
 
 
 def load_labelled_csv(
@@ -533,17 +551,19 @@ def load_labelled_csv(
     customer_column: str | None = None,
     *,
     peak: MemoryPeak = LOADER_PEAK,
+    shown: str | None = None,
 ) -> Table:
-    """A CSV of numeric columns; ``label`` names the 0/1 fraud column; ``peak`` as for
-    :func:`load_creditcard_csv`."""
+    """A CSV of numeric columns; ``label`` names the 0/1 fraud column; ``peak`` and
+    ``shown`` as for :func:`load_creditcard_csv`."""
     if customer_column == label:
         raise ConfigurationError("the customer column cannot be the label column")
+    name = str(path) if shown is None else shown
 
     def layout(columns: list[str]) -> _Plan | ConfigurationError:
         if label not in columns:
-            return MissingLabelColumn(path, label, columns)
+            return MissingLabelColumn(name, label, columns)
         if len(columns) < 2:
-            return ConfigurationError(f"{path} has no feature columns besides {label!r}")
+            return ConfigurationError(f"{name} has no feature columns besides {label!r}")
         j = columns.index(label)
         names = tuple(h for k, h in enumerate(columns) if k != j)
         checked = [k for k in range(len(columns)) if k != j]
@@ -553,7 +573,7 @@ def load_labelled_csv(
 
         return _Plan(names, checked, j, None, features)
 
-    return _load(path, customer_column, layout, named=True, peak=peak)
+    return _load(path, customer_column, layout, named=True, peak=peak, shown=name)
 
 
 def customer_groups(customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

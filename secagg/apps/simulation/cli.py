@@ -49,7 +49,9 @@ from secagg.apps.simulation.config import (
     csv_only,
     key,
     listed_names,
+    paths_written,
     rows_without_customers,
+    shown_file,
     spelled_for,
     synthetic_only,
     with_file_rounds,
@@ -416,6 +418,18 @@ def _checked_config(from_file: dict[str, Any], typed: dict[str, Any]) -> Simulat
                 shown = shown_path(typed_paths[name])
                 raise ConfigurationError(f"{key(name)} {shown} is {kind}, not a file")
     return config
+
+
+def _written_paths(flags: dict[str, Any], from_file: dict[str, Any]) -> dict[str, str]:
+    """Each path key (:data:`PATH_KEYS`) as the user wrote it, the flag's over the
+    file's, for the readers' messages (:func:`~secagg.apps.simulation.config.paths_written`)."""
+    written = {}
+    for name in PATH_KEYS:
+        value = flags.get(name)
+        value = from_file.get(name) if value is None else value
+        if value is not None:
+            written[name] = str(value)
+    return written
 
 
 def _refuse_unreadable_path(name: str, typed: str, opened: str) -> None:
@@ -810,6 +824,7 @@ def simulate(config_file: str | None, as_json: bool, quiet: bool, **flags: Any) 
     typed = [k for k, v in flags.items() if v is not None]
     _check_run_dir_writable(run_dir)
     with (
+        paths_written(_written_paths(flags, from_file)),
         _quiet_libraries(),
         _marked_aborted_if_stopped(run_dir),
         _marked_failed_if_it_fails(run_dir),
@@ -950,7 +965,8 @@ def _no_label_column(exc: ConfigurationError, config: SimulationConfig) -> str |
     hint = f"; the nearest is {quoted(nearest[0])}" if nearest else ""
     shown = listed_names([quoted(c) for c in columns], _MAX_COLUMNS_SHOWN)
     return (
-        f"{key('label', config.label)}: {config.path} has no column {config.label!r} "
+        f"{key('label', config.label)}: {shown_file('path', str(config.path))} has no "
+        f"column {config.label!r} "
         f"(its {len(columns)} columns: {shown}){hint}"
     )
 

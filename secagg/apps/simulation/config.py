@@ -112,6 +112,7 @@ or a branch whose test set holds none, is a note in the results instead.
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -293,7 +294,42 @@ _ORIGIN: ContextVar[tuple[frozenset[str], frozenset[str]] | None] = ContextVar(
 _FILE_OPTIMIZER: ContextVar[str | None] = ContextVar(
     "secagg_simulation_file_optimizer", default=None
 )
+#: the path keys as the CLI's current invocation wrote them (see :func:`paths_written`);
+#: None: a library caller, whose messages name the paths it gave
+_WRITTEN: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "secagg_simulation_written_paths", default=None
+)
 _NO_VALUE = object()
+
+
+@contextmanager
+def paths_written(written: Mapping[str, str]) -> Iterator[None]:
+    """Within this block, a reader's message names a path key (:data:`PATH_KEYS`) as the
+    user wrote it (``written``: flag or file value by field name), not by the absolute
+    path the configuration holds and the reader opens (:func:`shown_file`).
+
+    Why: the paths are made absolute before the run (so a run folder replays from any
+    directory), and the readers' refusals named that form: ``--label x --path c.csv``
+    said ``--label x: /home/me/runs/c.csv has no column 'x'``, a path never typed
+    (follow-up of the as-written check, 2026-12-08)."""
+    token = _WRITTEN.set(dict(written))
+    try:
+        yield
+    finally:
+        _WRITTEN.reset(token)
+
+
+def shown_file(name: str, value: str | Path) -> str:
+    """The file of path key ``name`` (holding ``value``, the absolute path opened) as a
+    one-line message names it: as written when the CLI's invocation wrote the path that
+    ``value`` was made from (:func:`paths_written`), else ``value`` as it is (a library
+    caller's own path)."""
+    written = (_WRITTEN.get() or {}).get(name)
+    if written is None or os.path.abspath(written) != str(value):
+        return str(value)
+    from secagg.apps.commands.common import shown_path  # the CLI's rule; its import is the CLI's
+
+    return shown_path(written)
 
 
 @contextmanager
@@ -1649,8 +1685,9 @@ def check_branch_data(
     )
     if branches and sum(frauds for _, _, frauds, _ in branches) == 0:
         label = (config.label or "Class") if csv else "the generator's label"
+        data = shown_file("path", config.path) if config.path else "the data"
         raise ConfigurationError(
-            f"{config.path or 'the data'}: the label {label!r} has no positive (fraud) row "
+            f"{data}: the label {label!r} has no positive (fraud) row "
             "in any training set: there is nothing to learn"
         )
     total_rows = sum(rows for _, rows, _, _ in branches)

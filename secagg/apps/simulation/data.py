@@ -24,7 +24,7 @@ import numpy as np
 
 from secagg.apps.models.synthetic import BranchData, generate_branches
 from secagg.apps.models.tabular import MemoryPeak
-from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key
+from secagg.apps.simulation.config import SimulationConfig, check_branch_data, key, shown_file
 from secagg.apps.simulation.seeding import _customer_rows_seed, _derived_seed, _replay_bytes
 from secagg.durable import special_file_kind
 from secagg.errors import ConfigurationError
@@ -86,7 +86,7 @@ def partition_column_index(config: SimulationConfig, names: tuple[str, ...]) -> 
     elif name == config.customer_column:
         what = f"is the customer column ({key('customer_column')})"
     else:
-        what = f"is no column of {config.path}"
+        what = f"is no column of {shown_file('path', str(config.path))}"
     listed = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
     raise ConfigurationError(
         f"{key('partition_column')} {name!r} {what}: the feature skew needs a feature "
@@ -115,7 +115,8 @@ def _feature_statistics(
     if source == "public":
         if config.stats_path is not None:
             _require_file(config, "stats_path")
-            return load_public_statistics(config.stats_path, names)
+            shown = shown_file("stats_path", config.stats_path)
+            return load_public_statistics(config.stats_path, names, shown=shown)
         # the generator's reference sample: drawn for this, under another seed, it is
         # no branch's data (a public prior of the same population)
         reference = _public_reference(config)
@@ -188,15 +189,16 @@ def _require_file(config: SimulationConfig, name: str) -> None:
     the feature statistics: [Errno 21] Is a directory", naming no flag or key (CLI
     audit of 2026-12-05); what the file holds is still the reader's to judge."""
     path = Path(getattr(config, name))
+    shown = shown_file(name, str(path))
     if not path.exists():
-        raise ConfigurationError(f"{key(name)} {path}: no such file")
+        raise ConfigurationError(f"{key(name)} {shown}: no such file")
     if path.is_dir():
-        raise ConfigurationError(f"{key(name)} {path} is a directory, not a file")
+        raise ConfigurationError(f"{key(name)} {shown} is a directory, not a file")
     # a named pipe read "Error: X is a named pipe, not a CSV file", naming no flag (the
     # reader's one-open check, which still refuses a file swapped for one after this)
     kind = special_file_kind(path)
     if kind is not None:
-        raise ConfigurationError(f"{key(name)} {path} is {kind}, not a file")
+        raise ConfigurationError(f"{key(name)} {shown} is {kind}, not a file")
 
 
 def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str, ...]]:
@@ -217,11 +219,18 @@ def _raw_branches(config: SimulationConfig) -> tuple[list[BranchData], tuple[str
     assert config.path is not None
     _require_file(config, "path")
     if config.source == "creditcard":
-        table = load_creditcard_csv(config.path, config.customer_column, peak=SIMULATION_PEAK)
+        shown = shown_file("path", config.path)
+        table = load_creditcard_csv(
+            config.path, config.customer_column, peak=SIMULATION_PEAK, shown=shown
+        )
     else:
         assert config.label is not None
         table = load_labelled_csv(
-            config.path, config.label, config.customer_column, peak=SIMULATION_PEAK
+            config.path,
+            config.label,
+            config.customer_column,
+            peak=SIMULATION_PEAK,
+            shown=shown_file("path", config.path),
         )
     # the column a feature skew uses (refused now, before any split, if it is none)
     column = partition_column_index(config, table.feature_names)
@@ -390,8 +399,9 @@ def _check_fraud_share(config: SimulationConfig, labels: np.ndarray) -> None:
     label = config.label if config.source == "csv" else "Class"
     # floored to a tenth of a percent: never shown below a limit it exceeds by less
     share = math.floor(1000 * frauds / rows) / 10
+    data = shown_file("path", str(config.path))
     raise ConfigurationError(
-        f"{config.path}: {frauds} of {rows} rows ({share:.1f} %) have {label!r} = 1 (fraud), "
+        f"{data}: {frauds} of {rows} rows ({share:.1f} %) have {label!r} = 1 (fraud), "
         f"above {key('max_fraud_share')} = {limit:g}: fraud is the rare class, so the label "
         "is most likely inverted (1 must mean fraud, 0 legitimate); if fraud really is "
         f"this common in the file (an undersampled one), raise {key('max_fraud_share')}"

@@ -498,7 +498,7 @@ def public_feature_statistics(
     )
 
 
-def _number(path: Path, name: str, key: str, value: object) -> float:
+def _number(path: str, name: str, key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigurationError(f"{path}: feature {name!r}: {key} must be a number, not {value!r}")
     out = float(value)
@@ -507,40 +507,50 @@ def _number(path: Path, name: str, key: str, value: object) -> float:
     return out
 
 
-def load_public_statistics(path: str | Path, feature_names: Sequence[str]) -> FeatureStatistics:
+def load_public_statistics(
+    path: str | Path, feature_names: Sequence[str], *, shown: str | None = None
+) -> FeatureStatistics:
     """Public or prior statistics from a JSON file ``{"features": {name: {"mean", "std"}}}``.
 
     Every name in ``feature_names`` must be there, in any order (extra features in
-    the file are ignored), with a finite mean and a finite std > 0.
+    the file are ignored), with a finite mean and a finite std > 0. ``shown``: the file
+    as the messages name it [``path``]; why: ``secagg simulate`` reads the absolute path
+    a relative ``data.stats_path`` was made into, and names it as the user wrote it (the
+    statistics' recorded origin stays the absolute path).
     """
     p = Path(path)
+    where = str(p) if shown is None else shown
     names = list(feature_names)
     if not names or len(set(names)) != len(names):
-        raise ConfigurationError(f"{p}: give a non-empty list of distinct feature names")
+        raise ConfigurationError(f"{where}: give a non-empty list of distinct feature names")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigurationError(f"no feature statistics file at {p}") from None
+        raise ConfigurationError(f"no feature statistics file at {where}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{p}: cannot read the feature statistics: {exc}") from None
+        # an OSError's own words end in the path it opened (the absolute one)
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigurationError(f"{where}: cannot read the feature statistics: {detail}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"{p} is not valid JSON: {exc}") from None
+        raise ConfigurationError(f"{where} is not valid JSON: {exc}") from None
     table = data.get("features") if isinstance(data, dict) else None
     if not isinstance(table, dict):
-        raise ConfigurationError(f'{p} must hold {{"features": {{name: {{"mean": m, "std": s}}}}}}')
+        raise ConfigurationError(
+            f'{where} must hold {{"features": {{name: {{"mean": m, "std": s}}}}}}'
+        )
     mean, std = [], []
     for name in names:
         if name not in table:
-            raise ConfigurationError(f"{p} has no statistics for feature {name!r}")
+            raise ConfigurationError(f"{where} has no statistics for feature {name!r}")
         entry = table[name]
         if not isinstance(entry, dict) or "mean" not in entry or "std" not in entry:
-            raise ConfigurationError(f'{p}: feature {name!r} needs {{"mean": m, "std": s}}')
-        m = _number(p, name, "mean", entry["mean"])
-        s = _number(p, name, "std", entry["std"])
+            raise ConfigurationError(f'{where}: feature {name!r} needs {{"mean": m, "std": s}}')
+        m = _number(where, name, "mean", entry["mean"])
+        s = _number(where, name, "std", entry["std"])
         if s <= 0:
-            raise ConfigurationError(f"{p}: feature {name!r}: std must be positive, not {s!r}")
+            raise ConfigurationError(f"{where}: feature {name!r}: std must be positive, not {s!r}")
         mean.append(m)
         std.append(s)
     return FeatureStatistics(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from secagg.apps.simulation import tuning
-from secagg.apps.simulation.config import SimulationConfig, key
+from secagg.apps.simulation.config import SimulationConfig, key, shown_file
 from secagg.apps.simulation.data import _public_reference, _public_validation_worlds
 from secagg.apps.simulation.tuning import TunedFit, pooled_customers
 from secagg.errors import ConfigurationError
@@ -161,46 +161,51 @@ def read_prior_file(config: SimulationConfig, features: int | None = None) -> np
 
     assert config.prior_path is not None
     path, flag = config.prior_path, key("prior_path")
+    shown = shown_file("prior_path", path)  # the path as written; ``path`` is opened
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
     except FileNotFoundError:
-        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+        raise ConfigurationError(f"no prior model at {shown} ({flag})") from None
     except OSError as exc:
-        raise ConfigurationError(f"{path} ({flag}) cannot be read: {exc.strerror}") from None
+        raise ConfigurationError(f"{shown} ({flag}) cannot be read: {exc.strerror}") from None
     if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
         # numpy tries any other file as a pickle, and its refusal advised loading it
         # "unsafely" with allow_pickle or pickle.load (simulate audit, 2026-12-04)
         raise ConfigurationError(
-            f"{path} ({flag}) is not a .npy file (numpy.save writes one; an earlier run's "
+            f"{shown} ({flag}) is not a .npy file (numpy.save writes one; an earlier run's "
             "model.npy is one)"
         )
     try:
         vector = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise ConfigurationError(f"no prior model at {path} ({flag})") from None
+        raise ConfigurationError(f"no prior model at {shown} ({flag})") from None
     except ValueError as exc:
         if "pickle" in str(exc).lower():  # a .npy of dtype object
             raise ConfigurationError(
-                f"{path} ({flag}) holds Python objects, not a float vector: a file is never "
+                f"{shown} ({flag}) holds Python objects, not a float vector: a file is never "
                 "unpickled here"
             ) from None
         detail = " ".join(str(exc).split())
-        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+        raise ConfigurationError(
+            f"{shown} ({flag}) is not a numpy model vector: {detail}"
+        ) from None
     except (OSError, EOFError) as exc:
         detail = " ".join(str(exc).split())
-        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: {detail}") from None
+        raise ConfigurationError(
+            f"{shown} ({flag}) is not a numpy model vector: {detail}"
+        ) from None
     if not isinstance(vector, np.ndarray):  # an .npz archive
-        raise ConfigurationError(f"{path} ({flag}) is not a numpy model vector: an archive")
+        raise ConfigurationError(f"{shown} ({flag}) is not a numpy model vector: an archive")
     if vector.dtype.kind != "f" or vector.size == 0 or sum(n > 1 for n in vector.shape) > 1:
         raise ConfigurationError(
-            f"{path} ({flag}) is not a numpy model vector: an array of {vector.dtype} and "
+            f"{shown} ({flag}) is not a numpy model vector: an array of {vector.dtype} and "
             f"shape {vector.shape}, not a flat float vector (an earlier run's model.npy is one)"
         )
     flat = np.asarray(vector, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(flat)):
         raise ConfigurationError(
-            f"{path} ({flag}) holds {int(np.sum(~np.isfinite(flat)))} NaN or infinite "
+            f"{shown} ({flag}) holds {int(np.sum(~np.isfinite(flat)))} NaN or infinite "
             "parameters: a corrupted or diverged model is no place to start"
         )
     if features is not None:
@@ -210,7 +215,7 @@ def read_prior_file(config: SimulationConfig, features: int | None = None) -> np
         size = sum(p.numel() for p in model.parameters())
         if flat.size != size:
             raise ConfigurationError(
-                f"{path} ({flag}) holds {flat.size} parameters; the {config.model} model of "
+                f"{shown} ({flag}) holds {flat.size} parameters; the {config.model} model of "
                 f"these {features} features has {size}: it is a model of other data or "
                 f"another {key('model')}"
             )

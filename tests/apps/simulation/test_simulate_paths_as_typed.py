@@ -145,3 +145,123 @@ def test_a_tilde_no_shell_expanded_is_said(here: Path, monkeypatch: pytest.Monke
         "Error: no prior model at ~/m.npy (--prior-path; a leading ~ is not expanded "
         "here: write the home folder out)"
     )
+
+
+# -- the readers' own refusals, met once the file is read, name it as written too ---------
+
+
+def _write_rows(path: Path, *, fraud_every: int = 5, rows: int = 400) -> None:
+    """A CSV two branches can split (a fraud every ``fraud_every`` rows)."""
+    lines = ["amount,age,is_fraud"]
+    lines += [f"{(i * 37) % 101 / 7:.3f},{i % 60},{int(i % fraud_every == 0)}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+TWO = ["--branches", "2", "--rounds", "1"]
+
+
+def _said(here: Path, error: str, written: str) -> None:
+    """``error`` names the file as written, not by the folder it was resolved against."""
+    assert written in error and str(here) not in error, error
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["--label", "no_such_column"], "has no column 'no_such_column'"),
+        (["--label", "is_fraud", "--customer-column", "card"], "has no customer column"),
+        (["--label", "amount"], "label 'amount' is"),
+        (["--label", "is_fraud", "--partition", "feature", "--partition-column", "x"], "no column"),
+    ],
+)
+def test_a_csv_readers_refusal_names_the_file_as_typed(
+    here: Path, args: list[str], what: str
+) -> None:
+    Path("data").mkdir()
+    _write_rows(here / "data" / "tx.csv")
+    written = os.path.join("data", "tx.csv")
+    error = one_line_error(simulate("--data", "csv", "--path", written, *TWO, *args))
+    assert what in error
+    _said(here, error, written)
+
+
+def test_the_credit_card_layout_names_the_file_as_typed(here: Path) -> None:
+    _write_rows(here / "tx.csv")
+    error = one_line_error(simulate("--data", "creditcard", "--path", "tx.csv", *TWO))
+    assert "lacks the credit-card columns" in error
+    _said(here, error, "tx.csv")
+
+
+def test_a_csv_of_too_many_frauds_names_it_as_typed(here: Path) -> None:
+    """A fraud share past the cap (an inverted label?) names the file."""
+    _write_rows(here / "tx.csv", fraud_every=2)
+    error = one_line_error(
+        simulate(
+            "--data", "csv", "--label", "is_fraud", "--path", "tx.csv", *TWO,
+            "--max-fraud-share", "0.1",
+        )
+    )  # fmt: skip
+    assert "rows (50.0 %) have 'is_fraud' = 1 (fraud)" in error, error
+    _said(here, error, "tx.csv")
+
+
+@pytest.mark.parametrize(
+    ("content", "what"), [(b"{", "is not valid JSON"), (b'{"features": {}}', "no statistics")]
+)
+def test_a_feature_statistics_file_refused_is_named_as_written(
+    here: Path, content: bytes, what: str
+) -> None:
+    _write_rows(here / "tx.csv")
+    Path("stats.json").write_bytes(content)
+    Path("c.toml").write_text(
+        '[data]\nsource = "csv"\nlabel = "is_fraud"\npath = "tx.csv"\n'
+        'standardize = "public"\nstats_path = "stats.json"\n'
+        '[privacy]\nunit = "client"\nmechanism = "central"\n',
+        encoding="utf-8",
+    )
+    error = one_line_error(simulate("--config", "c.toml", *TWO))
+    assert what in error
+    _said(here, error, "stats.json")
+
+
+@pytest.mark.parametrize(
+    "content", [b"not numpy", b"\x93NUMPY\x01\x00"], ids=["not-npy", "truncated"]
+)
+def test_a_prior_file_refused_is_named_as_typed(here: Path, content: bytes) -> None:
+    Path("m.npy").write_bytes(content)
+    error = one_line_error(simulate("--prior-path", "m.npy", "--prior-epsilon", "1", *TWO))
+    assert "(--prior-path)" in error
+    _said(here, error, "m.npy")
+
+
+def test_a_csv_without_a_fraud_names_it_as_typed(here: Path) -> None:
+    """The branch check's refusal (nothing to learn) names the file too."""
+    _write_rows(here / "tx.csv", fraud_every=10_000)  # row 0 alone is a fraud
+    text = (here / "tx.csv").read_text(encoding="utf-8").replace(",1\n", ",0\n")
+    (here / "tx.csv").write_text(text, encoding="utf-8")
+    error = one_line_error(
+        simulate("--data", "csv", "--label", "is_fraud", "--path", "tx.csv", *TWO)
+    )
+    assert "tx.csv: the label 'is_fraud' has no positive (fraud) row" in error, error
+    _said(here, error, "tx.csv")
+
+
+def test_a_library_caller_is_named_by_the_path_it_gave(here: Path) -> None:
+    """Outside ``secagg simulate`` nothing was written by a user: the readers name the
+    path they were given, as before, and the statistics record the absolute origin."""
+    from secagg.apps.models.tabular import load_labelled_csv
+    from secagg.apps.simulation.config import shown_file
+    from secagg.apps.simulation.feature_stats import load_public_statistics
+    from secagg.errors import ConfigurationError
+
+    absolute = str(here / "tx.csv")
+    assert shown_file("path", absolute) == absolute
+    _write_rows(here / "tx.csv")
+    with pytest.raises(ConfigurationError, match="has no label column") as caught:
+        load_labelled_csv(absolute, "no_such_column")
+    assert str(caught.value).startswith(absolute)
+    Path("s.json").write_text('{"features": {"amount": {"mean": 1, "std": 2}}}', encoding="utf-8")
+    stats = load_public_statistics(here / "s.json", ["amount"], shown="s.json")
+    assert stats.details["origin"] == str(here / "s.json")
+    with pytest.raises(ConfigurationError, match=r"^s\.json has no statistics"):
+        load_public_statistics(here / "s.json", ["age"], shown="s.json")
