@@ -545,12 +545,9 @@ def _untraced_bytes_per_aes_context(count: int = 20_000) -> float | None:
 
 
 def _keystream_masks(server: Server) -> int:
-    """Vectors the server must expand at unmasking: self-masks plus dropout pair masks."""
-    report = server.report
-    survivors = set(report.included)
-    dropped = set(report.responders.get(ServerPhase.SHARE_KEYS.value, ())) - survivors
-    pair = sum(len(server.graph.neighbours(u) & survivors) for u in dropped)
-    return len(survivors) + pair
+    """Vectors the server must expand at unmasking: self-masks plus dropout pair masks
+    (one per pair-seed agreement, :func:`_unmasking_x25519`)."""
+    return len(server.report.included) + _unmasking_x25519(server)[1]
 
 
 def _unmasking_x25519(server: Server) -> tuple[int, int]:
@@ -629,13 +626,13 @@ def _run_cell(
     server_total = t["sum"] + t["close"] + t["unmask"]
     unmask_cpu = min(t["unmask_cpu_runs"])
     server_cpu = min(t["sum_cpu_runs"]) + t["close_cpu"] + unmask_cpu
-    masks = _keystream_masks(server)
+    key_pairs, agreements = _unmasking_x25519(server)
+    masks = len(included) + agreements  # self-masks and pair masks (_keystream_masks)
     keystream_bytes = masks * d * 4
     # every verdict below is CPU time against CPU-time floors, each the best in cache
     aes_floor_cpu = aes_floor.seconds_for(keystream_bytes)
     unmask_bound = aes_floor_cpu + add_floor.seconds_for(keystream_bytes)
     server_bound = unmask_bound + plaintext_cpu
-    key_pairs, agreements = _unmasking_x25519(server)
     x25519_floor = x25519.seconds_for(key_pairs, agreements)
     masking = sorted(prep.masking_seconds)
     return {

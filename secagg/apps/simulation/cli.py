@@ -256,10 +256,9 @@ def _config_and_file_values(
         config = _checked_config(from_file, typed)
         if check_files:
             with spelled_for(flags=typed, file_keys=from_file):
-                for name in PATH_KEYS:
-                    written = typed.get(name, from_file.get(name))
-                    if (opened := getattr(config, name)) is not None and written is not None:
-                        _refuse_unreadable_path(name, str(written), opened)
+                for name, written in _written_paths(typed, from_file).items():
+                    if (opened := getattr(config, name)) is not None:
+                        _refuse_unreadable_path(name, written, opened)
         return config, from_file
     except ConfigurationError as exc:
         if config_file is None or not _file_mistake(str(exc), from_file, typed):
